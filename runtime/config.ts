@@ -1,0 +1,75 @@
+// Runtime configuration, validated with zod at the boundary. Effects can be injected (simulation
+// and tests); anything not injected gets the real handler: libp2p TCP on 127.0.0.1, LMDB in a
+// data folder, the system clock, crypto randomness, and an ed25519 identity kept in storage.
+
+import { z } from 'zod'
+import { ConfigInvalid } from '../effects/errors.js'
+import type { Network } from '../effects/network/index.js'
+import type { Storage } from '../effects/storage/index.js'
+import type { Clock } from '../effects/time/index.js'
+import type { Random } from '../effects/random/index.js'
+import type { Crypto } from '../effects/crypto/index.js'
+import type { Choreography } from './choreography.js'
+
+const isObject = (v: unknown) => typeof v === 'object' && v !== null
+
+export const runtimeConfigSchema = z
+  .object({
+    /** LMDB folder; default: a new folder under the OS temp dir */
+    dataDir: z.string().min(1).optional(),
+    transport: z.enum(['tcp', 'memory']).default('tcp'),
+    /** listen multiaddrs; default 127.0.0.1 on a free TCP port (or a fresh memory address) */
+    listen: z.array(z.string().min(1)).optional(),
+    /** addresses dialled at start */
+    bootstrap: z.array(z.string().min(1)).default([]),
+    maxFrameBytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
+    limits: z
+      .object({
+        maxParticipants: z.number().int().min(2).max(1024).default(32),
+        maxConcurrentSessions: z.number().int().min(1).max(1_000_000).default(1000),
+        maxMessageBytes: z.number().int().min(64).max(64 * 1024 * 1024).default(256 * 1024),
+      })
+      .strict()
+      .default({ maxParticipants: 32, maxConcurrentSessions: 1000, maxMessageBytes: 256 * 1024 }),
+    sessions: z
+      .object({
+        defaultTimeoutMs: z.number().positive().max(7 * 24 * 3600_000).default(30_000),
+        /** join sessions we are invited to automatically, with the role the invite gives us */
+        autoJoin: z.boolean().default(false),
+      })
+      .strict()
+      .default({ defaultTimeoutMs: 30_000, autoJoin: false }),
+    /** scales every timeout: production 1, tests and simulation lower */
+    timeoutProfile: z
+      .object({ name: z.string().min(1), factor: z.number().positive().max(100) })
+      .strict()
+      .default({ name: 'production', factor: 1 }),
+    /** choreographies this peer can run (needed before restored sessions resume) */
+    protocols: z.array(z.custom<Choreography>((v) => isObject(v) && Array.isArray((v as Choreography).steps))).default([]),
+    /** forward every actor's inspection events here (e.g. @statelyai/inspect's inspector.inspect) */
+    inspect: z.custom<(event: unknown) => void>((v) => typeof v === 'function').optional(),
+    effects: z
+      .object({
+        network: z.custom<Network>(isObject).optional(),
+        storage: z.custom<Storage>(isObject).optional(),
+        clock: z.custom<Clock>(isObject).optional(),
+        random: z.custom<Random>(isObject).optional(),
+        crypto: z.custom<Crypto>(isObject).optional(),
+      })
+      .strict()
+      .default({}),
+  })
+  .strict()
+
+export type RuntimeConfigInput = z.input<typeof runtimeConfigSchema>
+export type RuntimeConfig = z.output<typeof runtimeConfigSchema>
+
+export function parseRuntimeConfig(input: unknown): RuntimeConfig {
+  const parsed = runtimeConfigSchema.safeParse(input ?? {})
+  if (!parsed.success) {
+    throw new ConfigInvalid(`invalid runtime config: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`, {
+      issues: parsed.error.issues,
+    })
+  }
+  return parsed.data
+}

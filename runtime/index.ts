@@ -1,0 +1,26 @@
+// Public API of aura-orchestration.
+
+import './polyfill.js'
+
+export { createRuntime, type Runtime } from './runtime.js'
+export { runtimeConfigSchema, parseRuntimeConfig, type RuntimeConfig, type RuntimeConfigInput } from './config.js'
+export { defineChoreography, type Choreography, type ChoreographyDefinition, type ChoreographyStep, type StepContext } from './choreography.js'
+export { thresholdCeremony, groupKeyOf } from './protocols/threshold-ceremony.js'
+export { SessionManager, Session, type SessionResult, type SessionView, type SessionParticipant, type CreateSessionConfig, type Invitation } from './sessions.js'
+export { TimeoutCoordinator, type TimeoutPolicy, type CoordinatedResult, type Operation, type NamedOperation } from './timeouts.js'
+export { withRetry, DEFAULT_RETRY_POLICY, isTransient, type RetryOptions, type RetryPolicy } from './retry.js'
+export { Router, protocolFor, type PatternFamily, type InboundMessage, type OutboundMessage } from './router.js'
+export { encodeEnvelope, decodeEnvelope, envelopeSchema, type Envelope } from './wire.js'
+export { EventBus, type RuntimeEvent } from './events.js'
+export { Metrics, type MetricsSnapshot, type LatencySummary } from './metrics.js'
+export { Simulation, type SimulationOptions, type TraceEvent } from './simulation.js'
+
+export * from '../effects/errors.js'
+export * from '../effects/network/index.js'
+export * from '../effects/storage/index.js'
+export * from '../effects/time/index.js'
+export * from '../effects/random/index.js'
+export * from '../effects/crypto/index.js'
+export { sessionMachine } from '../machines/session.js'
+export { retryMachine, backoffDelay } from '../machines/retry.js'
+export { timeoutMachine, coordinatedTimeoutMachine, childBudget, type Budget } from '../machines/timeout.js'

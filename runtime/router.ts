@@ -1,0 +1,230 @@
+// The router carries actor messages between peers. One libp2p protocol per pattern family
+// (`/aura/<family>/1.0.0`), frames are envelopes (see wire.ts), and every incoming frame is
+// decoded, validated and authenticated (the envelope's `from` must be the peer the transport
+// authenticated) before a handler sees it. Bad frames are counted and answered with a typed error;
+// they never reach a handler and never stop the peer.
+//
+// Two delivery styles share the same path:
+//   - `send`: one-way message (ordered per peer and family).
+//   - `request`: the envelope carries an `id`; the handler's return value goes back as a `reply`
+//     (or its typed error as `error`) and the caller's promise settles with it.
+// Messages to self skip the codec and network but go through the same validation and dispatch.
+
+import { AuraError, DeadlineExceeded, MalformedFrame, PermissionDenied, UnknownProtocol, isAuraError, type AuraErrorCode } from '../effects/errors.js'
+import type { IncomingFrame, Network } from '../effects/network/index.js'
+import type { Clock } from '../effects/time/index.js'
+import type { Random } from '../effects/random/index.js'
+import { decodeEnvelope, encodeEnvelope, type Envelope } from './wire.js'
+import type { EventBus } from './events.js'
+
+export type PatternFamily = 'session' | 'crdt' | 'anti-entropy' | 'storage' | 'replication' | 'transport' | 'timeout'
+
+export const protocolFor = (family: PatternFamily): string => `/aura/${family}/1.0.0`
+
+export interface InboundMessage {
+  envelope: Envelope
+  /** authenticated sender */
+  from: string
+  family: PatternFamily
+}
+
+/** A handler may return a value: for a request it becomes the reply payload. */
+export type KindHandler = (message: InboundMessage) => unknown | Promise<unknown>
+
+export interface OutboundMessage {
+  kind: string
+  to?: string
+  session?: string
+  deadline?: number
+  epoch?: number
+  payload: unknown
+}
+
+const REPLY = 'reply'
+const ERROR = 'error'
+
+interface Pending {
+  resolve: (value: unknown) => void
+  reject: (error: unknown) => void
+  timer: unknown
+}
+
+export interface RouterOptions {
+  network: Network
+  bus: EventBus
+  clock: Clock
+  random: Random
+  maxFrameBytes: number
+}
+
+export class Router {
+  private readonly handlers = new Map<PatternFamily, Map<string, KindHandler>>()
+  private readonly pending = new Map<string, Pending>()
+  private readonly network: Network
+  private readonly bus: EventBus
+  private readonly clock: Clock
+  private readonly random: Random
+  readonly maxFrameBytes: number
+
+  constructor(options: RouterOptions) {
+    this.network = options.network
+    this.bus = options.bus
+    this.clock = options.clock
+    this.random = options.random
+    this.maxFrameBytes = options.maxFrameBytes
+  }
+
+  get self(): string {
+    return this.network.peerId
+  }
+
+  /** Registers handlers for a family's message kinds; the first registration opens the protocol. */
+  async register(family: PatternFamily, kinds: Record<string, KindHandler>): Promise<void> {
+    let table = this.handlers.get(family)
+    const first = !table
+    if (!table) this.handlers.set(family, (table = new Map()))
+    for (const [kind, handler] of Object.entries(kinds)) table.set(kind, handler)
+    if (first) await this.network.handle(protocolFor(family), (frame) => this.onFrame(family, frame))
+  }
+
+  /** One-way message. Rejects with the network's typed error if the frame cannot be sent. */
+  async send(peerId: string, family: PatternFamily, message: OutboundMessage): Promise<void> {
+    await this.dispatchOut(peerId, family, this.envelope(message))
+  }
+
+  /** Request/response: resolves with the remote handler's return value, rejects with its typed error. */
+  async request<T = unknown>(peerId: string, family: PatternFamily, message: OutboundMessage, timeoutMs = 10_000): Promise<T> {
+    const id = this.random.id(8)
+    const envelope = { ...this.envelope(message), id }
+    const settled = new Promise<T>((resolve, reject) => {
+      const timer = this.clock.setTimeout(() => {
+        this.pending.delete(id)
+        reject(new DeadlineExceeded(`no reply to ${message.kind} from ${peerId} within ${timeoutMs} ms`, { peer: peerId, kind: message.kind }))
+      }, timeoutMs)
+      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer })
+    })
+    try {
+      await this.dispatchOut(peerId, family, envelope)
+    } catch (error) {
+      this.settle(id, undefined, error)
+    }
+    return settled
+  }
+
+  private envelope(message: OutboundMessage): Envelope {
+    return {
+      v: 1,
+      kind: message.kind,
+      from: this.self,
+      to: message.to ?? message.kind,
+      ...(message.session !== undefined ? { session: message.session } : {}),
+      ...(message.deadline !== undefined ? { deadline: message.deadline } : {}),
+      ...(message.epoch !== undefined ? { epoch: message.epoch } : {}),
+      payload: message.payload,
+    }
+  }
+
+  private async dispatchOut(peerId: string, family: PatternFamily, envelope: Envelope): Promise<void> {
+    if (peerId === this.self) {
+      // Local delivery: same validation and dispatch, no codec, no network.
+      this.bus.emit({ type: 'wire', direction: 'out', kind: envelope.kind, remote: peerId, bytes: 0, session: envelope.session })
+      queueMicrotask(() => void this.dispatchIn(family, envelope, peerId, 0))
+      return
+    }
+    const frame = encodeEnvelope(envelope, this.maxFrameBytes)
+    await this.network.send(peerId, protocolFor(family), frame)
+    this.bus.emit({ type: 'wire', direction: 'out', kind: envelope.kind, remote: peerId, bytes: frame.length, session: envelope.session })
+  }
+
+  private onFrame(family: PatternFamily, frame: IncomingFrame): void {
+    let envelope: Envelope
+    try {
+      envelope = decodeEnvelope(frame.bytes, this.maxFrameBytes)
+    } catch (error) {
+      this.reject(family, frame.from, undefined, error, 'decode')
+      return
+    }
+    void this.dispatchIn(family, envelope, frame.from, frame.bytes.length)
+  }
+
+  private async dispatchIn(family: PatternFamily, envelope: Envelope, from: string, bytes: number): Promise<void> {
+    this.bus.emit({ type: 'wire', direction: 'in', kind: envelope.kind, remote: from, bytes, session: envelope.session })
+    if (envelope.from !== from) {
+      this.reject(family, from, envelope, new PermissionDenied('envelope sender does not match the authenticated peer', { claimed: envelope.from, peer: from }), 'auth')
+      return
+    }
+    if (envelope.kind === REPLY || envelope.kind === ERROR) {
+      this.onAnswer(envelope, from)
+      return
+    }
+    const handler = this.handlers.get(family)?.get(envelope.kind)
+    if (!handler) {
+      this.reject(family, from, envelope, new UnknownProtocol(`no handler for ${family}/${envelope.kind}`, { family, kind: envelope.kind }), 'dispatch')
+      return
+    }
+    try {
+      const result = await handler({ envelope, from, family })
+      if (envelope.id !== undefined) await this.answer(from, family, { kind: REPLY, payload: result }, envelope.id)
+    } catch (error) {
+      this.reject(family, from, envelope, error, `${family}/${envelope.kind}`)
+    }
+  }
+
+  private onAnswer(envelope: Envelope, from: string): void {
+    const id = envelope.id
+    if (id === undefined || !this.pending.has(id)) {
+      if (envelope.kind === ERROR) {
+        const payload = envelope.payload as { code?: string; message?: string } | undefined
+        this.bus.emit({ type: 'error', code: `REMOTE_${payload?.code ?? 'UNKNOWN'}`, where: 'remote', message: String(payload?.message ?? ''), remote: from })
+      }
+      return
+    }
+    if (envelope.kind === REPLY) this.settle(id, envelope.payload)
+    else {
+      const payload = (envelope.payload ?? {}) as { code?: AuraErrorCode; message?: string; details?: Record<string, unknown> }
+      this.settle(id, undefined, new AuraError(payload.code ?? 'NETWORK', payload.message ?? 'remote error', { ...(payload.details ?? {}), remote: from }))
+    }
+  }
+
+  private settle(id: string, value: unknown, error?: unknown): void {
+    const pending = this.pending.get(id)
+    if (!pending) return
+    this.pending.delete(id)
+    this.clock.clearTimeout(pending.timer)
+    if (error !== undefined) pending.reject(error)
+    else pending.resolve(value)
+  }
+
+  /** Counts a rejected inbound message and tells the sender why (never answering an answer). */
+  private reject(family: PatternFamily, from: string, envelope: Envelope | undefined, error: unknown, where: string): void {
+    const typed = isAuraError(error) ? error : new MalformedFrame(error instanceof Error ? error.message : String(error))
+    this.bus.emit({ type: 'error', code: typed.code, where, message: typed.message, remote: from })
+    if (envelope && (envelope.kind === REPLY || envelope.kind === ERROR)) return
+    if (from === this.self && envelope?.id === undefined) return
+    const payload = { code: typed.code, message: typed.message, details: sanitizeDetails(typed.details) }
+    void this.answer(from, family, { kind: ERROR, payload }, envelope?.id).catch(() => {})
+  }
+
+  private async answer(to: string, family: PatternFamily, message: OutboundMessage, id: string | undefined): Promise<void> {
+    const envelope = { ...this.envelope(message), ...(id !== undefined ? { id } : {}) }
+    try {
+      await this.dispatchOut(to, family, envelope)
+    } catch (error) {
+      this.bus.emit({ type: 'error', code: isAuraError(error) ? error.code : 'NETWORK', where: 'answer', message: String(error), remote: to })
+    }
+  }
+
+  /** Rejects every outstanding request (on stop). */
+  close(): void {
+    for (const id of [...this.pending.keys()]) this.settle(id, undefined, new AuraError('CANCELLED', 'router closed'))
+  }
+}
+
+/** zod issues and nested errors can be large or non-serialisable; send only a small summary. */
+function sanitizeDetails(details: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  for (const [key, value] of Object.entries(details)) {
+    if (value === null || ['string', 'number', 'boolean'].includes(typeof value)) out[key] = value
+  }
+  return out
+}

@@ -1,0 +1,140 @@
+// createRuntime: validates the config, builds the effect handlers (real ones unless injected),
+// wires router, metrics and the pattern coordinators, and restores persisted state.
+
+import './polyfill.js'
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { Observable, Subscription } from 'rxjs'
+import { isAuraError } from '../effects/errors.js'
+import { Libp2pNetwork, type Network } from '../effects/network/index.js'
+import { LmdbStorage, type Storage } from '../effects/storage/index.js'
+import { SystemClock, type Clock } from '../effects/time/index.js'
+import { CryptoRandom, type Random } from '../effects/random/index.js'
+import { Ed25519Crypto, type Crypto } from '../effects/crypto/index.js'
+import { parseRuntimeConfig, type RuntimeConfig, type RuntimeConfigInput } from './config.js'
+import { EventBus, type RuntimeEvent } from './events.js'
+import { Metrics, type MetricsSnapshot } from './metrics.js'
+import { Router } from './router.js'
+import { SessionManager } from './sessions.js'
+import { TimeoutCoordinator } from './timeouts.js'
+
+const IDENTITY_NAMESPACE = 'aura.identity'
+const PEERS_NAMESPACE = 'aura.peers'
+
+export interface Runtime {
+  readonly peerId: string
+  readonly config: RuntimeConfig
+  addresses(): string[]
+  /** dials a peer address and remembers it; resolves with the remote peer id */
+  connect(address: string): Promise<string>
+  connectedPeers(): string[]
+  readonly events$: Observable<RuntimeEvent>
+  metrics(): MetricsSnapshot
+  readonly sessions: SessionManager
+  readonly timeouts: TimeoutCoordinator
+  readonly router: Router
+  readonly effects: { network: Network; storage: Storage; clock: Clock; random: Random; crypto: Crypto }
+  stop(): Promise<void>
+}
+
+export async function createRuntime(input: RuntimeConfigInput = {}): Promise<Runtime> {
+  const config = parseRuntimeConfig(input)
+  const injected = config.effects
+  const clock = injected.clock ?? new SystemClock()
+  const random = injected.random ?? new CryptoRandom()
+  const storage = injected.storage ?? new LmdbStorage({ path: config.dataDir ?? mkdtempSync(join(tmpdir(), 'aura-')) })
+  const owned: Array<() => Promise<void>> = []
+  if (!injected.storage) owned.push(() => storage.close())
+  try {
+    const crypto = injected.crypto ?? (await loadIdentity(storage))
+    let network = injected.network
+    if (!network) {
+      const libp2p = await Libp2pNetwork.create({
+        transport: config.transport,
+        ...(config.listen ? { listen: config.listen } : {}),
+        privateKey: (crypto as Ed25519Crypto).privateKey,
+        maxFrameBytes: config.maxFrameBytes,
+      })
+      network = libp2p
+      owned.unshift(() => libp2p.stop())
+    }
+    await network.start()
+    const net = network
+    const bus = new EventBus(() => net.peerId, () => clock.now())
+    const metrics = new Metrics(bus.events$)
+    const router = new Router({ network: net, bus, clock, random, maxFrameBytes: Math.min(config.maxFrameBytes, net.maxFrameBytes) })
+    const inspect = config.inspect
+    const subscriptions: Subscription[] = [
+      net.peerEvents.subscribe((event) => bus.emit({ type: 'peer', status: event.type === 'peer:connect' ? 'connect' : 'disconnect', remote: event.peerId })),
+      net.frameErrors.subscribe((failure) => bus.emit({ type: 'error', code: failure.error.code, where: `network ${failure.protocol}`, message: failure.error.message, remote: failure.from })),
+    ]
+    const sessions = new SessionManager({
+      router,
+      storage,
+      clock,
+      random,
+      crypto,
+      bus,
+      limits: config.limits,
+      defaultTimeoutMs: config.sessions.defaultTimeoutMs,
+      timeoutFactor: config.timeoutProfile.factor,
+      autoJoin: config.sessions.autoJoin,
+      ...(inspect ? { inspect } : {}),
+    })
+    const timeouts = new TimeoutCoordinator({ clock, bus, factor: config.timeoutProfile.factor, ...(inspect ? { inspect } : {}) })
+    const peers = storage.namespace(PEERS_NAMESPACE)
+
+    const connect = async (address: string): Promise<string> => {
+      const peerId = await net.connect(address)
+      await peers.put(peerId, { address, seenAt: clock.now() })
+      return peerId
+    }
+
+    await sessions.start(config.protocols)
+    // Reconnect to peers we knew (a restarted peer finds its session partners again) and to the
+    // bootstrap list; failures are reported, not fatal.
+    const known = [...peers.range<{ address: string }>()].map((e) => e.value.address)
+    for (const address of new Set([...config.bootstrap, ...known])) {
+      connect(address).catch((error) => bus.emit({ type: 'error', code: isAuraError(error) ? error.code : 'NETWORK', where: 'reconnect', message: String(error) }))
+    }
+
+    let stopped = false
+    return {
+      peerId: net.peerId,
+      config,
+      addresses: () => net.addresses(),
+      connect,
+      connectedPeers: () => net.connectedPeers(),
+      events$: bus.events$,
+      metrics: () => metrics.snapshot(),
+      sessions,
+      timeouts,
+      router,
+      effects: { network: net, storage, clock, random, crypto },
+      async stop() {
+        if (stopped) return
+        stopped = true
+        sessions.stop()
+        router.close()
+        for (const s of subscriptions) s.unsubscribe()
+        for (const close of owned) await close()
+        metrics.stop()
+        bus.complete()
+      },
+    }
+  } catch (error) {
+    for (const close of owned) await close().catch(() => undefined)
+    throw error
+  }
+}
+
+/** The peer's identity key lives in storage so a restarted peer keeps its peer id. */
+async function loadIdentity(storage: Storage): Promise<Ed25519Crypto> {
+  const identities = storage.namespace(IDENTITY_NAMESPACE)
+  const stored = identities.get<Uint8Array>('ed25519')
+  if (stored) return Ed25519Crypto.fromBytes(stored)
+  const crypto = await Ed25519Crypto.generate()
+  await identities.put('ed25519', crypto.exportBytes())
+  return crypto
+}

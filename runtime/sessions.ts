@@ -1,0 +1,550 @@
+// Session management over the session machine: create, invite, join, run a choreography, end.
+//
+// Each participant runs its own session actor (the machine projects the choreography onto its
+// role). Peers exchange these messages on `/aura/session/1.0.0`:
+//   invite {input}             creator → others: the roster, deadline and limits
+//   join   {sessionId, role}   joiner → everyone (a request: retried until the peer knows the session)
+//   step   {sessionId, protocol, step, payload}   a choreography message (request, acked once
+//                              the receiver's actor has it; retried; duplicates are dropped)
+//   end    {sessionId, kind, reason}              a peer failed or cancelled: the others stop too
+//
+// The actor's persisted snapshot is written to storage at every transition; a restarted peer
+// restores its sessions, deadlines included (the deadline is an absolute time in context and its
+// timer an invoked actor, which XState restarts on restore).
+
+import { Subject, type Observable } from 'rxjs'
+import { createActor, fromPromise, type Actor, type SnapshotFrom } from 'xstate'
+import {
+  InvalidInput,
+  InvalidTransition,
+  LimitExceeded,
+  PermissionDenied,
+  UnknownProtocol,
+  UnknownRole,
+  UnknownSession,
+  isAuraError,
+} from '../effects/errors.js'
+import type { Clock } from '../effects/time/index.js'
+import type { Random } from '../effects/random/index.js'
+import type { Crypto } from '../effects/crypto/index.js'
+import type { Namespace, Storage } from '../effects/storage/index.js'
+import { sessionMachine, sessionInputSchema, type SessionInput, type SessionOutcome, type SessionEvent } from '../machines/session.js'
+import type { Choreography, StepContext } from './choreography.js'
+import { deadlineTimerActor } from './effect-actors.js'
+import type { EventBus } from './events.js'
+import type { InboundMessage, Router } from './router.js'
+import { withRetry, isTransient } from './retry.js'
+import { z } from 'zod'
+
+export interface SessionParticipant {
+  peerId: string
+  role: string
+}
+
+export interface CreateSessionConfig {
+  /** time the whole session may take; default from runtime config, scaled by the timeout profile */
+  timeoutMs?: number
+  /** choreography the invitees should run (its name travels in the invite) */
+  protocol?: string
+}
+
+export type SessionStatus = 'created' | 'active' | 'terminating' | 'completed' | 'failed' | 'cancelled'
+
+export interface SessionResult {
+  sessionId: string
+  status: 'completed' | 'failed' | 'cancelled'
+  outcome: SessionOutcome
+}
+
+export interface SessionView {
+  sessionId: string
+  sessionType: string
+  status: SessionStatus
+  role: string
+  participants: SessionParticipant[]
+  joined: string[]
+  deadlineAt: number
+  cursor: number
+  step?: string
+  outcome: SessionOutcome | null
+}
+
+export interface Invitation {
+  sessionId: string
+  sessionType: string
+  from: string
+  role: string
+  protocol?: string
+  participants: SessionParticipant[]
+  deadlineAt: number
+}
+
+type SessionActor = Actor<typeof sessionMachine>
+type SessionSnapshot = SnapshotFrom<typeof sessionMachine>
+
+interface StoredSession {
+  snapshot: unknown
+  protocol?: string
+}
+
+const SESSIONS_NAMESPACE = 'aura.sessions'
+
+const invitePayload = z.object({ input: z.unknown(), protocol: z.string().max(64).optional() }).strict()
+const joinPayload = z.object({ sessionId: z.string().min(1).max(128), role: z.string().min(1).max(64) }).strict()
+const stepPayload = z
+  .object({ sessionId: z.string().min(1).max(128), protocol: z.string().min(1).max(64), step: z.number().int().nonnegative(), payload: z.unknown() })
+  .strict()
+const endPayload = z.object({ sessionId: z.string().min(1).max(128), kind: z.enum(['failure', 'cancelled']), reason: z.string().max(1024) }).strict()
+
+function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
+  const parsed = schema.safeParse(value)
+  if (!parsed.success) throw new InvalidInput(`invalid ${what}`, { issues: parsed.error.issues })
+  return parsed.data
+}
+
+export interface SessionManagerDeps {
+  router: Router
+  storage: Storage
+  clock: Clock
+  random: Random
+  crypto: Crypto
+  bus: EventBus
+  limits: { maxParticipants: number; maxConcurrentSessions: number; maxMessageBytes: number }
+  defaultTimeoutMs: number
+  timeoutFactor: number
+  autoJoin: boolean
+  inspect?: (event: unknown) => void
+}
+
+export class Session {
+  constructor(
+    private readonly manager: SessionManager,
+    readonly id: string,
+  ) {}
+
+  /** Runs a choreography (or the one named in the invite) to completion. */
+  executeProtocol(protocol?: Choreography | string): Promise<SessionResult> {
+    return this.manager.executeProtocol(this.id, protocol)
+  }
+
+  /** Resolves when the session reaches a final state. */
+  result(): Promise<SessionResult> {
+    return this.manager.result(this.id)
+  }
+
+  state(): SessionView {
+    return this.manager.view(this.id)
+  }
+
+  cancel(reason = 'cancelled by application'): void {
+    this.manager.cancel(this.id, reason)
+  }
+}
+
+export class SessionManager {
+  private readonly actors = new Map<string, SessionActor>()
+  private readonly protocols = new Map<string, Choreography>()
+  private readonly endedRemotely = new Set<string>()
+  private readonly invitationsSubject = new Subject<Invitation>()
+  readonly invitations$: Observable<Invitation> = this.invitationsSubject.asObservable()
+  private readonly store: Namespace
+  private readonly self: string
+
+  constructor(private readonly deps: SessionManagerDeps) {
+    this.store = deps.storage.namespace(SESSIONS_NAMESPACE)
+    this.self = deps.crypto.peerId
+  }
+
+  async start(protocols: Choreography[]): Promise<void> {
+    for (const protocol of protocols) this.registerProtocol(protocol)
+    await this.deps.router.register('session', {
+      invite: (m) => this.onInvite(m),
+      join: (m) => this.onJoin(m),
+      step: (m) => this.onStep(m),
+      end: (m) => this.onEnd(m),
+    })
+    this.resume()
+  }
+
+  registerProtocol(protocol: Choreography): void {
+    if (!protocol || typeof protocol.name !== 'string' || !Array.isArray(protocol.steps)) throw new InvalidInput('not a choreography (use defineChoreography)')
+    this.protocols.set(protocol.name, protocol)
+  }
+
+  /** Creates a session with this peer as a participant, and invites the others. */
+  async createSession(sessionType: string, participants: SessionParticipant[], config: CreateSessionConfig = {}): Promise<Session> {
+    const options = parse(
+      z.object({ timeoutMs: z.number().positive().finite().max(7 * 24 * 3600_000).optional(), protocol: z.string().min(1).max(64).optional() }).strict(),
+      config,
+      'session config',
+    )
+    if (options.protocol !== undefined && !this.protocols.has(options.protocol)) throw new UnknownProtocol(`no choreography named ${options.protocol}`)
+    this.ensureCapacity()
+    const now = this.deps.clock.now()
+    const timeoutMs = (options.timeoutMs ?? this.deps.defaultTimeoutMs) * this.deps.timeoutFactor
+    const input = this.validateInput({
+      sessionId: this.deps.random.id(16),
+      sessionType,
+      selfPeerId: this.self,
+      participants,
+      createdAt: now,
+      deadlineAt: now + timeoutMs,
+      limits: { maxParticipants: this.deps.limits.maxParticipants, maxMessageBytes: this.deps.limits.maxMessageBytes },
+    })
+    this.spawn(input, undefined, options.protocol)
+    const others = input.participants.filter((p) => p.peerId !== this.self)
+    await Promise.all(
+      others.map((p) =>
+        this.deliver(p.peerId, { kind: 'invite', session: input.sessionId, payload: { input: { ...input, selfPeerId: p.peerId }, ...(options.protocol ? { protocol: options.protocol } : {}) } }, input.deadlineAt),
+      ),
+    )
+    return new Session(this, input.sessionId)
+  }
+
+  /** Joins a session we were invited to, in the role the roster gives us. */
+  async joinSession(sessionId: string, role: string): Promise<Session> {
+    parse(joinPayload, { sessionId, role }, 'join')
+    const actor = this.actor(sessionId)
+    this.sendTo(actor, { type: 'JOIN', peerId: this.self, role })
+    const snapshot = actor.getSnapshot()
+    const others = snapshot.context.participants.filter((p) => p.peerId !== this.self)
+    await Promise.all(others.map((p) => this.deliver(p.peerId, { kind: 'join', session: sessionId, payload: { sessionId, role } }, snapshot.context.deadlineAt)))
+    return new Session(this, sessionId)
+  }
+
+  get(sessionId: string): Session | undefined {
+    return this.actors.has(sessionId) ? new Session(this, sessionId) : undefined
+  }
+
+  list(): SessionView[] {
+    return [...this.actors.keys()].map((id) => this.view(id))
+  }
+
+  async executeProtocol(sessionId: string, protocol?: Choreography | string): Promise<SessionResult> {
+    const actor = this.actor(sessionId)
+    const choreography = this.resolveProtocol(actor, protocol)
+    const roles = new Set(actor.getSnapshot().context.participants.map((p) => p.role))
+    if (roles.size !== choreography.roles.length || !choreography.roles.every((r) => roles.has(r))) {
+      throw new InvalidInput(`choreography ${choreography.name} roles do not match the session roster`, { roles: [...roles], expected: choreography.roles })
+    }
+    this.protocols.set(choreography.name, choreography)
+    this.sendTo(actor, { type: 'EXECUTE', protocol: choreography.wire })
+    return this.result(sessionId)
+  }
+
+  result(sessionId: string): Promise<SessionResult> {
+    const actor = this.actor(sessionId)
+    return new Promise((resolve) => {
+      const check = (snapshot: SessionSnapshot) => {
+        if (snapshot.status !== 'done') return false
+        resolve(this.resultOf(snapshot))
+        return true
+      }
+      if (check(actor.getSnapshot())) return
+      const subscription = actor.subscribe({
+        next: (snapshot) => {
+          if (check(snapshot)) subscription.unsubscribe()
+        },
+        error: () => undefined,
+      })
+    })
+  }
+
+  view(sessionId: string): SessionView {
+    const snapshot = this.actor(sessionId).getSnapshot()
+    const { context } = snapshot
+    return {
+      sessionId,
+      sessionType: context.sessionType,
+      status: statusOf(snapshot),
+      role: roleOf(context.participants, this.self),
+      participants: context.participants.map(({ peerId, role }) => ({ peerId, role })),
+      joined: [...context.joined],
+      deadlineAt: context.deadlineAt,
+      cursor: context.cursor,
+      ...(context.protocol?.steps[context.cursor] ? { step: context.protocol.steps[context.cursor]!.label } : {}),
+      outcome: context.outcome,
+    }
+  }
+
+  cancel(sessionId: string, reason: string): void {
+    this.sendTo(this.actor(sessionId), { type: 'CANCEL', reason })
+  }
+
+  /** Cancels the session if it is still running, then forgets it (stored record included). */
+  async endSession(sessionId: string): Promise<SessionResult> {
+    const actor = this.actor(sessionId)
+    if (actor.getSnapshot().status !== 'done') this.cancel(sessionId, 'ended by application')
+    const result = await this.result(sessionId)
+    actor.stop()
+    this.actors.delete(sessionId)
+    await this.store.delete(sessionId)
+    return result
+  }
+
+  stop(): void {
+    for (const actor of this.actors.values()) actor.stop()
+    this.actors.clear()
+    this.invitationsSubject.complete()
+  }
+
+  // ---- inbound ----------------------------------------------------------------------------
+
+  private async onInvite({ envelope, from }: InboundMessage): Promise<void> {
+    const { input: raw, protocol } = parse(invitePayload, envelope.payload, 'invite')
+    const input = this.validateInput(raw)
+    if (input.selfPeerId !== this.self) throw new PermissionDenied('invite addressed to another peer')
+    if (!input.participants.some((p) => p.peerId === from)) throw new PermissionDenied('inviter is not a participant of the session', { from })
+    if (this.actors.has(input.sessionId)) return // a retried invite
+    this.ensureCapacity()
+    this.spawn(input, undefined, protocol)
+    const role = roleOf(input.participants, this.self)
+    const invitation: Invitation = {
+      sessionId: input.sessionId,
+      sessionType: input.sessionType,
+      from,
+      role,
+      participants: input.participants,
+      deadlineAt: input.deadlineAt,
+      ...(protocol ? { protocol } : {}),
+    }
+    // Join first (its local part is synchronous) so subscribers see a joined session.
+    if (this.deps.autoJoin) void this.joinSession(input.sessionId, role).catch((error) => this.report(error, 'session/auto-join'))
+    this.invitationsSubject.next(invitation)
+  }
+
+  private onJoin({ envelope, from }: InboundMessage): void {
+    const { sessionId, role } = parse(joinPayload, envelope.payload, 'join')
+    const actor = this.actor(sessionId)
+    const member = actor.getSnapshot().context.participants.find((p) => p.peerId === from)
+    if (!member) throw new PermissionDenied('peer is not a participant of the session', { sessionId, from })
+    if (member.role !== role) throw new UnknownRole(`role ${role} is not the role of ${from} in this session`, { sessionId, role })
+    const event: SessionEvent = { type: 'JOIN', peerId: from, role }
+    if (actor.getSnapshot().can(event)) actor.send(event)
+  }
+
+  private onStep({ envelope, from }: InboundMessage): void {
+    const message = parse(stepPayload, envelope.payload, 'step')
+    const actor = this.actor(message.sessionId)
+    const { context } = actor.getSnapshot()
+    const choreography = this.protocols.get(message.protocol)
+    if (!choreography) throw new UnknownProtocol(`no choreography named ${message.protocol}`)
+    const step = choreography.steps[message.step]
+    if (!step) throw new InvalidInput(`step ${message.step} is out of range`, { step: message.step })
+    const sender = context.participants.find((p) => p.peerId === from)
+    if (!sender) throw new PermissionDenied('peer is not a participant of the session', { from })
+    if (sender.role !== step.from) throw new UnknownRole(`step ${step.label} is sent by ${step.from}, not ${sender.role}`, { step: step.label, role: sender.role })
+    if (!step.to.includes(roleOf(context.participants, this.self))) throw new UnknownRole(`step ${step.label} is not addressed to this peer's role`)
+    const payload = step.payload.safeParse(message.payload)
+    if (!payload.success) throw new InvalidInput(`payload of step ${step.label} failed its schema`, { issues: payload.error.issues })
+    const event: SessionEvent = { type: 'RECEIVE', step: message.step, from, payload: payload.data }
+    // A retried step we already have is acknowledged again, not an error.
+    if (actor.getSnapshot().can(event)) actor.send(event)
+  }
+
+  private onEnd({ envelope, from }: InboundMessage): void {
+    const message = parse(endPayload, envelope.payload, 'end')
+    const actor = this.actor(message.sessionId)
+    if (!actor.getSnapshot().context.participants.some((p) => p.peerId === from)) throw new PermissionDenied('peer is not a participant of the session')
+    this.endedRemotely.add(message.sessionId)
+    const reason = `${message.kind === 'cancelled' ? 'cancelled' : 'failed'} by ${from}: ${message.reason}`
+    const event: SessionEvent = message.kind === 'cancelled' ? { type: 'CANCEL', reason } : { type: 'FAIL', reason }
+    if (actor.getSnapshot().can(event)) actor.send(event)
+  }
+
+  // ---- actors -----------------------------------------------------------------------------
+
+  private spawn(input: SessionInput | undefined, snapshot: unknown, protocol?: string): SessionActor {
+    const machine = sessionMachine.provide({
+      actors: {
+        deadlineTimer: deadlineTimerActor(this.deps.clock),
+        sendStep: fromPromise(async ({ input: stepInput, signal }) => this.sendStep(stepInput, signal)),
+        release: fromPromise(async ({ input: releaseInput }) => this.release(releaseInput.sessionId, releaseInput.outcome)),
+      },
+    })
+    const actor = createActor(machine, {
+      ...(snapshot !== undefined ? { snapshot: snapshot as SessionSnapshot } : { input: input! }),
+      clock: this.deps.clock,
+      ...(this.deps.inspect ? { inspect: this.deps.inspect } : {}),
+    })
+    const sessionId = snapshot !== undefined ? (snapshot as SessionSnapshot).context.sessionId : input!.sessionId
+    this.actors.set(sessionId, actor)
+    let previous: unknown
+    actor.subscribe({
+      next: (state) => {
+        if (state.value !== previous) {
+          previous = state.value
+          this.deps.bus.emit({ type: 'transition', actorId: sessionId, machine: 'session', state: state.value, event: 'session' })
+        }
+        void this.persist(sessionId, actor, protocol)
+        if (state.status === 'done') this.deps.bus.emit({ type: 'latency', name: 'session.duration', ms: this.deps.clock.now() - state.context.createdAt })
+      },
+      error: (error) => this.report(error, 'session/actor'),
+    })
+    actor.start()
+    void this.persist(sessionId, actor, protocol)
+    return actor
+  }
+
+  private async persist(sessionId: string, actor: SessionActor, protocol?: string): Promise<void> {
+    if (!this.actors.has(sessionId)) return
+    const record: StoredSession = { snapshot: actor.getPersistedSnapshot(), ...(protocol ? { protocol } : {}) }
+    try {
+      await this.store.put(sessionId, JSON.parse(JSON.stringify(record)))
+    } catch (error) {
+      this.report(error, 'session/persist')
+    }
+  }
+
+  /** Restores every stored session that had not finished. */
+  private resume(): void {
+    for (const { key, value } of this.store.range<StoredSession>()) {
+      const snapshot = value.snapshot as SessionSnapshot
+      if (!snapshot || typeof snapshot !== 'object') continue
+      try {
+        this.spawn(undefined, snapshot, value.protocol)
+      } catch (error) {
+        this.report(error, `session/resume ${String(key)}`)
+      }
+    }
+  }
+
+  private async sendStep(input: { sessionId: string; stepIndex: number; toPeerIds: string[] }, signal: AbortSignal): Promise<void> {
+    const actor = this.actor(input.sessionId)
+    const { context } = actor.getSnapshot()
+    const choreography = this.protocolOf(context.protocol?.name)
+    const step = choreography.steps[input.stepIndex]
+    if (!step) throw new InvalidInput(`step ${input.stepIndex} is out of range`)
+    const produced = await step.produce(this.stepContext(input.sessionId))
+    const payload = step.payload.safeParse(produced)
+    if (!payload.success) throw new InvalidInput(`step ${step.label} produced a payload that fails its schema`, { issues: payload.error.issues })
+    const size = Buffer.byteLength(JSON.stringify(payload.data) ?? '')
+    if (size > context.limits.maxMessageBytes) throw new LimitExceeded(`step ${step.label} payload is ${size} bytes, over ${context.limits.maxMessageBytes}`)
+    const message = { kind: 'step', session: input.sessionId, payload: { sessionId: input.sessionId, protocol: choreography.name, step: input.stepIndex, payload: payload.data } }
+    await Promise.all(input.toPeerIds.map((peer) => this.deliver(peer, message, context.deadlineAt, signal)))
+  }
+
+  private async release(sessionId: string, outcome: SessionOutcome): Promise<void> {
+    if (this.endedRemotely.has(sessionId) || (outcome.kind !== 'failure' && outcome.kind !== 'cancelled')) return
+    const { context } = this.actor(sessionId).getSnapshot()
+    const payload = { sessionId, kind: outcome.kind, reason: outcome.reason.slice(0, 1024) }
+    // Best effort, one attempt each: a peer that misses this still stops at the shared deadline.
+    await Promise.all(
+      context.participants
+        .filter((p) => p.peerId !== this.self)
+        .map((p) => this.deps.router.request(p.peerId, 'session', { kind: 'end', session: sessionId, payload }, 1_000).catch(() => undefined)),
+    )
+  }
+
+  /** A request that is retried (backoff, until the session deadline) until the peer acknowledges it. */
+  private deliver(peerId: string, message: { kind: string; session: string; payload: unknown }, deadlineAt: number, signal?: AbortSignal): Promise<void> {
+    return withRetry(
+      async () => {
+        const remaining = Math.max(1, deadlineAt - this.deps.clock.now())
+        await this.deps.router.request(peerId, 'session', { ...message, deadline: deadlineAt }, Math.min(remaining, 5_000))
+      },
+      {
+        clock: this.deps.clock,
+        random: this.deps.random,
+        deadlineAt,
+        ...(signal ? { signal } : {}),
+        policy: { maxAttempts: 1_000, initialDelayMs: 25, maxDelayMs: 1_000, multiplier: 2, jitter: 'equal' },
+        isRetryable: isTransient,
+      },
+    )
+  }
+
+  private stepContext(sessionId: string): StepContext {
+    const { context } = this.actor(sessionId).getSnapshot()
+    const roleByPeer = new Map(context.participants.map((p) => [p.peerId, p.role]))
+    const received: Record<string, Record<string, unknown>> = {}
+    context.protocol?.steps.forEach((step, index) => {
+      for (const [peer, payload] of Object.entries(context.received[index] ?? {})) {
+        ;(received[step.label] ??= {})[roleByPeer.get(peer) ?? peer] = payload
+      }
+    })
+    return {
+      sessionId,
+      selfPeerId: this.self,
+      role: roleOf(context.participants, this.self),
+      roster: Object.fromEntries(context.participants.map((p) => [p.role, p.peerId])),
+      received,
+      sign: (data) => this.deps.crypto.sign(data),
+      hash: (data) => this.deps.crypto.hash(data),
+    }
+  }
+
+  // ---- helpers ----------------------------------------------------------------------------
+
+  private validateInput(raw: unknown): SessionInput {
+    const input = parse(sessionInputSchema, raw, 'session input')
+    if (input.participants.length > this.deps.limits.maxParticipants) {
+      throw new LimitExceeded(`a session has at most ${this.deps.limits.maxParticipants} participants`, { participants: input.participants.length })
+    }
+    return input
+  }
+
+  private ensureCapacity(): void {
+    const running = [...this.actors.values()].filter((a) => a.getSnapshot().status === 'active').length
+    if (running >= this.deps.limits.maxConcurrentSessions) {
+      throw new LimitExceeded(`at most ${this.deps.limits.maxConcurrentSessions} concurrent sessions`, { running })
+    }
+  }
+
+  private actor(sessionId: string): SessionActor {
+    const actor = typeof sessionId === 'string' ? this.actors.get(sessionId) : undefined
+    if (!actor) throw new UnknownSession(`unknown session ${String(sessionId)}`, { sessionId })
+    return actor
+  }
+
+  private sendTo(actor: SessionActor, event: SessionEvent): void {
+    const snapshot = actor.getSnapshot()
+    if (!snapshot.can(event)) {
+      throw new InvalidTransition(`${event.type} is not allowed in state ${JSON.stringify(snapshot.value)}`, { event: event.type, state: snapshot.value })
+    }
+    actor.send(event)
+  }
+
+  private resolveProtocol(actor: SessionActor, protocol: Choreography | string | undefined): Choreography {
+    if (protocol !== undefined && typeof protocol !== 'string') return protocol
+    const name = protocol ?? this.storedProtocolName(actor)
+    return this.protocolOf(name)
+  }
+
+  private storedProtocolName(actor: SessionActor): string | undefined {
+    const sessionId = actor.getSnapshot().context.sessionId
+    const record = this.store.get<StoredSession>(sessionId)
+    return record?.protocol
+  }
+
+  private protocolOf(name: string | undefined): Choreography {
+    const choreography = name !== undefined ? this.protocols.get(name) : undefined
+    if (!choreography) throw new UnknownProtocol(`no choreography named ${String(name)}`, { name })
+    return choreography
+  }
+
+  private resultOf(snapshot: SessionSnapshot): SessionResult {
+    const status = statusOf(snapshot)
+    return {
+      sessionId: snapshot.context.sessionId,
+      status: status === 'completed' || status === 'cancelled' ? status : 'failed',
+      outcome: snapshot.context.outcome ?? { kind: 'failure', reason: 'no outcome', partialResults: {} },
+    }
+  }
+
+  private report(error: unknown, where: string): void {
+    this.deps.bus.emit({ type: 'error', code: isAuraError(error) ? error.code : 'INVALID_TRANSITION', where, message: error instanceof Error ? error.message : String(error) })
+  }
+}
+
+function roleOf(participants: readonly SessionParticipant[], peerId: string): string {
+  const role = participants.find((p) => p.peerId === peerId)?.role
+  if (role === undefined) throw new UnknownRole(`peer ${peerId} has no role in this session`)
+  return role
+}
+
+function statusOf(snapshot: SessionSnapshot): SessionStatus {
+  const value = snapshot.value
+  const top = typeof value === 'string' ? value : Object.keys(value as object)[0]
+  return top as SessionStatus
+}

@@ -1,0 +1,67 @@
+// Wire codec for envelopes carried between peers.
+//
+// Frame format (the network layer adds the varint length prefix around it):
+//
+//   byte 0      format version (currently 1)
+//   bytes 1..   MessagePack map of the envelope:
+//               { v: 1, kind: string, from: peerId, to: actor address,
+//                 id?: string, session?: string, deadline?: number (ms since epoch, absolute),
+//                 epoch?: number, payload: any }
+//
+// MessagePack keeps Uint8Array payloads binary (no base64) and decodes fast. Every decoded
+// envelope is validated with zod before anything else sees it; the payload itself is validated
+// again by whoever owns `kind`.
+
+import { Packr } from 'msgpackr'
+import { z } from 'zod'
+import { FrameTooLarge, MalformedFrame } from '../effects/errors.js'
+
+export const WIRE_FORMAT_VERSION = 1
+
+export const envelopeSchema = z
+  .object({
+    v: z.literal(1),
+    kind: z.string().min(1).max(64),
+    from: z.string().min(1).max(128),
+    to: z.string().min(1).max(256),
+    id: z.string().max(128).optional(),
+    session: z.string().min(1).max(128).optional(),
+    deadline: z.number().finite().nonnegative().optional(),
+    epoch: z.number().int().nonnegative().optional(),
+    payload: z.unknown(),
+  })
+  .strict()
+
+export type Envelope = z.infer<typeof envelopeSchema>
+
+// structuredClone-like plain data only: no records/structures extension, so any
+// MessagePack implementation can read our frames.
+const packr = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: true })
+
+export function encodeEnvelope(envelope: Envelope, maxFrameBytes: number): Uint8Array {
+  const body = packr.pack(envelope)
+  const frame = new Uint8Array(body.length + 1)
+  frame[0] = WIRE_FORMAT_VERSION
+  frame.set(body, 1)
+  if (frame.length > maxFrameBytes) {
+    throw new FrameTooLarge(`frame of ${frame.length} bytes exceeds ${maxFrameBytes}`, { bytes: frame.length, max: maxFrameBytes, kind: envelope.kind })
+  }
+  return frame
+}
+
+export function decodeEnvelope(frame: Uint8Array, maxFrameBytes: number): Envelope {
+  if (frame.length > maxFrameBytes) {
+    throw new FrameTooLarge(`frame of ${frame.length} bytes exceeds ${maxFrameBytes}`, { bytes: frame.length, max: maxFrameBytes })
+  }
+  if (frame.length < 2) throw new MalformedFrame('frame too short', { bytes: frame.length })
+  if (frame[0] !== WIRE_FORMAT_VERSION) throw new MalformedFrame(`unknown wire format version ${frame[0]}`, { version: frame[0] })
+  let decoded: unknown
+  try {
+    decoded = packr.unpack(frame.subarray(1))
+  } catch (cause) {
+    throw new MalformedFrame('frame is not valid MessagePack', {}, { cause })
+  }
+  const parsed = envelopeSchema.safeParse(decoded)
+  if (!parsed.success) throw new MalformedFrame('envelope failed validation', { issues: parsed.error.issues })
+  return parsed.data
+}
