@@ -4,6 +4,7 @@
 // faults in tests.
 
 import type { Observable } from 'rxjs'
+import type { AuraError } from '../errors.js'
 
 export interface IncomingFrame {
   /** the sender's peer id, authenticated by the transport (noise) or the simulator */
@@ -13,6 +14,16 @@ export interface IncomingFrame {
 }
 
 export type PeerEvent = { type: 'peer:connect'; peerId: string } | { type: 'peer:disconnect'; peerId: string }
+
+/**
+ * An incoming frame that could not be read: larger than `maxFrameBytes` (FrameTooLarge) or cut off
+ * mid-frame (MalformedFrame). The stream it came on is closed; the peer keeps being served.
+ */
+export interface FrameError {
+  from: string
+  protocol: string
+  error: AuraError
+}
 
 export type FrameHandler = (frame: IncomingFrame) => void
 
@@ -39,6 +50,8 @@ export interface Network {
   unhandle(protocol: string): Promise<void>
   connectedPeers(): string[]
   readonly peerEvents: Observable<PeerEvent>
+  /** incoming frames rejected by the framing layer (for metrics; the frame itself is gone) */
+  readonly frameErrors: Observable<FrameError>
   /** largest frame this network accepts, in bytes */
   readonly maxFrameBytes: number
 }
@@ -46,4 +59,10 @@ export interface Network {
 export const DEFAULT_MAX_FRAME_BYTES = 4 * 1024 * 1024
 
 export { Libp2pNetwork, type Libp2pNetworkOptions } from './libp2p.js'
-export { SimulatedNetwork, SimulatedNetworkHub, type FaultConfig } from './simulated.js'
+export {
+  SimulatedNetwork,
+  SimulatedNetworkHub,
+  type FaultConfig,
+  type NetTraceEvent,
+  type SimulatedNetworkHubOptions,
+} from './simulated.js'

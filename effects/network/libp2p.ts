@@ -1,0 +1,415 @@
+// Network over libp2p v3: TCP (or the in-process memory transport), noise, yamux.
+//
+// Wire format, per (peer, protocol): one long-lived outbound yamux stream carrying
+// unsigned-varint length-prefixed frames, `varint(len) ‖ bytes`, len ≤ maxFrameBytes. The stream
+// is write-only for its opener; the receiver never answers on it (answers travel on the
+// receiver's own outbound stream), so each direction keeps its order independently.
+import './polyfill.js'
+
+import type { Connection, PeerId, PrivateKey, Stream } from '@libp2p/interface'
+import { memory } from '@libp2p/memory'
+import { noise } from '@libp2p/noise'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { tcp } from '@libp2p/tcp'
+import { lpStream, type LengthPrefixedStream } from '@libp2p/utils'
+import { yamux } from '@libp2p/yamux'
+import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
+import { createLibp2p, type Libp2p } from 'libp2p'
+import { Subject, type Observable } from 'rxjs'
+import { z } from 'zod'
+import {
+  type AuraError,
+  Cancelled,
+  ConfigInvalid,
+  FrameTooLarge,
+  InvalidInput,
+  MalformedFrame,
+  NetworkError,
+  PeerUnreachable,
+  UnknownProtocol,
+  invalidInput,
+} from '../errors.js'
+import { DEFAULT_MAX_FRAME_BYTES, type FrameError, type FrameHandler, type Network, type PeerEvent, type SendOptions } from './index.js'
+
+// Frames are bounded, so one peer with a buggy or hostile sender cannot make us buffer without
+// limit; 64 MiB is far above anything the router sends and still fits in memory twice.
+const MAX_CONFIGURABLE_FRAME_BYTES = 64 * 1024 * 1024
+// Long-lived streams mean few per protocol, but a reopen after a failure can briefly overlap a
+// dying stream; libp2p's defaults (32 in / 64 out) would refuse streams under churn.
+const STREAMS_PER_PROTOCOL = 1024
+const CLOSE_TIMEOUT_MS = 2_000
+
+const isPrivateKey = (v: unknown): v is PrivateKey =>
+  typeof v === 'object' && v !== null && 'type' in v && 'raw' in v && typeof (v as { sign?: unknown }).sign === 'function'
+
+const isMultiaddr = (s: string): boolean => {
+  try {
+    multiaddr(s)
+    return true
+  } catch {
+    return false
+  }
+}
+
+const optionsSchema = z
+  .object({
+    transport: z.enum(['tcp', 'memory']),
+    listen: z.array(z.string().refine(isMultiaddr, 'not a multiaddr')).optional(),
+    privateKey: z.custom<PrivateKey>(isPrivateKey, 'expected a libp2p PrivateKey').optional(),
+    maxFrameBytes: z.number().int().positive().max(MAX_CONFIGURABLE_FRAME_BYTES).optional(),
+  })
+  .strict()
+
+export type Libp2pNetworkOptions = z.input<typeof optionsSchema>
+
+const sendArgsSchema = z.object({
+  peerId: z.string().min(1),
+  protocol: z.string().startsWith('/'),
+  bytes: z.instanceof(Uint8Array),
+})
+
+const protocolSchema = z.string().startsWith('/')
+
+/**
+ * Unsigned LEB128, as lpStream writes it. Our own decoder (instead of lpStream's default) tells
+ * the read loop that a frame has begun, which is how a clean end between frames is told apart
+ * from a stream cut mid-frame. Throwing RangeError means "need more bytes" to lpStream.
+ */
+function frameLengthDecoder(onFrameStart: () => void) {
+  return (data: { byteLength: number; get(index: number): number }): number => {
+    onFrameStart()
+    let value = 0
+    let scale = 1
+    for (let i = 0; i < data.byteLength; i++) {
+      const byte = data.get(i)
+      value += (byte & 0x7f) * scale
+      if ((byte & 0x80) === 0) return value
+      scale *= 128
+      if (scale > Number.MAX_SAFE_INTEGER) return -1 // lpStream rejects negative lengths
+    }
+    throw new RangeError('incomplete length prefix')
+  }
+}
+
+const errorName = (err: unknown): string => (err instanceof Error ? err.name : '')
+
+/** One ordered, long-lived stream to a peer on a protocol; writes run one at a time. */
+class OutboundChannel {
+  private stream: Stream | undefined
+  private lp: LengthPrefixedStream<Stream> | undefined
+  private tail: Promise<void> = Promise.resolve()
+
+  constructor(
+    private readonly node: Libp2p,
+    private readonly peer: PeerId,
+    private readonly protocol: string,
+    private readonly maxFrameBytes: number,
+  ) {}
+
+  write(bytes: Uint8Array, signal?: AbortSignal): Promise<void> {
+    const run = this.tail.then(() => this.writeInOrder(bytes, signal))
+    this.tail = run.catch(() => undefined)
+    if (signal === undefined) return run
+    // A caller that gives up must not wait for the writes queued ahead of it; its own write is
+    // skipped when its turn comes (writeInOrder checks the signal first).
+    return new Promise<void>((resolve, reject) => {
+      const onAbort = () => reject(this.cancelled(signal))
+      signal.addEventListener('abort', onAbort, { once: true })
+      run.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort))
+    })
+  }
+
+  /**
+   * Lets queued writes finish (for a bounded time: a peer that stopped reading must not hold up
+   * our shutdown), then half-closes the stream so the receiver sees a clean end.
+   */
+  async close(): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined
+    await Promise.race([this.tail, new Promise<void>((resolve) => (timer = setTimeout(resolve, CLOSE_TIMEOUT_MS)))])
+    clearTimeout(timer)
+    const stream = this.stream
+    this.stream = undefined
+    this.lp = undefined
+    if (stream === undefined || stream.status !== 'open') return
+    try {
+      await stream.close({ signal: AbortSignal.timeout(CLOSE_TIMEOUT_MS) })
+    } catch (err) {
+      stream.abort(err instanceof Error ? err : new Error(String(err)))
+    }
+  }
+
+  private async writeInOrder(bytes: Uint8Array, signal?: AbortSignal): Promise<void> {
+    if (signal?.aborted) throw this.cancelled(signal)
+    for (;;) {
+      const fresh = !this.isWritable()
+      const lp = fresh ? await this.open(signal) : this.lp!
+      try {
+        await lp.write(bytes, { signal })
+        return
+      } catch (err) {
+        // An abort while waiting for drain leaves the frame queued in the stream, which is
+        // still healthy: keep it for the next write.
+        if (signal?.aborted) throw this.cancelled(signal)
+        this.discard(err)
+        // A stream we just opened failing too means the peer, not the stream, is the problem.
+        if (fresh) {
+          throw new NetworkError(`write to ${this.peer.toString()} failed`, { peerId: this.peer.toString(), protocol: this.protocol }, { cause: err })
+        }
+      }
+    }
+  }
+
+  private isWritable(): boolean {
+    return this.stream !== undefined && this.stream.status === 'open' && this.stream.writeStatus === 'writable'
+  }
+
+  private async open(signal?: AbortSignal): Promise<LengthPrefixedStream<Stream>> {
+    let stream: Stream
+    try {
+      stream = await this.node.dialProtocol(this.peer, this.protocol, {
+        signal,
+        runOnLimitedConnection: true,
+        maxOutboundStreams: STREAMS_PER_PROTOCOL,
+      })
+    } catch (err) {
+      if (signal?.aborted) throw this.cancelled(signal)
+      const details = { peerId: this.peer.toString(), protocol: this.protocol }
+      if (errorName(err) === 'UnsupportedProtocolError') {
+        throw new UnknownProtocol(`peer does not speak ${this.protocol}`, details, { cause: err })
+      }
+      throw new PeerUnreachable(`cannot reach ${this.peer.toString()}`, details, { cause: err })
+    }
+    this.stream = stream
+    this.lp = lpStream(stream, { maxDataLength: this.maxFrameBytes })
+    return this.lp
+  }
+
+  private discard(err: unknown): void {
+    const stream = this.stream
+    this.stream = undefined
+    this.lp = undefined
+    if (stream !== undefined && stream.status === 'open') stream.abort(err instanceof Error ? err : new Error(String(err)))
+  }
+
+  private cancelled(signal: AbortSignal): AuraError {
+    return new Cancelled('send cancelled', { peerId: this.peer.toString(), protocol: this.protocol }, { cause: signal.reason })
+  }
+}
+
+export class Libp2pNetwork implements Network {
+  readonly peerId: string
+  readonly maxFrameBytes: number
+  readonly peerEvents: Observable<PeerEvent>
+  readonly frameErrors: Observable<FrameError>
+
+  private readonly peerEventSubject = new Subject<PeerEvent>()
+  private readonly frameErrorSubject = new Subject<FrameError>()
+  private readonly handlers = new Map<string, FrameHandler>()
+  private readonly inbound = new Map<string, Set<Stream>>()
+  private readonly channels = new Map<string, OutboundChannel>()
+  private stopping: Promise<void> | undefined
+
+  private constructor(private readonly node: Libp2p, maxFrameBytes: number) {
+    this.peerId = node.peerId.toString()
+    this.maxFrameBytes = maxFrameBytes
+    this.peerEvents = this.peerEventSubject.asObservable()
+    this.frameErrors = this.frameErrorSubject.asObservable()
+    node.addEventListener('peer:connect', (evt) => this.peerEventSubject.next({ type: 'peer:connect', peerId: evt.detail.toString() }))
+    node.addEventListener('peer:disconnect', (evt) => this.peerEventSubject.next({ type: 'peer:disconnect', peerId: evt.detail.toString() }))
+  }
+
+  /** Builds and starts a node. Rejects ConfigInvalid for bad options, NetworkError if it cannot listen. */
+  static async create(options: Libp2pNetworkOptions): Promise<Libp2pNetwork> {
+    const parsed = optionsSchema.safeParse(options)
+    if (!parsed.success) throw new ConfigInvalid('invalid Libp2pNetwork options', { issues: parsed.error.issues })
+    const { transport, privateKey } = parsed.data
+    const listen = parsed.data.listen ?? (transport === 'tcp' ? ['/ip4/127.0.0.1/tcp/0'] : [`/memory/${globalThis.crypto.randomUUID()}`])
+    let node: Libp2p
+    try {
+      node = await createLibp2p({
+        ...(privateKey !== undefined ? { privateKey } : {}),
+        addresses: { listen },
+        transports: [transport === 'tcp' ? tcp() : memory()],
+        connectionEncrypters: [noise()],
+        streamMuxers: [yamux()],
+      })
+    } catch (err) {
+      throw new NetworkError(`cannot start libp2p (${transport} on ${listen.join(', ')})`, { transport, listen }, { cause: err })
+    }
+    return new Libp2pNetwork(node, parsed.data.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES)
+  }
+
+  addresses(): string[] {
+    return this.node.getMultiaddrs().map((ma) => ma.toString())
+  }
+
+  async start(): Promise<void> {
+    if (this.stopping !== undefined) await this.stopping
+    this.stopping = undefined
+    if (this.node.status === 'started' || this.node.status === 'starting') return
+    try {
+      await this.node.start()
+    } catch (err) {
+      throw new NetworkError('cannot start libp2p', {}, { cause: err })
+    }
+  }
+
+  stop(): Promise<void> {
+    this.stopping ??= this.stopNow()
+    return this.stopping
+  }
+
+  async connect(address: string, options?: SendOptions): Promise<string> {
+    let target: Multiaddr
+    try {
+      target = multiaddr(address)
+    } catch (err) {
+      throw new InvalidInput(`not a multiaddr: ${address}`, { address }, { cause: err })
+    }
+    this.assertRunning()
+    try {
+      const connection = await this.node.dial(target, { signal: options?.signal })
+      return connection.remotePeer.toString()
+    } catch (err) {
+      if (options?.signal?.aborted) throw new Cancelled('connect cancelled', { address }, { cause: options.signal.reason })
+      throw new PeerUnreachable(`cannot connect to ${address}`, { address }, { cause: err })
+    }
+  }
+
+  async send(peerId: string, protocol: string, bytes: Uint8Array, options?: SendOptions): Promise<void> {
+    const args = sendArgsSchema.safeParse({ peerId, protocol, bytes })
+    if (!args.success) throw invalidInput('send arguments', args.error.issues)
+    if (bytes.byteLength > this.maxFrameBytes) {
+      throw new FrameTooLarge(`frame of ${bytes.byteLength} bytes exceeds ${this.maxFrameBytes}`, {
+        peerId,
+        protocol,
+        bytes: bytes.byteLength,
+        maxFrameBytes: this.maxFrameBytes,
+      })
+    }
+    this.assertRunning()
+    if (peerId === this.peerId) throw new PeerUnreachable('cannot send to self', { peerId, protocol })
+    const key = `${peerId}\n${protocol}`
+    let channel = this.channels.get(key)
+    if (channel === undefined) {
+      let peer: PeerId
+      try {
+        peer = peerIdFromString(peerId)
+      } catch (err) {
+        throw new InvalidInput(`not a peer id: ${peerId}`, { peerId }, { cause: err })
+      }
+      channel = new OutboundChannel(this.node, peer, protocol, this.maxFrameBytes)
+      this.channels.set(key, channel)
+    }
+    return channel.write(bytes, options?.signal)
+  }
+
+  async handle(protocol: string, handler: FrameHandler): Promise<void> {
+    if (!protocolSchema.safeParse(protocol).success) throw new InvalidInput(`not a protocol id: ${protocol}`, { protocol })
+    const registered = this.handlers.has(protocol)
+    // Replacing only swaps the map entry: streams already open pick up the new handler at their
+    // next frame, so a handler swap never drops a connection.
+    this.handlers.set(protocol, handler)
+    if (registered) return
+    try {
+      await this.node.handle(protocol, (stream, connection) => void this.serveInbound(stream, connection), {
+        maxInboundStreams: STREAMS_PER_PROTOCOL,
+        maxOutboundStreams: STREAMS_PER_PROTOCOL,
+        runOnLimitedConnection: true,
+        force: true,
+      })
+    } catch (err) {
+      this.handlers.delete(protocol)
+      throw new NetworkError(`cannot handle ${protocol}`, { protocol }, { cause: err })
+    }
+  }
+
+  async unhandle(protocol: string): Promise<void> {
+    if (!this.handlers.delete(protocol)) return
+    await this.node.unhandle(protocol)
+    for (const stream of this.inbound.get(protocol) ?? []) stream.abort(new Error(`${protocol} no longer handled`))
+    this.inbound.delete(protocol)
+  }
+
+  connectedPeers(): string[] {
+    return this.node.getPeers().map((p) => p.toString())
+  }
+
+  private assertRunning(): void {
+    if (this.stopping !== undefined || this.node.status !== 'started') throw new NetworkError('network is stopped', { peerId: this.peerId })
+  }
+
+  private async stopNow(): Promise<void> {
+    const channels = [...this.channels.values()]
+    this.channels.clear()
+    await Promise.allSettled(channels.map((c) => c.close()))
+    for (const streams of this.inbound.values()) for (const s of streams) void s.close().catch(() => undefined)
+    this.inbound.clear()
+    await this.node.stop()
+  }
+
+  private async serveInbound(stream: Stream, connection: Connection): Promise<void> {
+    const from = connection.remotePeer.toString()
+    const protocol = stream.protocol
+    const open = this.inbound.get(protocol) ?? new Set<Stream>()
+    this.inbound.set(protocol, open)
+    open.add(stream)
+    // A frame may arrive while the previous one is still buffered; room for two keeps a
+    // maximal frame from tripping the byte stream's overflow guard.
+    const bufferBytes = 2 * this.maxFrameBytes + 32
+    stream.maxReadBufferLength = Math.max(stream.maxReadBufferLength, bufferBytes)
+    let midFrame = false
+    const lp = lpStream(stream, {
+      maxDataLength: this.maxFrameBytes,
+      maxBufferSize: bufferBytes,
+      lengthDecoder: frameLengthDecoder(() => {
+        midFrame = true
+      }),
+    })
+    try {
+      for (;;) {
+        const frame = await lp.read()
+        midFrame = false
+        this.deliver(from, protocol, frame.subarray())
+      }
+    } catch (err) {
+      const error = this.classifyReadError(err, midFrame, from, protocol)
+      if (error === undefined) {
+        if (stream.status === 'open') await stream.close().catch(() => stream.abort(new Error('close failed')))
+      } else {
+        stream.abort(error)
+        this.frameErrorSubject.next({ from, protocol, error })
+      }
+    } finally {
+      open.delete(stream)
+    }
+  }
+
+  private deliver(from: string, protocol: string, bytes: Uint8Array): void {
+    const handler = this.handlers.get(protocol)
+    if (handler === undefined) return
+    // The handler belongs to the layer above; its failure must not stop this peer's stream.
+    try {
+      const result: unknown = handler({ from, protocol, bytes })
+      if (result instanceof Promise) result.catch(() => undefined)
+    } catch {
+      // swallowed on purpose, see above
+    }
+  }
+
+  /** undefined: the stream ended between frames, which is how a sender says goodbye. */
+  private classifyReadError(err: unknown, midFrame: boolean, from: string, protocol: string): AuraError | undefined {
+    const details = { from, protocol }
+    switch (errorName(err)) {
+      case 'InvalidDataLengthError':
+        return new FrameTooLarge(`incoming frame exceeds ${this.maxFrameBytes} bytes`, { ...details, maxFrameBytes: this.maxFrameBytes }, { cause: err })
+      case 'InvalidMessageLengthError':
+      case 'InvalidDataLengthLengthError':
+        return new MalformedFrame('invalid frame length prefix', details, { cause: err })
+      case 'StreamBufferError':
+        return new FrameTooLarge('incoming frames overflowed the read buffer', details, { cause: err })
+    }
+    if (midFrame) return new MalformedFrame('stream ended mid-frame', details, { cause: err })
+    return undefined
+  }
+}
