@@ -1,0 +1,395 @@
+// Session management (pattern 4). Each peer runs its own projection of a choreography: an ordered
+// list of role → roles messages. At each step a peer either sends (the injected `sendStep`),
+// waits for the one message addressed to it, or has nothing to do. Messages that arrive early are
+// kept (before the protocol is known in `pending`, afterwards in `received` under a later step)
+// and consumed when the cursor reaches them, so delivery order does not matter and duplicates
+// are dropped. The deadline is absolute and re-armed on restore by the invoked `deadlineTimer`.
+import { assign, fromCallback, fromPromise, setup } from 'xstate'
+import { z } from 'zod'
+import { errorInfo, type DeadlineEvent, type DeadlineTimerInput } from './timeout.js'
+
+// ---------------------------------------------------------------------------------------------
+// Input and protocol schemas
+
+const participantSchema = z.object({ peerId: z.string().min(1), role: z.string().min(1) })
+
+export const sessionInputSchema = z
+  .object({
+    sessionId: z.string().min(1),
+    sessionType: z.string().min(1),
+    selfPeerId: z.string().min(1),
+    participants: z.array(participantSchema).min(1),
+    createdAt: z.number().finite(),
+    deadlineAt: z.number().finite(),
+    limits: z.object({
+      maxParticipants: z.number().int().min(1),
+      maxMessageBytes: z.number().int().min(1),
+    }),
+  })
+  .superRefine((input, ctx) => {
+    const peers = input.participants.map((p) => p.peerId)
+    const roles = input.participants.map((p) => p.role)
+    if (!peers.includes(input.selfPeerId)) {
+      ctx.addIssue({ code: 'custom', path: ['selfPeerId'], message: 'selfPeerId is not a participant' })
+    }
+    if (new Set(peers).size !== peers.length) {
+      ctx.addIssue({ code: 'custom', path: ['participants'], message: 'duplicate peer id' })
+    }
+    if (new Set(roles).size !== roles.length) {
+      ctx.addIssue({ code: 'custom', path: ['participants'], message: 'duplicate role' })
+    }
+    if (input.participants.length > input.limits.maxParticipants) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['participants'],
+        message: `more than ${input.limits.maxParticipants} participants`,
+      })
+    }
+    if (input.deadlineAt < input.createdAt) {
+      ctx.addIssue({ code: 'custom', path: ['deadlineAt'], message: 'deadlineAt precedes createdAt' })
+    }
+  })
+export type SessionInput = z.infer<typeof sessionInputSchema>
+export type SessionParticipant = z.infer<typeof participantSchema>
+
+export const sessionStepSchema = z
+  .object({ label: z.string().min(1), from: z.string().min(1), to: z.array(z.string().min(1)).min(1) })
+  .refine((s) => !s.to.includes(s.from), { message: 'a step cannot send to its own role' })
+  .refine((s) => new Set(s.to).size === s.to.length, { message: 'duplicate recipient role' })
+export type SessionStep = z.infer<typeof sessionStepSchema>
+
+export const sessionProtocolSchema = z.object({ name: z.string().min(1), steps: z.array(sessionStepSchema).min(1) })
+export type SessionProtocol = z.infer<typeof sessionProtocolSchema>
+
+/** Upper bound on messages held before the protocol is known, so an early flood cannot grow memory. */
+export const MAX_PENDING_MESSAGES = 1024
+
+// ---------------------------------------------------------------------------------------------
+// Context, events, outcome
+
+/** stepIndex (as object key) → fromPeerId → payload */
+export type SessionResults = Record<string, Record<string, unknown>>
+
+export type SessionOutcome =
+  | { kind: 'success'; results: SessionResults }
+  | { kind: 'failure'; reason: string; partialResults: SessionResults }
+  | { kind: 'timeout'; lastKnownState: { cursor: number; step?: string } }
+  | { kind: 'cancelled'; reason: string }
+
+export type PendingMessage = { step: number; from: string; payload: unknown }
+
+export type SessionContext = {
+  sessionId: string
+  sessionType: string
+  selfPeerId: string
+  selfRole: string
+  participants: SessionParticipant[]
+  createdAt: number
+  deadlineAt: number
+  limits: SessionInput['limits']
+  joined: string[]
+  protocol: SessionProtocol | null
+  cursor: number
+  received: Record<number, Record<string, unknown>>
+  sent: number[]
+  pending: PendingMessage[]
+  outcome: SessionOutcome | null
+  error: { code: string; message: string } | null
+}
+
+export type SessionEvent =
+  | { type: 'JOIN'; peerId: string; role: string }
+  | { type: 'LEAVE'; peerId: string }
+  | { type: 'EXECUTE'; protocol: SessionProtocol }
+  | { type: 'RECEIVE'; step: number; from: string; payload: unknown }
+  | { type: 'CANCEL'; reason?: string }
+  | { type: 'FAIL'; reason: string }
+  | DeadlineEvent
+
+export type SessionOutput = { sessionId: string; outcome: SessionOutcome }
+
+export type SendStepInput = { sessionId: string; stepIndex: number; step: SessionStep; toPeerIds: string[] }
+export type ReleaseInput = { sessionId: string; outcome: SessionOutcome }
+
+// ---------------------------------------------------------------------------------------------
+// Pure reading of the context
+
+type Ctx = SessionContext
+
+const roleOf = (ctx: Ctx, peerId: string): string | undefined =>
+  ctx.participants.find((p) => p.peerId === peerId)?.role
+const peerOf = (ctx: Ctx, role: string): string | undefined => ctx.participants.find((p) => p.role === role)?.peerId
+const currentStep = (ctx: Ctx): SessionStep | undefined => ctx.protocol?.steps[ctx.cursor]
+const hasPayload = (ctx: Ctx, step: number, from: string): boolean =>
+  ctx.received[step] !== undefined && Object.hasOwn(ctx.received[step]!, from)
+
+/** Whether a message fits the protocol: right sender for its step, addressed to us, not seen before. */
+function fitsProtocol(ctx: Ctx, protocol: SessionProtocol, msg: { step: number; from: string }): boolean {
+  if (!Number.isInteger(msg.step) || msg.step < 0 || msg.step >= protocol.steps.length) return false
+  const step = protocol.steps[msg.step]!
+  return roleOf(ctx, msg.from) === step.from && step.to.includes(ctx.selfRole) && !hasPayload(ctx, msg.step, msg.from)
+}
+
+function protocolFitsRoster(ctx: Ctx, protocol: unknown): protocol is SessionProtocol {
+  const parsed = sessionProtocolSchema.safeParse(protocol)
+  if (!parsed.success) return false
+  const roles = new Set(ctx.participants.map((p) => p.role))
+  return parsed.data.steps.every((s) => roles.has(s.from) && s.to.every((r) => roles.has(r)))
+}
+
+// Payloads are stored as JSON-safe values so a persisted snapshot restores what was received.
+const record = (received: Ctx['received'], step: number, from: string, payload: unknown): Ctx['received'] => ({
+  ...received,
+  [step]: { ...received[step], [from]: payload === undefined ? null : payload },
+})
+
+const resultsOf = (ctx: Ctx): SessionResults => {
+  const out: SessionResults = {}
+  for (const [step, byPeer] of Object.entries(ctx.received)) out[step] = { ...byPeer }
+  return out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Machine
+
+export const sessionMachine = setup({
+  types: {
+    input: {} as SessionInput,
+    context: {} as SessionContext,
+    events: {} as SessionEvent,
+    output: {} as SessionOutput,
+  },
+  actors: {
+    // Placeholders: the runtime provides real ones. Without a clock a deadline cannot fire;
+    // without a network a step cannot be sent, so that fails the session visibly.
+    deadlineTimer: fromCallback<DeadlineEvent, DeadlineTimerInput>(() => undefined),
+    sendStep: fromPromise<void, SendStepInput>(async () => {
+      throw new Error('sendStep actor not provided')
+    }),
+    release: fromPromise<void, ReleaseInput>(async () => undefined),
+  },
+  guards: {
+    isRosterJoin: ({ context, event }) =>
+      event.type === 'JOIN' && context.participants.some((p) => p.peerId === event.peerId && p.role === event.role),
+    canUnjoin: ({ context, event }) =>
+      event.type === 'LEAVE' && event.peerId !== context.selfPeerId && context.joined.includes(event.peerId),
+    isOtherParticipant: ({ context, event }) =>
+      event.type === 'LEAVE' && event.peerId !== context.selfPeerId && roleOf(context, event.peerId) !== undefined,
+    isRunnableProtocol: ({ context, event }) => event.type === 'EXECUTE' && protocolFitsRoster(context, event.protocol),
+    canBuffer: ({ context, event }) =>
+      event.type === 'RECEIVE' &&
+      Number.isInteger(event.step) &&
+      event.step >= 0 &&
+      event.from !== context.selfPeerId &&
+      roleOf(context, event.from) !== undefined &&
+      context.pending.length < MAX_PENDING_MESSAGES &&
+      !context.pending.some((m) => m.step === event.step && m.from === event.from),
+    fitsProtocol: ({ context, event }) =>
+      event.type === 'RECEIVE' && context.protocol !== null && fitsProtocol(context, context.protocol, event),
+    allJoined: ({ context }) => context.participants.every((p) => context.joined.includes(p.peerId)),
+    protocolDone: ({ context }) => context.protocol !== null && context.cursor >= context.protocol.steps.length,
+    selfSends: ({ context }) => currentStep(context)?.from === context.selfRole,
+    selfReceives: ({ context }) => currentStep(context)?.to.includes(context.selfRole) === true,
+    currentReceived: ({ context }) => {
+      const step = currentStep(context)
+      const sender = step && peerOf(context, step.from)
+      return sender !== undefined && hasPayload(context, context.cursor, sender)
+    },
+    outcomeSuccess: ({ context }) => context.outcome?.kind === 'success',
+    outcomeCancelled: ({ context }) => context.outcome?.kind === 'cancelled',
+  },
+  actions: {
+    recordJoin: assign({
+      joined: ({ context, event }) =>
+        event.type === 'JOIN' && !context.joined.includes(event.peerId) ? [...context.joined, event.peerId] : context.joined,
+    }),
+    recordLeave: assign({
+      joined: ({ context, event }) =>
+        event.type === 'LEAVE' ? context.joined.filter((p) => p !== event.peerId) : context.joined,
+    }),
+    bufferMessage: assign({
+      pending: ({ context, event }) =>
+        event.type === 'RECEIVE'
+          ? [...context.pending, { step: event.step, from: event.from, payload: event.payload === undefined ? null : event.payload }]
+          : context.pending,
+    }),
+    recordMessage: assign({
+      received: ({ context, event }) =>
+        event.type === 'RECEIVE' ? record(context.received, event.step, event.from, event.payload) : context.received,
+    }),
+    // Messages buffered before the protocol was known are checked against it now; misfits are dropped.
+    startProtocol: assign(({ context, event }) => {
+      if (event.type !== 'EXECUTE') return {}
+      const protocol = sessionProtocolSchema.parse(event.protocol)
+      let ctx: Ctx = { ...context, protocol, cursor: 0 }
+      for (const msg of context.pending) {
+        if (fitsProtocol(ctx, protocol, msg)) ctx = { ...ctx, received: record(ctx.received, msg.step, msg.from, msg.payload) }
+      }
+      return { protocol, cursor: 0, received: ctx.received, pending: [] }
+    }),
+    advance: assign({ cursor: ({ context }) => context.cursor + 1 }),
+    markSent: assign({
+      sent: ({ context }) => [...context.sent, context.cursor],
+      cursor: ({ context }) => context.cursor + 1,
+    }),
+    succeed: assign({ outcome: ({ context }) => ({ kind: 'success' as const, results: resultsOf(context) }) }),
+    cancel: assign({
+      outcome: ({ event }) => ({
+        kind: 'cancelled' as const,
+        reason: (event.type === 'CANCEL' ? event.reason : undefined) ?? 'cancelled',
+      }),
+    }),
+    fail: assign({
+      outcome: ({ context, event }) => ({
+        kind: 'failure' as const,
+        reason: event.type === 'FAIL' ? event.reason : 'failed',
+        partialResults: resultsOf(context),
+      }),
+    }),
+    failParticipantLeft: assign({
+      outcome: ({ context }) => ({
+        kind: 'failure' as const,
+        reason: 'participant left',
+        partialResults: resultsOf(context),
+      }),
+    }),
+    timeOut: assign({
+      outcome: ({ context }) => {
+        const step = currentStep(context)
+        return {
+          kind: 'timeout' as const,
+          lastKnownState: step ? { cursor: context.cursor, step: step.label } : { cursor: context.cursor },
+        }
+      },
+    }),
+  },
+}).createMachine({
+  id: 'session',
+  context: ({ input }) => {
+    const selfRole = input.participants.find((p) => p.peerId === input.selfPeerId)?.role ?? ''
+    return {
+      sessionId: input.sessionId,
+      sessionType: input.sessionType,
+      selfPeerId: input.selfPeerId,
+      selfRole,
+      participants: input.participants.map((p) => ({ peerId: p.peerId, role: p.role })),
+      createdAt: input.createdAt,
+      deadlineAt: input.deadlineAt,
+      limits: { ...input.limits },
+      joined: [input.selfPeerId],
+      protocol: null,
+      cursor: 0,
+      received: {},
+      sent: [],
+      pending: [],
+      outcome: null,
+      error: null,
+    }
+  },
+  initial: 'created',
+  states: {
+    created: {
+      invoke: { id: 'deadline', src: 'deadlineTimer', input: ({ context }) => ({ deadlineAt: context.deadlineAt }) },
+      on: {
+        JOIN: { guard: 'isRosterJoin', actions: 'recordJoin' },
+        LEAVE: { guard: 'canUnjoin', actions: 'recordLeave' },
+        EXECUTE: { guard: 'isRunnableProtocol', target: 'active', actions: 'startProtocol' },
+        RECEIVE: { guard: 'canBuffer', actions: 'bufferMessage' },
+        CANCEL: { target: 'terminating', actions: 'cancel' },
+        FAIL: { target: 'terminating', actions: 'fail' },
+        DEADLINE: { target: 'terminating', actions: 'timeOut' },
+      },
+    },
+    active: {
+      invoke: { id: 'deadline', src: 'deadlineTimer', input: ({ context }) => ({ deadlineAt: context.deadlineAt }) },
+      initial: 'waitingForParticipants',
+      on: {
+        RECEIVE: { guard: 'fitsProtocol', actions: 'recordMessage' },
+        CANCEL: { target: 'terminating', actions: 'cancel' },
+        FAIL: { target: 'terminating', actions: 'fail' },
+        DEADLINE: { target: 'terminating', actions: 'timeOut' },
+      },
+      states: {
+        waitingForParticipants: {
+          always: { guard: 'allJoined', target: 'running' },
+          on: {
+            JOIN: { guard: 'isRosterJoin', actions: 'recordJoin' },
+            LEAVE: { guard: 'canUnjoin', actions: 'recordLeave' },
+          },
+        },
+        running: {
+          initial: 'advancing',
+          on: {
+            LEAVE: { guard: 'isOtherParticipant', target: '#session.terminating', actions: 'failParticipantLeft' },
+          },
+          states: {
+            // Transient: walks the cursor over every step that is already satisfied (skipped,
+            // or its message already here) until one needs sending or waiting, or the end.
+            advancing: {
+              always: [
+                { guard: 'protocolDone', target: '#session.terminating', actions: 'succeed' },
+                { guard: 'selfSends', target: 'sending' },
+                { guard: 'selfReceives', target: 'awaiting' },
+                { actions: 'advance' },
+              ],
+            },
+            awaiting: {
+              always: { guard: 'currentReceived', target: 'advancing', actions: 'advance' },
+            },
+            sending: {
+              invoke: {
+                id: 'sendStep',
+                src: 'sendStep',
+                input: ({ context }) => {
+                  const step = currentStep(context)!
+                  return {
+                    sessionId: context.sessionId,
+                    stepIndex: context.cursor,
+                    step,
+                    toPeerIds: step.to.map((role) => peerOf(context, role)!),
+                  }
+                },
+                onDone: { target: 'advancing', actions: 'markSent' },
+                onError: {
+                  target: '#session.terminating',
+                  actions: assign(({ context, event }) => {
+                    const info = errorInfo(event.error, 'NETWORK')
+                    return {
+                      error: { code: info.code, message: info.message },
+                      outcome: {
+                        kind: 'failure' as const,
+                        reason: `sending step ${context.cursor} failed: ${info.message}`,
+                        partialResults: resultsOf(context),
+                      },
+                    }
+                  }),
+                },
+              },
+            },
+          },
+        },
+      },
+    },
+    terminating: {
+      invoke: {
+        id: 'release',
+        src: 'release',
+        input: ({ context }) => ({ sessionId: context.sessionId, outcome: context.outcome! }),
+        onDone: [
+          { guard: 'outcomeSuccess', target: 'completed' },
+          { guard: 'outcomeCancelled', target: 'cancelled' },
+          { target: 'failed' },
+        ],
+        onError: [
+          { guard: 'outcomeSuccess', target: 'completed' },
+          { guard: 'outcomeCancelled', target: 'cancelled' },
+          { target: 'failed' },
+        ],
+      },
+    },
+    completed: { type: 'final' },
+    failed: { type: 'final' },
+    cancelled: { type: 'final' },
+  },
+  output: ({ context }) => ({ sessionId: context.sessionId, outcome: context.outcome! }),
+})

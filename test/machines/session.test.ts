@@ -1,0 +1,589 @@
+import { describe, expect, it } from 'vitest'
+import { createActor, fromCallback, fromPromise, type ActorRefFrom, type SnapshotFrom } from 'xstate'
+import { VirtualClock } from '../../effects/time/virtual.js'
+import {
+  MAX_PENDING_MESSAGES,
+  sessionInputSchema,
+  sessionMachine,
+  sessionProtocolSchema,
+  type ReleaseInput,
+  type SendStepInput,
+  type SessionEvent,
+  type SessionInput,
+  type SessionProtocol,
+} from '../../machines/session.js'
+import type { DeadlineEvent, DeadlineTimerInput } from '../../machines/timeout.js'
+
+const START = 1_700_000_000_000
+const DEADLINE_IN = 60_000
+const PEERS = [
+  { peerId: 'peer-a', role: 'alpha' },
+  { peerId: 'peer-b', role: 'beta' },
+  { peerId: 'peer-c', role: 'gamma' },
+]
+
+/** commit, reveal, confirm: in each phase every role sends to all the others (9 steps). */
+function ceremony(roles = PEERS.map((p) => p.role)): SessionProtocol {
+  const steps = ['commit', 'reveal', 'confirm'].flatMap((phase) =>
+    roles.map((from) => ({ label: `${phase}:${from}`, from, to: roles.filter((r) => r !== from) })),
+  )
+  return { name: 'threshold-ceremony', steps }
+}
+
+function inputFor(selfPeerId: string, over: Partial<SessionInput> = {}): SessionInput {
+  return {
+    sessionId: 's-1',
+    sessionType: 'ceremony',
+    selfPeerId,
+    participants: PEERS,
+    createdAt: START,
+    deadlineAt: START + DEADLINE_IN,
+    limits: { maxParticipants: 8, maxMessageBytes: 65_536 },
+    ...over,
+  }
+}
+
+function deadlineTimerOn(clock: VirtualClock, armed?: number[]) {
+  return fromCallback<DeadlineEvent, DeadlineTimerInput>(({ input, sendBack }) => {
+    armed?.push(input.deadlineAt)
+    const delay = input.deadlineAt - clock.now()
+    if (delay <= 0) {
+      sendBack({ type: 'DEADLINE' })
+      return
+    }
+    const handle = clock.setTimeout(() => sendBack({ type: 'DEADLINE' }), delay)
+    return () => clock.clearTimeout(handle)
+  })
+}
+
+const flush = async (times = 3) => {
+  for (let i = 0; i < times; i++) await new Promise<void>((r) => setImmediate(r))
+}
+
+type SessionActor = ActorRefFrom<typeof sessionMachine>
+type Receive = Extract<SessionEvent, { type: 'RECEIVE' }>
+
+/**
+ * Three session actors wired in memory: `sendStep` puts a RECEIVE for every recipient in flight;
+ * the test decides when, in which order and how often to deliver. Peers in `down` keep their mail.
+ */
+class Mesh {
+  readonly clock = new VirtualClock(START)
+  readonly actors = new Map<string, SessionActor>()
+  readonly inflight: { to: string; event: Receive }[] = []
+  readonly down = new Set<string>()
+  readonly released: ReleaseInput[] = []
+  readonly sends: { from: string; input: SendStepInput }[] = []
+  rejected = 0
+
+  machineFor(peerId: string) {
+    return sessionMachine.provide({
+      actors: {
+        deadlineTimer: deadlineTimerOn(this.clock),
+        sendStep: fromPromise<void, SendStepInput>(async ({ input }) => {
+          this.sends.push({ from: peerId, input })
+          for (const to of input.toPeerIds) {
+            this.inflight.push({
+              to,
+              event: { type: 'RECEIVE', step: input.stepIndex, from: peerId, payload: { label: input.step.label, by: peerId } },
+            })
+          }
+        }),
+        release: fromPromise<void, ReleaseInput>(async ({ input }) => {
+          this.released.push(input)
+        }),
+      },
+    })
+  }
+
+  start(peerId: string, snapshot?: ReturnType<SessionActor['getPersistedSnapshot']>): SessionActor {
+    const machine = this.machineFor(peerId)
+    const actor = snapshot
+      ? createActor(machine, { snapshot, input: inputFor(peerId), clock: this.clock })
+      : createActor(machine, { input: inputFor(peerId), clock: this.clock })
+    this.actors.set(peerId, actor.start())
+    return actor
+  }
+
+  startAll(): void {
+    for (const p of PEERS) this.start(p.peerId)
+  }
+
+  joinAll(): void {
+    for (const [self, actor] of this.actors) {
+      for (const p of PEERS) if (p.peerId !== self) actor.send({ type: 'JOIN', peerId: p.peerId, role: p.role })
+    }
+  }
+
+  deliver(msg: { to: string; event: Receive }): void {
+    const actor = this.actors.get(msg.to)!
+    if (!actor.getSnapshot().can(msg.event)) this.rejected++
+    actor.send(msg.event)
+  }
+
+  /** Delivers everything deliverable, batch by batch, until nothing moves. */
+  async pump(opts: { reverse?: boolean; duplicate?: boolean } = {}): Promise<void> {
+    for (let round = 0; round < 200; round++) {
+      await flush()
+      const ready = this.inflight.filter((m) => !this.down.has(m.to))
+      if (ready.length === 0) return
+      for (const m of ready) this.inflight.splice(this.inflight.indexOf(m), 1)
+      if (opts.reverse) ready.reverse()
+      for (const m of ready) {
+        this.deliver(m)
+        if (opts.duplicate) this.deliver(m)
+      }
+    }
+    throw new Error('mesh did not settle')
+  }
+
+  snapshot(peerId: string): SnapshotFrom<typeof sessionMachine> {
+    return this.actors.get(peerId)!.getSnapshot()
+  }
+}
+
+/** A lone session actor (peer-a) whose sends go nowhere but are recorded. */
+function lone(opts: { input?: Partial<SessionInput>; sendFails?: boolean; releaseFails?: boolean; holdRelease?: boolean } = {}) {
+  const clock = new VirtualClock(START)
+  const sends: SendStepInput[] = []
+  const released: ReleaseInput[] = []
+  const armed: number[] = []
+  const machine = sessionMachine.provide({
+    actors: {
+      deadlineTimer: deadlineTimerOn(clock, armed),
+      sendStep: fromPromise<void, SendStepInput>(async ({ input }) => {
+        sends.push(input)
+        if (opts.sendFails) throw Object.assign(new Error('peer unreachable'), { code: 'PEER_UNREACHABLE' })
+      }),
+      release: fromPromise<void, ReleaseInput>(async ({ input }) => {
+        released.push(input)
+        if (opts.holdRelease) await new Promise(() => undefined)
+        if (opts.releaseFails) throw new Error('storage down')
+      }),
+    },
+  })
+  const input = inputFor('peer-a', opts.input)
+  const actor = createActor(machine, { input, clock }).start()
+  return { clock, actor, sends, released, armed, machine, input }
+}
+
+const joinOthers = (actor: SessionActor) => {
+  actor.send({ type: 'JOIN', peerId: 'peer-b', role: 'beta' })
+  actor.send({ type: 'JOIN', peerId: 'peer-c', role: 'gamma' })
+}
+
+/** Asserts the event is not enabled and that sending it changes nothing. */
+function expectForbidden(actor: SessionActor, event: SessionEvent) {
+  const before = actor.getSnapshot()
+  expect(before.can(event), `${event.type} should be forbidden`).toBe(false)
+  actor.send(event)
+  const after = actor.getSnapshot()
+  expect(after.value).toEqual(before.value)
+  expect(after.context).toEqual(before.context)
+}
+
+// A protocol where beta talks to alpha twice before anything else, so early delivery is observable.
+const twoToAlpha: SessionProtocol = {
+  name: 'two-to-alpha',
+  steps: [
+    { label: 'b1', from: 'beta', to: ['alpha'] },
+    { label: 'c1', from: 'gamma', to: ['beta'] },
+    { label: 'b2', from: 'beta', to: ['alpha'] },
+    { label: 'a1', from: 'alpha', to: ['beta', 'gamma'] },
+  ],
+}
+
+describe('session input and protocol schemas', () => {
+  it('accepts a well-formed roster', () => {
+    expect(sessionInputSchema.safeParse(inputFor('peer-a')).success).toBe(true)
+  })
+
+  it('rejects self outside the roster, duplicate peers or roles, too many participants, deadline before creation', () => {
+    const bad = [
+      inputFor('peer-z'),
+      inputFor('peer-a', { participants: [...PEERS, { peerId: 'peer-a', role: 'delta' }] }),
+      inputFor('peer-a', { participants: [...PEERS, { peerId: 'peer-d', role: 'alpha' }] }),
+      inputFor('peer-a', { limits: { maxParticipants: 2, maxMessageBytes: 10 } }),
+      inputFor('peer-a', { deadlineAt: START - 1 }),
+    ]
+    for (const input of bad) expect(sessionInputSchema.safeParse(input).success).toBe(false)
+  })
+
+  it('rejects steps that send to their own role or have no recipient', () => {
+    expect(sessionProtocolSchema.safeParse(ceremony()).success).toBe(true)
+    expect(sessionProtocolSchema.safeParse({ name: 'p', steps: [{ label: 'x', from: 'alpha', to: ['alpha'] }] }).success).toBe(false)
+    expect(sessionProtocolSchema.safeParse({ name: 'p', steps: [{ label: 'x', from: 'alpha', to: [] }] }).success).toBe(false)
+    expect(sessionProtocolSchema.safeParse({ name: 'p', steps: [] }).success).toBe(false)
+  })
+})
+
+describe('sessionMachine: created', () => {
+  it('starts created with self joined and its role derived', () => {
+    const { actor, armed } = lone()
+    const s = actor.getSnapshot()
+    expect(s.value).toBe('created')
+    expect(s.context.joined).toEqual(['peer-a'])
+    expect(s.context.selfRole).toBe('alpha')
+    expect(armed).toEqual([START + DEADLINE_IN])
+  })
+
+  it('records a JOIN that matches the roster, and a repeated one is a no-op', () => {
+    const { actor } = lone()
+    actor.send({ type: 'JOIN', peerId: 'peer-b', role: 'beta' })
+    expect(actor.getSnapshot().context.joined).toEqual(['peer-a', 'peer-b'])
+    actor.send({ type: 'JOIN', peerId: 'peer-b', role: 'beta' })
+    expect(actor.getSnapshot().context.joined).toEqual(['peer-a', 'peer-b'])
+  })
+
+  it('forbids a JOIN with the wrong role or from a stranger', () => {
+    const { actor } = lone()
+    expectForbidden(actor, { type: 'JOIN', peerId: 'peer-b', role: 'gamma' })
+    expectForbidden(actor, { type: 'JOIN', peerId: 'peer-x', role: 'beta' })
+  })
+
+  it('LEAVE un-joins a joined peer; forbidden for self or a peer who never joined', () => {
+    const { actor } = lone()
+    actor.send({ type: 'JOIN', peerId: 'peer-b', role: 'beta' })
+    actor.send({ type: 'LEAVE', peerId: 'peer-b' })
+    expect(actor.getSnapshot().context.joined).toEqual(['peer-a'])
+    expectForbidden(actor, { type: 'LEAVE', peerId: 'peer-b' })
+    expectForbidden(actor, { type: 'LEAVE', peerId: 'peer-a' })
+  })
+
+  it('forbids EXECUTE of a protocol naming a role outside the roster or malformed', () => {
+    const { actor } = lone()
+    expectForbidden(actor, { type: 'EXECUTE', protocol: ceremony(['alpha', 'beta', 'delta']) })
+    expectForbidden(actor, { type: 'EXECUTE', protocol: { name: 'p', steps: [{ label: 'x', from: 'alpha', to: ['alpha'] }] } })
+  })
+
+  it('buffers early messages from participants, ignoring strangers, self, and duplicates', () => {
+    const { actor } = lone()
+    actor.send({ type: 'RECEIVE', step: 0, from: 'peer-b', payload: 'b1' })
+    expect(actor.getSnapshot().context.pending).toEqual([{ step: 0, from: 'peer-b', payload: 'b1' }])
+    expectForbidden(actor, { type: 'RECEIVE', step: 0, from: 'peer-b', payload: 'again' })
+    expectForbidden(actor, { type: 'RECEIVE', step: 0, from: 'peer-x', payload: 'x' })
+    expectForbidden(actor, { type: 'RECEIVE', step: 0, from: 'peer-a', payload: 'me' })
+    expectForbidden(actor, { type: 'RECEIVE', step: -1, from: 'peer-c', payload: 'neg' })
+    expectForbidden(actor, { type: 'RECEIVE', step: 0.5, from: 'peer-c', payload: 'frac' })
+  })
+
+  it('bounds the early-message buffer', () => {
+    const { actor } = lone()
+    for (let i = 0; i < MAX_PENDING_MESSAGES; i++) actor.send({ type: 'RECEIVE', step: i, from: 'peer-b', payload: i })
+    expect(actor.getSnapshot().context.pending).toHaveLength(MAX_PENDING_MESSAGES)
+    expectForbidden(actor, { type: 'RECEIVE', step: MAX_PENDING_MESSAGES, from: 'peer-b', payload: 'one too many' })
+  })
+
+  it('EXECUTE keeps the buffered messages that fit the protocol and drops the rest', async () => {
+    const { actor } = lone()
+    joinOthers(actor)
+    actor.send({ type: 'RECEIVE', step: 2, from: 'peer-b', payload: 'b2' }) // fits
+    actor.send({ type: 'RECEIVE', step: 1, from: 'peer-c', payload: 'c1' }) // c1 goes to beta, not alpha
+    actor.send({ type: 'RECEIVE', step: 9, from: 'peer-b', payload: 'out of range' })
+    actor.send({ type: 'EXECUTE', protocol: twoToAlpha })
+    const s = actor.getSnapshot()
+    expect(s.context.pending).toEqual([])
+    expect(s.context.received).toEqual({ 2: { 'peer-b': 'b2' } })
+    expect(s.matches({ active: { running: 'awaiting' } })).toBe(true)
+    expect(s.context.cursor).toBe(0)
+  })
+
+  it('CANCEL ends cancelled after release, FAIL ends failed', async () => {
+    const a = lone()
+    a.actor.send({ type: 'CANCEL', reason: 'user' })
+    await flush()
+    expect(a.actor.getSnapshot().value).toBe('cancelled')
+    expect(a.actor.getSnapshot().output).toEqual({ sessionId: 's-1', outcome: { kind: 'cancelled', reason: 'user' } })
+    expect(a.released).toEqual([{ sessionId: 's-1', outcome: { kind: 'cancelled', reason: 'user' } }])
+
+    const b = lone()
+    b.actor.send({ type: 'FAIL', reason: 'peer rejected' })
+    await flush()
+    expect(b.actor.getSnapshot().value).toBe('failed')
+    expect(b.actor.getSnapshot().output?.outcome).toEqual({ kind: 'failure', reason: 'peer rejected', partialResults: {} })
+  })
+
+  it('DEADLINE before execution fails with a timeout at cursor 0', async () => {
+    const { actor, clock } = lone()
+    await clock.advance(DEADLINE_IN)
+    await flush()
+    expect(actor.getSnapshot().value).toBe('failed')
+    expect(actor.getSnapshot().output?.outcome).toEqual({ kind: 'timeout', lastKnownState: { cursor: 0 } })
+  })
+})
+
+describe('sessionMachine: active', () => {
+  it('waits for participants, then runs; JOIN and LEAVE apply only while waiting', async () => {
+    const { actor } = lone()
+    actor.send({ type: 'EXECUTE', protocol: ceremony() })
+    expect(actor.getSnapshot().matches({ active: 'waitingForParticipants' })).toBe(true)
+    expectForbidden(actor, { type: 'EXECUTE', protocol: ceremony() })
+    expectForbidden(actor, { type: 'JOIN', peerId: 'peer-c', role: 'beta' })
+    actor.send({ type: 'JOIN', peerId: 'peer-b', role: 'beta' })
+    actor.send({ type: 'LEAVE', peerId: 'peer-b' })
+    expect(actor.getSnapshot().context.joined).toEqual(['peer-a'])
+    joinOthers(actor)
+    expect(actor.getSnapshot().matches({ active: { running: 'sending' } })).toBe(true)
+    expectForbidden(actor, { type: 'JOIN', peerId: 'peer-b', role: 'beta' })
+  })
+
+  it('ignores messages with the wrong sender role, not addressed to self, out of range, or duplicated', () => {
+    const { actor } = lone()
+    joinOthers(actor)
+    actor.send({ type: 'EXECUTE', protocol: twoToAlpha })
+    expectForbidden(actor, { type: 'RECEIVE', step: 0, from: 'peer-c', payload: 'not beta' })
+    expectForbidden(actor, { type: 'RECEIVE', step: 1, from: 'peer-c', payload: 'to beta only' })
+    expectForbidden(actor, { type: 'RECEIVE', step: 4, from: 'peer-b', payload: 'no such step' })
+    expectForbidden(actor, { type: 'RECEIVE', step: 3, from: 'peer-a', payload: 'from self' })
+    actor.send({ type: 'RECEIVE', step: 2, from: 'peer-b', payload: 'b2' })
+    expectForbidden(actor, { type: 'RECEIVE', step: 2, from: 'peer-b', payload: 'b2 again' })
+    expect(actor.getSnapshot().context.received).toEqual({ 2: { 'peer-b': 'b2' } })
+  })
+
+  it('consumes early messages to a fixed point: skips, buffered receipts, then sends', async () => {
+    const { actor, sends } = lone()
+    joinOthers(actor)
+    actor.send({ type: 'EXECUTE', protocol: twoToAlpha })
+    actor.send({ type: 'RECEIVE', step: 2, from: 'peer-b', payload: 'b2' })
+    expect(actor.getSnapshot().context.cursor).toBe(0)
+    actor.send({ type: 'RECEIVE', step: 0, from: 'peer-b', payload: 'b1' })
+    // step 0 received, step 1 not ours, step 2 already here: straight on to our send at step 3
+    const s = actor.getSnapshot()
+    expect(s.context.cursor).toBe(3)
+    expect(s.matches({ active: { running: 'sending' } })).toBe(true)
+    await flush()
+    expect(sends).toEqual([
+      { sessionId: 's-1', stepIndex: 3, step: twoToAlpha.steps[3], toPeerIds: ['peer-b', 'peer-c'] },
+    ])
+    expect(actor.getSnapshot().value).toBe('completed')
+    expect(actor.getSnapshot().context.sent).toEqual([3])
+    expect(actor.getSnapshot().output?.outcome).toEqual({
+      kind: 'success',
+      results: { 0: { 'peer-b': 'b1' }, 2: { 'peer-b': 'b2' } },
+    })
+  })
+
+  it('a failed send fails the session with partial results', async () => {
+    const { actor } = lone({ sendFails: true })
+    joinOthers(actor)
+    actor.send({ type: 'EXECUTE', protocol: ceremony() })
+    await flush()
+    const s = actor.getSnapshot()
+    expect(s.value).toBe('failed')
+    expect(s.context.error).toEqual({ code: 'PEER_UNREACHABLE', message: 'peer unreachable' })
+    expect(s.output?.outcome).toEqual({
+      kind: 'failure',
+      reason: 'sending step 0 failed: peer unreachable',
+      partialResults: {},
+    })
+  })
+
+  it('LEAVE while running fails the session; LEAVE of a stranger or self is forbidden', async () => {
+    const { actor } = lone()
+    joinOthers(actor)
+    actor.send({ type: 'EXECUTE', protocol: twoToAlpha })
+    actor.send({ type: 'RECEIVE', step: 0, from: 'peer-b', payload: 'b1' })
+    expectForbidden(actor, { type: 'LEAVE', peerId: 'peer-x' })
+    expectForbidden(actor, { type: 'LEAVE', peerId: 'peer-a' })
+    actor.send({ type: 'LEAVE', peerId: 'peer-c' })
+    await flush()
+    expect(actor.getSnapshot().value).toBe('failed')
+    expect(actor.getSnapshot().output?.outcome).toEqual({
+      kind: 'failure',
+      reason: 'participant left',
+      partialResults: { 0: { 'peer-b': 'b1' } },
+    })
+  })
+
+  it('DEADLINE while running fails with a timeout naming the step it was at', async () => {
+    const { actor, clock } = lone()
+    joinOthers(actor)
+    actor.send({ type: 'EXECUTE', protocol: twoToAlpha })
+    actor.send({ type: 'RECEIVE', step: 0, from: 'peer-b', payload: 'b1' })
+    await clock.advance(DEADLINE_IN - 1)
+    expect(actor.getSnapshot().matches({ active: { running: 'awaiting' } })).toBe(true)
+    await clock.advance(1)
+    await flush()
+    expect(actor.getSnapshot().value).toBe('failed')
+    expect(actor.getSnapshot().output?.outcome).toEqual({ kind: 'timeout', lastKnownState: { cursor: 2, step: 'b2' } })
+  })
+
+  it('CANCEL while running ends cancelled', async () => {
+    const { actor } = lone()
+    joinOthers(actor)
+    actor.send({ type: 'EXECUTE', protocol: twoToAlpha })
+    actor.send({ type: 'CANCEL' })
+    await flush()
+    expect(actor.getSnapshot().value).toBe('cancelled')
+    expect(actor.getSnapshot().output?.outcome).toEqual({ kind: 'cancelled', reason: 'cancelled' })
+  })
+})
+
+describe('sessionMachine: terminating and final', () => {
+  const everyEvent: SessionEvent[] = [
+    { type: 'JOIN', peerId: 'peer-b', role: 'beta' },
+    { type: 'LEAVE', peerId: 'peer-b' },
+    { type: 'EXECUTE', protocol: twoToAlpha },
+    { type: 'RECEIVE', step: 0, from: 'peer-b', payload: 'b1' },
+    { type: 'CANCEL' },
+    { type: 'FAIL', reason: 'x' },
+    { type: 'DEADLINE' },
+  ]
+
+  it('terminating waits for release and accepts nothing else', async () => {
+    const { actor, released } = lone({ holdRelease: true })
+    actor.send({ type: 'FAIL', reason: 'bad' })
+    await flush()
+    expect(actor.getSnapshot().value).toBe('terminating')
+    expect(released).toHaveLength(1)
+    for (const event of everyEvent) expectForbidden(actor, event)
+  })
+
+  it('a failing release still reaches the final state the outcome calls for', async () => {
+    const { actor } = lone({ releaseFails: true })
+    actor.send({ type: 'CANCEL', reason: 'stop' })
+    await flush()
+    expect(actor.getSnapshot().value).toBe('cancelled')
+  })
+
+  it('final states accept no event', async () => {
+    const { actor } = lone()
+    actor.send({ type: 'CANCEL' })
+    await flush()
+    expect(actor.getSnapshot().status).toBe('done')
+    for (const event of everyEvent) expect(actor.getSnapshot().can(event)).toBe(false)
+  })
+})
+
+describe('sessionMachine: three peers run a choreography', () => {
+  const expectCompleted = (mesh: Mesh) => {
+    for (const { peerId, role } of PEERS) {
+      const s = mesh.snapshot(peerId)
+      expect(s.value, peerId).toBe('completed')
+      const protocol = ceremony()
+      const mine = protocol.steps.flatMap((st, i) => (st.from === role ? [i] : []))
+      const theirs = protocol.steps.flatMap((st, i) => (st.from !== role ? [i] : []))
+      expect(s.context.sent).toEqual(mine)
+      const outcome = s.output!.outcome
+      expect(outcome.kind).toBe('success')
+      if (outcome.kind !== 'success') return
+      expect(Object.keys(outcome.results).map(Number).sort((x, y) => x - y)).toEqual(theirs)
+      for (const i of theirs) {
+        const sender = PEERS.find((p) => p.role === protocol.steps[i]!.from)!.peerId
+        expect(outcome.results[i]).toEqual({ [sender]: { label: protocol.steps[i]!.label, by: sender } })
+      }
+    }
+  }
+
+  it('completes commit/reveal/confirm with in-order delivery', async () => {
+    const mesh = new Mesh()
+    mesh.startAll()
+    mesh.joinAll()
+    for (const actor of mesh.actors.values()) actor.send({ type: 'EXECUTE', protocol: ceremony() })
+    await mesh.pump()
+    expectCompleted(mesh)
+    expect(mesh.sends).toHaveLength(9)
+    expect(mesh.rejected).toBe(0)
+    expect(mesh.released.map((r) => r.outcome.kind)).toEqual(['success', 'success', 'success'])
+  })
+
+  it('completes with reversed, duplicated delivery; every duplicate is refused', async () => {
+    const mesh = new Mesh()
+    mesh.startAll()
+    mesh.joinAll()
+    for (const actor of mesh.actors.values()) actor.send({ type: 'EXECUTE', protocol: ceremony() })
+    await mesh.pump({ reverse: true, duplicate: true })
+    expectCompleted(mesh)
+    expect(mesh.rejected).toBe(18) // 9 steps × 2 recipients, each delivered twice
+  })
+
+  it('buffers messages that arrive before EXECUTE and before their step', async () => {
+    const mesh = new Mesh()
+    mesh.startAll()
+    mesh.joinAll()
+    mesh.down.add('peer-c')
+    // Only alpha and beta start; gamma receives commit:alpha and commit:beta while still `created`.
+    mesh.actors.get('peer-a')!.send({ type: 'EXECUTE', protocol: ceremony() })
+    mesh.actors.get('peer-b')!.send({ type: 'EXECUTE', protocol: ceremony() })
+    await mesh.pump()
+    const held = mesh.inflight.filter((m) => m.to === 'peer-c')
+    expect(held.map((m) => m.event.step)).toEqual([0, 1])
+    mesh.down.delete('peer-c')
+    mesh.deliver(held[1]!) // commit:beta first: before its step, and before the protocol is known
+    mesh.inflight.splice(mesh.inflight.indexOf(held[1]!), 1)
+    expect(mesh.snapshot('peer-c').value).toBe('created')
+    const { type: _type, ...early } = held[1]!.event
+    expect(mesh.snapshot('peer-c').context.pending).toEqual([early])
+    mesh.actors.get('peer-c')!.send({ type: 'EXECUTE', protocol: ceremony() })
+    const c = mesh.snapshot('peer-c')
+    expect(c.context.received).toEqual({ 1: { 'peer-b': held[1]!.event.payload } })
+    expect(c.matches({ active: { running: 'awaiting' } })).toBe(true)
+    expect(c.context.cursor).toBe(0)
+    await mesh.pump()
+    expectCompleted(mesh)
+  })
+
+  it('a peer restored from its persisted snapshot mid-session finishes the protocol', async () => {
+    const mesh = new Mesh()
+    mesh.startAll()
+    mesh.joinAll()
+    for (const actor of mesh.actors.values()) actor.send({ type: 'EXECUTE', protocol: ceremony() })
+    // Deliver one message at a time until beta is in the middle of the protocol.
+    for (let i = 0; i < 100 && mesh.snapshot('peer-b').context.cursor < 4; i++) {
+      await flush()
+      const next = mesh.inflight.shift()
+      if (next) mesh.deliver(next)
+    }
+    const cursorAtCrash = mesh.snapshot('peer-b').context.cursor
+    expect(cursorAtCrash).toBeGreaterThanOrEqual(4)
+    // What a store would keep: the persisted snapshot through JSON.
+    const persisted = JSON.parse(JSON.stringify(mesh.actors.get('peer-b')!.getPersistedSnapshot()))
+    mesh.actors.get('peer-b')!.stop()
+    mesh.down.add('peer-b')
+    await mesh.pump()
+    expect(mesh.snapshot('peer-a').status).toBe('active')
+
+    mesh.down.delete('peer-b')
+    const restored = mesh.start('peer-b', persisted)
+    expect(restored.getSnapshot().context.cursor).toBe(cursorAtCrash)
+    await mesh.pump()
+    expectCompleted(mesh)
+  })
+})
+
+describe('sessionMachine: durable deadline', () => {
+  it('a snapshot restored mid-session re-arms the deadline timer, which then fires', async () => {
+    const { actor, clock, machine, input, armed } = lone()
+    joinOthers(actor)
+    actor.send({ type: 'EXECUTE', protocol: twoToAlpha })
+    actor.send({ type: 'RECEIVE', step: 0, from: 'peer-b', payload: 'b1' })
+    await clock.advance(10_000)
+    const persisted = JSON.parse(JSON.stringify(actor.getPersistedSnapshot()))
+    actor.stop()
+    expect(armed).toEqual([START + DEADLINE_IN, START + DEADLINE_IN])
+
+    const restored = createActor(machine, { snapshot: persisted, input, clock }).start()
+    expect(restored.getSnapshot().matches({ active: { running: 'awaiting' } })).toBe(true)
+    expect(armed).toHaveLength(3)
+    await clock.advance(DEADLINE_IN - 10_000 - 1)
+    expect(restored.getSnapshot().status).toBe('active')
+    await clock.advance(1)
+    await flush()
+    expect(restored.getSnapshot().value).toBe('failed')
+    expect(restored.getSnapshot().output?.outcome).toEqual({ kind: 'timeout', lastKnownState: { cursor: 2, step: 'b2' } })
+    // the stopped original did not fire anything
+    expect(actor.getSnapshot().status).toBe('stopped')
+  })
+
+  it('a snapshot restored after its deadline times out at once', async () => {
+    const { actor, clock, machine, input } = lone()
+    actor.send({ type: 'EXECUTE', protocol: twoToAlpha })
+    const persisted = JSON.parse(JSON.stringify(actor.getPersistedSnapshot()))
+    actor.stop()
+    await clock.advance(DEADLINE_IN + 5_000)
+    const restored = createActor(machine, { snapshot: persisted, input, clock }).start()
+    await flush()
+    expect(restored.getSnapshot().value).toBe('failed')
+    expect(restored.getSnapshot().output?.outcome.kind).toBe('timeout')
+  })
+})
