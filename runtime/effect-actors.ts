@@ -5,11 +5,12 @@
 import { fromCallback } from 'xstate'
 import type { Clock } from '../effects/time/index.js'
 import type { Random } from '../effects/random/index.js'
-import { backoffDelay, type RetryPolicy } from '../machines/retry.js'
+import { backoffDelay, type BackoffTimerInput, type RetryEvent } from '../machines/retry.js'
+import type { DeadlineEvent, DeadlineTimerInput } from '../machines/timeout.js'
 
 /** Sends DEADLINE when the clock reaches `deadlineAt` (at once if it already has). Re-armed on restore. */
 export function deadlineTimerActor(clock: Clock) {
-  return fromCallback<{ type: 'DEADLINE' }, { deadlineAt: number }>(({ input, sendBack }) => {
+  return fromCallback<DeadlineEvent, DeadlineTimerInput>(({ input, sendBack }) => {
     const handle = clock.setTimeout(() => sendBack({ type: 'DEADLINE' }), Math.max(0, input.deadlineAt - clock.now()))
     return () => clock.clearTimeout(handle)
   })
@@ -17,7 +18,7 @@ export function deadlineTimerActor(clock: Clock) {
 
 /** Waits the jittered backoff for `attempt`; says DEADLINE at once if waiting would pass the deadline. */
 export function backoffTimerActor(clock: Clock, random: Random) {
-  return fromCallback<{ type: 'RETRY' } | { type: 'DEADLINE' }, { attempt: number; policy: RetryPolicy; deadlineAt?: number }>(({ input, sendBack }) => {
+  return fromCallback<RetryEvent, BackoffTimerInput>(({ input, sendBack }) => {
     const delay = backoffDelay(input.attempt, input.policy, random.float())
     if (input.deadlineAt !== undefined && clock.now() + delay >= input.deadlineAt) {
       sendBack({ type: 'DEADLINE' })

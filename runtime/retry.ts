@@ -6,10 +6,10 @@ import { createActor, fromPromise, toPromise } from 'xstate'
 import { AttemptBudgetExhausted, AuraError, Cancelled, DeadlineExceeded, isAuraError } from '../effects/errors.js'
 import type { Clock } from '../effects/time/index.js'
 import type { Random } from '../effects/random/index.js'
-import { retryMachine, retryInputSchema, type RetryPolicy } from '../machines/retry.js'
-import { backoffTimerActor } from './effect-actors.js'
+import { retryMachine, retryInputSchema, type AttemptInput, type BackoffPolicy } from '../machines/retry.js'
+import { backoffTimerActor, deadlineTimerActor } from './effect-actors.js'
 
-export type { RetryPolicy }
+export type RetryPolicy = BackoffPolicy
 
 export const DEFAULT_RETRY_POLICY: RetryPolicy = { maxAttempts: 5, initialDelayMs: 50, maxDelayMs: 2_000, multiplier: 2, jitter: 'equal' }
 
@@ -35,8 +35,9 @@ export async function withRetry<T>(operation: (attempt: number, signal: AbortSig
   const isRetryable = options.isRetryable ?? isTransient
   const machine = retryMachine.provide({
     actors: {
-      attempt: fromPromise<T, { attempt: number }>(({ input: { attempt }, signal }) => operation(attempt, signal)),
+      attempt: fromPromise<unknown, AttemptInput>(({ input: { attempt }, signal }) => operation(attempt, signal)),
       backoffTimer: backoffTimerActor(options.clock, options.random),
+      deadlineTimer: deadlineTimerActor(options.clock),
     },
     guards: {
       isRetryable: ({ event }) => isRetryable((event as { error?: unknown }).error),
@@ -53,13 +54,14 @@ export async function withRetry<T>(operation: (attempt: number, signal: AbortSig
       case 'succeeded':
         return output.value as T
       case 'exhausted':
-        throw new AttemptBudgetExhausted(`gave up after ${output.attempts} attempts: ${output.error?.message ?? ''}`, { attempts: output.attempts, last: output.error })
+        throw new AttemptBudgetExhausted(`gave up after ${output.attempts} attempts`, { attempts: output.attempts }, { cause: output.error?.cause })
       case 'deadlineExceeded':
-        throw new DeadlineExceeded(`deadline passed after ${output.attempts} attempts`, { attempts: output.attempts, last: output.error })
+        throw new DeadlineExceeded(`deadline passed after ${output.attempts} attempts`, { attempts: output.attempts }, { cause: output.error?.cause })
       case 'cancelled':
         throw new Cancelled('retry cancelled', { attempts: output.attempts })
       default:
-        throw output.cause ?? new AuraError((output.error?.code as AuraError['code']) ?? 'NETWORK', output.error?.message ?? 'operation failed', { attempts: output.attempts })
+        // a non-retryable failure: the operation's own error, unchanged
+        throw output.error?.cause ?? new AuraError((output.error?.code as AuraError['code']) ?? 'NETWORK', output.error?.message ?? 'operation failed', { attempts: output.attempts })
     }
   } finally {
     options.signal?.removeEventListener('abort', onAbort)

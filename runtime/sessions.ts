@@ -362,20 +362,28 @@ export class SessionManager {
         release: fromPromise(async ({ input: releaseInput }) => this.release(releaseInput.sessionId, releaseInput.outcome)),
       },
     })
-    const actor = createActor(machine, {
-      ...(snapshot !== undefined ? { snapshot: snapshot as SessionSnapshot } : { input: input! }),
+    const restored = snapshot as SessionSnapshot | undefined
+    // On restore XState takes the context from the snapshot; the input is only there for its type.
+    const sessionId = restored ? restored.context.sessionId : input!.sessionId
+    let previous = ''
+    const actor: SessionActor = createActor(machine, {
+      input: input ?? inputOf(restored!.context),
+      ...(restored ? { snapshot: restored } : {}),
       clock: this.deps.clock,
-      ...(this.deps.inspect ? { inspect: this.deps.inspect } : {}),
+      // Transitions go on the event stream with the event that caused them.
+      inspect: (inspection) => {
+        this.deps.inspect?.(inspection)
+        if (inspection.type !== '@xstate.snapshot' || inspection.actorRef !== actor) return
+        const value = (inspection.snapshot as SessionSnapshot).value
+        const text = JSON.stringify(value)
+        if (text === previous) return
+        previous = text
+        this.deps.bus.emit({ type: 'transition', actorId: sessionId, machine: 'session', state: value, event: inspection.event.type })
+      },
     })
-    const sessionId = snapshot !== undefined ? (snapshot as SessionSnapshot).context.sessionId : input!.sessionId
     this.actors.set(sessionId, actor)
-    let previous: unknown
     actor.subscribe({
       next: (state) => {
-        if (state.value !== previous) {
-          previous = state.value
-          this.deps.bus.emit({ type: 'transition', actorId: sessionId, machine: 'session', state: state.value, event: 'session' })
-        }
         void this.persist(sessionId, actor, protocol)
         if (state.status === 'done') this.deps.bus.emit({ type: 'latency', name: 'session.duration', ms: this.deps.clock.now() - state.context.createdAt })
       },
@@ -541,6 +549,11 @@ function roleOf(participants: readonly SessionParticipant[], peerId: string): st
   const role = participants.find((p) => p.peerId === peerId)?.role
   if (role === undefined) throw new UnknownRole(`peer ${peerId} has no role in this session`)
   return role
+}
+
+function inputOf(context: SessionSnapshot['context']): SessionInput {
+  const { sessionId, sessionType, selfPeerId, participants, createdAt, deadlineAt, limits } = context
+  return { sessionId, sessionType, selfPeerId, participants, createdAt, deadlineAt, limits }
 }
 
 function statusOf(snapshot: SessionSnapshot): SessionStatus {

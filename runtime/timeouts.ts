@@ -6,7 +6,7 @@ import { createActor, fromPromise, toPromise } from 'xstate'
 import { z } from 'zod'
 import { AuraError, Cancelled, DeadlineExceeded, InvalidInput } from '../effects/errors.js'
 import type { Clock } from '../effects/time/index.js'
-import { timeoutMachine, coordinatedTimeoutMachine } from '../machines/timeout.js'
+import { timeoutMachine, coordinatedTimeoutMachine, type CoordinatedOperationInput, type CoordinatedTimeoutOutput, type TimeoutOperationInput } from '../machines/timeout.js'
 import { deadlineTimerActor } from './effect-actors.js'
 import type { EventBus } from './events.js'
 
@@ -19,12 +19,9 @@ export interface NamedOperation<T> {
   run: Operation<T>
 }
 
-export interface CoordinatedResult<T> {
-  status: 'succeeded' | 'partial' | 'failed' | 'cancelled'
-  results: Record<string, T>
-  errors: Record<string, { code: string; message: string }>
-  timedOut: string[]
-}
+/** status, results by op id, errors by op id, `unfinished` ops (timed out or stopped), and for
+ * fail-fast the op that failed (`failedOp`) and why (`error`). */
+export type CoordinatedResult<T> = Omit<CoordinatedTimeoutOutput, 'results'> & { results: Record<string, T> }
 
 const msSchema = z.number().finite().positive().max(7 * 24 * 3600_000)
 
@@ -51,7 +48,7 @@ export class TimeoutCoordinator {
     const deadlineAt = this.deadlineFor(ms)
     const machine = timeoutMachine.provide({
       actors: {
-        operation: fromPromise<T, { deadlineAt: number }>(({ signal }) => fn(signal)),
+        operation: fromPromise<unknown, TimeoutOperationInput>(({ signal }) => fn(signal)),
         deadlineTimer: deadlineTimerActor(this.deps.clock),
       },
     })
@@ -68,7 +65,7 @@ export class TimeoutCoordinator {
       throw new DeadlineExceeded(`operation exceeded its ${ms} ms deadline`, { ms })
     }
     if (output.status === 'cancelled') throw new Cancelled('operation cancelled')
-    throw output.error instanceof Error ? output.error : new AuraError('NETWORK', String(output.error))
+    throw output.error?.cause ?? new AuraError('NETWORK', output.error?.message ?? 'operation failed')
   }
 
   /** Runs operations under one deadline with a policy: fail-fast (first failure or expiry fails all) or best-effort. */
@@ -82,7 +79,7 @@ export class TimeoutCoordinator {
     const deadlineAt = this.deadlineFor(ms)
     const machine = coordinatedTimeoutMachine.provide({
       actors: {
-        operation: fromPromise<T, { opId: string; deadlineAt: number }>(({ input, signal }) => byId.get(input.opId)!(signal)),
+        operation: fromPromise<unknown, CoordinatedOperationInput>(({ input, signal }) => byId.get(input.opId)!(signal)),
         deadlineTimer: deadlineTimerActor(this.deps.clock),
       },
     })
@@ -93,6 +90,6 @@ export class TimeoutCoordinator {
     })
     actor.start()
     const output = await toPromise(actor)
-    return output as unknown as CoordinatedResult<T>
+    return output as CoordinatedResult<T>
   }
 }

@@ -1,0 +1,11 @@
+import { createDeltaHandler, orMapType, lwwRegister, createCvHandler, orSet } from '../../../effects/semilattice/index.js'
+const m = orMapType(lwwRegister)
+const h = createDeltaHandler(m, { threshold: 64 })
+let t = performance.now()
+for (let i = 0; i < 100_000; i++) h.mutate((s) => m.update(s, 'a', `k${i}`, (v) => lwwRegister.set(v, 'a', i, i)))
+console.log('100k ormap updates ms', Math.round(performance.now() - t))
+const peer = createCvHandler(m)
+t = performance.now(); peer.join(h.state()); console.log('full join ms', Math.round(performance.now() - t))
+for (let i = 0; i < 100; i++) h.mutate((s) => m.update(s, 'a', `k${i * 7}`, (v) => lwwRegister.set(v, 'a', -1, 200000 + i)))
+t = performance.now(); const miss = h.missing(peer.version()); console.log('missing ms', Math.round(performance.now() - t), 'keys', miss.live.size, 'bytes', JSON.stringify(m.encode(miss)).length, 'full bytes', JSON.stringify(m.encode(h.state())).length)
+t = performance.now(); peer.join(miss); console.log('apply ms', Math.round(performance.now() - t))
