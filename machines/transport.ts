@@ -103,6 +103,7 @@ export type TransportContext = {
   lastSend: SendVerdict | null
   closeReason: CloseReason | null
   error: ErrorInfo | null
+  ended: 'Closed' | 'Failed' | null
 }
 
 export type TransportOutput = { state: 'Closed' | 'Failed'; closeReason: CloseReason | null; error: ErrorInfo | null; sent: number; acked: number; failed: number }
@@ -145,7 +146,7 @@ export const transportMachine = setup({
     drainTimer: fromCallback<TransportEvent, DrainTimerInput>(() => undefined),
   },
   guards: {
-    retryable: ({ event }) => event.type === 'CONNECT_FAILED' && event.retryable !== false,
+    permanent: ({ event }) => event.type === 'CONNECT_FAILED' && event.retryable === false,
     hasNextAddress: ({ context }) => context.addressIndex + 1 < context.addresses.length,
     roundsLeft: ({ context }) => context.round < context.reconnect.maxAttempts,
     fitsBudget: ({ context, event }) => event.type === 'SEND' && fits(context, event),
@@ -214,6 +215,7 @@ export const transportMachine = setup({
       lastSend: null,
       closeReason: null,
       error: null,
+      ended: null,
     }
   },
   initial: 'Idle',
@@ -248,7 +250,7 @@ export const transportMachine = setup({
           },
           on: {
             CONNECT_FAILED: [
-              { guard: ({ event }) => event.retryable === false, target: '#transport.Failed', actions: 'markConnectFailed' },
+              { guard: 'permanent', target: '#transport.Failed', actions: 'markConnectFailed' },
               // Failover: the next address is tried at once; backoff only between full rounds.
               { guard: 'hasNextAddress', target: 'dialing', reenter: true, actions: 'nextAddress' },
               { guard: 'roundsLeft', target: 'backoff', actions: 'markConnectFailed' },
@@ -309,11 +311,11 @@ export const transportMachine = setup({
         ],
       },
     },
-    Closed: { type: 'final' },
-    Failed: { type: 'final' },
+    Closed: { type: 'final', entry: assign({ ended: 'Closed' as const }) },
+    Failed: { type: 'final', entry: assign({ ended: 'Failed' as const }) },
   },
-  output: ({ context, self }) => ({
-    state: self.getSnapshot().value === 'Failed' ? 'Failed' : 'Closed',
+  output: ({ context }) => ({
+    state: context.ended ?? 'Closed',
     closeReason: context.closeReason,
     error: context.error,
     sent: context.sent,

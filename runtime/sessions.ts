@@ -297,7 +297,10 @@ export class SessionManager {
     if (!input.participants.some((p) => p.peerId === from)) throw new PermissionDenied('inviter is not a participant of the session', { from })
     if (this.actors.has(input.sessionId)) return // a retried invite
     this.ensureCapacity()
-    this.spawn(input, undefined, protocol)
+    const actor = this.spawn(input, undefined, protocol)
+    // The invite is the inviter's join: it created the session with itself in the roster.
+    const inviterJoin: SessionEvent = { type: 'JOIN', peerId: from, role: roleOf(input.participants, from) }
+    if (actor.getSnapshot().can(inviterJoin)) actor.send(inviterJoin)
     const role = roleOf(input.participants, this.self)
     const invitation: Invitation = {
       sessionId: input.sessionId,

@@ -515,6 +515,10 @@ export class TransportCoordinator {
     if (!parsed.success) throw invalidInput('channel message', parsed.error.issues)
     const record = channel instanceof Channel ? this.outbound.get(channel.id) : undefined
     if (record === undefined) {
+      if (channel instanceof Channel && channel.closeReason === 'budget') {
+        this.count('budgetExhausted')
+        throw new BudgetExhausted('the channel has spent its flow budget', { channelId: channel.id, peerId: channel.peerId })
+      }
       this.count('channelClosedRejections')
       throw new ChannelClosed('unknown or closed channel', { channelId: channel instanceof Channel ? channel.id : undefined })
     }
