@@ -350,7 +350,15 @@ export const sessionMachine = setup({
                   }
                 },
                 onDone: { target: 'advancing', actions: 'markSent' },
-                onError: {
+                onError: [
+                  // Could not deliver before the deadline: that is the session timing out,
+                  // whichever of the two timers noticed first.
+                  {
+                    guard: ({ event }) => errorInfo(event.error, 'NETWORK').code === 'DEADLINE_EXCEEDED',
+                    target: '#session.terminating',
+                    actions: 'timeOut',
+                  },
+                  {
                   target: '#session.terminating',
                   actions: assign(({ context, event }) => {
                     const info = errorInfo(event.error, 'NETWORK')
@@ -363,7 +371,8 @@ export const sessionMachine = setup({
                       },
                     }
                   }),
-                },
+                  },
+                ],
               },
             },
           },
