@@ -115,7 +115,7 @@ export async function createRuntime(input: RuntimeConfigInput = {}): Promise<Run
       async stop() {
         if (stopped) return
         stopped = true
-        sessions.stop()
+        await sessions.stop()
         router.close()
         for (const s of subscriptions) s.unsubscribe()
         for (const close of owned) await close()

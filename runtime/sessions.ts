@@ -145,6 +145,10 @@ export class SessionManager {
   private readonly actors = new Map<string, SessionActor>()
   private readonly protocols = new Map<string, Choreography>()
   private readonly endedRemotely = new Set<string>()
+  /** choreography named by the invite, kept with the snapshot so a restarted peer can execute it */
+  private readonly inviteProtocols = new Map<string, string>()
+  private readonly writes = new Set<Promise<void>>()
+  private stopped = false
   private readonly invitationsSubject = new Subject<Invitation>()
   readonly invitations$: Observable<Invitation> = this.invitationsSubject.asObservable()
   private readonly store: Namespace
@@ -282,10 +286,13 @@ export class SessionManager {
     return result
   }
 
-  stop(): void {
+  /** Stops every actor and waits for snapshot writes in flight (storage closes after this). */
+  async stop(): Promise<void> {
+    this.stopped = true
     for (const actor of this.actors.values()) actor.stop()
     this.actors.clear()
     this.invitationsSubject.complete()
+    await Promise.allSettled([...this.writes])
   }
 
   // ---- inbound ----------------------------------------------------------------------------
@@ -301,6 +308,7 @@ export class SessionManager {
     // The invite is the inviter's join: it created the session with itself in the roster.
     const inviterJoin: SessionEvent = { type: 'JOIN', peerId: from, role: roleOf(input.participants, from) }
     if (actor.getSnapshot().can(inviterJoin)) actor.send(inviterJoin)
+    await this.persist(input.sessionId)
     const role = roleOf(input.participants, this.self)
     const invitation: Invitation = {
       sessionId: input.sessionId,
@@ -316,7 +324,7 @@ export class SessionManager {
     this.invitationsSubject.next(invitation)
   }
 
-  private onJoin({ envelope, from }: InboundMessage): void {
+  private async onJoin({ envelope, from }: InboundMessage): Promise<void> {
     const { sessionId, role } = parse(joinPayload, envelope.payload, 'join')
     const actor = this.actor(sessionId)
     const member = actor.getSnapshot().context.participants.find((p) => p.peerId === from)
@@ -324,9 +332,10 @@ export class SessionManager {
     if (member.role !== role) throw new UnknownRole(`role ${role} is not the role of ${from} in this session`, { sessionId, role })
     const event: SessionEvent = { type: 'JOIN', peerId: from, role }
     if (actor.getSnapshot().can(event)) actor.send(event)
+    await this.persist(sessionId)
   }
 
-  private onStep({ envelope, from }: InboundMessage): void {
+  private async onStep({ envelope, from }: InboundMessage): Promise<void> {
     const message = parse(stepPayload, envelope.payload, 'step')
     const actor = this.actor(message.sessionId)
     const { context } = actor.getSnapshot()
@@ -343,6 +352,9 @@ export class SessionManager {
     const event: SessionEvent = { type: 'RECEIVE', step: message.step, from, payload: payload.data }
     // A retried step we already have is acknowledged again, not an error.
     if (actor.getSnapshot().can(event)) actor.send(event)
+    // The reply is the sender's acknowledgement: give it only once the step is on disk, so a
+    // crash after the ack cannot lose a message the sender will never resend.
+    await this.persist(message.sessionId)
   }
 
   private onEnd({ envelope, from }: InboundMessage): void {
@@ -385,20 +397,31 @@ export class SessionManager {
       },
     })
     this.actors.set(sessionId, actor)
+    if (protocol) this.inviteProtocols.set(sessionId, protocol)
     actor.subscribe({
       next: (state) => {
-        void this.persist(sessionId, actor, protocol)
+        void this.persist(sessionId)
         if (state.status === 'done') this.deps.bus.emit({ type: 'latency', name: 'session.duration', ms: this.deps.clock.now() - state.context.createdAt })
       },
       error: (error) => this.report(error, 'session/actor'),
     })
     actor.start()
-    void this.persist(sessionId, actor, protocol)
+    void this.persist(sessionId)
     return actor
   }
 
-  private async persist(sessionId: string, actor: SessionActor, protocol?: string): Promise<void> {
-    if (!this.actors.has(sessionId)) return
+  /** Writes the actor's current snapshot; resolves once it is durable. */
+  private persist(sessionId: string): Promise<void> {
+    if (this.stopped) return Promise.resolve()
+    const write = this.write(sessionId)
+    this.writes.add(write)
+    return write.finally(() => this.writes.delete(write))
+  }
+
+  private async write(sessionId: string): Promise<void> {
+    const actor = this.actors.get(sessionId)
+    if (!actor) return
+    const protocol = this.inviteProtocols.get(sessionId)
     const record: StoredSession = { snapshot: actor.getPersistedSnapshot(), ...(protocol ? { protocol } : {}) }
     try {
       await this.store.put(sessionId, JSON.parse(JSON.stringify(record)))
@@ -523,9 +546,7 @@ export class SessionManager {
   }
 
   private storedProtocolName(actor: SessionActor): string | undefined {
-    const sessionId = actor.getSnapshot().context.sessionId
-    const record = this.store.get<StoredSession>(sessionId)
-    return record?.protocol
+    return this.inviteProtocols.get(actor.getSnapshot().context.sessionId)
   }
 
   private protocolOf(name: string | undefined): Choreography {
