@@ -21,11 +21,26 @@ export function createDeltaHandler<S>(type: CvType<S>, options: DeltaHandlerOpti
   let groups: DeltaGroup<S>[] = []
   let lastSeq = 0
 
+  // The compacted group's delta, when the handler owns it and may extend it in place: the
+  // buffer then costs O(new deltas) per compaction rather than O(everything buffered).
+  let ownedDelta: S | undefined
+
   const compact = (): void => {
     if (groups.length <= 1) return
-    const delta = groups.reduce((acc, g) => type.join(acc, g.delta), type.bottom())
-    groups = [{ from: groups[0]!.from, to: groups[groups.length - 1]!.to, delta }]
+    const first = groups[0]!
+    let delta: S
+    if (type.own !== undefined && type.absorb !== undefined) {
+      delta = first.delta === ownedDelta ? first.delta : type.own(first.delta)
+      for (let i = 1; i < groups.length; i++) delta = type.absorb(delta, groups[i]!.delta)
+      ownedDelta = delta
+    } else {
+      delta = groups.reduce((acc, g) => type.join(acc, g.delta), type.bottom())
+    }
+    groups = [{ from: first.from, to: groups[groups.length - 1]!.to, delta }]
   }
+
+  // Never hand out the owned delta itself: a later compaction would change it.
+  const exported = (g: DeltaGroup<S>): DeltaGroup<S> => (g.delta === ownedDelta ? { ...g, delta: type.join(type.bottom(), g.delta) } : g)
 
   return {
     type,
@@ -42,7 +57,7 @@ export function createDeltaHandler<S>(type: CvType<S>, options: DeltaHandlerOpti
       return delta
     },
     receive: (delta) => owned.join(delta),
-    buffered: () => groups,
+    buffered: () => groups.map(exported),
     deltaSince(after) {
       // A group that straddles `after` is sent whole: re-sending joined changes is harmless.
       const wanted = groups.filter((g) => g.to > after)

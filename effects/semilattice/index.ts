@@ -19,6 +19,7 @@ export type {
   MvHandler,
 } from './kinds.js'
 export { createCvHandler } from './cv-handler.js'
+export { ownedState, type OwnedState } from './owned-state.js'
 export { createDeltaHandler, type DeltaHandlerOptions } from './delta-handler.js'
 export { createCmHandler, type CmHandlerOptions } from './cm-handler.js'
 export { createMvHandler } from './mv-handler.js'

@@ -12,7 +12,6 @@ import {
   orSet,
   pnCounter,
   yjsDoc,
-  type AnyCvType,
   type JsonValue,
 } from '../../../effects/semilattice/index.js'
 import type { Fixture, Mutation } from './histories.js'
@@ -108,6 +107,5 @@ export const fixtures: Fixture<any>[] = [
   orMapFixture,
   nestedMapFixture,
   yjsFixture,
-] satisfies Fixture<any>[] as Fixture<any>[]
+]
 
-export type { AnyCvType }

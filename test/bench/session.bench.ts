@@ -1,0 +1,118 @@
+// Foundation figures: a session round trip over libp2p TCP against a raw libp2p stream
+// ping-pong on the same machine, and a runtime-routed local message against raw actor.send.
+
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { noise } from '@libp2p/noise'
+import { tcp } from '@libp2p/tcp'
+import { yamux } from '@libp2p/yamux'
+import { lpStream } from '@libp2p/utils'
+import { createLibp2p } from 'libp2p'
+import { assign, createActor, setup } from 'xstate'
+import { z } from 'zod'
+import { createRuntime, type Runtime } from '../../runtime/runtime.js'
+import { defineChoreography } from '../../runtime/choreography.js'
+import { quantile, sample, type BenchReport } from './report.js'
+
+const SESSIONS = 200
+const PINGS = 2_000
+const LOCAL_MESSAGES = 50_000
+
+async function rawPingPongMs(): Promise<number> {
+  const make = () => createLibp2p({ addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] }, transports: [tcp()], connectionEncrypters: [noise()], streamMuxers: [yamux()] })
+  const [a, b] = await Promise.all([make(), make()])
+  await b.handle('/bench/ping/1.0.0', async (stream) => {
+    const lp = lpStream(stream)
+    for (;;) {
+      const message = await lp.read().catch(() => undefined)
+      if (!message) return
+      await lp.write(message.subarray())
+    }
+  })
+  const lp = lpStream(await a.dialProtocol(b.getMultiaddrs()[0]!, '/bench/ping/1.0.0'))
+  const payload = new Uint8Array(64)
+  const samples = await sample(PINGS, async () => {
+    await lp.write(payload)
+    await lp.read()
+  }, 200)
+  await a.stop()
+  await b.stop()
+  return quantile(samples, 0.5)
+}
+
+const pingPong = defineChoreography({
+  name: 'bench-ping-pong',
+  roles: ['client', 'server'],
+  steps: [
+    { label: 'ping', from: 'client', to: ['server'], payload: z.object({ n: z.number() }), produce: () => ({ n: 1 }) },
+    { label: 'pong', from: 'server', to: ['client'], payload: z.object({ n: z.number() }), produce: () => ({ n: 2 }) },
+  ],
+})
+
+async function sessionRoundTrip(): Promise<{ p50: number; p99: number }> {
+  const dirs = [mkdtempSync(join(tmpdir(), 'aura-bench-')), mkdtempSync(join(tmpdir(), 'aura-bench-'))]
+  const runtimes: Runtime[] = []
+  for (const dataDir of dirs) runtimes.push(await createRuntime({ dataDir, protocols: [pingPong], sessions: { autoJoin: true } }))
+  const [client, server] = runtimes as [Runtime, Runtime]
+  server.sessions.invitations$.subscribe((invite) => void server.sessions.executeProtocol(invite.sessionId, invite.protocol))
+  await client.connect(server.addresses()[0]!)
+  const roster = [{ peerId: client.peerId, role: 'client' }, { peerId: server.peerId, role: 'server' }]
+  const samples = await sample(SESSIONS, async () => {
+    const session = await client.sessions.createSession('bench', roster, { timeoutMs: 10_000, protocol: pingPong.name })
+    const result = await session.executeProtocol()
+    if (result.status !== 'completed') throw new Error(`session ${result.status}`)
+  }, 20)
+  for (const runtime of runtimes) await runtime.stop()
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true })
+  return { p50: quantile(samples, 0.5), p99: quantile(samples, 0.99) }
+}
+
+const counterMachine = setup({ types: { events: {} as { type: 'INC' } } }).createMachine({
+  context: { n: 0 },
+  on: { INC: { actions: assign({ n: ({ context }) => context.n + 1 }) } },
+})
+
+async function localRouting(): Promise<{ rawPerS: number; routedPerS: number }> {
+  const raw = createActor(counterMachine).start()
+  const rawStart = performance.now()
+  for (let i = 0; i < LOCAL_MESSAGES; i++) raw.send({ type: 'INC' })
+  const rawMs = performance.now() - rawStart
+
+  const dataDir = mkdtempSync(join(tmpdir(), 'aura-bench-'))
+  const runtime = await createRuntime({ dataDir, transport: 'memory' })
+  const routed = createActor(counterMachine).start()
+  let delivered = 0
+  let done: () => void = () => undefined
+  const all = new Promise<void>((resolve) => (done = resolve))
+  await runtime.router.register('timeout', {
+    inc: () => {
+      routed.send({ type: 'INC' })
+      if (++delivered === LOCAL_MESSAGES) done()
+    },
+  })
+  const routedStart = performance.now()
+  for (let i = 0; i < LOCAL_MESSAGES; i++) void runtime.router.send(runtime.peerId, 'timeout', { kind: 'inc', payload: null })
+  await all
+  const routedMs = performance.now() - routedStart
+  if (routed.getSnapshot().context.n !== LOCAL_MESSAGES) throw new Error('lost local messages')
+  await runtime.stop()
+  rmSync(dataDir, { recursive: true, force: true })
+  return { rawPerS: (LOCAL_MESSAGES / rawMs) * 1000, routedPerS: (LOCAL_MESSAGES / routedMs) * 1000 }
+}
+
+export const sessionBench = {
+  name: 'session',
+  async run(report: BenchReport): Promise<void> {
+    const ping = await rawPingPongMs()
+    const session = await sessionRoundTrip()
+    report.add('pingpong.tcp.p50_ms', ping, 'ms', 'raw libp2p stream ping-pong, TCP loopback (baseline)')
+    report.add('session.tcp.p50_ms', session.p50, 'ms', '2-party session: create, invite, join, ping, pong, complete')
+    report.add('session.tcp.p99_ms', session.p99, 'ms')
+    report.add('session.tcp.ratio_vs_pingpong', session.p50 / ping, 'x', 'session round trip / raw ping-pong (p50)')
+    const local = await localRouting()
+    report.add('actor.send.msgs_per_s', local.rawPerS, 'msg/s', 'raw actor.send (baseline)')
+    report.add('router.local.msgs_per_s', local.routedPerS, 'msg/s', 'router.send to self → handler → actor.send')
+    report.add('router.local.ratio_vs_actor_send', local.rawPerS / local.routedPerS, 'x', 'time per routed message / time per actor.send')
+  },
+}

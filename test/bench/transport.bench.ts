@@ -1,0 +1,83 @@
+// Transport channel overhead: request/ack round trips through a TransportCoordinator channel vs
+// the same round trip on a bare protocol stream of the same libp2p connection (TCP loopback,
+// noise, yamux). Both sides answer every message with a small ack on their own stream, so the
+// two figures differ only by what the channel adds: framing, idempotency key and dedup, guard
+// chain and budget charge, the channel machine's SEND/ACK steps, and the retry machine.
+
+import { Libp2pNetwork } from '../../effects/network/libp2p.js'
+import { TransportCoordinator } from '../../runtime/transport.js'
+import { quantile, sample, type BenchReport } from './report.js'
+
+const RAW = '/aura/bench-raw/1.0.0'
+const RAW_ACK = '/aura/bench-raw-ack/1.0.0'
+const PAYLOAD_BYTES = 64
+const LATENCY_SAMPLES = 2_000
+const THROUGHPUT_MESSAGES = 10_000
+const WINDOW = 32
+
+async function pipelined(total: number, window: number, send: (i: number) => Promise<unknown>): Promise<number> {
+  let next = 0
+  const start = performance.now()
+  await Promise.all(
+    Array.from({ length: window }, async () => {
+      while (next < total) await send(next++)
+    }),
+  )
+  return (total / (performance.now() - start)) * 1000
+}
+
+export const transportBench = {
+  name: 'transport',
+  run: async (report: BenchReport): Promise<void> => {
+    const a = await Libp2pNetwork.create({ transport: 'tcp' })
+    const b = await Libp2pNetwork.create({ transport: 'tcp' })
+    const sender = new TransportCoordinator(a.peerId, a, { poolLimit: 4 })
+    const receiver = new TransportCoordinator(b.peerId, b)
+    try {
+      await Promise.all([sender.start(), receiver.start()])
+      await a.connect(b.addresses()[0]!)
+
+      // raw: [seq (4 bytes) ‖ payload] out, [seq] back
+      const waiting = new Map<number, () => void>()
+      await b.handle(RAW, (frame) => void b.send(a.peerId, RAW_ACK, frame.bytes.subarray(0, 4)).catch(() => undefined))
+      await a.handle(RAW_ACK, (frame) => {
+        const seq = new DataView(frame.bytes.buffer, frame.bytes.byteOffset, 4).getUint32(0)
+        waiting.get(seq)?.()
+        waiting.delete(seq)
+      })
+      let seq = 0
+      const rawRoundTrip = () => {
+        const frame = new Uint8Array(4 + PAYLOAD_BYTES)
+        const n = seq++
+        new DataView(frame.buffer).setUint32(0, n)
+        const acked = new Promise<void>((resolve) => waiting.set(n, resolve))
+        return a.send(b.peerId, RAW, frame).then(() => acked)
+      }
+
+      const channel = await sender.establishChannel(b.peerId, 'bench')
+      receiver.onMessage(() => undefined)
+      const payload = new Uint8Array(PAYLOAD_BYTES)
+      const channelRoundTrip = () => sender.sendWithRetry(channel, { payload })
+
+      const rawLatency = await sample(LATENCY_SAMPLES, rawRoundTrip, 200)
+      const channelLatency = await sample(LATENCY_SAMPLES, channelRoundTrip, 200)
+      const rawRate = await pipelined(THROUGHPUT_MESSAGES, WINDOW, rawRoundTrip)
+      const channelRate = await pipelined(THROUGHPUT_MESSAGES, WINDOW, channelRoundTrip)
+
+      const connections = sender.connectionCount(b.peerId)
+      const note = `${PAYLOAD_BYTES}-byte messages, ${WINDOW} in flight, TCP loopback, ${connections} connection`
+      report.add('transport.channel.msgs_per_s', channelRate, 'msg/s', note)
+      report.add('transport.raw_stream.msgs_per_s', rawRate, 'msg/s', note)
+      report.add('transport.channel.ratio_vs_raw_stream', rawRate / channelRate, 'x', 'raw msgs/s ÷ channel msgs/s (time per message, channel vs raw); aim ≤ 1.5')
+      report.add('transport.channel.p50_ms', quantile(channelLatency, 0.5), 'ms', 'one message, send to ack')
+      report.add('transport.channel.p99_ms', quantile(channelLatency, 0.99), 'ms')
+      report.add('transport.raw_stream.p50_ms', quantile(rawLatency, 0.5), 'ms')
+      report.add('transport.raw_stream.p99_ms', quantile(rawLatency, 0.99), 'ms')
+      report.add('transport.channel.latency_ratio_p50', quantile(channelLatency, 0.5) / quantile(rawLatency, 0.5), 'x')
+    } finally {
+      await sender.stop()
+      await receiver.stop()
+      await Promise.allSettled([a.stop(), b.stop()])
+    }
+  },
+}
