@@ -148,6 +148,7 @@ export class SessionManager {
   /** choreography named by the invite, kept with the snapshot so a restarted peer can execute it */
   private readonly inviteProtocols = new Map<string, string>()
   private readonly writes = new Set<Promise<void>>()
+  private readonly scheduledWrites = new Map<string, Promise<void>>()
   private stopped = false
   private readonly invitationsSubject = new Subject<Invitation>()
   readonly invitations$: Observable<Invitation> = this.invitationsSubject.asObservable()
@@ -410,12 +411,24 @@ export class SessionManager {
     return actor
   }
 
-  /** Writes the actor's current snapshot; resolves once it is durable. */
+  /**
+   * Writes the actor's current snapshot; resolves once it is durable. Transitions in one burst
+   * (an event and the eventless moves it triggers) share one write: the write is taken at the end
+   * of the current microtask queue and reads the latest snapshot then.
+   */
   private persist(sessionId: string): Promise<void> {
     if (this.stopped) return Promise.resolve()
-    const write = this.write(sessionId)
+    const scheduled = this.scheduledWrites.get(sessionId)
+    if (scheduled) return scheduled
+    const write = Promise.resolve()
+      .then(() => {
+        this.scheduledWrites.delete(sessionId)
+        return this.write(sessionId)
+      })
+      .finally(() => this.writes.delete(write))
+    this.scheduledWrites.set(sessionId, write)
     this.writes.add(write)
-    return write.finally(() => this.writes.delete(write))
+    return write
   }
 
   private async write(sessionId: string): Promise<void> {
@@ -424,7 +437,7 @@ export class SessionManager {
     const protocol = this.inviteProtocols.get(sessionId)
     const record: StoredSession = { snapshot: actor.getPersistedSnapshot(), ...(protocol ? { protocol } : {}) }
     try {
-      await this.store.put(sessionId, JSON.parse(JSON.stringify(record)))
+      await this.store.put(sessionId, record)
     } catch (error) {
       this.report(error, 'session/persist')
     }
