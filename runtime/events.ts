@@ -17,6 +17,7 @@ export type RuntimeEvent =
   | (EventBase & { type: 'error'; code: string; where: string; message: string; remote?: string })
   | (EventBase & { type: 'latency'; name: string; ms: number })
   | (EventBase & { type: 'peer'; status: 'connect' | 'disconnect'; remote: string })
+  | (EventBase & { type: 'count'; name: string; by: number })
 
 export type RuntimeEventType = RuntimeEvent['type']
 

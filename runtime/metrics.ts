@@ -95,6 +95,9 @@ export class Metrics {
       case 'peer':
         this.increment(`peer.${event.status}`)
         break
+      case 'count':
+        this.increment(event.name, event.by)
+        break
     }
   }
 

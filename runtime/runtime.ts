@@ -82,7 +82,7 @@ export async function createRuntime(input: RuntimeConfigInput = {}): Promise<Run
       autoJoin: config.sessions.autoJoin,
       ...(inspect ? { inspect } : {}),
     })
-    const timeouts = new TimeoutCoordinator({ clock, bus, factor: config.timeoutProfile.factor, ...(inspect ? { inspect } : {}) })
+    const timeouts = new TimeoutCoordinator({ clock, random, bus, router, factor: config.timeoutProfile.factor, ...(inspect ? { inspect } : {}) })
     const peers = storage.namespace(PEERS_NAMESPACE)
 
     const connect = async (address: string): Promise<string> => {
@@ -92,6 +92,7 @@ export async function createRuntime(input: RuntimeConfigInput = {}): Promise<Run
     }
 
     await sessions.start(config.protocols)
+    await timeouts.start()
     // Reconnect to peers we knew (a restarted peer finds its session partners again) and to the
     // bootstrap list; failures are reported, not fatal.
     const known = [...peers.range<{ address: string }>()].map((e) => e.value.address)

@@ -123,8 +123,8 @@ export class Session {
   ) {}
 
   /** Runs a choreography (or the one named in the invite) to completion. */
-  executeProtocol(protocol?: Choreography | string): Promise<SessionResult> {
-    return this.manager.executeProtocol(this.id, protocol)
+  executeProtocol(protocol?: Choreography | string, options: { signal?: AbortSignal } = {}): Promise<SessionResult> {
+    return this.manager.executeProtocol(this.id, protocol, options)
   }
 
   /** Resolves when the session reaches a final state. */
@@ -225,7 +225,11 @@ export class SessionManager {
     return [...this.actors.keys()].map((id) => this.view(id))
   }
 
-  async executeProtocol(sessionId: string, protocol?: Choreography | string): Promise<SessionResult> {
+  /**
+   * Runs the choreography to the end. An abort of `options.signal` (e.g. the signal a coordinated
+   * timeout gives its operation) cancels the session here and, through `end`, on every peer.
+   */
+  async executeProtocol(sessionId: string, protocol?: Choreography | string, options: { signal?: AbortSignal } = {}): Promise<SessionResult> {
     const actor = this.actor(sessionId)
     const choreography = this.resolveProtocol(actor, protocol)
     const roles = new Set(actor.getSnapshot().context.participants.map((p) => p.role))
@@ -234,7 +238,15 @@ export class SessionManager {
     }
     this.protocols.set(choreography.name, choreography)
     this.sendTo(actor, { type: 'EXECUTE', protocol: choreography.wire })
-    return this.result(sessionId)
+    const { signal } = options
+    if (!signal) return this.result(sessionId)
+    const onAbort = () => {
+      const cancel: SessionEvent = { type: 'CANCEL', reason: String(signal.reason ?? 'aborted') }
+      if (actor.getSnapshot().can(cancel)) actor.send(cancel)
+    }
+    signal.addEventListener('abort', onAbort, { once: true })
+    if (signal.aborted) onAbort()
+    return this.result(sessionId).finally(() => signal.removeEventListener('abort', onAbort))
   }
 
   result(sessionId: string): Promise<SessionResult> {

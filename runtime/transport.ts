@@ -26,11 +26,13 @@ import { Subject, type Observable } from 'rxjs'
 import { createActor, fromCallback, type Actor } from 'xstate'
 import { z } from 'zod'
 import {
+  AttemptBudgetExhausted,
   AuraError,
   BudgetExhausted,
   Cancelled,
   ChannelClosed,
   ConfigInvalid,
+  DeadlineExceeded,
   EpochRegression,
   InvalidInput,
   LimitExceeded,
@@ -62,11 +64,9 @@ import {
   type TransportOutput,
 } from '../machines/transport.js'
 import { LatencyWindow, type LatencySummary } from './metrics.js'
-import { isTransient, withRetry, type RetryOptions } from './retry.js'
+import { isTransient, withRetry, type RetryPolicy } from './retry.js'
 
 export const TRANSPORT_PROTOCOL = '/aura/transport/1.0.0'
-
-type RetryPolicy = NonNullable<RetryOptions['policy']>
 
 // ---------------------------------------------------------------------------------------------
 // Frames
@@ -215,6 +215,14 @@ export interface PoolStats {
   inbound: number
 }
 
+export interface InboundChannelView {
+  from: string
+  channelId: string
+  contextId: string
+  epoch: number
+  open: boolean
+}
+
 export interface TransportMetrics {
   counters: Record<string, number>
   latency: { send: LatencySummary }
@@ -240,7 +248,7 @@ const optionsSchema = z
     handshakeTimeoutMs: z.number().int().positive().default(2_000),
     drainTimeoutMs: z.number().int().positive().default(5_000),
     reconnect: reconnectPolicySchema.default(defaultReconnect),
-    sendPolicy: z.custom<RetryPolicy>(isObject).default(defaultSendPolicy),
+    sendPolicy: reconnectPolicySchema.default(defaultSendPolicy),
     /** inbound channels a single peer may hold open here */
     maxInboundChannelsPerPeer: z.number().int().positive().default(1_024),
     capabilityCheck: z.custom<CapabilityCheck>((f) => typeof f === 'function').optional(),
@@ -302,7 +310,7 @@ export class Channel {
   }
 
   get inflight(): number {
-    return this.actor.getSnapshot().context.inflight
+    return this.actor.getSnapshot().context.counts.inflight
   }
 }
 
@@ -313,7 +321,11 @@ interface Waiter {
   resolve: (value: number) => void
   reject: (error: unknown) => void
   timer: TimerHandle
+  signal?: AbortSignal
+  onAbort?: () => void
 }
+
+const ignore = () => undefined
 
 interface Outbound {
   channel: Channel
@@ -370,8 +382,14 @@ export class TransportCoordinator {
   private readonly counters = new Map<string, number>()
   private readonly sendLatency = new LatencyWindow()
   private lastSweep = 0
+  /** generated idempotency keys: a random prefix per coordinator and a counter (no draw per message) */
+  private readonly keyPrefix: string
+  private keySeq = 0
   private readonly ready: Promise<void>
   private stopped = false
+  private stopping: Promise<void> | undefined
+  private readonly countSent = () => this.count('framesSent')
+  private readonly countLost = () => this.count('controlFramesLost')
 
   constructor(
     readonly peerId: string,
@@ -385,6 +403,7 @@ export class TransportCoordinator {
     this.clock = parsed.data.clock ?? new SystemClock()
     this.random = parsed.data.random ?? new CryptoRandom()
     this.messages$ = this.messageSubject.asObservable()
+    this.keyPrefix = this.random.id(8)
     this.lastSweep = this.clock.now()
     this.ready = network.handle(TRANSPORT_PROTOCOL, (frame) => this.onFrame(frame))
     this.ready.catch(() => undefined)
@@ -396,14 +415,19 @@ export class TransportCoordinator {
   }
 
   /** Closes every channel at once (in-flight sends fail with ChannelClosed) and stops handling frames. */
-  async stop(): Promise<void> {
-    if (this.stopped) return
-    this.stopped = true
+  stop(): Promise<void> {
+    this.stopping ??= this.stopNow()
+    return this.stopping
+  }
+
+  private async stopNow(): Promise<void> {
+    // Channels close first, while close frames can still go out, so peers close their side too.
     const closing = [...this.outbound.values()].map((o) => {
       this.sendTo(o.channel.actor, { type: 'STALE' })
       return o.channel.closed
     })
     await Promise.allSettled(closing)
+    this.stopped = true
     for (const [key, waiter] of this.waiters) this.settle(key, waiter, new ChannelClosed('transport stopped'))
     await this.network.unhandle(TRANSPORT_PROTOCOL).catch(() => undefined)
     this.messageSubject.complete()
@@ -426,7 +450,7 @@ export class TransportCoordinator {
     if (!args.success) throw invalidInput('establishChannel arguments', args.error.issues)
     const config = channelConfigSchema.safeParse(channelConfig)
     if (!config.success) throw invalidInput('channel config', config.error.issues)
-    if (this.stopped) throw new ChannelClosed('transport stopped')
+    if (this.stopping !== undefined) throw new ChannelClosed('transport stopped')
     if (peerId === this.peerId) throw new PeerUnreachable('cannot open a channel to self', { peerId })
     await this.ready
 
@@ -483,7 +507,7 @@ export class TransportCoordinator {
         },
         error: (err) => {
           this.outbound.delete(channelId)
-          this.release(peerId, channelId)
+          this.releaseSlot(peerId, channelId)
           settleClosed({ state: 'Failed', closeReason: null, error: errorInfo(err), sent: 0, acked: 0, failed: 0 })
           reject(err)
         },
@@ -513,6 +537,8 @@ export class TransportCoordinator {
     const started = this.clock.now()
     const parsed = messageSchema.safeParse(message)
     if (!parsed.success) throw invalidInput('channel message', parsed.error.issues)
+    if (retryPolicy !== undefined && !reconnectPolicySchema.safeParse(retryPolicy).success) throw invalidInput('retry policy', reconnectPolicySchema.safeParse(retryPolicy).error?.issues)
+    if (options.deadlineAt !== undefined && !Number.isFinite(options.deadlineAt)) throw new InvalidInput('deadlineAt must be a finite time', { deadlineAt: options.deadlineAt })
     const record = channel instanceof Channel ? this.outbound.get(channel.id) : undefined
     if (record === undefined) {
       if (channel instanceof Channel && channel.closeReason === 'budget') {
@@ -524,39 +550,19 @@ export class TransportCoordinator {
     }
     const { kind, payload } = parsed.data
     const mode: GuardMode = this.options.guardModes[kind] ?? this.options.defaultGuardMode
-    await this.checkCapability(channel, kind, mode)
+    if (this.options.capabilityCheck !== undefined) await this.checkCapability(channel, kind, mode)
 
     const body = packr.pack(payload) as Uint8Array
-    const key = parsed.data.key ?? this.random.id(12)
+    const key = parsed.data.key ?? `${this.keyPrefix}.${(this.keySeq++).toString(36)}`
     this.charge(record, key, body.byteLength, mode)
 
     const frame = encodeTransportFrame({ type: 'data', channelId: channel.id, key, epoch: channel.epoch, kind, payload: body })
     const ttlCap = started + this.options.dedupWindow.ttlMs
     const deadlineAt = Math.min(options.deadlineAt ?? ttlCap, ttlCap)
-    let attempts = 0
-    let lastError: unknown
+    let attempts: number
     try {
-      await withRetry(
-        (attempt, signal) => {
-          attempts = attempt
-          if (attempt > 1) this.count('retries')
-          return this.attemptDelivery(record, key, frame, signal).catch((err: unknown) => {
-            lastError = err
-            throw err
-          })
-        },
-        {
-          policy: retryPolicy ?? this.options.sendPolicy,
-          deadlineAt,
-          isRetryable: retryableSend,
-          clock: this.clock,
-          random: this.random,
-          ...(options.signal !== undefined ? { signal: options.signal } : {}),
-        },
-      )
-    } catch (thrown) {
-      // A permanent failure is reported as the attempt's own error (its class, not only its code).
-      const err = isAuraError(thrown) && isAuraError(lastError) && thrown.code === lastError.code ? lastError : thrown
+      attempts = await this.deliver(record, key, frame, retryPolicy ?? this.options.sendPolicy, deadlineAt, options.signal)
+    } catch (err) {
       this.sendTo(channel.actor, { type: 'SEND_FAILED', key })
       this.count('sendFailures')
       this.countError(err)
@@ -569,11 +575,63 @@ export class TransportCoordinator {
   }
 
   /**
+   * The first attempt runs directly, so the common case costs no retry actor. If it fails with a
+   * retryable error, attempts 2..n run under the retry machine (withRetry) on the schedule the
+   * policy gives them: first the backoff after attempt 1, then a policy shifted by one attempt.
+   * Returns the number of attempts made.
+   */
+  private async deliver(record: Outbound, key: string, frame: Uint8Array, policy: RetryPolicy, deadlineAt: number, signal: AbortSignal | undefined): Promise<number> {
+    if (signal?.aborted) throw new Cancelled('send cancelled', { key })
+    if (this.clock.now() >= deadlineAt) throw new DeadlineExceeded('send deadline already passed', { key, deadlineAt })
+    let first: unknown
+    try {
+      await this.attemptDelivery(record, key, frame, signal)
+      return 1
+    } catch (err) {
+      if (!retryableSend(err)) throw err
+      first = err
+    }
+    if (policy.maxAttempts <= 1) throw new AttemptBudgetExhausted('gave up after 1 attempt', { attempts: 1, last: errorInfo(first) }, { cause: first })
+    const delay = backoffDelay(1, policy, this.random.float())
+    if (this.clock.now() + delay >= deadlineAt) throw new DeadlineExceeded('send deadline passed after 1 attempt', { attempts: 1, last: errorInfo(first) }, { cause: first })
+    try {
+      await this.clock.sleep(delay, signal)
+    } catch (cause) {
+      throw new Cancelled('send cancelled', { key, attempts: 1 }, { cause })
+    }
+    const rest: RetryPolicy = {
+      ...policy,
+      maxAttempts: policy.maxAttempts - 1,
+      initialDelayMs: Math.min(policy.maxDelayMs, policy.initialDelayMs * policy.multiplier),
+    }
+    let attempts = 1
+    let lastError: unknown
+    try {
+      await withRetry(
+        (attempt, attemptSignal) => {
+          attempts = attempt + 1
+          this.count('retries')
+          return this.attemptDelivery(record, key, frame, attemptSignal).catch((err: unknown) => {
+            lastError = err
+            throw err
+          })
+        },
+        { policy: rest, deadlineAt, isRetryable: retryableSend, clock: this.clock, random: this.random, ...(signal !== undefined ? { signal } : {}) },
+      )
+    } catch (thrown) {
+      // A permanent failure is reported as the attempt's own error (its class, not only its code).
+      throw isAuraError(thrown) && isAuraError(lastError) && thrown.code === lastError.code ? lastError : thrown
+    }
+    return attempts
+  }
+
+  /**
    * Moves the context one epoch forward: every channel of the older epoch closes here, and every
    * peer sharing the context is told (with retries) so it closes its side too.
    */
   async bumpEpoch(contextId: string, retryPolicy?: RetryPolicy): Promise<{ epoch: number; notified: string[]; unreachable: string[] }> {
     if (!id.safeParse(contextId).success) throw new InvalidInput('invalid contextId', { contextId: String(contextId) })
+    if (retryPolicy !== undefined && !reconnectPolicySchema.safeParse(retryPolicy).success) throw invalidInput('retry policy', reconnectPolicySchema.safeParse(retryPolicy).error?.issues)
     const epoch = this.currentEpoch(contextId) + 1
     const peers = this.moveEpoch(contextId, epoch, undefined)
     this.count('epochBumps')
@@ -628,6 +686,11 @@ export class TransportCoordinator {
       channels += set.size
     }
     return { size: this.poolEntries.size, limit: this.options.poolLimit, channels, peers, inbound: this.inbound.size }
+  }
+
+  /** The channels peers opened to us: open ones, and closed ones still answering retries. */
+  inboundChannels(): InboundChannelView[] {
+    return [...this.inbound.values()].map((r) => ({ from: r.from, channelId: r.channelId, contextId: r.contextId, epoch: r.epoch, open: r.open }))
   }
 
   /**
@@ -687,15 +750,15 @@ export class TransportCoordinator {
 
   // ---- sending --------------------------------------------------------------------------------
 
-  private async attemptDelivery(record: Outbound, key: string, frame: Uint8Array, signal: AbortSignal): Promise<void> {
+  private async attemptDelivery(record: Outbound, key: string, frame: Uint8Array, signal: AbortSignal | undefined): Promise<void> {
     const channel = record.channel
     const snapshot = channel.actor.getSnapshot()
     // Draining channels still deliver what they accepted; closed ones deliver nothing more.
     if (snapshot.status === 'done' || (snapshot.value !== 'Open' && snapshot.value !== 'Draining')) throw this.closedError(record, undefined)
-    await this.ensureConnected(record, signal)
+    if (record.addresses.length > 0) await this.ensureConnected(record, signal)
     const wait = this.await(waiterKey(channel.peerId, channel.id, key), this.options.ackTimeoutMs, signal, `no ack for ${key}`)
     try {
-      await this.network.send(channel.peerId, TRANSPORT_PROTOCOL, frame, { signal })
+      await this.network.send(channel.peerId, TRANSPORT_PROTOCOL, frame, signal !== undefined ? { signal } : undefined)
       this.count('framesSent')
     } catch (err) {
       this.drop(waiterKey(channel.peerId, channel.id, key))
@@ -705,7 +768,7 @@ export class TransportCoordinator {
   }
 
   /** Reconnect with failover: when the peer is not connected, try its addresses in order. */
-  private async ensureConnected(record: Outbound, signal: AbortSignal): Promise<void> {
+  private async ensureConnected(record: Outbound, signal: AbortSignal | undefined): Promise<void> {
     const peer = record.channel.peerId
     if (record.addresses.length === 0 || this.network.connectedPeers().includes(peer)) return
     let last: unknown
@@ -717,7 +780,7 @@ export class TransportCoordinator {
         return
       } catch (err) {
         last = err
-        if (signal.aborted) throw err
+        if (signal?.aborted) throw err
       }
     }
     throw last
@@ -753,10 +816,7 @@ export class TransportCoordinator {
 
   private fireAndForget(peer: string, frame: TransportFrame): void {
     if (this.stopped) return
-    this.network.send(peer, TRANSPORT_PROTOCOL, encodeTransportFrame(frame)).then(
-      () => this.count('framesSent'),
-      () => this.count('controlFramesLost'),
-    )
+    this.network.send(peer, TRANSPORT_PROTOCOL, encodeTransportFrame(frame)).then(this.countSent, this.countLost)
   }
 
   // ---- actors bound to the effects ------------------------------------------------------------
@@ -874,7 +934,6 @@ export class TransportCoordinator {
 
   private onData(from: string, frame: Extract<TransportFrame, { type: 'data' }>): void {
     const rec = this.inbound.get(waiterKey(from, frame.channelId))
-    const nack = (code: string, message: string) => this.fireAndForget(from, { type: 'nack', channelId: frame.channelId, key: frame.key, code, message })
     // Duplicates first: a retry of something already delivered is acknowledged, whatever
     // happened to the channel since, so the sender does not report a delivered message as failed.
     if (rec?.delivered.has(frame.key)) {
@@ -883,23 +942,23 @@ export class TransportCoordinator {
     }
     if (rec === undefined) {
       this.count('channelClosedRejections')
-      return nack('CHANNEL_CLOSED', 'unknown channel')
+      return this.nack(from, frame, 'CHANNEL_CLOSED', 'unknown channel')
     }
     const current = this.currentEpoch(rec.contextId)
     if (frame.epoch < current) {
       this.count('epochRegressions')
-      return nack('EPOCH_REGRESSION', `epoch ${frame.epoch} of ${rec.contextId} is older than ${current}`)
+      return this.nack(from, frame, 'EPOCH_REGRESSION', `epoch ${frame.epoch} of ${rec.contextId} is older than ${current}`)
     }
     if (!rec.open) {
       this.count('channelClosedRejections')
-      return nack('CHANNEL_CLOSED', 'channel closed')
+      return this.nack(from, frame, 'CHANNEL_CLOSED', 'channel closed')
     }
     let payload: unknown
     try {
       payload = packr.unpack(frame.payload)
     } catch {
       this.count('malformedFrames')
-      return nack('INVALID_INPUT', 'payload is not valid MessagePack')
+      return this.nack(from, frame, 'INVALID_INPUT', 'payload is not valid MessagePack')
     }
     const now = this.clock.now()
     rec.delivered.set(frame.key, now)
@@ -912,6 +971,10 @@ export class TransportCoordinator {
       this.count('handlerErrors')
     }
     this.fireAndForget(from, { type: 'ack', channelId: frame.channelId, key: frame.key })
+  }
+
+  private nack(from: string, frame: { channelId: string; key: string }, code: string, message: string): void {
+    this.fireAndForget(from, { type: 'nack', channelId: frame.channelId, key: frame.key, code, message })
   }
 
   private onNack(from: string, frame: Extract<TransportFrame, { type: 'nack' }>): void {
@@ -982,7 +1045,7 @@ export class TransportCoordinator {
     this.poolEntries.set(peerId, new Set([channelId]))
   }
 
-  private release(peerId: string, channelId: string): void {
+  private releaseSlot(peerId: string, channelId: string): void {
     const entry = this.poolEntries.get(peerId)
     if (entry === undefined) return
     entry.delete(channelId)
@@ -994,7 +1057,7 @@ export class TransportCoordinator {
     const channel = record.channel
     if (this.outbound.get(channel.id) !== record) return
     this.outbound.delete(channel.id)
-    this.release(channel.peerId, channel.id)
+    this.releaseSlot(channel.peerId, channel.id)
     this.count(output.state === 'Failed' ? 'channelsFailed' : 'channelsClosed')
     const error = this.closedError(record, output)
     const prefix = waiterKey(channel.peerId, channel.id, '')
@@ -1046,57 +1109,52 @@ export class TransportCoordinator {
     }
   }
 
-  private await(key: string, timeoutMs: number, signal: AbortSignal, what: string): Promise<number> {
+  private await(key: string, timeoutMs: number, signal: AbortSignal | undefined, what: string): Promise<number> {
     this.drop(key)
+    let waiter!: Waiter
     const promise = new Promise<number>((resolve, reject) => {
-      const onAbort = () => {
-        const waiter = this.waiters.get(key)
-        if (waiter !== undefined) this.settle(key, waiter, new Cancelled(what))
-      }
-      const timer = this.clock.setTimeout(() => {
-        const waiter = this.waiters.get(key)
-        if (waiter !== undefined) this.settle(key, waiter, new NetworkError(what, { timeoutMs }))
-      }, timeoutMs)
-      this.waiters.set(key, {
-        resolve: (value) => {
-          signal.removeEventListener('abort', onAbort)
-          resolve(value)
-        },
-        reject: (err) => {
-          signal.removeEventListener('abort', onAbort)
-          reject(err)
-        },
-        timer,
-      })
-      if (signal.aborted) onAbort()
-      else signal.addEventListener('abort', onAbort, { once: true })
+      waiter = { resolve, reject, timer: undefined }
     })
+    waiter.timer = this.clock.setTimeout(() => {
+      if (this.waiters.get(key) === waiter) this.settle(key, waiter, new NetworkError(what, { timeoutMs }))
+    }, timeoutMs)
+    if (signal !== undefined) {
+      const onAbort = () => {
+        if (this.waiters.get(key) === waiter) this.settle(key, waiter, new Cancelled(what))
+      }
+      waiter.signal = signal
+      waiter.onAbort = onAbort
+      signal.addEventListener('abort', onAbort, { once: true })
+    }
+    this.waiters.set(key, waiter)
+    if (signal?.aborted) waiter.onAbort!()
     // A waiter may be settled with nobody awaiting it (its send failed first); that is not an
     // unhandled rejection. Awaiting it still throws.
-    promise.catch(() => undefined)
+    promise.catch(ignore)
     return promise
   }
 
   /** Removes a waiter nobody will wait for any more (its earlier attempt gave up). */
   private drop(key: string): void {
     const waiter = this.waiters.get(key)
-    if (waiter === undefined) return
+    if (waiter !== undefined) this.settle(key, waiter, new Cancelled('superseded'))
+  }
+
+  private release(key: string, waiter: Waiter): void {
     this.waiters.delete(key)
     this.clock.clearTimeout(waiter.timer)
-    waiter.reject(new Cancelled('superseded'))
+    if (waiter.onAbort !== undefined) waiter.signal?.removeEventListener('abort', waiter.onAbort)
   }
 
   private settle(key: string, waiter: Waiter, error: unknown): void {
-    this.waiters.delete(key)
-    this.clock.clearTimeout(waiter.timer)
+    this.release(key, waiter)
     waiter.reject(error)
   }
 
   private resolveWaiter(key: string, value: number): void {
     const waiter = this.waiters.get(key)
     if (waiter === undefined) return
-    this.waiters.delete(key)
-    this.clock.clearTimeout(waiter.timer)
+    this.release(key, waiter)
     waiter.resolve(value)
   }
 
