@@ -1,4 +1,5 @@
 // Every benchmark `npm run bench` runs, in order.
 import { sessionBench } from './session.bench.js'
+import { timeoutBench } from './timeout.bench.js'
 
-export const benches = [sessionBench]
+export const benches = [sessionBench, timeoutBench]
