@@ -81,24 +81,28 @@ export type ConnectorInput = { peerId: string; channelId: string; contextId: str
 export type BackoffTimerInput = { attempt: number; policy: ReconnectPolicy }
 export type DrainTimerInput = { ms: number }
 
-export type TransportContext = {
+/** What the channel was opened with; never changes. */
+export type ChannelSettings = {
   channelId: string
   peerId: string
   contextId: string
-  epoch: number
   addresses: string[]
-  addressIndex: number
-  /** 1-based pass over the address list */
-  round: number
   reconnect: ReconnectPolicy
   drainTimeoutMs: number
   budget: FlowBudget | undefined
+}
+
+export type ChannelCounts = { inflight: number; sent: number; acked: number; failed: number; rejected: number }
+
+// Few top-level keys on purpose: XState copies the context on every assign, and V8 copies an
+// object of a dozen keys about ten times faster than one of twenty (it stays in fast mode).
+export type TransportContext = {
+  settings: ChannelSettings
+  epoch: number
+  /** failover position: index into settings.addresses, and the 1-based pass over the list */
+  dial: { addressIndex: number; round: number }
   window: { startedAt: number; bytes: number; messages: number }
-  inflight: number
-  sent: number
-  acked: number
-  failed: number
-  rejected: number
+  counts: ChannelCounts
   /** the verdict on the latest SEND, read by the runtime right after sending it */
   lastSend: SendVerdict | null
   closeReason: CloseReason | null
@@ -112,13 +116,13 @@ type SendEvent = Extract<TransportEvent, { type: 'SEND' }>
 
 /** The window the send falls in: a new one starts once `windowMs` has passed since the last start. */
 function windowAt(context: TransportContext, at: number): TransportContext['window'] {
-  const budget = context.budget
+  const budget = context.settings.budget
   if (budget === undefined || at - context.window.startedAt < budget.windowMs) return context.window
   return { startedAt: at, bytes: 0, messages: 0 }
 }
 
 function fits(context: TransportContext, event: SendEvent): boolean {
-  const budget = context.budget
+  const budget = context.settings.budget
   if (budget === undefined) return true
   const window = windowAt(context, event.at)
   if (budget.maxBytes !== undefined && window.bytes + event.bytes > budget.maxBytes) return false
@@ -147,12 +151,12 @@ export const transportMachine = setup({
   },
   guards: {
     permanent: ({ event }) => event.type === 'CONNECT_FAILED' && event.retryable === false,
-    hasNextAddress: ({ context }) => context.addressIndex + 1 < context.addresses.length,
-    roundsLeft: ({ context }) => context.round < context.reconnect.maxAttempts,
+    hasNextAddress: ({ context }) => context.dial.addressIndex + 1 < context.settings.addresses.length,
+    roundsLeft: ({ context }) => context.dial.round < context.settings.reconnect.maxAttempts,
     fitsBudget: ({ context, event }) => event.type === 'SEND' && fits(context, event),
     bestEffort: ({ event }) => event.type === 'SEND' && event.mode === 'best-effort',
-    hasInflight: ({ context }) => context.inflight > 0,
-    nothingInflight: ({ context }) => context.inflight === 0,
+    hasInflight: ({ context }) => context.counts.inflight > 0,
+    nothingInflight: ({ context }) => context.counts.inflight === 0,
     newerEpoch: ({ context, event }) => event.type === 'EPOCH_BUMP' && event.epoch > context.epoch,
     olderEpoch: ({ context, event }) => event.type === 'EPOCH_BUMP' && event.epoch < context.epoch,
   },
@@ -162,17 +166,16 @@ export const transportMachine = setup({
       const window = windowAt(context, e.at)
       return {
         window: { startedAt: window.startedAt, bytes: window.bytes + e.bytes, messages: window.messages + 1 },
-        inflight: context.inflight + 1,
-        sent: context.sent + 1,
+        counts: { ...context.counts, inflight: context.counts.inflight + 1, sent: context.counts.sent + 1 },
         lastSend: { key: e.key, accepted: true } as SendVerdict,
       }
     }),
     rejectOverrun: assign(({ context, event }) => ({
-      rejected: context.rejected + 1,
+      counts: { ...context.counts, rejected: context.counts.rejected + 1 },
       lastSend: { key: (event as SendEvent).key, accepted: false, code: 'BUDGET_EXHAUSTED' } as SendVerdict,
     })),
     rejectClosed: assign(({ context, event }) => ({
-      rejected: context.rejected + 1,
+      counts: { ...context.counts, rejected: context.counts.rejected + 1 },
       lastSend: {
         key: (event as SendEvent).key,
         accepted: false,
@@ -180,10 +183,10 @@ export const transportMachine = setup({
         code: context.closeReason === 'budget' ? 'BUDGET_EXHAUSTED' : 'CHANNEL_CLOSED',
       } as SendVerdict,
     })),
-    settleAck: assign(({ context }) => ({ inflight: context.inflight - 1, acked: context.acked + 1 })),
-    settleFailure: assign(({ context }) => ({ inflight: context.inflight - 1, failed: context.failed + 1 })),
-    nextAddress: assign(({ context }) => ({ addressIndex: context.addressIndex + 1 })),
-    nextRound: assign(({ context }) => ({ addressIndex: 0, round: context.round + 1 })),
+    settleAck: assign(({ context }) => ({ counts: { ...context.counts, inflight: context.counts.inflight - 1, acked: context.counts.acked + 1 } })),
+    settleFailure: assign(({ context }) => ({ counts: { ...context.counts, inflight: context.counts.inflight - 1, failed: context.counts.failed + 1 } })),
+    nextAddress: assign(({ context }) => ({ dial: { addressIndex: context.dial.addressIndex + 1, round: context.dial.round } })),
+    nextRound: assign(({ context }) => ({ dial: { addressIndex: 0, round: context.dial.round + 1 } })),
     adoptEpoch: assign(({ context, event }) => ({ epoch: Math.max(context.epoch, (event as { epoch: number }).epoch), closeReason: 'epoch' as const })),
     markRegression: assign(({ context, event }) => ({
       error: errorOf('EPOCH_REGRESSION', `epoch ${(event as { epoch: number }).epoch} is older than the channel's ${context.epoch}`),
@@ -196,22 +199,19 @@ export const transportMachine = setup({
   context: ({ input }) => {
     const parsed = transportInputSchema.parse(input)
     return {
-      channelId: parsed.channelId,
-      peerId: parsed.peerId,
-      contextId: parsed.contextId,
+      settings: {
+        channelId: parsed.channelId,
+        peerId: parsed.peerId,
+        contextId: parsed.contextId,
+        addresses: parsed.addresses,
+        reconnect: parsed.reconnect,
+        drainTimeoutMs: parsed.drainTimeoutMs,
+        budget: parsed.budget,
+      },
       epoch: parsed.epoch,
-      addresses: parsed.addresses,
-      addressIndex: 0,
-      round: 1,
-      reconnect: parsed.reconnect,
-      drainTimeoutMs: parsed.drainTimeoutMs,
-      budget: parsed.budget,
+      dial: { addressIndex: 0, round: 1 },
       window: { startedAt: Number.NEGATIVE_INFINITY, bytes: 0, messages: 0 },
-      inflight: 0,
-      sent: 0,
-      acked: 0,
-      failed: 0,
-      rejected: 0,
+      counts: { inflight: 0, sent: 0, acked: 0, failed: 0, rejected: 0 },
       lastSend: null,
       closeReason: null,
       error: null,
@@ -239,13 +239,13 @@ export const transportMachine = setup({
             id: 'connector',
             src: 'connector',
             input: ({ context }) => ({
-              peerId: context.peerId,
-              channelId: context.channelId,
-              contextId: context.contextId,
+              peerId: context.settings.peerId,
+              channelId: context.settings.channelId,
+              contextId: context.settings.contextId,
               epoch: context.epoch,
-              address: context.addresses[context.addressIndex],
-              addressIndex: context.addressIndex,
-              round: context.round,
+              address: context.settings.addresses[context.dial.addressIndex],
+              addressIndex: context.dial.addressIndex,
+              round: context.dial.round,
             }),
           },
           on: {
@@ -259,7 +259,7 @@ export const transportMachine = setup({
           },
         },
         backoff: {
-          invoke: { id: 'backoffTimer', src: 'backoffTimer', input: ({ context }) => ({ attempt: context.round, policy: context.reconnect }) },
+          invoke: { id: 'backoffTimer', src: 'backoffTimer', input: ({ context }) => ({ attempt: context.dial.round, policy: context.settings.reconnect }) },
           on: { RETRY: { target: 'dialing', actions: 'nextRound' } },
         },
       },
@@ -296,7 +296,7 @@ export const transportMachine = setup({
     Draining: {
       // In-flight sends finish (acked or failed); nothing new is accepted.
       always: { guard: 'nothingInflight', target: 'Closed' },
-      invoke: { id: 'drainTimer', src: 'drainTimer', input: ({ context }) => ({ ms: context.drainTimeoutMs }) },
+      invoke: { id: 'drainTimer', src: 'drainTimer', input: ({ context }) => ({ ms: context.settings.drainTimeoutMs }) },
       on: {
         SEND: { actions: 'rejectClosed' },
         ACK: { guard: 'hasInflight', actions: 'settleAck' },
@@ -318,8 +318,8 @@ export const transportMachine = setup({
     state: context.ended ?? 'Closed',
     closeReason: context.closeReason,
     error: context.error,
-    sent: context.sent,
-    acked: context.acked,
-    failed: context.failed,
+    sent: context.counts.sent,
+    acked: context.counts.acked,
+    failed: context.counts.failed,
   }),
 })

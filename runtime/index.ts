@@ -7,7 +7,16 @@ export { runtimeConfigSchema, parseRuntimeConfig, type RuntimeConfig, type Runti
 export { defineChoreography, type Choreography, type ChoreographyDefinition, type ChoreographyStep, type StepContext } from './choreography.js'
 export { thresholdCeremony, groupKeyOf } from './protocols/threshold-ceremony.js'
 export { SessionManager, Session, type SessionResult, type SessionView, type SessionParticipant, type CreateSessionConfig, type Invitation } from './sessions.js'
-export { TimeoutCoordinator, type TimeoutPolicy, type CoordinatedResult, type Operation, type NamedOperation } from './timeouts.js'
+export { TimeoutCoordinator, type TimeoutPolicy, type CoordinatedResult, type Operation, type NamedOperation, type OperationContext, type RemoteHandler } from './timeouts.js'
+export {
+  TransportCoordinator,
+  type Channel,
+  type ChannelConfig,
+  type ChannelMessage,
+  type ChannelSendOptions,
+  type ContextManager,
+  type TransportCoordinatorOptions,
+} from './transport.js'
 export { withRetry, DEFAULT_RETRY_POLICY, isTransient, type RetryOptions, type RetryPolicy } from './retry.js'
 export { Router, protocolFor, type PatternFamily, type InboundMessage, type OutboundMessage } from './router.js'
 export { encodeEnvelope, decodeEnvelope, envelopeSchema, type Envelope } from './wire.js'
@@ -23,4 +32,5 @@ export * from '../effects/random/index.js'
 export * from '../effects/crypto/index.js'
 export { sessionMachine } from '../machines/session.js'
 export { retryMachine, backoffDelay } from '../machines/retry.js'
+export { transportMachine } from '../machines/transport.js'
 export { timeoutMachine, coordinatedTimeoutMachine, childBudget, type Budget } from '../machines/timeout.js'

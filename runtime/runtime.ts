@@ -18,6 +18,7 @@ import { Metrics, type MetricsSnapshot } from './metrics.js'
 import { Router } from './router.js'
 import { SessionManager } from './sessions.js'
 import { TimeoutCoordinator } from './timeouts.js'
+import { TransportCoordinator } from './transport.js'
 
 const IDENTITY_NAMESPACE = 'aura.identity'
 const PEERS_NAMESPACE = 'aura.peers'
@@ -33,6 +34,8 @@ export interface Runtime {
   metrics(): MetricsSnapshot
   readonly sessions: SessionManager
   readonly timeouts: TimeoutCoordinator
+  /** channels per (peer, context) over pooled connections, with budgets and epochs */
+  readonly transport: TransportCoordinator
   readonly router: Router
   readonly effects: { network: Network; storage: Storage; clock: Clock; random: Random; crypto: Crypto }
   stop(): Promise<void>
@@ -91,8 +94,10 @@ export async function createRuntime(input: RuntimeConfigInput = {}): Promise<Run
       return peerId
     }
 
+    const transport = new TransportCoordinator(net.peerId, net, { clock, random })
     await sessions.start(config.protocols)
     await timeouts.start()
+    await transport.start()
     // Reconnect to peers we knew (a restarted peer finds its session partners again) and to the
     // bootstrap list; failures are reported, not fatal.
     const known = [...peers.range<{ address: string }>()].map((e) => e.value.address)
@@ -111,12 +116,14 @@ export async function createRuntime(input: RuntimeConfigInput = {}): Promise<Run
       metrics: () => metrics.snapshot(),
       sessions,
       timeouts,
+      transport,
       router,
       effects: { network: net, storage, clock, random, crypto },
       async stop() {
         if (stopped) return
         stopped = true
         await sessions.stop()
+        await transport.stop()
         router.close()
         for (const s of subscriptions) s.unsubscribe()
         for (const close of owned) await close()

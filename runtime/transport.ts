@@ -21,6 +21,12 @@
 // channels keep their keys for the same window, so a retry of a delivered message is acked even
 // after the channel closed. A failed send may or may not have been delivered (its ack may be
 // what was lost); an acknowledged one was delivered exactly once.
+//
+// Pool: one slot per peer, held while the peer has at least one live channel from us; the network
+// keeps one connection per peer and every channel rides on it. A restarted peer has forgotten its
+// channels and their delivered keys, so it answers frames on them with CHANNEL_CLOSED (rather
+// than risk a second delivery) and the sender opens a new channel. Open inbound channels are
+// bounded per peer (maxInboundChannelsPerPeer); closed ones are forgotten after the dedup window.
 import { Packr } from 'msgpackr'
 import { Subject, type Observable } from 'rxjs'
 import { createActor, fromCallback, type Actor } from 'xstate'
@@ -197,7 +203,7 @@ export interface SendReceipt {
   attempts: number
 }
 
-export interface SendOptions {
+export interface ChannelSendOptions {
   signal?: AbortSignal
   /** absolute time (clock ms); retries stop there. Capped at now + dedupWindow.ttlMs. */
   deadlineAt?: number
@@ -533,7 +539,7 @@ export class TransportCoordinator {
    * idempotency key. Rejects with PermissionDenied, BudgetExhausted, ChannelClosed,
    * EpochRegression, AttemptBudgetExhausted, DeadlineExceeded, Cancelled or InvalidInput.
    */
-  async sendWithRetry(channel: Channel, message: ChannelSendMessage, retryPolicy?: RetryPolicy, options: SendOptions = {}): Promise<SendReceipt> {
+  async sendWithRetry(channel: Channel, message: ChannelSendMessage, retryPolicy?: RetryPolicy, options: ChannelSendOptions = {}): Promise<SendReceipt> {
     const started = this.clock.now()
     const parsed = messageSchema.safeParse(message)
     if (!parsed.success) throw invalidInput('channel message', parsed.error.issues)
@@ -620,7 +626,12 @@ export class TransportCoordinator {
       )
     } catch (thrown) {
       // A permanent failure is reported as the attempt's own error (its class, not only its code).
-      throw isAuraError(thrown) && isAuraError(lastError) && thrown.code === lastError.code ? lastError : thrown
+      if (isAuraError(thrown) && isAuraError(lastError) && thrown.code === lastError.code) throw lastError
+      // The retry machine counted only attempts 2..n; the caller hears about all of them.
+      const details = { key, attempts, last: errorInfo(lastError ?? first) }
+      if (isAuraError(thrown) && thrown.code === 'ATTEMPT_BUDGET_EXHAUSTED') throw new AttemptBudgetExhausted(`gave up after ${attempts} attempts`, details, { cause: lastError ?? first })
+      if (isAuraError(thrown) && thrown.code === 'DEADLINE_EXCEEDED') throw new DeadlineExceeded(`send deadline passed after ${attempts} attempts`, details, { cause: lastError ?? first })
+      throw thrown
     }
     return attempts
   }
@@ -693,14 +704,9 @@ export class TransportCoordinator {
     return [...this.inbound.values()].map((r) => ({ from: r.from, channelId: r.channelId, contextId: r.contextId, epoch: r.epoch, open: r.open }))
   }
 
-  /**
-   * Connections to the peer as the network reports them: the network's own count when it
-   * offers one (`connectionCount`), else 1 or 0 from its connected peers.
-   */
+  /** Transport connections to the peer as the network reports them (channels share them). */
   connectionCount(peerId: string): number {
-    const counting = this.network as Network & { connectionCount?: (peer: string) => number }
-    if (typeof counting.connectionCount === 'function') return counting.connectionCount(peerId)
-    return this.network.connectedPeers().includes(peerId) ? 1 : 0
+    return this.network.connectionCount(peerId)
   }
 
   metrics(): TransportMetrics {

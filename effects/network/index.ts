@@ -49,6 +49,8 @@ export interface Network {
   handle(protocol: string, handler: FrameHandler): Promise<void>
   unhandle(protocol: string): Promise<void>
   connectedPeers(): string[]
+  /** open transport connections to a peer (channels and protocols multiplex over them) */
+  connectionCount(peerId: string): number
   readonly peerEvents: Observable<PeerEvent>
   /** incoming frames rejected by the framing layer (for metrics; the frame itself is gone) */
   readonly frameErrors: Observable<FrameError>

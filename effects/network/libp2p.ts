@@ -335,6 +335,14 @@ export class Libp2pNetwork implements Network {
     return this.node.getPeers().map((p) => p.toString())
   }
 
+  connectionCount(peerId: string): number {
+    try {
+      return this.node.getConnections(peerIdFromString(peerId)).length
+    } catch {
+      return 0
+    }
+  }
+
   private assertRunning(): void {
     if (this.stopping !== undefined || this.node.status !== 'started') throw new NetworkError('network is stopped', { peerId: this.peerId })
   }

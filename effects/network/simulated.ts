@@ -329,6 +329,11 @@ export class SimulatedNetwork implements Network {
     return [...this.connections].sort()
   }
 
+  /** the simulator models one connection per connected peer */
+  connectionCount(peerId: string): number {
+    return this.connections.has(peerId) ? 1 : 0
+  }
+
   // ---- used by SimulatedNetworkHub ----------------------------------------------------------
 
   /** @internal */

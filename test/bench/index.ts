@@ -1,5 +1,6 @@
 // Every benchmark `npm run bench` runs, in order.
 import { sessionBench } from './session.bench.js'
 import { timeoutBench } from './timeout.bench.js'
+import { transportBench } from './transport.bench.js'
 
-export const benches = [sessionBench, timeoutBench]
+export const benches = [sessionBench, timeoutBench, transportBench]

@@ -12,7 +12,8 @@ const RAW = '/aura/bench-raw/1.0.0'
 const RAW_ACK = '/aura/bench-raw-ack/1.0.0'
 const PAYLOAD_BYTES = 64
 const LATENCY_SAMPLES = 2_000
-const THROUGHPUT_MESSAGES = 10_000
+const THROUGHPUT_MESSAGES = 5_000
+const ROUNDS = 3
 const WINDOW = 32
 
 async function pipelined(total: number, window: number, send: (i: number) => Promise<unknown>): Promise<number> {
@@ -61,11 +62,16 @@ export const transportBench = {
 
       const rawLatency = await sample(LATENCY_SAMPLES, rawRoundTrip, 200)
       const channelLatency = await sample(LATENCY_SAMPLES, channelRoundTrip, 200)
-      const rawRate = await pipelined(THROUGHPUT_MESSAGES, WINDOW, rawRoundTrip)
-      const channelRate = await pipelined(THROUGHPUT_MESSAGES, WINDOW, channelRoundTrip)
+      // Alternating rounds, best of each: other work on the machine hits both sides alike.
+      let rawRate = 0
+      let channelRate = 0
+      for (let round = 0; round < ROUNDS; round++) {
+        rawRate = Math.max(rawRate, await pipelined(THROUGHPUT_MESSAGES, WINDOW, rawRoundTrip))
+        channelRate = Math.max(channelRate, await pipelined(THROUGHPUT_MESSAGES, WINDOW, channelRoundTrip))
+      }
 
       const connections = sender.connectionCount(b.peerId)
-      const note = `${PAYLOAD_BYTES}-byte messages, ${WINDOW} in flight, TCP loopback, ${connections} connection`
+      const note = `${PAYLOAD_BYTES}-byte messages, ${WINDOW} in flight, best of ${ROUNDS}, TCP loopback, ${connections} connection`
       report.add('transport.channel.msgs_per_s', channelRate, 'msg/s', note)
       report.add('transport.raw_stream.msgs_per_s', rawRate, 'msg/s', note)
       report.add('transport.channel.ratio_vs_raw_stream', rawRate / channelRate, 'x', 'raw msgs/s ÷ channel msgs/s (time per message, channel vs raw); aim ≤ 1.5')

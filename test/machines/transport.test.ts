@@ -1,10 +1,13 @@
+import { getShortestPaths } from '@xstate/graph'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { createActor, fromCallback } from 'xstate'
 import {
   transportInputSchema,
   transportMachine,
+  type BackoffTimerInput,
   type ConnectorInput,
+  type DrainTimerInput,
   type TransportEvent,
   type TransportInput,
 } from '../../machines/transport.js'
@@ -21,10 +24,10 @@ function start(overrides: Partial<TransportInput> = {}) {
       connector: fromCallback<TransportEvent, ConnectorInput>(({ input }) => {
         dials.push(input)
       }),
-      backoffTimer: fromCallback<TransportEvent, { attempt: number }>(() => {
+      backoffTimer: fromCallback<TransportEvent, BackoffTimerInput>(() => {
         backoffs++
       }),
-      drainTimer: fromCallback<TransportEvent, { ms: number }>(() => {
+      drainTimer: fromCallback<TransportEvent, DrainTimerInput>(() => {
         drains++
       }),
     },
@@ -141,17 +144,17 @@ describe('transportMachine: sending and budgets', () => {
     const t = open()
     t.send({ type: 'SEND', key: 'k1', bytes: 10, at: 0 })
     t.send({ type: 'SEND', key: 'k2', bytes: 10, at: 0 })
-    expect(t.ctx()).toMatchObject({ inflight: 2, sent: 2, lastSend: { key: 'k2', accepted: true } })
+    expect(t.ctx()).toMatchObject({ counts: { inflight: 2, sent: 2 }, lastSend: { key: 'k2', accepted: true } })
     t.send({ type: 'ACK', key: 'k1' })
     t.send({ type: 'SEND_FAILED', key: 'k2' })
-    expect(t.ctx()).toMatchObject({ inflight: 0, acked: 1, failed: 1 })
+    expect(t.ctx().counts).toMatchObject({ inflight: 0, acked: 1, failed: 1 })
   })
 
   it('an ACK with nothing in flight is ignored', () => {
     const t = open()
     t.send({ type: 'ACK', key: 'ghost' })
     t.send({ type: 'SEND_FAILED', key: 'ghost' })
-    expect(t.ctx()).toMatchObject({ inflight: 0, acked: 0, failed: 0 })
+    expect(t.ctx().counts).toMatchObject({ inflight: 0, acked: 0, failed: 0 })
   })
 
   it('a fail-closed overrun is rejected and drains the channel, which closes once in-flight sends settle', () => {
@@ -188,7 +191,7 @@ describe('transportMachine: sending and budgets', () => {
     t.send({ type: 'SEND', key: 'b', bytes: 1, at: 1, mode: 'best-effort' })
     expect(t.ctx().lastSend).toEqual({ key: 'b', accepted: false, code: 'BUDGET_EXHAUSTED' })
     expect(t.state()).toBe('Open')
-    expect(t.ctx().rejected).toBe(1)
+    expect(t.ctx().counts.rejected).toBe(1)
   })
 
   it('BUDGET_SPENT drains; with nothing in flight the channel closes at once', () => {
@@ -292,7 +295,7 @@ describe('transportMachine: epochs', () => {
           t.send(e)
           const now = t.ctx().epoch
           expect(now).toBeGreaterThanOrEqual(last)
-          expect(t.ctx().inflight).toBeGreaterThanOrEqual(0)
+          expect(t.ctx().counts.inflight).toBeGreaterThanOrEqual(0)
           last = now
         }
       }),
@@ -308,7 +311,7 @@ describe('transportMachine: forbidden events', () => {
       idle.send(e)
       expect(idle.state()).toBe('Idle')
     }
-    expect(idle.ctx().sent).toBe(0)
+    expect(idle.ctx().counts.sent).toBe(0)
 
     const connecting = start()
     connecting.send({ type: 'CONNECT' })
@@ -316,7 +319,7 @@ describe('transportMachine: forbidden events', () => {
     connecting.send({ type: 'RETRY' })
     connecting.send({ type: 'BUDGET_SPENT' })
     expect(connecting.state()).toEqual({ Connecting: 'dialing' })
-    expect(connecting.ctx().sent).toBe(0)
+    expect(connecting.ctx().counts.sent).toBe(0)
 
     const o = open()
     o.send({ type: 'CONNECT' })
@@ -349,5 +352,42 @@ describe('transportInputSchema', () => {
     expect(transportInputSchema.safeParse({ ...good, budget: { windowMs: 10 } }).success).toBe(false)
     expect(transportInputSchema.safeParse({ ...good, budget: { maxBytes: 0, windowMs: 10 } }).success).toBe(false)
     expect(transportInputSchema.safeParse({ ...good, extra: 1 }).success).toBe(false)
+  })
+})
+
+describe('transportMachine: graph', () => {
+  it('every state, including both connecting substates, is reachable with the declared events', () => {
+    const events: TransportEvent[] = [
+      { type: 'CONNECT' },
+      { type: 'CONNECTED' },
+      failed,
+      { type: 'CONNECT_FAILED', error: { code: 'EPOCH_REGRESSION', message: 'old' }, retryable: false },
+      { type: 'RETRY' },
+      { type: 'SEND', key: 'k', bytes: 60, at: 0 },
+      { type: 'ACK', key: 'k' },
+      { type: 'SEND_FAILED', key: 'k' },
+      { type: 'BUDGET_SPENT' },
+      { type: 'EPOCH_BUMP', epoch: 4 },
+      { type: 'EPOCH_BUMP', epoch: 1 },
+      { type: 'CLOSE' },
+      { type: 'STALE' },
+      { type: 'REMOTE_CLOSED' },
+      { type: 'DRAIN_TIMEOUT' },
+    ]
+    const paths = getShortestPaths(transportMachine, {
+      input: { channelId: 'c', peerId: 'p', contextId: 'x', epoch: 3, addresses: ['/a', '/b'], budget: { maxBytes: 100, windowMs: 1000 }, reconnect, drainTimeoutMs: 5 },
+      events,
+      serializeState: (state) => {
+        const c = state.context
+        return JSON.stringify([state.value, Math.min(c.counts.inflight, 2), c.dial, c.closeReason, c.epoch])
+      },
+      limit: 5_000,
+    })
+    const reached = new Set(paths.map((p) => JSON.stringify(p.state.value)))
+    for (const value of ['Idle', { Connecting: 'dialing' }, { Connecting: 'backoff' }, 'Open', 'Draining', 'Closed', 'Failed']) {
+      expect(reached.has(JSON.stringify(value)), JSON.stringify(value)).toBe(true)
+    }
+    const closeReasons = new Set(paths.filter((p) => p.state.value === 'Closed').map((p) => p.state.context.closeReason))
+    expect([...closeReasons].sort()).toEqual(['budget', 'drain-timeout', 'epoch', 'local', 'remote', 'stale'])
   })
 })
