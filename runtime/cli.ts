@@ -78,6 +78,21 @@ function startPeer(index: number, dataDir: string, parties: number, stepDelayMs:
   })
 }
 
+/** `{"active":{"running":"sending"}}` + step → `active/running/sending (commit)` */
+function describeState(state: unknown, step: unknown): string {
+  const parts: string[] = []
+  let value = state
+  while (value && typeof value === 'object') {
+    const [key, inner] = Object.entries(value as Record<string, unknown>)[0] ?? []
+    if (key === undefined) break
+    parts.push(key)
+    value = inner
+  }
+  if (typeof value === 'string') parts.push(value)
+  const path = parts.join('/')
+  return path.startsWith('active/running') && typeof step === 'string' ? `${path} (${step})` : path
+}
+
 const short = (peerId: string) => `${peerId.slice(0, 6)}…${peerId.slice(-4)}`
 
 async function main(): Promise<void> {
@@ -121,7 +136,7 @@ async function main(): Promise<void> {
     for (const peer of peers) {
       peer.process.on('message', (m: Record<string, unknown>) => {
         if (m.type === 'progress' && m.what === 'transition') {
-          console.log(`  [${((Date.now() - started) / 1000).toFixed(2)}s] p${peer.index + 1} session → ${JSON.stringify(m.state)}`)
+          console.log(`  [${((Date.now() - started) / 1000).toFixed(2)}s] p${peer.index + 1} ${describeState(m.state, m.step)}`)
         } else if (m.type === 'progress' && m.what === 'step-sent') {
           stepsSeen++
           if (victim && !victim.killed && stepsSeen === options.peers) {

@@ -65,7 +65,10 @@ async function main(): Promise<void> {
       .catch((error) => send({ type: 'failure', message: String(error) }))
 
   runtime.events$.subscribe((event) => {
-    if (event.type === 'transition') send({ type: 'progress', what: 'transition', sessionId: event.actorId, state: event.state, t: event.t })
+    if (event.type === 'transition') {
+      const view = runtime.sessions.get(event.actorId)?.state()
+      send({ type: 'progress', what: 'transition', sessionId: event.actorId, state: event.state, step: view?.step, t: event.t })
+    }
     else if (event.type === 'wire' && event.kind === 'step' && event.direction === 'out') send({ type: 'progress', what: 'step-sent', to: event.remote, sessionId: event.session, t: event.t })
     else if (event.type === 'error') send({ type: 'progress', what: 'error', code: event.code, where: event.where, message: event.message })
   })
