@@ -7,6 +7,8 @@
 //   npm start -- --kill-one        SIGKILL one peer mid-session: the others must end Failed
 //                                  (timeout) at the deadline, never hang
 //   npm start -- --data ./data     keep the LMDB folders under ./data (default: a temp folder)
+//   npm start -- --dashboard       serve a live dashboard on 127.0.0.1 (stays up until Ctrl+C)
+//   npm start -- --inspect         connect every actor to the Stately inspector (relay on :8080)
 
 import { fork, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, mkdirSync, rmSync } from 'node:fs'
@@ -15,6 +17,8 @@ import { join, dirname, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { z } from 'zod'
+import { startCliDashboard } from './dashboard-cli.js'
+import { createInspector } from './inspection.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
 
@@ -24,6 +28,8 @@ const cliSchema = z.object({
   'timeout-ms': z.coerce.number().int().min(500).max(600_000),
   'step-delay-ms': z.coerce.number().int().min(0).max(10_000),
   data: z.string().optional(),
+  dashboard: z.boolean(),
+  inspect: z.boolean(),
 })
 
 interface Peer {
@@ -44,6 +50,8 @@ function parseCli() {
       'timeout-ms': { type: 'string', default: '' },
       'step-delay-ms': { type: 'string', default: '' },
       data: { type: 'string' },
+      dashboard: { type: 'boolean', default: false },
+      inspect: { type: 'boolean', default: false },
     },
   })
   const killOne = values['kill-one'] ?? false
@@ -61,8 +69,8 @@ function parseCli() {
   return parsed.data
 }
 
-function startPeer(index: number, dataDir: string, parties: number, stepDelayMs: number): Promise<Peer> {
-  const child = fork(join(here, 'peer-process.ts'), ['--data', dataDir, '--parties', String(parties), '--step-delay-ms', String(stepDelayMs)], {
+function startPeer(index: number, dataDir: string, parties: number, stepDelayMs: number, extra: string[]): Promise<Peer> {
+  const child = fork(join(here, 'peer-process.ts'), ['--data', dataDir, '--parties', String(parties), '--step-delay-ms', String(stepDelayMs), ...extra], {
     execArgv: ['--import', 'tsx'],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   })
@@ -101,14 +109,18 @@ async function main(): Promise<void> {
   const started = Date.now()
   console.log(`aura-orchestration: ${options.peers} peers on 127.0.0.1 (libp2p TCP + noise + yamux, LMDB under ${base})`)
 
+  const inspector = options.inspect ? createInspector({ port: 8080 }) : undefined
+  if (inspector) console.log(`  Stately inspector relay: ${inspector.url} (open ${inspector.pageUrl})`)
+  const childArgs = [...(options.dashboard ? ['--metrics-every-ms', '500'] : []), ...(inspector ? ['--inspect-url', inspector.url] : [])]
   const peers = await Promise.all(
     Array.from({ length: options.peers }, (_, i) => {
       const dir = join(base, `peer-${i + 1}`)
       mkdirSync(dir, { recursive: true })
-      return startPeer(i, dir, options.peers, options['step-delay-ms'])
+      return startPeer(i, dir, options.peers, options['step-delay-ms'], childArgs)
     }),
   )
   for (const peer of peers) console.log(`  p${peer.index + 1}  ${short(peer.peerId)}  ${peer.addresses[0]}  (pid ${peer.process.pid})`)
+  const dashboard = options.dashboard ? await startCliDashboard(peers) : undefined
 
   const all = peers.flatMap((p) => p.addresses)
   await Promise.all(
@@ -187,6 +199,12 @@ async function main(): Promise<void> {
   console.log(`  outcome: ${allCompleted ? 'completed' : 'failed'}${allCompleted ? `, group key agreed: ${keys.size === 1 ? [...keys][0]!.slice(0, 16) + '…' : 'NO'}` : ''}`)
   console.log(`  session wall time: ${elapsed} ms`)
 
+  if (dashboard) {
+    console.log(`  dashboard still serving at ${dashboard.url} — Ctrl+C to stop`)
+    await new Promise((resolve) => process.once('SIGINT', resolve))
+    await dashboard.close()
+  }
+  inspector?.stop()
   for (const peer of survivors) peer.process.send({ type: 'stop' })
   await Promise.all(survivors.map((p) => new Promise((r) => (p.process.exitCode !== null ? r(null) : p.process.once('exit', r)))))
   if (!options.data) rmSync(base, { recursive: true, force: true })

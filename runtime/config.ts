@@ -46,8 +46,9 @@ export const runtimeConfigSchema = z
       .default({ name: 'production', factor: 1 }),
     /** choreographies this peer can run (needed before restored sessions resume) */
     protocols: z.array(z.custom<Choreography>((v) => isObject(v) && Array.isArray((v as Choreography).steps))).default([]),
-    /** forward every actor's inspection events here (e.g. @statelyai/inspect's inspector.inspect) */
-    inspect: z.custom<(event: unknown) => void>((v) => typeof v === 'function').optional(),
+    /** true: start a Stately inspector (WebSocket relay on port 8080); or a function receiving
+     * every actor's inspection events (e.g. the `inspect` of one shared createInspector()) */
+    inspect: z.union([z.literal(true), z.custom<(event: unknown) => void>((v) => typeof v === 'function')]).optional(),
     effects: z
       .object({
         network: z.custom<Network>(isObject).optional(),

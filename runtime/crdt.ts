@@ -218,10 +218,17 @@ export class CrdtCoordinator {
   /** Connects to a runtime (router family 'crdt', storage, clock); restores persisted documents. */
   async attach(target: Runtime | CrdtDeps, options: AttachOptions = {}): Promise<this> {
     if (this.deps) throw new InvalidInput('coordinator is already attached')
-    const deps: CrdtDeps =
-      'effects' in target
-        ? { router: target.router, storage: target.effects.storage, clock: target.effects.clock, random: target.effects.random }
-        : { ...target }
+    const runtime = 'effects' in target ? target : undefined
+    const deps: CrdtDeps = runtime
+      ? {
+          router: runtime.router,
+          storage: runtime.effects.storage,
+          clock: runtime.effects.clock,
+          random: runtime.effects.random,
+          emit: runtime.emit,
+          ...(runtime.inspect ? { inspect: runtime.inspect } : {}),
+        }
+      : { ...(target as CrdtDeps) }
     if (options.emit) deps.emit = options.emit
     if (options.inspect) deps.inspect = options.inspect
     const namespace = options.namespace ?? DEFAULT_NAMESPACE
@@ -231,6 +238,8 @@ export class CrdtCoordinator {
       this.namespace = deps.storage.namespace(namespace)
       this.restore(this.namespace)
     }
+    // Pending writes must land before the runtime closes its storage.
+    runtime?.onStop(() => this.detach())
     await deps.router.register('crdt', {
       sync: ({ envelope, from }) => this.guarded(() => this.handleSyncRequest(envelope.payload, from)),
       push: ({ envelope, from }) => this.guarded(() => this.handlePush(envelope.payload, from)),

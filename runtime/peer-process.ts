@@ -11,6 +11,7 @@ import './polyfill.js'
 import { parseArgs } from 'node:util'
 import { z } from 'zod'
 import { createRuntime } from './runtime.js'
+import { createInspector } from './inspection.js'
 import { thresholdCeremony } from './protocols/threshold-ceremony.js'
 import { defineChoreography, type Choreography } from './choreography.js'
 import type { SessionParticipant } from './sessions.js'
@@ -21,6 +22,10 @@ const { values } = parseArgs({
     parties: { type: 'string', default: '3' },
     'step-delay-ms': { type: 'string', default: '0' },
     port: { type: 'string', default: '0' },
+    /** send a metrics snapshot to the parent every N ms (the dashboard's live metrics) */
+    'metrics-every-ms': { type: 'string', default: '0' },
+    /** connect this peer's actors to a Stately inspector relay at this WebSocket URL */
+    'inspect-url': { type: 'string' },
   },
 })
 
@@ -56,7 +61,10 @@ async function main(): Promise<void> {
     listen: [`/ip4/127.0.0.1/tcp/${Number(values.port)}`],
     protocols: [protocol],
     sessions: { autoJoin: true, defaultTimeoutMs: 30_000 },
+    ...(values['inspect-url'] ? { inspect: createInspector({ server: false, url: values['inspect-url'] }).inspect } : {}),
   })
+  const metricsEvery = Number(values['metrics-every-ms'])
+  if (metricsEvery > 0) setInterval(() => send({ type: 'metrics', metrics: runtime.metrics() }), metricsEvery).unref()
 
   const report = (sessionId: string) =>
     runtime.sessions
@@ -67,7 +75,7 @@ async function main(): Promise<void> {
   runtime.events$.subscribe((event) => {
     if (event.type === 'transition') {
       const view = runtime.sessions.get(event.actorId)?.state()
-      send({ type: 'progress', what: 'transition', sessionId: event.actorId, state: event.state, step: view?.step, t: event.t })
+      send({ type: 'progress', what: 'transition', sessionId: event.actorId, machine: event.machine, event: event.event, state: event.state, step: view?.step, t: event.t })
     }
     else if (event.type === 'wire' && event.kind === 'step' && event.direction === 'out') send({ type: 'progress', what: 'step-sent', to: event.remote, sessionId: event.session, t: event.t })
     else if (event.type === 'error') send({ type: 'progress', what: 'error', code: event.code, where: event.where, message: event.message })

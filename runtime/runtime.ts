@@ -13,12 +13,15 @@ import { SystemClock, type Clock } from '../effects/time/index.js'
 import { CryptoRandom, type Random } from '../effects/random/index.js'
 import { Ed25519Crypto, type Crypto } from '../effects/crypto/index.js'
 import { parseRuntimeConfig, type RuntimeConfig, type RuntimeConfigInput } from './config.js'
-import { EventBus, type RuntimeEvent } from './events.js'
+import { EventBus, type RuntimeEvent, type RuntimeEventInput } from './events.js'
 import { Metrics, type MetricsSnapshot } from './metrics.js'
 import { Router } from './router.js'
 import { SessionManager } from './sessions.js'
 import { TimeoutCoordinator } from './timeouts.js'
 import { TransportCoordinator } from './transport.js'
+import { createInspector } from './inspection.js'
+import { StorageCoordinator } from './storage.js'
+import { ReplicationCoordinator } from './replication.js'
 
 const IDENTITY_NAMESPACE = 'aura.identity'
 const PEERS_NAMESPACE = 'aura.peers'
@@ -36,8 +39,18 @@ export interface Runtime {
   readonly timeouts: TimeoutCoordinator
   /** channels per (peer, context) over pooled connections, with budgets and epochs */
   readonly transport: TransportCoordinator
+  /** capability-checked namespaced storage (on the storage effect), served to peers on 'storage' */
+  readonly storage: StorageCoordinator
+  /** replication of stored keys to peers under all-ack / quorum / async policies */
+  readonly replication: ReplicationCoordinator
   readonly router: Router
   readonly effects: { network: Network; storage: Storage; clock: Clock; random: Random; crypto: Crypto }
+  /** puts an event on events$ (and so in metrics): for coordinators attached to this runtime */
+  emit(event: RuntimeEventInput): void
+  /** the actor inspection sink in use, if any (pass it to actors you create) */
+  readonly inspect: ((event: unknown) => void) | undefined
+  /** runs `hook` when the runtime stops, before the network and storage close (latest first) */
+  onStop(hook: () => Promise<void> | void): void
   stop(): Promise<void>
 }
 
@@ -67,7 +80,9 @@ export async function createRuntime(input: RuntimeConfigInput = {}): Promise<Run
     const bus = new EventBus(() => net.peerId, () => clock.now())
     const metrics = new Metrics(bus.events$)
     const router = new Router({ network: net, bus, clock, random, maxFrameBytes: Math.min(config.maxFrameBytes, net.maxFrameBytes) })
-    const inspect = config.inspect
+    const inspector = config.inspect === true ? createInspector() : undefined
+    if (inspector) owned.push(async () => inspector.stop())
+    const inspect = inspector ? inspector.inspect : typeof config.inspect === 'function' ? config.inspect : undefined
     const subscriptions: Subscription[] = [
       net.peerEvents.subscribe((event) => bus.emit({ type: 'peer', status: event.type === 'peer:connect' ? 'connect' : 'disconnect', remote: event.peerId })),
       net.frameErrors.subscribe((failure) => bus.emit({ type: 'error', code: failure.error.code, where: `network ${failure.protocol}`, message: failure.error.message, remote: failure.from })),
@@ -95,6 +110,11 @@ export async function createRuntime(input: RuntimeConfigInput = {}): Promise<Run
     }
 
     const transport = new TransportCoordinator(net.peerId, net, { clock, random })
+    const emit = (event: RuntimeEventInput) => bus.emit(event)
+    const store = new StorageCoordinator(net.peerId, storage, { crypto, clock, emit, ...(inspect ? { inspect } : {}) })
+    const replication = new ReplicationCoordinator({ storage: store, router, clock, random, emit, ...(inspect ? { inspect } : {}) })
+    await store.attach({ router })
+    await replication.attach()
     await sessions.start(config.protocols)
     await timeouts.start()
     await transport.start()
@@ -106,6 +126,7 @@ export async function createRuntime(input: RuntimeConfigInput = {}): Promise<Run
     }
 
     let stopped = false
+    const stopHooks: Array<() => Promise<void> | void> = []
     return {
       peerId: net.peerId,
       config,
@@ -117,11 +138,23 @@ export async function createRuntime(input: RuntimeConfigInput = {}): Promise<Run
       sessions,
       timeouts,
       transport,
+      storage: store,
+      replication,
       router,
       effects: { network: net, storage, clock, random, crypto },
+      emit,
+      inspect,
+      onStop: (hook) => void stopHooks.push(hook),
       async stop() {
         if (stopped) return
         stopped = true
+        for (const hook of stopHooks.reverse()) {
+          try {
+            await hook()
+          } catch (error) {
+            bus.emit({ type: 'error', code: isAuraError(error) ? error.code : 'STORAGE', where: 'stop', message: String(error) })
+          }
+        }
         await sessions.stop()
         await transport.stop()
         router.close()

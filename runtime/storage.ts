@@ -19,7 +19,7 @@ import { z } from 'zod'
 import { AuraError, InvalidInput, PermissionDenied, isAuraError } from '../effects/errors.js'
 import { CapabilityVerifier, RevocationList, issueRoot, type CapabilityToken, type Right } from '../effects/crypto/capability.js'
 import type { Crypto } from '../effects/crypto/index.js'
-import type { Namespace, Storage, StorageKey } from '../effects/storage/index.js'
+import type { BatchOp, Namespace, Storage, StorageKey } from '../effects/storage/index.js'
 import { checkKey, checkValue } from '../effects/storage/storage-input.js'
 import type { Clock } from '../effects/time/index.js'
 import { storageOperationMachine, type StorageOperation, type StorageOpInput, type ValidatedOp } from '../machines/storage.js'
@@ -331,6 +331,11 @@ export class StorageCoordinator {
     return structuredClone(this.#counts)
   }
 
+  /** The Storage effect underneath (the replication coordinator keeps its repair queue there). */
+  get effect(): Storage {
+    return this.#storage
+  }
+
   get verifierStats(): { hits: number; misses: number; size: number } {
     return this.#verifier.stats
   }
@@ -431,7 +436,7 @@ export class StorageCoordinator {
     const capability = r.capability
     switch (input.op) {
       case 'store':
-        return { op: 'store', capability, key: checkKey(r.key).key, data: this.#checkData(resolver, r.data) }
+        return { op: 'store', capability, key: keyFor(resolver, r.key), data: this.#checkData(resolver, r.data) }
       case 'storeMany': {
         if (!Array.isArray(r.entries)) throw new InvalidInput('storeMany needs an array of { key, data }')
         if (r.entries.length > this.#options.maxBatchEntries) {
@@ -439,7 +444,7 @@ export class StorageCoordinator {
         }
         const entries = (r.entries as Array<{ key?: unknown; data?: unknown }>).map((e) => {
           if (typeof e !== 'object' || e === null) throw new InvalidInput('storeMany entries are { key, data }')
-          return { key: checkKey(e.key).key, data: this.#checkData(resolver, e.data) }
+          return { key: keyFor(resolver, e.key), data: this.#checkData(resolver, e.data) }
         })
         return { op: 'storeMany', capability, entries }
       }
@@ -447,13 +452,13 @@ export class StorageCoordinator {
         if (resolver.kind === 'crdt') {
           throw new InvalidInput('keys in a CRDT namespace are not deleted: remove through the type (e.g. an OR-Set remove)', { namespace })
         }
-        return { op: 'delete', capability, key: checkKey(r.key).key }
+        return { op: 'delete', capability, key: keyShape(r.key) }
       case 'retrieve':
-        return { op: 'retrieve', capability, key: checkKey(r.key).key }
+        return { op: 'retrieve', capability, key: keyShape(r.key) }
       case 'retrieveMany': {
         if (!Array.isArray(r.keys)) throw new InvalidInput('retrieveMany needs an array of keys')
         if (r.keys.length > this.#options.maxBatchEntries) throw new InvalidInput(`at most ${this.#options.maxBatchEntries} keys per batch`)
-        return { op: 'retrieveMany', capability, keys: r.keys.map((k) => checkKey(k).key) }
+        return { op: 'retrieveMany', capability, keys: r.keys.map(keyShape) }
       }
       case 'list': {
         if (typeof r.prefix !== 'string' || r.prefix.length > MAX_PREFIX_LENGTH) throw new InvalidInput('list prefix must be a string', {})
@@ -475,6 +480,11 @@ export class StorageCoordinator {
   }
 
   #checkData(resolver: NamespaceResolver, data: unknown): unknown {
+    // Bytes are the common large value and their size is exact; anything else is estimated.
+    if (data instanceof Uint8Array && resolver.kind === 'lww') {
+      if (data.byteLength > this.#options.maxValueBytes) throw new InvalidInput(`storage value exceeds ${this.#options.maxValueBytes} bytes`, { maxBytes: this.#options.maxValueBytes })
+      return data
+    }
     checkValue(data, this.#options.maxValueBytes)
     if (resolver.kind === 'crdt') resolverType(resolver)!.decode(data)
     return data
@@ -539,9 +549,13 @@ export class StorageCoordinator {
       case 'storeMany':
         return this.#exclusive(state, async () => {
           if (resolver.kind === 'crdt') return (await this.#joinLocal(state, resolver, v.entries)).length
-          const ops = v.entries.map((e) => ({ type: 'put' as const, namespace: state.name, key: e.key, value: makeRecord(this.#stamp(), e.data) }))
+          const ops: BatchOp[] = new Array(v.entries.length)
+          for (let i = 0; i < ops.length; i++) {
+            const e = v.entries[i]!
+            ops[i] = { type: 'put', namespace: state.name, key: e.key, value: makeRecord(this.#stamp(), e.data) }
+          }
           await this.#storage.batch(this.#withLease(ops))
-          return ops.length
+          return v.entries.length
         })
       case 'merge':
         return this.#exclusive(state, () => this.#merge(state, resolver, v.records))
@@ -623,7 +637,7 @@ export class StorageCoordinator {
   async #joinLocal(state: NamespaceState, resolver: NamespaceResolver, entries: ReadonlyArray<{ key: StorageKey; data: unknown }>): Promise<HlcTimestamp[]> {
     const stamps: HlcTimestamp[] = []
     const pending = new Map<string, StoredRecord>()
-    const ops = entries.flatMap((e) => {
+    const ops: BatchOp[] = entries.flatMap((e) => {
       const ts = this.#stamp()
       stamps.push(ts)
       const id = keyId(e.key)
@@ -640,7 +654,7 @@ export class StorageCoordinator {
   async #merge(state: NamespaceState, resolver: NamespaceResolver, records: ReadonlyArray<[StorageKey, StoredRecord]>): Promise<MergeResult> {
     const pending = new Map<string, StoredRecord>()
     let unchanged = 0
-    const ops = records.flatMap(([key, incoming]) => {
+    const ops: BatchOp[] = records.flatMap(([key, incoming]) => {
       this.#hlc.observe(recordStamp(incoming))
       const id = keyId(key)
       const local = pending.get(id) ?? state.db.get<StoredRecord>(key)
@@ -679,11 +693,13 @@ export class StorageCoordinator {
     return this.#hlc.wall + HLC_LEASE_MS / 2 > this.#lease ? this.#hlc.wall + HLC_LEASE_MS : undefined
   }
 
-  #withLease<T extends { type: 'put'; namespace: string; key: StorageKey; value: unknown }>(ops: T[]): Array<T | { type: 'put'; namespace: string; key: StorageKey; value: unknown }> {
+  /** Adds a lease renewal to a batch when one is due (so it commits with the timestamps it covers). */
+  #withLease(ops: BatchOp[]): BatchOp[] {
     const lease = this.#nextLease()
     if (lease === undefined) return ops
     this.#lease = lease
-    return [...ops, { type: 'put', namespace: META, key: HLC_LEASE_KEY, value: lease }]
+    ops.push({ type: 'put', namespace: META, key: HLC_LEASE_KEY, value: lease })
+    return ops
   }
 
   #renewLease(): void {
@@ -695,6 +711,20 @@ export class StorageCoordinator {
       .put(HLC_LEASE_KEY, lease)
       .catch((error) => this.#options.emit?.({ type: 'error', code: isAuraError(error) ? error.code : 'STORAGE', where: 'storage.lease', message: String(error) }))
   }
+}
+
+/**
+ * The Storage effect validates every key in full before it reads or writes anything (and a batch
+ * before any of it), so the hot path only checks the shape here. CRDT joins compare keys within a
+ * batch, so they need the normalized form up front.
+ */
+function keyShape(key: unknown): StorageKey {
+  if (typeof key === 'string' || typeof key === 'number' || Array.isArray(key)) return key as StorageKey
+  throw new InvalidInput('storage keys are strings, numbers or arrays of them', { type: typeof key })
+}
+
+function keyFor(resolver: NamespaceResolver, key: unknown): StorageKey {
+  return resolver.kind === 'crdt' ? checkKey(key).key : keyShape(key)
 }
 
 /** Identity of a normalized key within one merge (numbers and strings never collide). */

@@ -1,0 +1,194 @@
+// CRDT coordination and anti-entropy figures, all measured in one run on this machine:
+//   (a) a CRDT sync (pull + apply + persist + push) over libp2p TCP, against a raw frame
+//       ping-pong on the same transport (Libp2pNetwork send/handle);
+//   (b) a Yjs sync through the coordinator against y-protocols sync step 1/2 over that transport;
+//   (c) one anti-entropy round between two peers holding 100,000 documents, 100 of which differ;
+//   (d) rounds until 16/64/256 simulated peers converge, Random(3) peer selection.
+
+import * as decoding from 'lib0/decoding'
+import * as encoding from 'lib0/encoding'
+import { Packr } from 'msgpackr'
+import * as syncProtocol from 'y-protocols/sync'
+import * as Y from 'yjs'
+import { Libp2pNetwork } from '../../effects/network/index.js'
+import { gCounter, lwwRegister, pnCounter, type GCounterState, type LWWRegisterState, type PNCounterState } from '../../effects/semilattice/index.js'
+import { MemoryStorage } from '../../effects/storage/index.js'
+import { AntiEntropy } from '../../runtime/anti-entropy.js'
+import { CrdtCoordinator } from '../../runtime/crdt.js'
+import { createRuntime, type Runtime } from '../../runtime/runtime.js'
+import { Simulation } from '../../runtime/simulation.js'
+import { quantile, sample, type BenchReport } from './report.js'
+
+const SYNCS = 500
+const PINGS = 1_000
+const YJS_SYNCS = 300
+const KEYS = 100_000
+const DIFF = 100
+const sizer = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: true })
+
+/** Echo round trip of a small frame over Libp2pNetwork (what the router's frames ride on). */
+async function pingPong(): Promise<{ p50: number; samples: number[] }> {
+  const [a, b] = await Promise.all([Libp2pNetwork.create({ transport: 'tcp' }), Libp2pNetwork.create({ transport: 'tcp' })])
+  await Promise.all([a.start(), b.start()])
+  const proto = '/bench/echo/1.0.0'
+  await b.handle(proto, (frame) => void b.send(frame.from, proto, frame.bytes))
+  let waiting: (() => void) | undefined
+  await a.handle(proto, () => waiting?.())
+  await a.connect(b.addresses()[0]!)
+  const payload = new Uint8Array(64)
+  const samples = await sample(PINGS, () => new Promise<void>((resolve) => {
+    waiting = resolve
+    void a.send(b.peerId, proto, payload)
+  }), 100)
+  await a.stop()
+  await b.stop()
+  return { p50: quantile(samples, 0.5), samples }
+}
+
+/** y-protocols over the same transport: step 1 (state vector) → step 2 (missing update), applied. */
+async function yProtocolsSync(): Promise<number> {
+  const [a, b] = await Promise.all([Libp2pNetwork.create({ transport: 'tcp' }), Libp2pNetwork.create({ transport: 'tcp' })])
+  await Promise.all([a.start(), b.start()])
+  const proto = '/bench/y-sync/1.0.0'
+  const docA = new Y.Doc()
+  const docB = new Y.Doc()
+  await b.handle(proto, (frame) => {
+    const encoder = encoding.createEncoder()
+    syncProtocol.readSyncMessage(decoding.createDecoder(frame.bytes), encoder, docB, 'remote')
+    void b.send(frame.from, proto, encoding.toUint8Array(encoder))
+  })
+  let waiting: (() => void) | undefined
+  await a.handle(proto, (frame) => {
+    syncProtocol.readSyncMessage(decoding.createDecoder(frame.bytes), encoding.createEncoder(), docA, 'remote')
+    waiting?.()
+  })
+  await a.connect(b.addresses()[0]!)
+  let n = 0
+  const samples = await sample(YJS_SYNCS, () => {
+    docB.getArray<number>('items').push([n++])
+    return new Promise<void>((resolve) => {
+      waiting = resolve
+      const encoder = encoding.createEncoder()
+      syncProtocol.writeSyncStep1(encoder, docA)
+      void a.send(b.peerId, proto, encoding.toUint8Array(encoder))
+    })
+  }, 30)
+  if (docA.getArray('items').length !== docB.getArray('items').length) throw new Error('y-protocols baseline did not sync')
+  await a.stop()
+  await b.stop()
+  return quantile(samples, 0.5)
+}
+
+async function tcpPair(): Promise<{ runtimes: Runtime[]; coordinators: CrdtCoordinator[] }> {
+  const runtimes = await Promise.all([0, 1].map(() => createRuntime({ transport: 'tcp' })))
+  await runtimes[0]!.connect(runtimes[1]!.addresses()[0]!)
+  const coordinators = await Promise.all(runtimes.map((r) => CrdtCoordinator.attach(r)))
+  return { runtimes, coordinators }
+}
+
+async function crdtSyncOverTcp(report: BenchReport, pingP50: number): Promise<void> {
+  const { runtimes, coordinators } = await tcpPair()
+  const [a, b] = coordinators as [CrdtCoordinator, CrdtCoordinator]
+  a.cv('counter', pnCounter)
+  b.cv('counter', pnCounter)
+  const peer = runtimes[1]!.peerId
+  const syncOnly: number[] = []
+  for (let i = -50; i < SYNCS; i++) {
+    await b.mutate<PNCounterState>('counter', (s, r) => pnCounter.increment(s, r))
+    const t0 = performance.now()
+    await a.syncWithPeer(peer)
+    if (i >= 0) syncOnly.push(performance.now() - t0)
+  }
+  if (pnCounter.value(a.state('counter')) !== pnCounter.value(b.state('counter'))) throw new Error('sync bench did not converge')
+  const p50 = quantile(syncOnly, 0.5)
+  const total = syncOnly.reduce((x, y) => x + y, 0)
+  report.add('crdt.sync.tcp.p50_ms', p50, 'ms', 'PN-Counter pull+apply+persist(LMDB), 2 runtimes, loopback TCP')
+  report.add('crdt.sync.tcp.p99_ms', quantile(syncOnly, 0.99), 'ms')
+  report.add('crdt.sync.tcp.per_s', (SYNCS / total) * 1000, 'syncs/s', 'sequential')
+  report.add('crdt.sync.tcp.ratio_vs_pingpong', p50 / pingP50, 'x', `raw Libp2pNetwork frame echo p50 ${pingP50.toFixed(3)} ms`)
+  for (const r of runtimes) await r.stop()
+}
+
+async function yjsThroughCoordinator(): Promise<number> {
+  const { runtimes, coordinators } = await tcpPair()
+  const [a, b] = coordinators as [CrdtCoordinator, CrdtCoordinator]
+  a.yjs('doc')
+  const docB = b.yjs('doc').doc
+  let n = 0
+  const samples = await sample(YJS_SYNCS, async () => {
+    docB.getArray<number>('items').push([n++])
+    await a.syncWithPeer(runtimes[1]!.peerId)
+  }, 30)
+  if (a.yjs('doc').doc.getArray('items').length !== docB.getArray('items').length) throw new Error('coordinator yjs sync did not converge')
+  for (const r of runtimes) await r.stop()
+  return quantile(samples, 0.5)
+}
+
+async function antiEntropy100k(report: BenchReport): Promise<void> {
+  const runtimes = await Promise.all([0, 1].map(() => createRuntime({ transport: 'tcp', maxFrameBytes: 64 * 1024 * 1024, effects: { storage: new MemoryStorage() } })))
+  await runtimes[0]!.connect(runtimes[1]!.addresses()[0]!)
+  const [a, b] = (await Promise.all(runtimes.map((r) => CrdtCoordinator.attach(r)))) as [CrdtCoordinator, CrdtCoordinator]
+  for (let i = 0; i < KEYS; i++) {
+    const h = a.cv(`key:${i}`, lwwRegister)
+    h.mutate((s: LWWRegisterState) => lwwRegister.set(s, a.peerId, { v: i }, 1_700_000_000_000 + i))
+    a.changed(`key:${i}`)
+  }
+  await a.flush()
+  const full = a.handleSyncRequest(b.createSyncRequest())
+  const fullBytes = sizer.pack(full).length
+  await b.handleSyncResponse(full)
+  for (let i = 0; i < DIFF; i++) {
+    const name = `key:${i * 997}`
+    const h = b.cv(name, lwwRegister)
+    h.mutate((s: LWWRegisterState) => lwwRegister.set(s, b.peerId, { v: -i }, 1_800_000_000_000))
+    b.changed(name)
+  }
+  const engines = await Promise.all(runtimes.map((r, i) => AntiEntropy.attach(r, [a, b][i]!, { syncInterval: 3_600_000, peerSelection: { kind: 'random', k: 1 }, digest: 'bloom' })))
+  // warm the digest caches (version hashes) the way a long-running peer has them
+  ;[...a.digestEntries()]
+  ;[...b.digestEntries()]
+  const t0 = performance.now()
+  const round = await engines[0]!.runRound()
+  const ms = performance.now() - t0
+  if (round.differing !== DIFF || round.pulled !== DIFF) throw new Error(`anti-entropy round found ${round.differing} differing, pulled ${round.pulled}`)
+  report.add('antientropy.100k_diff100.round_ms', ms, 'ms', 'bloom digest, 2 runtimes over TCP, one round')
+  report.add('antientropy.100k_diff100.bytes_pct', (round.bytes / fullBytes) * 100, '%', `${round.bytes} of ${fullBytes} bytes (full state)`)
+  for (const e of engines) e.stop()
+  for (const r of runtimes) await r.stop()
+}
+
+/** Rounds (of peer 0's anti-entropy) until every peer holds every peer's increment. */
+async function convergenceRounds(peers: number): Promise<number> {
+  const sim = await Simulation.create({ seed: `converge-${peers}`, peers, faults: { minDelayMs: 1, maxDelayMs: 3 } })
+  const coordinators = await Promise.all(sim.runtimes.map((r) => CrdtCoordinator.attach(r)))
+  for (const c of coordinators) {
+    c.cv('counter', gCounter)
+    await c.mutate<GCounterState>('counter', (s, r) => gCounter.increment(s, r))
+  }
+  const engines = await Promise.all(sim.runtimes.map((r, i) => AntiEntropy.attach(r, coordinators[i]!, { syncInterval: 100, peerSelection: { kind: 'random', k: 3 }, bloomFilterSize: 64 })))
+  for (const e of engines) e.start()
+  const done = () => coordinators.every((c) => gCounter.value(c.state('counter')) === peers)
+  await sim.runUntil(done, 60_000, 20)
+  const rounds = Math.max(...engines.map((e) => e.metrics().rounds + (e.state() === 'idle' ? 0 : 1)))
+  for (const e of engines) e.stop()
+  await sim.stop()
+  if (!done()) return Number.NaN
+  return rounds
+}
+
+export const crdtBench = {
+  name: 'crdt',
+  run: async (report: BenchReport): Promise<void> => {
+    const ping = await pingPong()
+    report.add('crdt.pingpong.tcp.p50_ms', ping.p50, 'ms', 'Libp2pNetwork frame echo')
+    await crdtSyncOverTcp(report, ping.p50)
+    const yProtocols = await yProtocolsSync()
+    const coordinator = await yjsThroughCoordinator()
+    report.add('crdt.yjs.ratio_vs_y_protocols', coordinator / yProtocols, 'x', `coordinator p50 ${coordinator.toFixed(3)} ms vs y-protocols step1/2 p50 ${yProtocols.toFixed(3)} ms`)
+    await antiEntropy100k(report)
+    for (const n of [16, 64, 256]) {
+      const rounds = await convergenceRounds(n)
+      report.add(`antientropy.converge.rounds_${n}`, rounds, 'rounds', `Random(3), goal <= ${2 * Math.log2(n)}`)
+    }
+  },
+}

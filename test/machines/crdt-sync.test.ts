@@ -1,0 +1,130 @@
+// The per-peer CRDT sync statechart with stub effect actors: transitions, queued rounds,
+// retries with backoff, and failures that must not retry.
+import { createActor, fromCallback, fromPromise, waitFor } from 'xstate'
+import { describe, expect, it } from 'vitest'
+import { crdtSyncMachine, type ApplyOutput } from '../../machines/crdt-sync.js'
+import type { BackoffTimerInput, RetryEvent } from '../../machines/retry.js'
+import { InvalidInput, NetworkError } from '../../effects/errors.js'
+
+const policy = { maxAttempts: 3, initialDelayMs: 1, maxDelayMs: 1, multiplier: 1, jitter: 'none' as const }
+
+function harness(options: { exchangeFailures?: unknown[]; applyError?: unknown; push?: boolean } = {}) {
+  const failures = [...(options.exchangeFailures ?? [])]
+  const calls: string[] = []
+  let release: (() => void) | undefined
+  const machine = crdtSyncMachine.provide({
+    actors: {
+      exchange: fromPromise(async ({ input }) => {
+        calls.push(`exchange#${input.attempt}`)
+        const failure = failures.shift()
+        if (failure !== undefined) throw failure
+        await new Promise<void>((resolve) => (release = resolve))
+        return { versions: 'theirs' }
+      }),
+      apply: fromPromise<ApplyOutput, { peerId: string; response: unknown }>(async ({ input }) => {
+        calls.push(`apply:${JSON.stringify(input.response)}`)
+        if (options.applyError) throw options.applyError
+        return { push: options.push ? ['doc'] : null, result: { changed: ['doc'] } }
+      }),
+      push: fromPromise(async ({ input }) => {
+        calls.push(`push:${JSON.stringify(input.push)}`)
+        return 1
+      }),
+      backoffTimer: fromCallback<RetryEvent, BackoffTimerInput>(({ input, sendBack }) => {
+        calls.push(`backoff#${input.attempt}`)
+        sendBack({ type: 'RETRY' })
+      }),
+    },
+  })
+  const actor = createActor(machine, { input: { peerId: 'peer-b' } })
+  actor.start()
+  const states: string[] = []
+  actor.subscribe((s) => {
+    if (states[states.length - 1] !== s.value) states.push(String(s.value))
+  })
+  const answer = async () => {
+    await waitFor(actor, () => release !== undefined)
+    const r = release!
+    release = undefined
+    r()
+  }
+  return { actor, calls, states, answer }
+}
+
+describe('crdt sync machine', () => {
+  it('idle → requesting → applying → pushing → idle, counting the round', async () => {
+    const { actor, calls, states, answer } = harness({ push: true })
+    expect(actor.getSnapshot().value).toBe('idle')
+    actor.send({ type: 'SYNC' })
+    await answer()
+    const done = await waitFor(actor, (s) => s.context.lastOutcome !== null)
+    expect(states).toEqual(['requesting', 'applying', 'pushing', 'idle'])
+    expect(calls).toEqual(['exchange#1', 'apply:{"versions":"theirs"}', 'push:["doc"]'])
+    expect(done.context.lastOutcome).toMatchObject({ round: 1, ok: true, result: { changed: ['doc'] }, attempts: 1 })
+    expect(done.context.syncCount).toBe(1)
+  })
+
+  it('skips pushing when the peer lacks nothing', async () => {
+    const { actor, states, answer } = harness()
+    actor.send({ type: 'SYNC' })
+    await answer()
+    await waitFor(actor, (s) => s.context.lastOutcome !== null)
+    expect(states).toEqual(['requesting', 'applying', 'idle'])
+  })
+
+  it('a SYNC during a round is queued and coalesced into one more round', async () => {
+    const { actor, calls, answer } = harness()
+    actor.send({ type: 'SYNC' })
+    actor.send({ type: 'SYNC' })
+    actor.send({ type: 'SYNC' })
+    expect(actor.getSnapshot().context.queued).toBe(true)
+    await answer()
+    await waitFor(actor, (s) => s.context.round === 2)
+    await answer()
+    const done = await waitFor(actor, (s) => s.context.lastOutcome?.round === 2)
+    expect(done.value).toBe('idle')
+    expect(calls.filter((c) => c.startsWith('exchange'))).toHaveLength(2)
+    expect(done.context.syncCount).toBe(2)
+  })
+
+  it('transient failures back off and retry within the policy', async () => {
+    const { actor, calls, answer } = harness({ exchangeFailures: [new NetworkError('down'), new NetworkError('down')] })
+    actor.send({ type: 'SYNC', policy })
+    await answer()
+    const done = await waitFor(actor, (s) => s.context.lastOutcome !== null)
+    expect(calls.slice(0, 5)).toEqual(['exchange#1', 'backoff#1', 'exchange#2', 'backoff#2', 'exchange#3'])
+    expect(done.context.lastOutcome).toMatchObject({ ok: true, attempts: 3 })
+  })
+
+  it('gives up when attempts run out, and without a policy makes one attempt', async () => {
+    const withPolicy = harness({ exchangeFailures: [1, 2, 3].map(() => new NetworkError('down')) })
+    withPolicy.actor.send({ type: 'SYNC', policy })
+    const failed = await waitFor(withPolicy.actor, (s) => s.context.lastOutcome !== null)
+    expect(failed.context.lastOutcome).toMatchObject({ ok: false, attempts: 3, error: { code: 'NETWORK' } })
+    expect(failed.context.errorCount).toBe(1)
+
+    const once = harness({ exchangeFailures: [new NetworkError('down')] })
+    once.actor.send({ type: 'SYNC' })
+    const single = await waitFor(once.actor, (s) => s.context.lastOutcome !== null)
+    expect(single.context.lastOutcome).toMatchObject({ ok: false, attempts: 1 })
+    expect(once.calls).toEqual(['exchange#1'])
+  })
+
+  it('a bad answer (invalid input) fails the round at once, with no retry', async () => {
+    const { actor, calls, answer } = harness({ applyError: new InvalidInput('bad clock') })
+    actor.send({ type: 'SYNC', policy })
+    await answer()
+    const done = await waitFor(actor, (s) => s.context.lastOutcome !== null)
+    expect(done.value).toBe('idle')
+    expect(done.context.lastOutcome).toMatchObject({ ok: false, attempts: 1, error: { code: 'INVALID_INPUT' } })
+    expect(calls.filter((c) => c.startsWith('backoff'))).toEqual([])
+  })
+
+  it('non-retryable request errors do not back off either', async () => {
+    const { actor, calls } = harness({ exchangeFailures: [new InvalidInput('nope')] })
+    actor.send({ type: 'SYNC', policy })
+    const done = await waitFor(actor, (s) => s.context.lastOutcome !== null)
+    expect(done.context.lastOutcome).toMatchObject({ ok: false, error: { code: 'INVALID_INPUT' } })
+    expect(calls).toEqual(['exchange#1'])
+  })
+})

@@ -1,0 +1,303 @@
+// Replication over real libp2p TCP between 3 runtimes (each with its own LMDB folder) for every
+// policy; capability enforcement on the receiving side; conflict resolution by LWW on a hybrid
+// logical clock (tie broken by peer id) and by CRDT join.
+import { afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { firstValueFrom, filter } from 'rxjs'
+import { Ed25519Crypto } from '../../effects/crypto/ed25519.js'
+import { issueRoot, type CapabilityToken } from '../../effects/crypto/capability.js'
+import { AuraError } from '../../effects/errors.js'
+import { LmdbStorage, MemoryStorage, type Storage } from '../../effects/storage/index.js'
+import type { Clock } from '../../effects/time/index.js'
+import { gCounter } from '../../effects/semilattice/g-counter.js'
+import { createRuntime, type Runtime } from '../../runtime/runtime.js'
+import { StorageCoordinator, type StoredRecord } from '../../runtime/storage.js'
+import { ReplicationCoordinator, type ReplicationProgress } from '../../runtime/replication.js'
+import { HybridLogicalClock, compareHlc } from '../../runtime/hybrid-clock.js'
+
+const HOUR = 3_600_000
+const dirs: string[] = []
+const runtimes: Runtime[] = []
+afterEach(async () => {
+  for (const r of runtimes.splice(0)) await r.stop()
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
+})
+
+interface Node {
+  runtime: Runtime
+  storage: StorageCoordinator
+  replication: ReplicationCoordinator
+}
+
+/** 3 runtimes, fully connected; all trust the first as the owner of every namespace. */
+async function cluster(n = 3, options: { silent?: number[]; crdt?: boolean } = {}): Promise<Node[]> {
+  const nodes: Node[] = []
+  let ownerId: string | undefined
+  for (let i = 0; i < n; i++) {
+    const dataDir = mkdtempSync(join(tmpdir(), 'aura-repl-'))
+    dirs.push(dataDir)
+    const runtime = await createRuntime({ dataDir })
+    runtimes.push(runtime)
+    ownerId ??= runtime.peerId
+    const storage = new StorageCoordinator(runtime.peerId, runtime.effects.storage, {
+      crypto: runtime.effects.crypto,
+      clock: runtime.effects.clock,
+      trustedRoots: [ownerId],
+      ...(options.crdt ? { namespaces: { counters: { kind: 'crdt', type: 'g-counter' } } } : {}),
+    })
+    const replication = new ReplicationCoordinator({
+      storage,
+      router: runtime.router,
+      clock: runtime.effects.clock,
+      random: runtime.effects.random,
+      retry: { maxAttempts: 4, initialDelayMs: 20, maxDelayMs: 200, multiplier: 2, jitter: 'equal' },
+      attemptTimeoutMs: 2_000,
+    })
+    await storage.attach(runtime)
+    if (options.silent?.includes(i)) {
+      // a peer that takes replication messages and never answers
+      await runtime.router.register('replication', { apply: () => new Promise(() => {}) })
+    } else {
+      await replication.attach()
+    }
+    nodes.push({ runtime, storage, replication })
+  }
+  for (const a of nodes) for (const b of nodes) if (a !== b && a.runtime.peerId < b.runtime.peerId) await a.runtime.connect(b.runtime.addresses()[0]!)
+  return nodes
+}
+
+const grant = (from: Node, to: Node, namespace: string, rights: CapabilityToken['rights']) =>
+  from.storage.grant({ audience: to.runtime.peerId, namespace, rights, notBefore: Date.now() - HOUR, expiresAt: Date.now() + HOUR })
+
+async function read(node: Node, namespace: string, key: string): Promise<unknown> {
+  return node.storage.retrieve(namespace, key, await grant(node, node, namespace, ['read']))
+}
+
+async function seed(node: Node, namespace: string, entries: Record<string, unknown>): Promise<string[]> {
+  const cap = await grant(node, node, namespace, ['write'])
+  for (const [key, value] of Object.entries(entries)) await node.storage.storeInNamespace(namespace, key, value, cap)
+  return Object.keys(entries)
+}
+
+describe('replication over libp2p TCP (3 runtimes)', () => {
+  it('all-ack: resolves once both peers merged every key', async () => {
+    const [a, b, c] = (await cluster()) as [Node, Node, Node]
+    const keys = await seed(a, 'docs', { k1: 'one', k2: { n: 2 }, k3: new Uint8Array([3]) })
+    const cap = await grant(a, a, 'docs', ['replicate'])
+    const result = await a.replication.replicateToPeers('docs', keys, [b.runtime.peerId, c.runtime.peerId], { kind: 'all' }, { capability: cap })
+    expect(result.acked.sort()).toEqual([b.runtime.peerId, c.runtime.peerId].sort())
+    for (const node of [b, c]) {
+      expect(await read(node, 'docs', 'k1')).toBe('one')
+      expect(await read(node, 'docs', 'k2')).toEqual({ n: 2 })
+    }
+    expect((await result.settled).status).toBe('succeeded')
+    expect(a.replication.pendingRepairs()).toEqual([])
+  })
+
+  it('quorum 1 of 2 succeeds with one silent peer; the silent one times out and is queued for repair', async () => {
+    const [a, b, c] = (await cluster(3, { silent: [2] })) as [Node, Node, Node]
+    const keys = await seed(a, 'docs', { x: 1, y: 2 })
+    const cap = await grant(a, a, 'docs', ['replicate'])
+    const progress: ReplicationProgress[] = []
+    const sub = a.replication.progress$.subscribe((p) => progress.push(p))
+    const result = await a.replication.replicateToPeers('docs', keys, [b.runtime.peerId, c.runtime.peerId], { kind: 'quorum', k: 1 }, { capability: cap, timeoutMs: 1_500 })
+    expect(result.acked).toEqual([b.runtime.peerId])
+    expect(await read(b, 'docs', 'x')).toBe(1)
+    const settled = await result.settled
+    sub.unsubscribe()
+    expect(settled.peers[c.runtime.peerId]!.status).toBe('timedOut')
+    expect(progress.some((p) => p.peer === b.runtime.peerId && p.status === 'acked')).toBe(true)
+    expect(progress.some((p) => p.peer === c.runtime.peerId && p.status === 'timedOut')).toBe(true)
+    expect(progress.map((p) => p.phase).filter(Boolean)).toEqual(['satisfied', 'settled'])
+    expect(a.replication.pendingRepairs().filter((r) => r.peer === c.runtime.peerId).map((r) => r.key).sort()).toEqual(['x', 'y'])
+  })
+
+  it('quorum 2 of 2 fails cleanly with DeadlineExceeded when a peer does not answer before the deadline', async () => {
+    const [a, b, c] = (await cluster(3, { silent: [2] })) as [Node, Node, Node]
+    const keys = await seed(a, 'docs', { x: 1 })
+    const cap = await grant(a, a, 'docs', ['replicate'])
+    const startedAt = Date.now()
+    const error = await a.replication
+      .replicateToPeers('docs', keys, [b.runtime.peerId, c.runtime.peerId], { kind: 'quorum', k: 2 }, { capability: cap, timeoutMs: 1_000 })
+      .catch((e: unknown) => e)
+    expect(error).toBeInstanceOf(AuraError)
+    expect((error as AuraError).code).toBe('DEADLINE_EXCEEDED')
+    expect((error as AuraError).details.acked).toBe(1)
+    expect(Date.now() - startedAt).toBeLessThan(10_000)
+    // the peer that did ack has the data; the silent one is remembered for repair
+    expect(await read(b, 'docs', 'x')).toBe(1)
+    await expect.poll(() => a.replication.pendingRepairs().map((r) => r.peer)).toEqual([c.runtime.peerId])
+  })
+
+  it('async: answers at once; the peers receive the keys in the background', async () => {
+    const [a, b, c] = (await cluster()) as [Node, Node, Node]
+    const keys = await seed(a, 'docs', { later: 'yes' })
+    const cap = await grant(a, a, 'docs', ['replicate'])
+    const settledPhase = firstValueFrom(a.replication.progress$.pipe(filter((p) => p.phase === 'settled')))
+    const result = await a.replication.replicateToPeers('docs', keys, [b.runtime.peerId, c.runtime.peerId], { kind: 'async' }, { capability: cap })
+    expect(result.required).toBe(0)
+    await settledPhase
+    expect((await result.settled).acked).toHaveLength(2)
+    expect(await read(b, 'docs', 'later')).toBe('yes')
+    expect(await read(c, 'docs', 'later')).toBe('yes')
+  })
+
+  it('a sender without replicate rights is refused by every receiver: PermissionDenied, counted, nothing written', async () => {
+    const [a, b, c] = (await cluster()) as [Node, Node, Node]
+    const keys = await seed(a, 'docs', { secret: 's' })
+    const writeOnly = await grant(a, a, 'docs', ['read', 'write'])
+    const error = await a.replication
+      .replicateToPeers('docs', keys, [b.runtime.peerId, c.runtime.peerId], { kind: 'all' }, { capability: writeOnly })
+      .catch((e: unknown) => e)
+    expect((error as AuraError).code).toBe('PERMISSION_DENIED')
+    // a token issued to b, presented by a: the authenticated sender is not its holder
+    const bsToken = await grant(a, b, 'docs', ['replicate'])
+    const error2 = await a.replication.replicateToPeers('docs', keys, [c.runtime.peerId], { kind: 'all' }, { capability: bsToken }).catch((e: unknown) => e)
+    expect((error2 as AuraError).code).toBe('PERMISSION_DENIED')
+    for (const node of [b, c]) {
+      expect(await read(node, 'docs', 'secret')).toBeUndefined()
+      expect(node.runtime.metrics().errors.PERMISSION_DENIED).toBeGreaterThanOrEqual(1)
+    }
+  })
+
+  it('repair() delivers what a failed replication left behind, once the peer answers again', async () => {
+    const [a, , c] = (await cluster(3, { silent: [2] })) as [Node, Node, Node]
+    const keys = await seed(a, 'docs', { r: 'repaired', s: 'too' })
+    const cap = await grant(a, a, 'docs', ['replicate'])
+    await expect(a.replication.replicateToPeers('docs', keys, [c.runtime.peerId], { kind: 'all' }, { capability: cap, timeoutMs: 500 })).rejects.toMatchObject({
+      code: 'DEADLINE_EXCEEDED',
+    })
+    await expect.poll(() => a.replication.pendingRepairs().length).toBe(2)
+    expect(await a.replication.repair({ capability: cap, timeoutMs: 300 })).toEqual({ repaired: 0, remaining: 2 })
+    await c.replication.attach() // c starts answering
+    expect(await a.replication.repair({ capability: cap })).toEqual({ repaired: 2, remaining: 0 })
+    expect(await read(c, 'docs', 'r')).toBe('repaired')
+    expect(await read(c, 'docs', 's')).toBe('too')
+  })
+
+  it('concurrent LWW writes converge on every peer to the later hybrid timestamp', async () => {
+    const [a, b, c] = (await cluster()) as [Node, Node, Node]
+    await seed(a, 'docs', { k: 'from a' })
+    await seed(b, 'docs', { k: 'from b' })
+    const capA = await grant(a, a, 'docs', ['replicate'])
+    const capB = await grant(a, b, 'docs', ['replicate'])
+    const everyone = [a, b, c].map((n) => n.runtime.peerId)
+    await a.replication.replicateToPeers('docs', 'k', everyone.filter((p) => p !== a.runtime.peerId), { kind: 'all' }, { capability: capA })
+    await b.replication.replicateToPeers('docs', 'k', everyone.filter((p) => p !== b.runtime.peerId), { kind: 'all' }, { capability: capB })
+    const values = await Promise.all([a, b, c].map((n) => read(n, 'docs', 'k')))
+    expect(new Set(values).size).toBe(1)
+    const stamps = [a, b].map((n) => n.storage.records('docs', ['k'])[0]![1])
+    expect(stamps[0]).toEqual(stamps[1])
+  })
+
+  it('CRDT namespace: concurrent counter increments on two peers join to the sum everywhere', async () => {
+    const [a, b, c] = (await cluster(3, { crdt: true })) as [Node, Node, Node]
+    await seed(a, 'counters', { hits: gCounter.encode(gCounter.increment(gCounter.bottom(), 'a', 3)) })
+    await seed(b, 'counters', { hits: gCounter.encode(gCounter.increment(gCounter.bottom(), 'b', 4)) })
+    const everyone = [a, b, c].map((n) => n.runtime.peerId)
+    for (const [node, cap] of [[a, await grant(a, a, 'counters', ['replicate'])], [b, await grant(a, b, 'counters', ['replicate'])]] as const) {
+      await node.replication.replicateToPeers('counters', 'hits', everyone.filter((p) => p !== node.runtime.peerId), { kind: 'all' }, { capability: cap })
+    }
+    for (const node of [a, b, c]) expect(gCounter.value(gCounter.decode(await read(node, 'counters', 'hits')))).toBe(7)
+  })
+})
+
+describe('conflict resolution (merge rules, no network)', () => {
+  const T = 1_700_000_000_000
+  let me: Ed25519Crypto
+  let peers: [string, string]
+  beforeAll(async () => {
+    me = await Ed25519Crypto.fromSeed(new Uint8Array(32).fill(9))
+    const x = await Ed25519Crypto.fromSeed(new Uint8Array(32).fill(10))
+    const y = await Ed25519Crypto.fromSeed(new Uint8Array(32).fill(11))
+    peers = [x.peerId, y.peerId].sort() as [string, string]
+  })
+  const clockAt = (t: number): Clock => ({ now: () => t, setTimeout: () => undefined, clearTimeout: () => undefined, sleep: async () => undefined })
+
+  async function replica(namespaces = {}, storage: Storage = new MemoryStorage()) {
+    const c = new StorageCoordinator(me.peerId, storage, { crypto: me, clock: clockAt(T), namespaces })
+    const cap = await issueRoot(me, { audience: me.peerId, namespace: '*', rights: ['admin'], notBefore: T - HOUR, expiresAt: T + HOUR })
+    const merge = (records: Array<[string, StoredRecord]>, resolver = c.resolverOf('docs')) =>
+      c.mergeReplica(me.peerId, { namespace: 'docs', resolver, records, capability: cap })
+    return { c, cap, merge }
+  }
+
+  it('a timestamp tie is broken by peer id, the same way whatever the arrival order', async () => {
+    const low: StoredRecord = [T, 0, peers[0], 0, 'low peer']
+    const high: StoredRecord = [T, 0, peers[1], 0, 'high peer']
+    for (const order of [[low, high], [high, low]]) {
+      const { c, cap, merge } = await replica()
+      for (const r of order) await merge([['k', r]])
+      expect(await c.retrieve('docs', 'k', cap)).toBe('high peer')
+    }
+  })
+
+  it('an older write arriving late loses, and is not dropped silently: the merge reports it unchanged', async () => {
+    const { c, cap, merge } = await replica()
+    expect(await merge([['k', [T + 10, 0, peers[0], 0, 'new']]])).toEqual({ applied: 1, unchanged: 0 })
+    expect(await merge([['k', [T + 5, 7, peers[1], 0, 'old']]])).toEqual({ applied: 0, unchanged: 1 })
+    expect(await c.retrieve('docs', 'k', cap)).toBe('new')
+  })
+
+  it('a delete is a tombstone: an older write arriving after it does not bring the key back', async () => {
+    const { c, cap, merge } = await replica()
+    await merge([['k', [T + 20, 0, peers[0], 1, null]]])
+    await merge([['k', [T + 10, 0, peers[1], 0, 'resurrected?']]])
+    expect(await c.retrieve('docs', 'k', cap)).toBeUndefined()
+  })
+
+  it('a write made after observing a replica from a clock running ahead still wins (HLC)', async () => {
+    const { c, cap, merge } = await replica()
+    await merge([['k', [T + HOUR, 3, peers[1], 0, 'from the future']]])
+    const receipt = await c.storeInNamespace('docs', 'k', 'mine, later', cap)
+    expect(compareHlc(receipt.stamp, { wall: T + HOUR, logical: 3, peer: peers[1] })).toBeGreaterThan(0)
+    expect(await c.retrieve('docs', 'k', cap)).toBe('mine, later')
+  })
+
+  it.each(['memory', 'lmdb'])('a merge racing a local write keeps the later stamp, whichever commits first (%s)', async (kind) => {
+    let storage: Storage = new MemoryStorage()
+    if (kind === 'lmdb') {
+      const path = mkdtempSync(join(tmpdir(), 'aura-race-'))
+      dirs.push(path)
+      storage = new LmdbStorage({ path })
+    }
+    const { c, cap, merge } = await replica({}, storage)
+    // older replica arriving while a local write is still in flight: the local write stays
+    const local = c.storeInNamespace('docs', 'k', 'local', cap)
+    const older = merge([['k', [T - 10, 0, peers[0], 0, 'older replica']]])
+    await Promise.all([local, older])
+    expect(await c.retrieve('docs', 'k', cap)).toBe('local')
+    // a newer replica racing a local write issued before it was observed wins
+    const local2 = c.storeInNamespace('docs', 'j', 'local', cap)
+    const newer = merge([['j', [T + HOUR, 0, peers[0], 0, 'newer replica']]])
+    await Promise.all([local2, newer])
+    expect(await c.retrieve('docs', 'j', cap)).toBe('newer replica')
+    await storage.close()
+  })
+
+  it('malformed replicas and resolver mismatches are InvalidInput with nothing written', async () => {
+    const { c, cap, merge } = await replica({ docs: { kind: 'crdt', type: 'g-counter' } })
+    const bad = [
+      () => merge([['k', [T, 0, peers[0], 0, { not: 'a counter' }]]]),
+      () => merge([['k', [T, 0, peers[0], 1, null]]]),
+      () => merge([['k', [-1, 0, peers[0], 0, {}] as unknown as StoredRecord]]),
+      () => merge([['k', [T, 0, peers[0], 0, {}]]], { kind: 'lww' }),
+    ]
+    for (const attempt of bad) await expect(attempt()).rejects.toMatchObject({ code: 'INVALID_INPUT' })
+    expect(await c.retrieve('docs', 'k', cap)).toBeUndefined()
+  })
+
+  it('HybridLogicalClock: monotonic under a clock going backwards, and after every observed stamp', () => {
+    let t = 1000
+    const hlc = new HybridLogicalClock({ now: () => t }, 'p')
+    const a = hlc.now()
+    t = 500
+    const b = hlc.now()
+    hlc.observe({ wall: 9_000, logical: 4 })
+    const c2 = hlc.now()
+    expect(compareHlc(b, a)).toBeGreaterThan(0)
+    expect(c2).toEqual({ wall: 9_000, logical: 5, peer: 'p' })
+  })
+})
