@@ -14,7 +14,7 @@
 // (failed, timed out, or cut short by a failed quorum) gets repair entries, persisted in
 // `aura.replication.repair`, which repair() retries later (anti-entropy can drive it).
 
-import { Subject, type Observable } from 'rxjs'
+import { Subject, type Observable, type Subscription } from 'rxjs'
 import { createActor, fromCallback, toPromise } from 'xstate'
 import { z } from 'zod'
 import { AuraError, InvalidInput, NotFound, isAuraError } from '../effects/errors.js'
@@ -238,6 +238,22 @@ export class ReplicationCoordinator {
       out.push({ peer, namespace, key: JSON.parse(encoded) as StorageKey })
     }
     return out
+  }
+
+  /**
+   * Runs repair() on every tick of `ticks` — anti-entropy's `rounds$` in the usual composition —
+   * so the 'async' policy means what it says: fire now, repair later by anti-entropy. A tick that
+   * arrives while a repair is still running is skipped, not queued.
+   */
+  repairOn(ticks: Observable<unknown>, options: ReplicateOptions): Subscription {
+    let running = false
+    return ticks.subscribe(() => {
+      if (running || this.pendingRepairs().length === 0) return
+      running = true
+      this.repair(options)
+        .catch((error) => this.#o.emit?.({ type: 'error', code: isAuraError(error) ? error.code : 'STORAGE', where: 'replication.repairOn', message: String(error) }))
+        .finally(() => (running = false))
+    })
   }
 
   /** Retries every pending repair (all-ack per peer and namespace); entries acknowledged are removed. */
