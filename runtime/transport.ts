@@ -580,57 +580,29 @@ export class TransportCoordinator {
     return { key, attempts }
   }
 
-  /**
-   * The first attempt runs directly, so the common case costs no retry actor. If it fails with a
-   * retryable error, attempts 2..n run under the retry machine (withRetry) on the schedule the
-   * policy gives them: first the backoff after attempt 1, then a policy shifted by one attempt.
-   * Returns the number of attempts made.
-   */
+  /** Sends the frame until acknowledged, under the retry policy (withRetry); returns the attempts made. */
   private async deliver(record: Outbound, key: string, frame: Uint8Array, policy: RetryPolicy, deadlineAt: number, signal: AbortSignal | undefined): Promise<number> {
     if (signal?.aborted) throw new Cancelled('send cancelled', { key })
     if (this.clock.now() >= deadlineAt) throw new DeadlineExceeded('send deadline already passed', { key, deadlineAt })
-    let first: unknown
-    try {
-      await this.attemptDelivery(record, key, frame, signal)
-      return 1
-    } catch (err) {
-      if (!retryableSend(err)) throw err
-      first = err
-    }
-    if (policy.maxAttempts <= 1) throw new AttemptBudgetExhausted('gave up after 1 attempt', { attempts: 1, last: errorInfo(first) }, { cause: first })
-    const delay = backoffDelay(1, policy, this.random.float())
-    if (this.clock.now() + delay >= deadlineAt) throw new DeadlineExceeded('send deadline passed after 1 attempt', { attempts: 1, last: errorInfo(first) }, { cause: first })
-    try {
-      await this.clock.sleep(delay, signal)
-    } catch (cause) {
-      throw new Cancelled('send cancelled', { key, attempts: 1 }, { cause })
-    }
-    const rest: RetryPolicy = {
-      ...policy,
-      maxAttempts: policy.maxAttempts - 1,
-      initialDelayMs: Math.min(policy.maxDelayMs, policy.initialDelayMs * policy.multiplier),
-    }
-    let attempts = 1
+    let attempts = 0
     let lastError: unknown
     try {
       await withRetry(
         (attempt, attemptSignal) => {
-          attempts = attempt + 1
-          this.count('retries')
+          attempts = attempt
+          if (attempt > 1) this.count('retries')
           return this.attemptDelivery(record, key, frame, attemptSignal).catch((err: unknown) => {
             lastError = err
             throw err
           })
         },
-        { policy: rest, deadlineAt, isRetryable: retryableSend, clock: this.clock, random: this.random, ...(signal !== undefined ? { signal } : {}) },
+        { policy, deadlineAt, isRetryable: retryableSend, clock: this.clock, random: this.random, ...(signal !== undefined ? { signal } : {}) },
       )
     } catch (thrown) {
-      // A permanent failure is reported as the attempt's own error (its class, not only its code).
-      if (isAuraError(thrown) && isAuraError(lastError) && thrown.code === lastError.code) throw lastError
-      // The retry machine counted only attempts 2..n; the caller hears about all of them.
-      const details = { key, attempts, last: errorInfo(lastError ?? first) }
-      if (isAuraError(thrown) && thrown.code === 'ATTEMPT_BUDGET_EXHAUSTED') throw new AttemptBudgetExhausted(`gave up after ${attempts} attempts`, details, { cause: lastError ?? first })
-      if (isAuraError(thrown) && thrown.code === 'DEADLINE_EXCEEDED') throw new DeadlineExceeded(`send deadline passed after ${attempts} attempts`, details, { cause: lastError ?? first })
+      if (thrown === lastError) throw thrown // a permanent failure: the attempt's own error
+      const details = { key, attempts, last: errorInfo(lastError) }
+      if (isAuraError(thrown) && thrown.code === 'ATTEMPT_BUDGET_EXHAUSTED') throw new AttemptBudgetExhausted(`gave up after ${attempts} attempts`, details, { cause: lastError })
+      if (isAuraError(thrown) && thrown.code === 'DEADLINE_EXCEEDED') throw new DeadlineExceeded(`send deadline passed after ${attempts} attempts`, details, { cause: lastError })
       throw thrown
     }
     return attempts
