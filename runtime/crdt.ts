@@ -28,7 +28,7 @@ import {
   type MvHandler,
   createCvHandler,
 } from '../effects/semilattice/index.js'
-import type { Namespace, Storage } from '../effects/storage/index.js'
+import type { Storage } from '../effects/storage/index.js'
 import type { Clock } from '../effects/time/index.js'
 import type { Random } from '../effects/random/index.js'
 import { backoffPolicySchema, type BackoffPolicy } from '../machines/retry.js'
@@ -45,6 +45,7 @@ import {
   type DocumentKind,
   type PreparedApply,
 } from './crdt-document.js'
+import { CrdtStore } from './crdt-persistence.js'
 import { PeerViews, type DocumentView, type SyncStatusReport } from './crdt-status.js'
 import {
   parseDeltaMessage,
@@ -139,11 +140,9 @@ export class CrdtCoordinator {
   private readonly yjsUnsubscribe = new Map<string, () => void>()
   private readonly statusSubject = new Subject<SyncStatusReport>()
   private readonly changesSubject = new Subject<string>()
-  private readonly dirty = new Set<string>()
-  private writeChain: Promise<void> = Promise.resolve()
+  private readonly store = new CrdtStore(this.docs)
   private flushScheduled = false
   private deps: CrdtDeps | undefined
-  private namespace: Namespace | undefined
   private deltaThreshold = 64
   private metricsEnabled = false
   /** exchanges in progress that report their bytes (anti-entropy), metrics enabled or not */
@@ -235,8 +234,8 @@ export class CrdtCoordinator {
     if (!NAMESPACE_NAME.test(namespace)) throw new InvalidInput('bad crdt namespace name', { namespace })
     this.deps = deps
     if (deps.storage) {
-      this.namespace = deps.storage.namespace(namespace)
-      this.restore(this.namespace)
+      this.store.bind(deps.storage.namespace(namespace))
+      this.restore()
     }
     // Pending writes must land before the runtime closes its storage.
     runtime?.onStop(() => this.detach())
@@ -334,7 +333,11 @@ export class CrdtCoordinator {
     this.docs.set(doc.name, doc)
     if (doc.handler instanceof YjsDocHandler) {
       const ydoc = doc.handler.doc
-      const onUpdate = () => this.changed(doc.name)
+      this.store.trackYjs(doc.name)
+      const onUpdate = (update: Uint8Array) => {
+        this.store.yjsUpdate(doc.name, update)
+        this.changed(doc.name)
+      }
       ydoc.on('update', onUpdate)
       this.yjsUnsubscribe.set(doc.name, () => ydoc.off('update', onUpdate))
     }
@@ -390,9 +393,9 @@ export class CrdtCoordinator {
     if (!doc) return
     doc.invalidate()
     this.hashes.delete(name)
-    this.dirty.add(name)
+    this.store.markDirty(name)
     this.changesSubject.next(name)
-    if (this.namespace && !this.flushScheduled) {
+    if (this.store.bound && !this.flushScheduled) {
       this.flushScheduled = true
       queueMicrotask(() => {
         this.flushScheduled = false
@@ -416,38 +419,18 @@ export class CrdtCoordinator {
 
   // ── persistence ─────────────────────────────────────────────────────────────────────────
 
-  /** Writes every changed document in one batch; resolves when durable. */
+  /** Writes every changed document; resolves when durable. */
   flush(): Promise<void> {
-    const namespace = this.namespace
-    const storage = this.deps?.storage
-    if (!namespace || !storage) return Promise.resolve()
-    const next = this.writeChain.then(async () => {
-      if (this.dirty.size === 0) return
-      const names = [...this.dirty]
-      this.dirty.clear()
-      const ops = names.flatMap((name) => {
-        const doc = this.docs.get(name)
-        if (!doc) return []
-        const payload = doc.missingFor(VectorClock.empty, '') ?? null
-        return [{ type: 'put' as const, namespace: namespace.name, key: name, value: { kind: doc.kind, type: doc.typeName, payload } }]
-      })
-      try {
-        await storage.batch(ops)
-      } catch (error) {
-        for (const name of names) this.dirty.add(name)
-        throw error
-      }
-    })
-    this.writeChain = next.catch(() => undefined)
-    return next
+    return this.store.flush()
   }
 
-  private restore(namespace: Namespace): void {
-    for (const entry of namespace.range()) {
-      const name = String(entry.key)
+  private restore(): void {
+    for (const stored of this.store.load()) {
+      const name = stored.name
       try {
-        const record = persistedSchema.parse(entry.value)
+        const record = persistedSchema.parse(stored.record)
         let doc = this.docs.get(name)
+        const created = !doc
         if (!doc) {
           doc = documentFor(name, record.kind, handlerFactory(record.kind, record.type, { replica: this.peerId, deltaThreshold: this.deltaThreshold })())
           this.register(doc)
@@ -455,6 +438,9 @@ export class CrdtCoordinator {
           throw new InvalidInput(`stored document ${name} is ${record.kind}/${record.type}, registered as ${doc.kind}/${doc.typeName}`)
         }
         if (record.payload !== null && record.payload !== undefined) doc.prepare(record.payload).apply()
+        for (const update of stored.updates) doc.prepare(update).apply()
+        // A document that held state before the restore now holds more than storage does.
+        this.store.restored(stored, created)
         this.changed(name)
       } catch (error) {
         this.report(error, 'crdt restore')
@@ -508,19 +494,30 @@ export class CrdtCoordinator {
     return response
   }
 
-  /** Joins a peer's answer in (validated whole first, then applied and persisted). */
+  /** Joins a peer's answer in (validated whole first, then applied); resolves once persisted. */
   async handleSyncResponse(response: unknown, from?: string): Promise<{ changed: string[]; remote: Map<string, DocumentView> }> {
+    const applied = this.applyResponse(response, from)
+    await this.flush()
+    return applied
+  }
+
+  // Durability of joins. A state a peer sends us in a sync answer or a push is still held by
+  // that peer, which drops nothing on our reply: if we crash before the write lands we restart
+  // at an older version, advertise it, and the next sync sends the difference again. So these
+  // joins are applied in memory, queued for writing (changed() schedules the flush) and
+  // answered at once; nothing waits for the disk. What must be durable before we answer is what
+  // the sender will discard on our answer: acknowledged deltas (handleDelta), and local changes
+  // before their caller is told they are done (mutate, emitOp, constrain, edit).
+  private applyResponse(response: unknown, from: string | undefined): { changed: string[]; remote: Map<string, DocumentView> } {
     const parsed = parseSyncResponse(response)
     const { changed, remote } = this.applyStates(parsed.docs)
     if (from !== undefined) this.views.learn(from, remote, this.now())
-    await this.flush()
     return { changed, remote }
   }
 
-  private async handlePush(payload: unknown, from: string): Promise<{ docs: DocVersionWire[] }> {
+  private handlePush(payload: unknown, from: string): { docs: DocVersionWire[] } {
     const parsed = parseSyncResponse(payload)
     const { remote } = this.applyStates(parsed.docs)
-    await this.flush()
     const docs: DocVersionWire[] = []
     for (const name of remote.keys()) {
       const doc = this.docs.get(name)
@@ -602,8 +599,8 @@ export class CrdtCoordinator {
   }
 
   /** Applies a pulled answer; plans the push of what the peer lacks. */
-  private async applyPull(peerId: string, pulled: PullResult): Promise<{ changed: string[]; push: DocStateWire[] }> {
-    const { changed, remote } = await this.handleSyncResponse(pulled.response, peerId)
+  private applyPull(peerId: string, pulled: PullResult): { changed: string[]; push: DocStateWire[] } {
+    const { changed, remote } = this.applyResponse(pulled.response, peerId)
     const absent: Array<[string, DocumentView]> = []
     const push: DocStateWire[] = []
     for (const name of pulled.names ?? this.docs.keys()) {
@@ -637,7 +634,7 @@ export class CrdtCoordinator {
     this.measuring += 1
     try {
       const pulled = await this.pull(peerId, names)
-      const { changed, push } = await this.applyPull(peerId, pulled)
+      const { changed, push } = this.applyPull(peerId, pulled)
       if (push.length > 0) {
         hooks.onPush?.(push.length)
         await this.pushTo(peerId, push)
@@ -712,7 +709,7 @@ export class CrdtCoordinator {
       actors: {
         exchange: fromPromise<unknown, ExchangeInput>(({ input }) => this.pull(input.peerId, undefined)),
         apply: fromPromise<ApplyOutput, { peerId: string; response: unknown }>(async ({ input }) => {
-          const { changed, push } = await this.applyPull(input.peerId, input.response as PullResult)
+          const { changed, push } = this.applyPull(input.peerId, input.response as PullResult)
           const result: ApplyResult = { changed, pushed: push.map((d) => d.name) }
           return { push: push.length > 0 ? push : null, result }
         }),

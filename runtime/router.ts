@@ -125,6 +125,9 @@ export class Router {
   }
 
   private async dispatchOut(peerId: string, family: PatternFamily, envelope: Envelope): Promise<void> {
+    // Replies and typed errors come back on the family's protocol: listen on it before sending,
+    // even if this peer serves no kinds of that family itself.
+    if (!this.handlers.has(family)) await this.register(family, {})
     if (peerId === this.self) {
       // Local delivery: same validation and dispatch, no codec, no network.
       this.bus.emit({ type: 'wire', direction: 'out', kind: envelope.kind, remote: peerId, bytes: 0, session: envelope.session })

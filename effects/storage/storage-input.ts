@@ -10,7 +10,8 @@ export const DEFAULT_MAX_VALUE_BYTES = 16 * 1024 * 1024
 
 // Control characters and lone surrogates would be escaped or replaced by lmdb's key encoder, so
 // such a key would not read back as written.
-const KeyText = z.string().refine((s) => !/[\u0000-\u001f]|\p{Cs}/u.test(s), 'key strings may not contain control characters or lone surrogates')
+const FORBIDDEN_KEY_TEXT = /[\u0000-\u001f]|\p{Cs}/u
+const KeyText = z.string().refine((s) => !FORBIDDEN_KEY_TEXT.test(s), 'key strings may not contain control characters or lone surrogates')
 // z.number() already refuses NaN and ±Infinity; -0 would sort apart from 0, so it becomes 0.
 const KeyNumber = z.number().transform((n) => (Object.is(n, -0) ? 0 : n))
 const KeyPart = z.union([KeyText, KeyNumber])
@@ -18,17 +19,71 @@ const KeySchema = z.union([KeyPart, z.array(KeyPart).min(1)])
 
 export interface CheckedKey {
   /** the key as it will read back: a one-element array becomes its element */
-  key: StorageKey
-  bytes: Uint8Array
+  readonly key: StorageKey
+  readonly bytes: Uint8Array
+}
+
+// LMDB never needs the encoded bytes (it encodes keys itself), MemoryStorage always does: they
+// are computed on first use, unless the length check already had to.
+class ValidKey implements CheckedKey {
+  readonly key: StorageKey
+  #bytes: Uint8Array | undefined
+
+  constructor(key: StorageKey, bytes?: Uint8Array) {
+    this.key = key
+    this.#bytes = bytes
+  }
+
+  get bytes(): Uint8Array {
+    return (this.#bytes ??= encodeKey(this.key))
+  }
+}
+
+// Fast path. A UTF-16 unit takes at most 3 bytes in UTF-8 (a surrogate pair 4 for 2 units), and a
+// string may gain one escape byte, so a string this short cannot exceed the key limit; a number
+// takes at most 9 bytes, plus one separator inside an array.
+const SAFE_KEY_UNITS = Math.floor((MAX_KEY_BYTES - 1) / 3)
+
+/** Worst-case encoded size of a key part that is certainly valid, or -1 when it needs the full check. */
+function plainPartBytes(part: unknown): number {
+  if (typeof part === 'string') return part.length <= SAFE_KEY_UNITS && !FORBIDDEN_KEY_TEXT.test(part) ? part.length * 3 + 1 : -1
+  if (typeof part === 'number') return Number.isFinite(part) ? 9 : -1
+  return -1
+}
+
+const normalPart = (part: string | number): string | number => (Object.is(part, -0) ? 0 : part)
+
+/**
+ * The normalized form of a key that the schema below would certainly accept within the size
+ * limit (short strings, finite numbers, short arrays of them), or undefined when it takes the
+ * full check. Must never accept what the full check rejects, nor normalize differently.
+ */
+function plainKey(input: unknown): StorageKey | undefined {
+  if (!Array.isArray(input)) return plainPartBytes(input) < 0 ? undefined : normalPart(input as string | number)
+  if (input.length === 0) return undefined
+  // A one-element array is its element (but an array inside an array is never a plain key).
+  if (input.length === 1) return plainPartBytes(input[0]) < 0 ? undefined : normalPart(input[0] as string | number)
+  let bytes = 0
+  for (const part of input) {
+    const n = plainPartBytes(part)
+    if (n < 0) return undefined
+    bytes += n + 1
+  }
+  return bytes <= MAX_KEY_BYTES ? input.map(normalPart) : undefined
 }
 
 export function checkKey(input: unknown): CheckedKey {
+  const plain = plainKey(input)
+  return plain === undefined ? checkKeyFully(input) : new ValidKey(plain)
+}
+
+function checkKeyFully(input: unknown): CheckedKey {
   const parsed = KeySchema.safeParse(input)
   if (!parsed.success) throw invalidInput('storage key', parsed.error.issues)
   const key = Array.isArray(parsed.data) && parsed.data.length === 1 ? parsed.data[0]! : parsed.data
   const bytes = encodeKey(key)
   if (bytes.length > MAX_KEY_BYTES) throw new InvalidInput(`storage key exceeds ${MAX_KEY_BYTES} bytes`, { bytes: bytes.length })
-  return { key, bytes }
+  return new ValidKey(key, bytes)
 }
 
 export function checkNamespaceName(name: unknown): string {
@@ -73,8 +128,51 @@ export function checkRange(options: RangeOptions | undefined): CheckedRange {
  */
 export function checkValue(value: unknown, maxBytes: number): void {
   if (value === undefined) throw new InvalidInput('storage values may not be undefined')
-  const size = estimateSize(value, maxBytes)
+  const size = flatSize(value) ?? estimateSize(value, maxBytes)
   if (size > maxBytes) throw new InvalidInput(`storage value exceeds ${maxBytes} bytes`, { maxBytes })
+}
+
+function checkValueFully(value: unknown, maxBytes: number): void {
+  if (value === undefined) throw new InvalidInput('storage values may not be undefined')
+  if (estimateSize(value, maxBytes) > maxBytes) throw new InvalidInput(`storage value exceeds ${maxBytes} bytes`, { maxBytes })
+}
+
+/**
+ * estimateSize's figure for the common flat values (bytes, a primitive, an array of primitives
+ * with at most one byte array: a stored record), without its bookkeeping; undefined for anything
+ * else. Nothing in such a value can throw or be counted twice, so the figure is the same.
+ */
+function flatSize(value: unknown): number | undefined {
+  if (typeof value !== 'object') return typeof value === 'string' ? utf8Length(value) + 5 : typeof value === 'number' || typeof value === 'bigint' ? 9 : typeof value === 'boolean' ? 1 : undefined
+  if (value === null) return 1
+  if (ArrayBuffer.isView(value)) return value.byteLength + 5
+  if (!Array.isArray(value)) return undefined
+  let total = 5
+  let views = 0
+  for (let i = 0; i < value.length; i++) {
+    const item: unknown = value[i]
+    switch (typeof item) {
+      case 'string':
+        total += utf8Length(item) + 5
+        continue
+      case 'number':
+      case 'bigint':
+        total += 9
+        continue
+      case 'boolean':
+      case 'undefined':
+        total += 1
+        continue
+      case 'object':
+        if (item === null) total += 1
+        else if (ArrayBuffer.isView(item) && views++ === 0) total += item.byteLength + 5
+        else return undefined
+        continue
+      default:
+        return undefined
+    }
+  }
+  return total
 }
 
 function estimateSize(root: unknown, maxBytes: number): number {
@@ -158,13 +256,54 @@ export type CheckedBatchOp =
 /** Validates a whole batch before any of it is applied (all or nothing starts here). */
 export function checkBatch(ops: readonly BatchOp[], maxValueBytes: number): CheckedBatchOp[] {
   if (!Array.isArray(ops)) throw new InvalidInput('batch needs an array of operations')
-  return ops.map((op, index) => {
-    const parsed = BatchOpSchema.safeParse(op)
-    if (!parsed.success) throw invalidInput(`batch operation ${index}`, parsed.error.issues)
-    const namespace = checkNamespaceName(parsed.data.namespace)
-    const key = checkKey(parsed.data.key)
-    if (parsed.data.type === 'delete') return { type: 'delete', namespace, key }
-    checkValue(parsed.data.value, maxValueBytes)
-    return { type: 'put', namespace, key, value: parsed.data.value }
-  })
+  const out: CheckedBatchOp[] = new Array(ops.length)
+  // Batches usually touch one or two namespaces: test each name once in a row.
+  let validNamespace: string | undefined
+  for (let index = 0; index < ops.length; index++) {
+    const op: unknown = ops[index]
+    const plain = plainOp(op, validNamespace)
+    if (plain !== undefined) {
+      validNamespace = plain.namespace
+      // Shape, namespace and key are what the full check would have passed; the value check is the same one.
+      if (plain.type === 'put') checkValue(plain.value, maxValueBytes)
+      out[index] = plain
+      continue
+    }
+    out[index] = checkOpFully(op, index, maxValueBytes)
+  }
+  return out
+}
+
+function checkOpFully(op: unknown, index: number, maxValueBytes: number): CheckedBatchOp {
+  const parsed = BatchOpSchema.safeParse(op)
+  if (!parsed.success) throw invalidInput(`batch operation ${index}`, parsed.error.issues)
+  const namespace = checkNamespaceName(parsed.data.namespace)
+  const key = checkKeyFully(parsed.data.key)
+  if (parsed.data.type === 'delete') return { type: 'delete', namespace, key }
+  checkValueFully(parsed.data.value, maxValueBytes)
+  return { type: 'put', namespace, key, value: parsed.data.value }
+}
+
+/**
+ * The checks without their fast paths: what checkKey, checkValue and checkBatch must agree with
+ * on every input (the storage-input tests hold them to it).
+ */
+export const fullChecks = {
+  key: checkKeyFully,
+  value: checkValueFully,
+  batch: (ops: readonly unknown[], maxValueBytes: number): CheckedBatchOp[] => ops.map((op, index) => checkOpFully(op, index, maxValueBytes)),
+}
+
+/** A plain-object operation whose shape, namespace and key certainly pass, or undefined for the full check. */
+function plainOp(op: unknown, validNamespace: string | undefined): CheckedBatchOp | undefined {
+  if (typeof op !== 'object' || op === null) return undefined
+  const proto: unknown = Object.getPrototypeOf(op)
+  if (proto !== Object.prototype && proto !== null) return undefined
+  const { type, namespace, key: rawKey, value } = op as { type?: unknown; namespace?: unknown; key?: unknown; value?: unknown }
+  if (type !== 'put' && type !== 'delete') return undefined
+  if (typeof namespace !== 'string' || (namespace !== validNamespace && !NAMESPACE_NAME.test(namespace))) return undefined
+  const key = plainKey(rawKey)
+  if (key === undefined) return undefined
+  if (type === 'delete') return { type, namespace, key: new ValidKey(key) }
+  return value === undefined ? undefined : { type, namespace, key: new ValidKey(key), value }
 }

@@ -1,6 +1,8 @@
 // CRDT coordination and anti-entropy figures, all measured in one run on this machine:
-//   (a) a CRDT sync (pull + apply + persist + push) over libp2p TCP, against a raw frame
-//       ping-pong on the same transport (Libp2pNetwork send/handle);
+//   (a) a CRDT sync (pull + apply + push; the write is queued) over libp2p TCP, against a raw frame
+//       ping-pong on the same transport (Libp2pNetwork send/handle) and against a bare router
+//       request/reply (what every sync rides on); then the same exchange without the per-peer
+//       sync actor, and throughput with several syncs in flight;
 //   (b) a Yjs sync through the coordinator against y-protocols sync step 1/2 over that transport;
 //   (c) one anti-entropy round between two peers holding 100,000 documents, 100 of which differ;
 //   (d) rounds until 16/64/256 simulated peers converge, Random(3) peer selection.
@@ -20,6 +22,9 @@ import { Simulation } from '../../runtime/simulation.js'
 import { quantile, sample, type BenchReport } from './report.js'
 
 const SYNCS = 500
+const IN_FLIGHT = 8
+const PEERS = 4
+const CONCURRENT_SYNCS = 2_000
 const PINGS = 1_000
 const YJS_SYNCS = 300
 const KEYS = 100_000
@@ -86,42 +91,125 @@ async function tcpPair(): Promise<{ runtimes: Runtime[]; coordinators: CrdtCoord
   return { runtimes, coordinators }
 }
 
+/** A bare router request/reply between two runtimes: the floor under every sync. */
+async function routerRoundTrip(): Promise<number> {
+  const runtimes = await Promise.all([0, 1].map(() => createRuntime({ transport: 'tcp' })))
+  await runtimes[0]!.connect(runtimes[1]!.addresses()[0]!)
+  // Replies travel on the family's protocol, so the asking side registers the family too.
+  await runtimes[0]!.router.register('crdt', {})
+  await runtimes[1]!.router.register('crdt', { sync: () => ({ docs: [] }) })
+  const payload = { all: true, docs: [{ name: 'counter', kind: 'cv', type: 'pn-counter', version: { a: 1 } }] }
+  const samples = await sample(PINGS, () => runtimes[0]!.router.request(runtimes[1]!.peerId, 'crdt', { kind: 'sync', payload }, 5_000), 100)
+  for (const r of runtimes) await r.stop()
+  return quantile(samples, 0.5)
+}
+
+/** Pulls `a` makes of `b`'s counter, `b` incrementing before each (timed: the pull only). */
+async function timedPulls(b: CrdtCoordinator, pull: () => Promise<unknown>): Promise<number[]> {
+  const out: number[] = []
+  for (let i = -50; i < SYNCS; i++) {
+    await b.mutate<PNCounterState>('counter', (s, r) => pnCounter.increment(s, r))
+    const t0 = performance.now()
+    await pull()
+    if (i >= 0) out.push(performance.now() - t0)
+  }
+  return out
+}
+
+/** Runs `count` operations with `width` in flight; returns operations per second. */
+async function throughput(count: number, width: number, op: (lane: number) => Promise<unknown>): Promise<number> {
+  let started = 0
+  const t0 = performance.now()
+  await Promise.all(
+    Array.from({ length: width }, async (_, lane) => {
+      while (started < count) {
+        started += 1
+        await op(lane)
+      }
+    }),
+  )
+  return (count / (performance.now() - t0)) * 1000
+}
+
 async function crdtSyncOverTcp(report: BenchReport, pingP50: number): Promise<void> {
+  const routerP50 = await routerRoundTrip()
+  report.add('crdt.router.tcp.p50_ms', routerP50, 'ms', 'router request/reply, small payload, no coordinator')
   const { runtimes, coordinators } = await tcpPair()
   const [a, b] = coordinators as [CrdtCoordinator, CrdtCoordinator]
   a.cv('counter', pnCounter)
   b.cv('counter', pnCounter)
   const peer = runtimes[1]!.peerId
-  const syncOnly: number[] = []
-  for (let i = -50; i < SYNCS; i++) {
-    await b.mutate<PNCounterState>('counter', (s, r) => pnCounter.increment(s, r))
-    const t0 = performance.now()
-    await a.syncWithPeer(peer)
-    if (i >= 0) syncOnly.push(performance.now() - t0)
-  }
+  const syncOnly = await timedPulls(b, () => a.syncWithPeer(peer))
   if (pnCounter.value(a.state('counter')) !== pnCounter.value(b.state('counter'))) throw new Error('sync bench did not converge')
   const p50 = quantile(syncOnly, 0.5)
   const total = syncOnly.reduce((x, y) => x + y, 0)
-  report.add('crdt.sync.tcp.p50_ms', p50, 'ms', 'PN-Counter pull+apply+persist(LMDB), 2 runtimes, loopback TCP')
+  report.add('crdt.sync.tcp.p50_ms', p50, 'ms', 'PN-Counter pull+apply, LMDB write queued (not awaited: the peer still holds what we pulled), 2 runtimes, loopback TCP')
   report.add('crdt.sync.tcp.p99_ms', quantile(syncOnly, 0.99), 'ms')
-  report.add('crdt.sync.tcp.per_s', (SYNCS / total) * 1000, 'syncs/s', 'sequential')
+  report.add('crdt.sync.tcp.per_s', (SYNCS / total) * 1000, 'syncs/s', 'sequential: one sync at a time, latency-bound')
   report.add('crdt.sync.tcp.ratio_vs_pingpong', p50 / pingP50, 'x', `raw Libp2pNetwork frame echo p50 ${pingP50.toFixed(3)} ms`)
+  report.add('crdt.sync.tcp.ratio_vs_router', p50 / routerP50, 'x', `bare router request p50 ${routerP50.toFixed(3)} ms`)
+
+  // The same pull-apply-push without the per-peer sync actor (as anti-entropy runs it): the
+  // difference is what the statechart round costs.
+  const exchanges = await timedPulls(b, () => a.exchange(peer))
+  report.add('crdt.exchange.tcp.p50_ms', quantile(exchanges, 0.5), 'ms', 'exchange(): same round, no sync actor')
+
+  // Several exchanges in flight to one peer, the peer changing all the while.
+  const handler = b.handler('counter') as { mutate(m: (s: PNCounterState) => PNCounterState): unknown }
+  const perSecond = await throughput(CONCURRENT_SYNCS, IN_FLIGHT, async () => {
+    handler.mutate((s) => pnCounter.increment(s, b.peerId))
+    b.changed('counter')
+    await a.exchange(peer)
+  })
+  report.add(`crdt.exchange.tcp.per_s_${IN_FLIGHT}_in_flight`, perSecond, 'syncs/s', `${IN_FLIGHT} exchange() rounds in flight to one peer`)
+  await a.exchange(peer)
+  if (pnCounter.value(a.state('counter')) !== pnCounter.value(b.state('counter'))) throw new Error('concurrent exchanges did not converge')
+  for (const r of runtimes) await r.stop()
+  await syncsWithPeers(report)
+}
+
+/** One runtime syncing with several peers at once, each through its own sync actor. */
+async function syncsWithPeers(report: BenchReport): Promise<void> {
+  const runtimes = await Promise.all(Array.from({ length: PEERS + 1 }, () => createRuntime({ transport: 'tcp' })))
+  for (const r of runtimes.slice(1)) await runtimes[0]!.connect(r.addresses()[0]!)
+  const coordinators = await Promise.all(runtimes.map((r) => CrdtCoordinator.attach(r)))
+  for (const c of coordinators) c.cv('counter', pnCounter)
+  const [a, ...others] = coordinators as [CrdtCoordinator, ...CrdtCoordinator[]]
+  const lanes = others.map((c, i) => ({ c, peer: runtimes[i + 1]!.peerId, handler: c.handler('counter') as { mutate(m: (s: PNCounterState) => PNCounterState): unknown } }))
+  let increments = 0
+  const run = (count: number) =>
+    throughput(count, PEERS, async (lane) => {
+      const { c, peer, handler } = lanes[lane]!
+      handler.mutate((s) => pnCounter.increment(s, c.peerId))
+      increments += 1
+      c.changed('counter')
+      await a.syncWithPeer(peer)
+    })
+  await run(200)
+  const perSecond = await run(CONCURRENT_SYNCS)
+  report.add(`crdt.sync.tcp.per_s_${PEERS}_peers`, perSecond, 'syncs/s', `syncWithPeer with ${PEERS} peers at once, one round (pull + push) in flight per peer`)
+  if (pnCounter.value(a.state('counter')) !== increments) throw new Error('multi-peer syncs did not converge')
   for (const r of runtimes) await r.stop()
 }
 
-async function yjsThroughCoordinator(): Promise<number> {
+/** p50 of an edit on b then a sync by a, through the sync actor and through exchange(). */
+async function yjsThroughCoordinator(): Promise<{ sync: number; exchange: number }> {
   const { runtimes, coordinators } = await tcpPair()
   const [a, b] = coordinators as [CrdtCoordinator, CrdtCoordinator]
   a.yjs('doc')
   const docB = b.yjs('doc').doc
+  const peer = runtimes[1]!.peerId
   let n = 0
-  const samples = await sample(YJS_SYNCS, async () => {
-    docB.getArray<number>('items').push([n++])
-    await a.syncWithPeer(runtimes[1]!.peerId)
-  }, 30)
+  const timed = (pull: () => Promise<unknown>) =>
+    sample(YJS_SYNCS, async () => {
+      docB.getArray<number>('items').push([n++])
+      await pull()
+    }, 30)
+  const sync = await timed(() => a.syncWithPeer(peer))
+  const exchange = await timed(() => a.exchange(peer))
   if (a.yjs('doc').doc.getArray('items').length !== docB.getArray('items').length) throw new Error('coordinator yjs sync did not converge')
   for (const r of runtimes) await r.stop()
-  return quantile(samples, 0.5)
+  return { sync: quantile(sync, 0.5), exchange: quantile(exchange, 0.5) }
 }
 
 async function antiEntropy100k(report: BenchReport): Promise<void> {
@@ -184,7 +272,8 @@ export const crdtBench = {
     await crdtSyncOverTcp(report, ping.p50)
     const yProtocols = await yProtocolsSync()
     const coordinator = await yjsThroughCoordinator()
-    report.add('crdt.yjs.ratio_vs_y_protocols', coordinator / yProtocols, 'x', `coordinator p50 ${coordinator.toFixed(3)} ms vs y-protocols step1/2 p50 ${yProtocols.toFixed(3)} ms`)
+    report.add('crdt.yjs.ratio_vs_y_protocols', coordinator.sync / yProtocols, 'x', `coordinator p50 ${coordinator.sync.toFixed(3)} ms vs y-protocols step1/2 p50 ${yProtocols.toFixed(3)} ms`)
+    report.add('crdt.yjs.exchange_ratio_vs_y_protocols', coordinator.exchange / yProtocols, 'x', `exchange() (no sync actor) p50 ${coordinator.exchange.toFixed(3)} ms`)
     await antiEntropy100k(report)
     for (const n of [16, 64, 256]) {
       const rounds = await convergenceRounds(n)

@@ -19,6 +19,7 @@ import {
   type PNCounterState,
 } from '../../effects/semilattice/index.js'
 import { CrdtCoordinator } from '../../runtime/crdt.js'
+import { LOG_LIMIT } from '../../runtime/crdt-persistence.js'
 import { createRuntime, type Runtime } from '../../runtime/runtime.js'
 import { Simulation } from '../../runtime/simulation.js'
 
@@ -244,6 +245,51 @@ describe('over libp2p TCP', () => {
     // and it keeps counting from where it was (same replica id, same entries)
     await restored.mutate<PNCounterState>('counter', (s, r) => pnCounter.increment(s, r))
     expect(pnCounter.value(restored.state('counter'))).toBe(43)
+  })
+
+  it('Yjs edits are appended to a log, compacted into one record past LOG_LIMIT, and restored', async () => {
+    const { runtime, dataDir } = await tcpRuntime()
+    const c = await CrdtCoordinator.attach(runtime)
+    const stored = () => [...runtime.effects.storage.namespace('crdt.default').range()]
+    const logKeys = () => stored().filter((e) => Array.isArray(e.key)).length
+    await c.edit('doc', (d) => d.getText('t').insert(0, 'a'))
+    const record = stored().find((e) => e.key === 'doc')!.value
+    for (const ch of 'bcd') await c.edit('doc', (d) => d.getText('t').insert(d.getText('t').length, ch))
+    // later edits append: the whole-document record is not rewritten
+    expect(logKeys()).toBe(3)
+    expect(stored().find((e) => e.key === 'doc')!.value).toEqual(record)
+    for (let i = 0; i < LOG_LIMIT + 5; i++) await c.edit('doc', (d) => d.getText('t').insert(d.getText('t').length, String(i % 10)))
+    expect(logKeys()).toBeLessThan(LOG_LIMIT)
+    c.yjs('doc').doc.getText('t').delete(0, 1)
+    const text = c.yjs('doc').doc.getText('t').toString()
+    await c.detach()
+    await runtime.stop()
+    runtimes.splice(runtimes.indexOf(runtime), 1)
+
+    const again = await tcpRuntime(dataDir)
+    const restored = await CrdtCoordinator.attach(again.runtime)
+    expect(restored.yjs('doc').doc.getText('t').toString()).toBe(text)
+    expect(restored.document('doc')!.mark()).not.toBe('')
+    await restored.edit('doc', (d) => d.getText('t').insert(0, '!'))
+    expect(restored.yjs('doc').doc.getText('t').toString()).toBe(`!${text}`)
+  })
+
+  it('what a sync pulled is persisted without the sync waiting for it, and survives a restart', async () => {
+    const [a, b] = await Promise.all([tcpRuntime(), tcpRuntime()])
+    await a!.runtime.connect(b!.runtime.addresses()[0]!)
+    const [ca, cb] = await Promise.all([CrdtCoordinator.attach(a!.runtime), CrdtCoordinator.attach(b!.runtime)])
+    cb!.cv('counter', pnCounter)
+    await cb!.mutate<PNCounterState>('counter', (s, r) => pnCounter.increment(s, r, 7))
+    await cb!.edit('doc', (d) => d.getArray<number>('items').push([1, 2, 3]))
+    await ca!.syncWithPeer(b!.runtime.peerId)
+    await ca!.detach()
+    await a!.runtime.stop()
+    runtimes.splice(runtimes.indexOf(a!.runtime), 1)
+
+    const again = await tcpRuntime(a!.dataDir)
+    const restored = await CrdtCoordinator.attach(again.runtime)
+    expect(pnCounter.value(restored.state('counter'))).toBe(7)
+    expect(restored.yjs('doc').doc.getArray<number>('items').toArray()).toEqual([1, 2, 3])
   })
 
   it('a malformed sync message over the wire is rejected with a typed error, counted, state untouched', async () => {
