@@ -2,7 +2,7 @@
 //
 //   idle ──SYNC──▶ requesting ──▶ applying ──(peer lacks something)──▶ pushing ──▶ idle
 //                      │              │                                  │
-//                      └──────────────┴──── error ──▶ backoff ──RETRY───▶ requesting
+//                      └──────────────┴──── ERROR ──▶ backoff ──RETRY───▶ requesting
 //                                                 (or idle, failed, when not retryable / out of attempts)
 //
 // requesting: send our versions, receive what we lack. applying: join it in (validated first,
@@ -11,10 +11,14 @@
 // change made during a round is never missed. Rounds are numbered; `lastOutcome.round` tells a
 // waiting caller that its round (or a later one) has finished.
 //
-// Effects are injected actors: `exchange`, `apply`, `push` (the runtime's router and storage)
-// and `backoffTimer` (clock + random). The machine itself never touches time or randomness.
+// The effects live in one injected callback actor, the sync worker, invoked for the machine's
+// whole life: each step state tells it what to do (EXCHANGE / APPLY / PUSH) on entry and waits
+// for its DONE or ERROR. Starting an actor per step cost more than the step's own work on a fast
+// link, and the worker keeps the step data (the pulled answer, the push plan) itself, so the
+// context holds only what the guards read plus the outcome. Backoff is an injected timer actor
+// (clock + random): the machine itself never touches time or randomness.
 
-import { assign, fromCallback, fromPromise, not, setup } from 'xstate'
+import { assign, fromCallback, not, sendTo, setup } from 'xstate'
 import { defaultIsRetryable, type BackoffPolicy, type BackoffTimerInput, type RetryEvent } from './retry.js'
 import { errorInfo, type ErrorInfo } from './timeout.js'
 
@@ -22,28 +26,20 @@ export interface CrdtSyncInput {
   peerId: string
 }
 
-export interface ExchangeInput {
+export interface SyncWorkerInput {
   peerId: string
-  attempt: number
 }
 
-export interface ApplyInput {
-  peerId: string
-  response: unknown
-}
+/** What the machine asks its worker to do; one step at a time, each answered by DONE or ERROR. */
+export type SyncWorkerCommand = { type: 'EXCHANGE'; attempt: number } | { type: 'APPLY' } | { type: 'PUSH' }
 
-/** What `apply` resolves with: a push plan when the peer lacks something (null otherwise). */
-export interface ApplyOutput {
-  push: unknown | null
-  result: unknown
-}
+/**
+ * A step's answer. After APPLY, `push` says the peer lacks something; the step that ends a round
+ * (APPLY without a push, or PUSH) carries the round's `result`.
+ */
+export type SyncStepEvent = { type: 'DONE'; push?: boolean; result?: unknown } | { type: 'ERROR'; error: unknown }
 
-export interface PushInput {
-  peerId: string
-  push: unknown
-}
-
-export type CrdtSyncEvent = { type: 'SYNC'; policy?: BackoffPolicy } | RetryEvent
+export type CrdtSyncEvent = { type: 'SYNC'; policy?: BackoffPolicy } | SyncStepEvent | RetryEvent
 
 export interface SyncOutcome {
   round: number
@@ -61,9 +57,6 @@ export interface CrdtSyncContext {
   queuedPolicy: BackoffPolicy | null
   policy: BackoffPolicy | null
   attempt: number
-  response: unknown
-  push: unknown
-  result: unknown
   lastOutcome: SyncOutcome | null
   syncCount: number
   errorCount: number
@@ -72,6 +65,8 @@ export interface CrdtSyncContext {
 /** A round without a retry policy makes one attempt. */
 const attemptsAllowed = (context: CrdtSyncContext): number => context.policy?.maxAttempts ?? 1
 
+const WORKER = 'worker'
+
 export const crdtSyncMachine = setup({
   types: {
     input: {} as CrdtSyncInput,
@@ -79,14 +74,8 @@ export const crdtSyncMachine = setup({
     events: {} as CrdtSyncEvent,
   },
   actors: {
-    exchange: fromPromise<unknown, ExchangeInput>(async () => {
-      throw new Error('exchange actor not provided')
-    }),
-    apply: fromPromise<ApplyOutput, ApplyInput>(async () => {
-      throw new Error('apply actor not provided')
-    }),
-    push: fromPromise<unknown, PushInput>(async () => {
-      throw new Error('push actor not provided')
+    syncWorker: fromCallback<SyncWorkerCommand, SyncWorkerInput>(({ sendBack, receive }) => {
+      receive(() => sendBack({ type: 'ERROR', error: new Error('sync worker not provided') }))
     }),
     backoffTimer: fromCallback<RetryEvent, BackoffTimerInput>(({ sendBack }) => {
       sendBack({ type: 'RETRY' })
@@ -96,7 +85,7 @@ export const crdtSyncMachine = setup({
     isRetryable: ({ event }) => defaultIsRetryable((event as { error?: unknown }).error),
     canRetry: ({ context }) => context.attempt < attemptsAllowed(context) && context.policy !== null,
     queued: ({ context }) => context.queued,
-    needsPush: ({ event }) => (event as { output?: ApplyOutput }).output?.push != null,
+    needsPush: ({ event }) => (event as { push?: boolean }).push === true,
   },
   actions: {
     startRound: assign(({ context, event }) => ({
@@ -105,9 +94,6 @@ export const crdtSyncMachine = setup({
       policy: event.type === 'SYNC' ? (event.policy ?? null) : context.queuedPolicy,
       queued: false,
       queuedPolicy: null,
-      response: undefined,
-      push: undefined,
-      result: undefined,
     })),
     queue: assign(({ context, event }) => ({
       queued: true,
@@ -117,9 +103,9 @@ export const crdtSyncMachine = setup({
           ? event.policy
           : context.queuedPolicy,
     })),
-    succeed: assign(({ context }) => ({
+    succeed: assign(({ context, event }) => ({
       syncCount: context.syncCount + 1,
-      lastOutcome: { round: context.round, ok: true, result: context.result, attempts: context.attempt },
+      lastOutcome: { round: context.round, ok: true, result: (event as { result?: unknown }).result, attempts: context.attempt },
     })),
     fail: assign(({ context, event }) => ({
       errorCount: context.errorCount + 1,
@@ -130,6 +116,9 @@ export const crdtSyncMachine = setup({
         attempts: context.attempt,
       },
     })),
+    exchange: sendTo(WORKER, ({ context }) => ({ type: 'EXCHANGE', attempt: context.attempt })),
+    apply: sendTo(WORKER, { type: 'APPLY' }),
+    push: sendTo(WORKER, { type: 'PUSH' }),
   },
 }).createMachine({
   id: 'crdtSync',
@@ -140,13 +129,15 @@ export const crdtSyncMachine = setup({
     queuedPolicy: null,
     policy: null,
     attempt: 1,
-    response: undefined,
-    push: undefined,
-    result: undefined,
     lastOutcome: null,
     syncCount: 0,
     errorCount: 0,
   }),
+  invoke: {
+    id: WORKER,
+    src: 'syncWorker',
+    input: ({ context }) => ({ peerId: context.peerId }),
+  },
   initial: 'idle',
   states: {
     idle: {
@@ -154,12 +145,10 @@ export const crdtSyncMachine = setup({
       on: { SYNC: { target: 'requesting', actions: 'startRound' } },
     },
     requesting: {
-      invoke: {
-        id: 'exchange',
-        src: 'exchange',
-        input: ({ context }) => ({ peerId: context.peerId, attempt: context.attempt }),
-        onDone: { target: 'applying', actions: assign({ response: ({ event }) => event.output }) },
-        onError: [
+      entry: 'exchange',
+      on: {
+        DONE: { target: 'applying' },
+        ERROR: [
           { guard: not('isRetryable'), target: 'idle', actions: 'fail' },
           { guard: 'canRetry', target: 'backoff' },
           { target: 'idle', actions: 'fail' },
@@ -167,29 +156,18 @@ export const crdtSyncMachine = setup({
       },
     },
     applying: {
-      invoke: {
-        id: 'apply',
-        src: 'apply',
-        input: ({ context }) => ({ peerId: context.peerId, response: context.response }),
-        onDone: [
-          {
-            guard: 'needsPush',
-            target: 'pushing',
-            actions: assign({ push: ({ event }) => event.output.push, result: ({ event }) => event.output.result, response: undefined }),
-          },
-          { target: 'idle', actions: [assign({ result: ({ event }) => event.output.result, response: undefined }), 'succeed'] },
-        ],
+      entry: 'apply',
+      on: {
+        DONE: [{ guard: 'needsPush', target: 'pushing' }, { target: 'idle', actions: 'succeed' }],
         // A response that fails validation is the peer's fault and will not improve by asking again.
-        onError: { target: 'idle', actions: 'fail' },
+        ERROR: { target: 'idle', actions: 'fail' },
       },
     },
     pushing: {
-      invoke: {
-        id: 'push',
-        src: 'push',
-        input: ({ context }) => ({ peerId: context.peerId, push: context.push }),
-        onDone: { target: 'idle', actions: [assign({ push: undefined }), 'succeed'] },
-        onError: [
+      entry: 'push',
+      on: {
+        DONE: { target: 'idle', actions: 'succeed' },
+        ERROR: [
           { guard: not('isRetryable'), target: 'idle', actions: 'fail' },
           { guard: 'canRetry', target: 'backoff' },
           { target: 'idle', actions: 'fail' },

@@ -12,7 +12,7 @@
 
 import { Packr } from 'msgpackr'
 import { Subject, filter, type Observable } from 'rxjs'
-import { createActor, fromPromise, type Actor } from 'xstate'
+import { createActor, fromCallback, type Actor } from 'xstate'
 import * as Y from 'yjs'
 import { z } from 'zod'
 import { AuraError, InvalidInput, NotFound, isAuraError } from '../effects/errors.js'
@@ -32,7 +32,7 @@ import type { Storage } from '../effects/storage/index.js'
 import type { Clock } from '../effects/time/index.js'
 import type { Random } from '../effects/random/index.js'
 import { backoffPolicySchema, type BackoffPolicy } from '../machines/retry.js'
-import { crdtSyncMachine, type ApplyOutput, type ExchangeInput } from '../machines/crdt-sync.js'
+import { crdtSyncMachine, type SyncOutcome, type SyncStepEvent, type SyncWorkerCommand, type SyncWorkerInput } from '../machines/crdt-sync.js'
 import { NAMESPACE_NAME } from '../effects/storage/index.js'
 import {
   constrainDocument,
@@ -136,6 +136,8 @@ export class CrdtCoordinator {
   private readonly hashes = new Map<string, string>()
   private readonly views = new PeerViews()
   private readonly actors = new Map<string, SyncActor>()
+  /** syncWithPeer callers per peer, waiting for their round's outcome */
+  private readonly waiters = new Map<string, SyncWaiter[]>()
   private readonly deltaAcks = new Map<string, Map<string, number>>()
   private readonly yjsUnsubscribe = new Map<string, () => void>()
   private readonly statusSubject = new Subject<SyncStatusReport>()
@@ -251,6 +253,7 @@ export class CrdtCoordinator {
   async detach(): Promise<void> {
     for (const actor of this.actors.values()) actor.stop()
     this.actors.clear()
+    this.waiters.clear()
     await this.flush()
   }
 
@@ -672,32 +675,11 @@ export class CrdtCoordinator {
     } catch (error) {
       return Promise.reject(error)
     }
-    const target = actor.getSnapshot().context.round + 1
-    const startedAt = this.now()
     return new Promise<SyncResult>((resolve, reject) => {
-      let done = false
-      const check = () => {
-        const outcome = actor.getSnapshot().context.lastOutcome
-        if (done || !outcome || outcome.round < target) return
-        done = true
-        subscription.unsubscribe()
-        const ms = this.now() - startedAt
-        if (outcome.ok) {
-          const result = outcome.result as ApplyResult
-          this.counters.syncCount += 1
-          this.counters.latencyTotal += ms
-          this.deps?.emit?.({ type: 'latency', name: 'crdt.sync', ms })
-          resolve({ peerId, pulled: result.changed, pushed: result.pushed, attempts: outcome.attempts, status: this.publishStatus(peerId) })
-        } else {
-          this.counters.errorCount += 1
-          const error = outcome.error?.cause ?? new AuraError('NETWORK', outcome.error?.message ?? 'sync failed')
-          this.report(error, 'crdt sync')
-          reject(error)
-        }
-      }
-      const subscription = actor.subscribe({ next: check, error: (error) => reject(error) })
+      // A SYNC during a round is queued: the caller's round is the next one either way.
+      const waiter: SyncWaiter = { round: actor.getSnapshot().context.round + 1, startedAt: this.now(), resolve, reject }
+      this.waiters.get(peerId)!.push(waiter)
       actor.send(policy ? { type: 'SYNC', policy } : { type: 'SYNC' })
-      check()
     })
   }
 
@@ -707,21 +689,93 @@ export class CrdtCoordinator {
     const deps = this.attached
     const machine = crdtSyncMachine.provide({
       actors: {
-        exchange: fromPromise<unknown, ExchangeInput>(({ input }) => this.pull(input.peerId, undefined)),
-        apply: fromPromise<ApplyOutput, { peerId: string; response: unknown }>(async ({ input }) => {
-          const { changed, push } = this.applyPull(input.peerId, input.response as PullResult)
-          const result: ApplyResult = { changed, pushed: push.map((d) => d.name) }
-          return { push: push.length > 0 ? push : null, result }
-        }),
-        push: fromPromise<unknown, { peerId: string; push: unknown }>(({ input }) => this.pushTo(input.peerId, input.push as DocStateWire[])),
+        syncWorker: fromCallback<SyncWorkerCommand, SyncWorkerInput>(({ input, sendBack, receive }) => this.syncWorker(input.peerId, sendBack, receive)),
         backoffTimer: backoffTimerActor(deps.clock, deps.random),
       },
       guards: { isRetryable: ({ event }) => isTransient((event as { error?: unknown }).error) },
     })
     actor = createActor(machine, { input: { peerId }, clock: deps.clock, ...(deps.inspect ? { inspect: deps.inspect } : {}) })
+    this.waiters.set(peerId, [])
+    // One subscription per peer, not one per call: waiters are settled as their round ends.
+    let seen: SyncOutcome | null = null
+    actor.subscribe({
+      next: (snapshot) => {
+        const outcome = snapshot.context.lastOutcome
+        if (outcome === seen || outcome === null) return
+        seen = outcome
+        this.settleWaiters(peerId, outcome)
+      },
+      error: (error) => {
+        for (const waiter of this.waiters.get(peerId)!.splice(0)) waiter.reject(error)
+      },
+    })
     actor.start()
     this.actors.set(peerId, actor)
     return actor
+  }
+
+  private settleWaiters(peerId: string, outcome: SyncOutcome): void {
+    const waiting = this.waiters.get(peerId)!
+    const due = waiting.filter((w) => w.round <= outcome.round)
+    if (due.length === 0) return
+    this.waiters.set(peerId, waiting.filter((w) => w.round > outcome.round))
+    for (const waiter of due) {
+      const ms = this.now() - waiter.startedAt
+      if (outcome.ok) {
+        const result = outcome.result as ApplyResult
+        this.counters.syncCount += 1
+        this.counters.latencyTotal += ms
+        this.deps?.emit?.({ type: 'latency', name: 'crdt.sync', ms })
+        waiter.resolve({ peerId, pulled: result.changed, pushed: result.pushed, attempts: outcome.attempts, status: this.publishStatus(peerId) })
+      } else {
+        this.counters.errorCount += 1
+        const error = outcome.error?.cause ?? new AuraError('NETWORK', outcome.error?.message ?? 'sync failed')
+        this.report(error, 'crdt sync')
+        waiter.reject(error)
+      }
+    }
+  }
+
+  /**
+   * The effects of one peer's sync machine, one step at a time. What a step produces for the next
+   * (the pulled answer, the push plan) stays here rather than in the machine's context.
+   */
+  private syncWorker(peerId: string, sendBack: (event: SyncStepEvent) => void, receive: (listener: (command: SyncWorkerCommand) => void) => void): void {
+    let pulled: PullResult | undefined
+    let plan: DocStateWire[] = []
+    let result: ApplyResult = { changed: [], pushed: [] }
+    const fail = (error: unknown) => sendBack({ type: 'ERROR', error })
+    receive((command) => {
+      switch (command.type) {
+        case 'EXCHANGE':
+          this.pull(peerId, undefined).then((p) => {
+            pulled = p
+            sendBack({ type: 'DONE' })
+          }, fail)
+          return
+        case 'APPLY': {
+          let outcome: SyncStepEvent
+          try {
+            const { changed, push } = this.applyPull(peerId, pulled!)
+            pulled = undefined
+            plan = push
+            result = { changed, pushed: push.map((d) => d.name) }
+            outcome = push.length > 0 ? { type: 'DONE', push: true } : { type: 'DONE', result }
+          } catch (error) {
+            pulled = undefined
+            outcome = { type: 'ERROR', error }
+          }
+          sendBack(outcome)
+          return
+        }
+        case 'PUSH':
+          this.pushTo(peerId, plan).then(() => {
+            plan = []
+            sendBack({ type: 'DONE', result })
+          }, fail)
+          return
+      }
+    })
   }
 
   /** Pushes buffered deltas of delta documents that `peerId` has not acknowledged. */
@@ -808,6 +862,14 @@ export class CrdtCoordinator {
 interface ApplyResult {
   changed: string[]
   pushed: string[]
+}
+
+interface SyncWaiter {
+  /** the round whose end answers this caller */
+  round: number
+  startedAt: number
+  resolve: (result: SyncResult) => void
+  reject: (error: unknown) => void
 }
 
 function uniqueByName<T extends { name: string }>(entries: readonly T[]): T[] {

@@ -2,10 +2,11 @@
 // Histograms keep a bounded window of recent samples so p50/p99 are exact over that window and
 // memory stays flat on long runs.
 
-import type { Observable, Subscription } from 'rxjs'
-import type { RuntimeEvent } from './events.js'
+import type { Observable } from 'rxjs'
+import { EventBus, type RuntimeEvent, type RuntimeEventInput } from './events.js'
 
 const WINDOW = 10_000
+const WIRE_KEY_CACHE = 1024
 
 export class LatencyWindow {
   private readonly samples: number[] = []
@@ -64,13 +65,23 @@ export class Metrics {
   private readonly errors = new Map<string, number>()
   private readonly counters = new Map<string, number>()
   private readonly latencies = new Map<string, LatencyWindow>()
-  private readonly subscription: Subscription
+  // `wire.<direction>.<kind>` built once per kind: building it per message was a measurable share
+  // of a routed message's cost.
+  private readonly wireKeys = { in: new Map<string, string>(), out: new Map<string, string>() }
+  private readonly detach: () => void
 
   constructor(events$: Observable<RuntimeEvent>) {
-    this.subscription = events$.subscribe((event) => this.observe(event))
+    // Straight from the bus when we can (no stamped copy, no rxjs per event); any other stream
+    // (e.g. the dashboard's merged feeds) is subscribed to as before.
+    const bus = EventBus.owning(events$)
+    if (bus) this.detach = bus.addSink((event) => this.observe(event))
+    else {
+      const subscription = events$.subscribe((event) => this.observe(event))
+      this.detach = () => subscription.unsubscribe()
+    }
   }
 
-  private observe(event: RuntimeEvent): void {
+  private observe(event: RuntimeEventInput): void {
     switch (event.type) {
       case 'transition':
         this.transitions++
@@ -83,7 +94,7 @@ export class Metrics {
           this.messagesReceived++
           this.bytesReceived += event.bytes
         }
-        this.increment(`wire.${event.direction}.${event.kind}`)
+        this.increment(this.wireKey(event.direction, event.kind))
         break
       case 'error':
         this.errorCount++
@@ -99,6 +110,16 @@ export class Metrics {
         this.increment(event.name, event.by)
         break
     }
+  }
+
+  private wireKey(direction: 'in' | 'out', kind: string): string {
+    const keys = this.wireKeys[direction]
+    let key = keys.get(kind)
+    if (key !== undefined) return key
+    key = `wire.${direction}.${kind}`
+    // kinds arrive from the network: a peer spraying made-up kinds must not grow this cache
+    if (keys.size < WIRE_KEY_CACHE) keys.set(kind, key)
+    return key
   }
 
   increment(name: string, by = 1): void {
@@ -126,6 +147,6 @@ export class Metrics {
   }
 
   stop(): void {
-    this.subscription.unsubscribe()
+    this.detach()
   }
 }

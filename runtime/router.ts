@@ -47,6 +47,8 @@ interface Pending {
   resolve: (value: unknown) => void
   reject: (error: unknown) => void
   timer: unknown
+  /** only this peer may answer: request ids are sequential, so guessable */
+  peer: string
 }
 
 export interface RouterOptions {
@@ -57,6 +59,11 @@ export interface RouterOptions {
   maxFrameBytes: number
 }
 
+const DONE: Promise<void> = Promise.resolve()
+
+const isThenable = (value: unknown): value is PromiseLike<unknown> =>
+  value !== null && (typeof value === 'object' || typeof value === 'function') && typeof (value as { then?: unknown }).then === 'function'
+
 export class Router {
   private readonly handlers = new Map<PatternFamily, Map<string, KindHandler>>()
   private readonly pending = new Map<string, Pending>()
@@ -65,6 +72,11 @@ export class Router {
   private readonly clock: Clock
   private readonly random: Random
   readonly maxFrameBytes: number
+  // Request ids: a random prefix per router (so a late answer to an earlier incarnation of this
+  // peer never matches) and a counter. One random draw per request cost more than the rest of
+  // building the request; unguessability is not needed because answers are matched on the peer.
+  private idPrefix: string | undefined
+  private idCounter = 0
 
   constructor(options: RouterOptions) {
     this.network = options.network
@@ -88,55 +100,67 @@ export class Router {
   }
 
   /** One-way message. Rejects with the network's typed error if the frame cannot be sent. */
-  async send(peerId: string, family: PatternFamily, message: OutboundMessage): Promise<void> {
-    await this.dispatchOut(peerId, family, this.envelope(message))
+  send(peerId: string, family: PatternFamily, message: OutboundMessage): Promise<void> {
+    let envelope: Envelope
+    try {
+      envelope = this.envelope(message, undefined)
+    } catch (error) {
+      return Promise.reject(error)
+    }
+    return this.dispatchOut(peerId, family, envelope)
   }
 
   /** Request/response: resolves with the remote handler's return value, rejects with its typed error. */
-  async request<T = unknown>(peerId: string, family: PatternFamily, message: OutboundMessage, timeoutMs = 10_000): Promise<T> {
-    const id = this.random.id(8)
-    const envelope = { ...this.envelope(message), id }
-    const settled = new Promise<T>((resolve, reject) => {
+  request<T = unknown>(peerId: string, family: PatternFamily, message: OutboundMessage, timeoutMs = 10_000): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      // inside the executor: a bad message rejects instead of throwing at the caller
+      const id = this.nextRequestId()
+      const envelope = this.envelope(message, id)
       const timer = this.clock.setTimeout(() => {
         this.pending.delete(id)
         reject(new DeadlineExceeded(`no reply to ${message.kind} from ${peerId} within ${timeoutMs} ms`, { peer: peerId, kind: message.kind }))
       }, timeoutMs)
-      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer })
+      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer, peer: peerId })
+      this.dispatchOut(peerId, family, envelope).catch((error: unknown) => this.settle(id, undefined, error))
     })
-    try {
-      await this.dispatchOut(peerId, family, envelope)
-    } catch (error) {
-      this.settle(id, undefined, error)
-    }
-    return settled
   }
 
-  private envelope(message: OutboundMessage): Envelope {
-    return {
-      v: 1,
-      kind: message.kind,
-      from: this.self,
-      to: message.to ?? message.kind,
-      ...(message.session !== undefined ? { session: message.session } : {}),
-      ...(message.deadline !== undefined ? { deadline: message.deadline } : {}),
-      ...(message.epoch !== undefined ? { epoch: message.epoch } : {}),
-      payload: message.payload,
-    }
+  private nextRequestId(): string {
+    this.idPrefix ??= `${this.random.id(8)}.`
+    return this.idPrefix + (this.idCounter++).toString(36)
   }
 
-  private async dispatchOut(peerId: string, family: PatternFamily, envelope: Envelope): Promise<void> {
+  /** Fields in the same order as always (v, kind, from, to, optional headers, payload, id). */
+  private envelope(message: OutboundMessage, id: string | undefined): Envelope {
+    const envelope: Envelope = { v: 1, kind: message.kind, from: this.self, to: message.to ?? message.kind } as Envelope
+    if (message.session !== undefined) envelope.session = message.session
+    if (message.deadline !== undefined) envelope.deadline = message.deadline
+    if (message.epoch !== undefined) envelope.epoch = message.epoch
+    envelope.payload = message.payload
+    if (id !== undefined) envelope.id = id
+    return envelope
+  }
+
+  /** Never throws: every failure is a rejected promise, as for an async function. */
+  private dispatchOut(peerId: string, family: PatternFamily, envelope: Envelope): Promise<void> {
     // Replies and typed errors come back on the family's protocol: listen on it before sending,
     // even if this peer serves no kinds of that family itself.
-    if (!this.handlers.has(family)) await this.register(family, {})
+    if (!this.handlers.has(family)) return this.register(family, {}).then(() => this.dispatchOut(peerId, family, envelope))
     if (peerId === this.self) {
       // Local delivery: same validation and dispatch, no codec, no network.
       this.bus.emit({ type: 'wire', direction: 'out', kind: envelope.kind, remote: peerId, bytes: 0, session: envelope.session })
-      queueMicrotask(() => void this.dispatchIn(family, envelope, peerId, 0))
-      return
+      queueMicrotask(() => this.dispatchIn(family, envelope, peerId, 0))
+      return DONE
     }
-    const frame = encodeEnvelope(envelope, this.maxFrameBytes)
-    await this.network.send(peerId, protocolFor(family), frame)
-    this.bus.emit({ type: 'wire', direction: 'out', kind: envelope.kind, remote: peerId, bytes: frame.length, session: envelope.session })
+    let frame: Uint8Array
+    try {
+      frame = encodeEnvelope(envelope, this.maxFrameBytes)
+    } catch (error) {
+      return Promise.reject(error)
+    }
+    return this.network.send(peerId, protocolFor(family), frame).then(() => {
+      this.bus.emit({ type: 'wire', direction: 'out', kind: envelope.kind, remote: peerId, bytes: frame.length, session: envelope.session })
+    })
   }
 
   private onFrame(family: PatternFamily, frame: IncomingFrame): void {
@@ -147,10 +171,10 @@ export class Router {
       this.reject(family, frame.from, undefined, error, 'decode')
       return
     }
-    void this.dispatchIn(family, envelope, frame.from, frame.bytes.length)
+    this.dispatchIn(family, envelope, frame.from, frame.bytes.length)
   }
 
-  private async dispatchIn(family: PatternFamily, envelope: Envelope, from: string, bytes: number): Promise<void> {
+  private dispatchIn(family: PatternFamily, envelope: Envelope, from: string, bytes: number): void {
     this.bus.emit({ type: 'wire', direction: 'in', kind: envelope.kind, remote: from, bytes, session: envelope.session })
     if (envelope.from !== from) {
       this.reject(family, from, envelope, new PermissionDenied('envelope sender does not match the authenticated peer', { claimed: envelope.from, peer: from }), 'auth')
@@ -165,17 +189,35 @@ export class Router {
       this.reject(family, from, envelope, new UnknownProtocol(`no handler for ${family}/${envelope.kind}`, { family, kind: envelope.kind }), 'dispatch')
       return
     }
+    // Most handlers answer synchronously; only a returned promise is waited on.
+    let result: unknown
     try {
-      const result = await handler({ envelope, from, family })
-      if (envelope.id !== undefined) await this.answer(from, family, { kind: REPLY, payload: result }, envelope.id)
+      result = handler({ envelope, from, family })
     } catch (error) {
-      this.reject(family, from, envelope, error, `${family}/${envelope.kind}`)
+      this.handlerFailed(family, from, envelope, error)
+      return
     }
+    if (isThenable(result)) {
+      // Promise.resolve returns a native promise as is and tames a foreign thenable.
+      Promise.resolve(result).then(
+        (value) => this.handled(family, from, envelope, value),
+        (error: unknown) => this.handlerFailed(family, from, envelope, error),
+      )
+    } else this.handled(family, from, envelope, result)
+  }
+
+  private handled(family: PatternFamily, from: string, envelope: Envelope, result: unknown): void {
+    if (envelope.id !== undefined) void this.answer(from, family, { kind: REPLY, payload: result }, envelope.id)
+  }
+
+  private handlerFailed(family: PatternFamily, from: string, envelope: Envelope, error: unknown): void {
+    this.reject(family, from, envelope, error, `${family}/${envelope.kind}`)
   }
 
   private onAnswer(envelope: Envelope, from: string): void {
     const id = envelope.id
-    if (id === undefined || !this.pending.has(id)) {
+    const pending = id === undefined ? undefined : this.pending.get(id)
+    if (id === undefined || pending === undefined || pending.peer !== from) {
       if (envelope.kind === ERROR) {
         const payload = envelope.payload as { code?: string; message?: string } | undefined
         this.bus.emit({ type: 'error', code: `REMOTE_${payload?.code ?? 'UNKNOWN'}`, where: 'remote', message: String(payload?.message ?? ''), remote: from })
@@ -208,13 +250,10 @@ export class Router {
     void this.answer(from, family, { kind: ERROR, payload }, envelope?.id).catch(() => {})
   }
 
-  private async answer(to: string, family: PatternFamily, message: OutboundMessage, id: string | undefined): Promise<void> {
-    const envelope = { ...this.envelope(message), ...(id !== undefined ? { id } : {}) }
-    try {
-      await this.dispatchOut(to, family, envelope)
-    } catch (error) {
+  private answer(to: string, family: PatternFamily, message: OutboundMessage, id: string | undefined): Promise<void> {
+    return this.dispatchOut(to, family, this.envelope(message, id)).catch((error: unknown) => {
       this.bus.emit({ type: 'error', code: isAuraError(error) ? error.code : 'NETWORK', where: 'answer', message: String(error), remote: to })
-    }
+    })
   }
 
   /** Rejects every outstanding request (on stop). */

@@ -12,7 +12,7 @@
 // envelope is validated with zod before anything else sees it; the payload itself is validated
 // again by whoever owns `kind`.
 
-import { Packr } from 'msgpackr'
+import { Packr, RESERVE_START_SPACE } from 'msgpackr'
 import { z } from 'zod'
 import { FrameTooLarge, MalformedFrame } from '../effects/errors.js'
 
@@ -38,11 +38,18 @@ export type Envelope = z.infer<typeof envelopeSchema>
 // MessagePack implementation can read our frames.
 const packr = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: true })
 
+// msgpackr leaves one byte free in front of the body for the version, so the frame is packed in
+// place: no second allocation and copy per message. The frame is a view into msgpackr's output
+// slab, which it never writes over once returned (each pack continues after the previous one).
+const PACK_WITH_VERSION_BYTE = RESERVE_START_SPACE | 1
+const AFTER_VERSION_BYTE = { start: 1 }
+
 export function encodeEnvelope(envelope: Envelope, maxFrameBytes: number): Uint8Array {
-  const body = packr.pack(envelope)
-  const frame = new Uint8Array(body.length + 1)
+  const packed = packr.pack(envelope, PACK_WITH_VERSION_BYTE)
+  // a plain Uint8Array view, not msgpackr's Buffer: binary payloads decoded from this frame
+  // (views into it) must stay Uint8Array
+  const frame = new Uint8Array(packed.buffer, packed.byteOffset, packed.byteLength)
   frame[0] = WIRE_FORMAT_VERSION
-  frame.set(body, 1)
   if (frame.length > maxFrameBytes) {
     throw new FrameTooLarge(`frame of ${frame.length} bytes exceeds ${maxFrameBytes}`, { bytes: frame.length, max: maxFrameBytes, kind: envelope.kind })
   }
@@ -57,7 +64,7 @@ export function decodeEnvelope(frame: Uint8Array, maxFrameBytes: number): Envelo
   if (frame[0] !== WIRE_FORMAT_VERSION) throw new MalformedFrame(`unknown wire format version ${frame[0]}`, { version: frame[0] })
   let decoded: unknown
   try {
-    decoded = packr.unpack(frame.subarray(1))
+    decoded = packr.unpack(frame, AFTER_VERSION_BYTE)
   } catch (cause) {
     throw new MalformedFrame('frame is not valid MessagePack', {}, { cause })
   }

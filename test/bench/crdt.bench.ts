@@ -152,7 +152,9 @@ async function crdtSyncOverTcp(report: BenchReport, pingP50: number): Promise<vo
   // The same pull-apply-push without the per-peer sync actor (as anti-entropy runs it): the
   // difference is what the statechart round costs.
   const exchanges = await timedPulls(b, () => a.exchange(peer))
-  report.add('crdt.exchange.tcp.p50_ms', quantile(exchanges, 0.5), 'ms', 'exchange(): same round, no sync actor')
+  const exchangeP50 = quantile(exchanges, 0.5)
+  report.add('crdt.exchange.tcp.p50_ms', exchangeP50, 'ms', 'exchange(): same round, no sync actor')
+  report.add('crdt.sync.tcp.ratio_vs_exchange', p50 / exchangeP50, 'x', 'syncWithPeer over exchange(): what the statechart round adds')
 
   // Several exchanges in flight to one peer, the peer changing all the while.
   const handler = b.handler('counter') as { mutate(m: (s: PNCounterState) => PNCounterState): unknown }

@@ -50,13 +50,16 @@ const pingPong = defineChoreography({
   ],
 })
 
-async function sessionRoundTrip(): Promise<{ p50: number; p99: number }> {
+async function sessionRoundTrip(): Promise<{ p50: number; p99: number; requestP50: number }> {
   const dirs = [mkdtempSync(join(tmpdir(), 'aura-bench-')), mkdtempSync(join(tmpdir(), 'aura-bench-'))]
   const runtimes: Runtime[] = []
   for (const dataDir of dirs) runtimes.push(await createRuntime({ dataDir, protocols: [pingPong], sessions: { autoJoin: true } }))
   const [client, server] = runtimes as [Runtime, Runtime]
   server.sessions.invitations$.subscribe((invite) => void server.sessions.executeProtocol(invite.sessionId, invite.protocol))
   await client.connect(server.addresses()[0]!)
+  // the floor under every pattern: one bare router.request round trip on the same connection
+  await server.router.register('timeout', { 'bench-echo': ({ envelope }) => envelope.payload })
+  const requests = await sample(PINGS, () => client.router.request(server.peerId, 'timeout', { kind: 'bench-echo', payload: { n: 1 } }), 200)
   const roster = [{ peerId: client.peerId, role: 'client' }, { peerId: server.peerId, role: 'server' }]
   const samples = await sample(SESSIONS, async () => {
     const session = await client.sessions.createSession('bench', roster, { timeoutMs: 10_000, protocol: pingPong.name })
@@ -65,7 +68,7 @@ async function sessionRoundTrip(): Promise<{ p50: number; p99: number }> {
   }, 20)
   for (const runtime of runtimes) await runtime.stop()
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true })
-  return { p50: quantile(samples, 0.5), p99: quantile(samples, 0.99) }
+  return { p50: quantile(samples, 0.5), p99: quantile(samples, 0.99), requestP50: quantile(requests, 0.5) }
 }
 
 const counterMachine = setup({ types: { events: {} as { type: 'INC' } } }).createMachine({
@@ -110,6 +113,8 @@ export const sessionBench = {
     report.add('session.tcp.p50_ms', session.p50, 'ms', '2-party session: create, invite, join, ping, pong, complete')
     report.add('session.tcp.p99_ms', session.p99, 'ms')
     report.add('session.tcp.ratio_vs_pingpong', session.p50 / ping, 'x', 'session round trip / raw ping-pong (p50)')
+    report.add('router.request.tcp.p50_ms', session.requestP50, 'ms', 'bare router.request round trip, TCP loopback')
+    report.add('router.request.tcp.ratio_vs_pingpong', session.requestP50 / ping, 'x', 'router.request round trip / raw ping-pong (p50)')
     const local = await localRouting()
     report.add('actor.send.msgs_per_s', local.rawPerS, 'msg/s', 'raw actor.send (baseline)')
     report.add('router.local.msgs_per_s', local.routedPerS, 'msg/s', 'router.send to self → handler → actor.send')

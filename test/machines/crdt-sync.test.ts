@@ -1,8 +1,8 @@
-// The per-peer CRDT sync statechart with stub effect actors: transitions, queued rounds,
-// retries with backoff, and failures that must not retry.
-import { createActor, fromCallback, fromPromise, waitFor } from 'xstate'
+// The per-peer CRDT sync statechart with a stub sync worker: transitions, queued rounds, retries
+// with backoff, failures that must not retry, and one worker for the actor's whole life.
+import { createActor, fromCallback, waitFor } from 'xstate'
 import { describe, expect, it } from 'vitest'
-import { crdtSyncMachine, type ApplyOutput } from '../../machines/crdt-sync.js'
+import { crdtSyncMachine, type SyncWorkerCommand, type SyncWorkerInput } from '../../machines/crdt-sync.js'
 import type { BackoffTimerInput, RetryEvent } from '../../machines/retry.js'
 import { InvalidInput, NetworkError } from '../../effects/errors.js'
 
@@ -11,24 +11,34 @@ const policy = { maxAttempts: 3, initialDelayMs: 1, maxDelayMs: 1, multiplier: 1
 function harness(options: { exchangeFailures?: unknown[]; applyError?: unknown; push?: boolean } = {}) {
   const failures = [...(options.exchangeFailures ?? [])]
   const calls: string[] = []
+  const workers: string[] = []
   let release: (() => void) | undefined
   const machine = crdtSyncMachine.provide({
     actors: {
-      exchange: fromPromise(async ({ input }) => {
-        calls.push(`exchange#${input.attempt}`)
-        const failure = failures.shift()
-        if (failure !== undefined) throw failure
-        await new Promise<void>((resolve) => (release = resolve))
-        return { versions: 'theirs' }
-      }),
-      apply: fromPromise<ApplyOutput, { peerId: string; response: unknown }>(async ({ input }) => {
-        calls.push(`apply:${JSON.stringify(input.response)}`)
-        if (options.applyError) throw options.applyError
-        return { push: options.push ? ['doc'] : null, result: { changed: ['doc'] } }
-      }),
-      push: fromPromise(async ({ input }) => {
-        calls.push(`push:${JSON.stringify(input.push)}`)
-        return 1
+      // Answers synchronously where it can (failures, apply, push), as the runtime's worker does for apply.
+      syncWorker: fromCallback<SyncWorkerCommand, SyncWorkerInput>(({ input, sendBack, receive }) => {
+        workers.push(input.peerId)
+        let response: unknown
+        let plan: unknown
+        receive((command) => {
+          if (command.type === 'EXCHANGE') {
+            calls.push(`exchange#${command.attempt}`)
+            const failure = failures.shift()
+            if (failure !== undefined) return sendBack({ type: 'ERROR', error: failure })
+            void new Promise<void>((resolve) => (release = resolve)).then(() => {
+              response = { versions: 'theirs' }
+              sendBack({ type: 'DONE' })
+            })
+          } else if (command.type === 'APPLY') {
+            calls.push(`apply:${JSON.stringify(response)}`)
+            if (options.applyError) return sendBack({ type: 'ERROR', error: options.applyError })
+            plan = options.push ? ['doc'] : undefined
+            sendBack(options.push ? { type: 'DONE', push: true } : { type: 'DONE', result: { changed: ['doc'] } })
+          } else {
+            calls.push(`push:${JSON.stringify(plan)}`)
+            sendBack({ type: 'DONE', result: { changed: ['doc'] } })
+          }
+        })
       }),
       backoffTimer: fromCallback<RetryEvent, BackoffTimerInput>(({ input, sendBack }) => {
         calls.push(`backoff#${input.attempt}`)
@@ -48,7 +58,7 @@ function harness(options: { exchangeFailures?: unknown[]; applyError?: unknown; 
     release = undefined
     r()
   }
-  return { actor, calls, states, answer }
+  return { actor, calls, states, answer, workers }
 }
 
 describe('crdt sync machine', () => {
@@ -85,6 +95,26 @@ describe('crdt sync machine', () => {
     expect(done.value).toBe('idle')
     expect(calls.filter((c) => c.startsWith('exchange'))).toHaveLength(2)
     expect(done.context.syncCount).toBe(2)
+  })
+
+  it('one sync worker serves every round, started with the actor', async () => {
+    const { actor, workers, answer } = harness({ push: true })
+    for (const round of [1, 2, 3]) {
+      actor.send({ type: 'SYNC' })
+      await answer()
+      await waitFor(actor, (s) => s.context.lastOutcome?.round === round)
+    }
+    expect(workers).toEqual(['peer-b'])
+    expect(actor.getSnapshot().context.syncCount).toBe(3)
+  })
+
+  it('step answers that arrive while idle are ignored', () => {
+    const { actor } = harness()
+    actor.send({ type: 'DONE', result: 'stale' })
+    actor.send({ type: 'ERROR', error: new NetworkError('stale') })
+    const snapshot = actor.getSnapshot()
+    expect(snapshot.value).toBe('idle')
+    expect(snapshot.context).toMatchObject({ round: 0, lastOutcome: null, syncCount: 0, errorCount: 0 })
   })
 
   it('transient failures back off and retry within the policy', async () => {
