@@ -116,9 +116,11 @@ export class Metrics {
     const keys = this.wireKeys[direction]
     let key = keys.get(kind)
     if (key !== undefined) return key
+    // Kinds arrive from the network: a peer spraying made-up kinds must grow neither this cache
+    // nor the counters, so past the first WIRE_KEY_CACHE kinds they share one counter.
+    if (keys.size >= WIRE_KEY_CACHE) return `wire.${direction}.(other)`
     key = `wire.${direction}.${kind}`
-    // kinds arrive from the network: a peer spraying made-up kinds must not grow this cache
-    if (keys.size < WIRE_KEY_CACHE) keys.set(kind, key)
+    keys.set(kind, key)
     return key
   }
 
