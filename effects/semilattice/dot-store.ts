@@ -270,3 +270,20 @@ export function dotStore<P>(options: DotStoreOptions<P>) {
     payloads: (s: DotStoreState<P>, key: string): P[] => [...(s.live.get(key)?.values() ?? [])].map((p) => p.payload),
   }
 }
+
+/**
+ * The CvType members every dot-store-backed type takes from its store unchanged (join, versions,
+ * in-place absorb, ...); each type adds its name, wire form and mutators.
+ */
+export function dotStoreLattice<P>(store: DotStore<P>) {
+  return {
+    bottom: store.bottom,
+    join: store.join,
+    own: store.own,
+    absorb: store.absorb,
+    equals: store.equals,
+    version: store.version,
+    missingFor: store.missingFor,
+    isBottom: store.isBottom,
+  }
+}

@@ -7,7 +7,7 @@
 import { z } from 'zod'
 import { InvalidInput } from '../errors.js'
 import type { CvType } from './kinds.js'
-import { dotStore, type DotStoreState } from './dot-store.js'
+import { dotStore, dotStoreLattice, type DotStoreState } from './dot-store.js'
 import { canonicalJson, jsonValueSchema, parseWire, type JsonValue } from './wire.js'
 
 export type MVRegisterState = DotStoreState<JsonValue>
@@ -25,14 +25,7 @@ const store = dotStore<JsonValue>({
 
 export const mvRegister = {
   name: 'mv-register',
-  bottom: store.bottom,
-  join: store.join,
-  own: store.own,
-  absorb: store.absorb,
-  equals: store.equals,
-  version: store.version,
-  missingFor: store.missingFor,
-  isBottom: store.isBottom,
+  ...dotStoreLattice(store),
   encode: store.encode,
   decode(wire) {
     const s = store.decode(wire, 'mv-register')

@@ -11,7 +11,7 @@
 import { z } from 'zod'
 import { InvalidInput } from '../errors.js'
 import type { CvType } from './kinds.js'
-import { dotStore, type DotStoreState } from './dot-store.js'
+import { dotStore, dotStoreLattice, type DotStoreState } from './dot-store.js'
 import { parseWire } from './wire.js'
 
 export type ORMapState<V> = DotStoreState<V>
@@ -43,14 +43,7 @@ export function orMapType<V>(valueType: CvType<V>): ORMapType<V> {
   return {
     name,
     valueType,
-    bottom: store.bottom,
-    join: store.join,
-    own: store.own,
-    absorb: store.absorb,
-    equals: store.equals,
-    version: store.version,
-    missingFor: store.missingFor,
-    isBottom: store.isBottom,
+    ...dotStoreLattice(store),
     encode: (s) => ({ valueType: valueType.name, store: store.encode(s) }),
     decode(wire) {
       const parsed = parseWire(wireSchema, wire, name)

@@ -4,7 +4,7 @@
 // about a removal of something it already has. Elements are strings (keys, ids, names).
 
 import type { CvType } from './kinds.js'
-import { dotStore, type DotStoreState } from './dot-store.js'
+import { dotStore, dotStoreLattice, type DotStoreState } from './dot-store.js'
 import { InvalidInput } from '../errors.js'
 
 export type ORSetState = DotStoreState<null>
@@ -23,14 +23,7 @@ const store = dotStore<null>({
 
 export const orSet = {
   name: 'or-set',
-  bottom: store.bottom,
-  join: store.join,
-  own: store.own,
-  absorb: store.absorb,
-  equals: store.equals,
-  version: store.version,
-  missingFor: store.missingFor,
-  isBottom: store.isBottom,
+  ...dotStoreLattice(store),
   encode: store.encode,
   decode: (wire) => store.decode(wire, 'or-set'),
 

@@ -143,7 +143,7 @@ function checkValueFully(value: unknown, maxBytes: number): void {
  * else. Nothing in such a value can throw or be counted twice, so the figure is the same.
  */
 function flatSize(value: unknown): number | undefined {
-  if (typeof value !== 'object') return typeof value === 'string' ? utf8Length(value) + 5 : typeof value === 'number' || typeof value === 'bigint' ? 9 : typeof value === 'boolean' ? 1 : undefined
+  if (typeof value !== 'object') return value === undefined ? undefined : primitiveSize(value)
   if (value === null) return 1
   if (ArrayBuffer.isView(value)) return value.byteLength + 5
   if (!Array.isArray(value)) return undefined
@@ -151,28 +151,30 @@ function flatSize(value: unknown): number | undefined {
   let views = 0
   for (let i = 0; i < value.length; i++) {
     const item: unknown = value[i]
-    switch (typeof item) {
-      case 'string':
-        total += utf8Length(item) + 5
-        continue
-      case 'number':
-      case 'bigint':
-        total += 9
-        continue
-      case 'boolean':
-      case 'undefined':
-        total += 1
-        continue
-      case 'object':
-        if (item === null) total += 1
-        else if (ArrayBuffer.isView(item) && views++ === 0) total += item.byteLength + 5
-        else return undefined
-        continue
-      default:
-        return undefined
-    }
+    const size = primitiveSize(item)
+    if (size !== undefined) total += size
+    else if (typeof item === 'object' && item !== null && ArrayBuffer.isView(item) && views++ === 0) total += item.byteLength + 5
+    else return undefined
   }
   return total
+}
+
+/** Encoded size of a primitive (null and undefined included); undefined for objects and the rest. */
+function primitiveSize(v: unknown): number | undefined {
+  switch (typeof v) {
+    case 'string':
+      return utf8Length(v) + 5
+    case 'number':
+    case 'bigint':
+      return 9
+    case 'boolean':
+    case 'undefined':
+      return 1
+    case 'object':
+      return v === null ? 1 : undefined
+    default:
+      return undefined
+  }
 }
 
 function estimateSize(root: unknown, maxBytes: number): number {
@@ -181,26 +183,12 @@ function estimateSize(root: unknown, maxBytes: number): number {
   const stack: unknown[] = [root]
   while (stack.length > 0 && total <= maxBytes) {
     const v = stack.pop()
-    switch (typeof v) {
-      case 'string':
-        total += utf8Length(v) + 5
-        continue
-      case 'number':
-      case 'bigint':
-        total += 9
-        continue
-      case 'boolean':
-      case 'undefined':
-        total += 1
-        continue
-      case 'function':
-      case 'symbol':
-        throw new InvalidInput(`storage values may not contain a ${typeof v}`)
-    }
-    if (v === null) {
-      total += 1
+    const size = primitiveSize(v)
+    if (size !== undefined) {
+      total += size
       continue
     }
+    if (typeof v === 'function' || typeof v === 'symbol') throw new InvalidInput(`storage values may not contain a ${typeof v}`)
     const obj = v as object
     if (seen.has(obj)) {
       total += 2
