@@ -1,13 +1,17 @@
 // What the storage coordinator keeps under each key of a user namespace, and how two versions of
 // one key become one: the namespace's declared resolver.
 //
-// Stored form (a MessagePack array, compact on the hot path):
+// Record form (in memory and on the wire to replicas):
 //
 //   [wall, logical, writer, deleted, data]
 //     wall, logical  hybrid logical timestamp of the write (see hybrid-clock.ts)
 //     writer         peer id that made the write; breaks timestamp ties
 //     deleted        1 for a tombstone (a delete), 0 otherwise; data is null in a tombstone
 //     data           the value; in a CRDT namespace, the wire encoding of a state of its type
+//
+// On disk (a MessagePack array) the writer is its index in the peer's writer table
+// (storage-meta.ts), which keeps a 100-byte record from carrying a 52-character peer id;
+// records written before the table existed carry the peer id itself and read back the same.
 //
 // Resolvers. 'lww': the record with the later (wall, logical, writer) wins, so a delete is a
 // tombstone that beats every older write and a deleted key never reappears after a merge.
@@ -23,6 +27,17 @@ import { cvType, type AnyCvType } from '../effects/semilattice/registry.js'
 import { compareHlc, type HlcTimestamp } from './hybrid-clock.js'
 
 export type StoredRecord = [wall: number, logical: number, writer: string, deleted: 0 | 1, data: unknown]
+
+/** A record as stored: the writer by its writer-table index (or, from older stores, by peer id). */
+export type DiskRecord = [wall: number, logical: number, writer: number | string, deleted: 0 | 1, data: unknown]
+
+export function toDisk(r: StoredRecord, writerIndex: (peer: string) => number): DiskRecord {
+  return [r[0], r[1], writerIndex(r[2]), r[3], r[4]]
+}
+
+export function fromDisk(d: DiskRecord, writerOf: (stored: number | string) => string): StoredRecord {
+  return [d[0], d[1], writerOf(d[2]), d[3], d[4]]
+}
 
 export type NamespaceResolver = { kind: 'lww' } | { kind: 'crdt'; type: string }
 
@@ -40,12 +55,8 @@ export function makeRecord(ts: HlcTimestamp, data: unknown): StoredRecord {
   return [ts.wall, ts.logical, ts.peer, 0, data]
 }
 
-export function makeTombstone(ts: HlcTimestamp): StoredRecord {
-  return [ts.wall, ts.logical, ts.peer, 1, null]
-}
-
 export const recordStamp = (r: StoredRecord): HlcTimestamp => ({ wall: r[0], logical: r[1], peer: r[2] })
-export const isTombstone = (r: StoredRecord): boolean => r[3] === 1
+export const isTombstone = (r: StoredRecord | DiskRecord): boolean => r[3] === 1
 
 export function compareRecords(a: StoredRecord, b: StoredRecord): number {
   return compareHlc(recordStamp(a), recordStamp(b))

@@ -6,7 +6,7 @@
 //   ns.<name>                  one sub-database per user namespace: key → StoredRecord (storage-record.ts)
 //   aura.storage.namespaces    name → declared resolver
 //   aura.storage.revocations   capability id → revokedAt (loaded at start: a revocation survives a restart)
-//   aura.storage.meta          'hlc-lease' → a wall time no timestamp of this peer will go below after a restart
+//   aura.storage.meta          'hlc-lease', and aura.storage.writers: see storage-meta.ts
 //
 // Ordering. Single LWW writes go straight to the effect (they never need to read: a local
 // timestamp is later than everything this peer has written or observed). Writes that read first
@@ -26,17 +26,20 @@ import { storageOperationMachine, type StorageOperation, type StorageOpInput, ty
 import type { RuntimeEventInput } from './events.js'
 import { HybridLogicalClock, type HlcTimestamp } from './hybrid-clock.js'
 import type { Router } from './router.js'
+import { StorageMeta } from './storage-meta.js'
 import {
   LWW,
+  fromDisk,
   isTombstone,
   makeRecord,
-  makeTombstone,
   recordStamp,
   resolveRecord,
   resolverSchema,
   resolverType,
   sameResolver,
   storedRecordSchema,
+  toDisk,
+  type DiskRecord,
   type NamespaceResolver,
   type StoredRecord,
 } from './storage-record.js'
@@ -56,10 +59,6 @@ export { type NamespaceResolver, type StoredRecord } from './storage-record.js'
 
 const NAMESPACES = 'aura.storage.namespaces'
 const REVOCATIONS = 'aura.storage.revocations'
-const META = 'aura.storage.meta'
-const HLC_LEASE_KEY = 'hlc-lease'
-/** How far ahead of its clock a peer reserves timestamps on disk; renewed at half-life. */
-const HLC_LEASE_MS = 10_000
 /** Validity of the self-issued capability for the default namespace. */
 const SELF_CAPABILITY_MS = 365 * 24 * 3600_000
 
@@ -185,7 +184,9 @@ export class StorageCoordinator {
   readonly #resolvers = new Map<string, NamespaceResolver>()
   readonly #machine
   readonly #counts = {} as OperationCounts
-  #lease: number
+  readonly #meta: StorageMeta
+  /** this peer's index in the writer table */
+  readonly #self: number
   #selfCapability: Promise<CapabilityToken> | undefined
   #router: Router | undefined
 
@@ -229,8 +230,11 @@ export class StorageCoordinator {
       this.#resolvers.set(name, resolver)
     }
 
-    this.#lease = Number(storage.namespace(META).get<number>(HLC_LEASE_KEY) ?? 0)
-    this.#hlc = new HybridLogicalClock(o.clock, peerId, this.#lease)
+    this.#meta = new StorageMeta(storage, (error) =>
+      o.emit?.({ type: 'error', code: isAuraError(error) ? error.code : 'STORAGE', where: 'storage.meta', message: String(error) }),
+    )
+    this.#self = this.#meta.writerIndex(peerId)
+    this.#hlc = new HybridLogicalClock(o.clock, peerId, this.#meta.lease)
 
     this.#machine = storageOperationMachine.provide({
       actors: {
@@ -361,8 +365,8 @@ export class StorageCoordinator {
     const db = this.#state(checkUserNamespace(namespace)).db
     const out: Array<[StorageKey, StoredRecord]> = []
     for (const key of keys) {
-      const record = db.get<StoredRecord>(key)
-      if (record !== undefined) out.push([checkKey(key).key, record])
+      const record = db.get<DiskRecord>(key)
+      if (record !== undefined) out.push([checkKey(key).key, this.#fromDisk(record)])
     }
     return out
   }
@@ -539,22 +543,26 @@ export class StorageCoordinator {
     switch (v.op) {
       case 'store':
         if (resolver.kind === 'crdt') return this.#exclusive(state, () => this.#joinLocal(state, resolver, [{ key: v.key, data: v.data }])).then((stamps) => stamps[0])
-        return this.#putSingle(state, v.key, (ts) => makeRecord(ts, v.data))
+        return this.#putSingle(state, v.key, (ts) => [ts.wall, ts.logical, this.#self, 0, v.data])
       case 'delete': {
         if (state.exclusive) await state.exclusive
-        const before = state.db.get<StoredRecord>(v.key)
-        await this.#putSingle(state, v.key, (ts) => makeTombstone(ts))
+        const before = state.db.get<DiskRecord>(v.key)
+        await this.#putSingle(state, v.key, (ts) => [ts.wall, ts.logical, this.#self, 1, null])
         return before !== undefined && !isTombstone(before)
       }
       case 'storeMany':
         return this.#exclusive(state, async () => {
           if (resolver.kind === 'crdt') return (await this.#joinLocal(state, resolver, v.entries)).length
+          // One atomic batch is one write: its records share a timestamp (a key given twice keeps
+          // its last entry, as the transaction applies them in order).
+          const ts = this.#stamp()
           const ops: BatchOp[] = new Array(v.entries.length)
           for (let i = 0; i < ops.length; i++) {
             const e = v.entries[i]!
-            ops[i] = { type: 'put', namespace: state.name, key: e.key, value: makeRecord(this.#stamp(), e.data) }
+            const record: DiskRecord = [ts.wall, ts.logical, this.#self, 0, e.data]
+            ops[i] = { type: 'put', namespace: state.name, key: e.key, value: record }
           }
-          await this.#storage.batch(this.#withLease(ops))
+          await this.#commit(ops)
           return v.entries.length
         })
       case 'merge':
@@ -567,12 +575,12 @@ export class StorageCoordinator {
   #read(input: ValidatedOp): unknown {
     const v = input.validated as Validated
     const db = this.#state(input.namespace).db
-    const valueOf = (record: StoredRecord | undefined) => (record === undefined || isTombstone(record) ? undefined : record[4])
+    const valueOf = (record: DiskRecord | undefined) => (record === undefined || isTombstone(record) ? undefined : record[4])
     switch (v.op) {
       case 'retrieve':
-        return valueOf(db.get<StoredRecord>(v.key))
+        return valueOf(db.get<DiskRecord>(v.key))
       case 'retrieveMany':
-        return v.keys.map((k) => valueOf(db.get<StoredRecord>(k)))
+        return v.keys.map((k) => valueOf(db.get<DiskRecord>(k)))
       case 'list':
         return this.#list(db, v.prefix, v.limit)
       default:
@@ -582,7 +590,7 @@ export class StorageCoordinator {
 
   #list(db: Namespace, prefix: string, limit: number): ListedEntry[] {
     const out: ListedEntry[] = []
-    const range = prefix === '' ? db.range<StoredRecord>() : db.range<StoredRecord>({ start: prefix })
+    const range = prefix === '' ? db.range<DiskRecord>() : db.range<DiskRecord>({ start: prefix })
     for (const { key, value } of range) {
       if (prefix !== '') {
         const lead = Array.isArray(key) ? key[0] : key
@@ -607,13 +615,14 @@ export class StorageCoordinator {
     return state
   }
 
-  async #putSingle(state: NamespaceState, key: StorageKey, record: (ts: HlcTimestamp) => StoredRecord): Promise<HlcTimestamp> {
+  async #putSingle(state: NamespaceState, key: StorageKey, record: (ts: HlcTimestamp) => DiskRecord): Promise<HlcTimestamp> {
     // Behind any exclusive write queued before this one, so commits follow timestamp order.
     while (state.exclusive) await state.exclusive
     const ts = this.#stamp()
+    this.#meta.renewLeaseFor(this.#hlc.wall)
+    this.#meta.writeAheadOfSingle()
     const write = state.db.put(key, record(ts))
     state.lastWrite = write
-    this.#renewLease()
     await write
     return ts
   }
@@ -641,13 +650,13 @@ export class StorageCoordinator {
       const ts = this.#stamp()
       stamps.push(ts)
       const id = keyId(e.key)
-      const local = pending.get(id) ?? state.db.get<StoredRecord>(e.key)
+      const local = pending.get(id) ?? this.#localRecord(state, e.key)
       const merged = resolveRecord(resolver, local, makeRecord(ts, e.data))
       if (!merged) return []
       pending.set(id, merged)
-      return [{ type: 'put' as const, namespace: state.name, key: e.key, value: merged }]
+      return [{ type: 'put' as const, namespace: state.name, key: e.key, value: this.#toDisk(merged) }]
     })
-    await this.#storage.batch(this.#withLease(ops))
+    await this.#commit(ops)
     return stamps
   }
 
@@ -657,16 +666,16 @@ export class StorageCoordinator {
     const ops: BatchOp[] = records.flatMap(([key, incoming]) => {
       this.#hlc.observe(recordStamp(incoming))
       const id = keyId(key)
-      const local = pending.get(id) ?? state.db.get<StoredRecord>(key)
+      const local = pending.get(id) ?? this.#localRecord(state, key)
       const merged = resolveRecord(resolver, local, incoming)
       if (!merged) {
         unchanged++
         return []
       }
       pending.set(id, merged)
-      return [{ type: 'put' as const, namespace: state.name, key, value: merged }]
+      return [{ type: 'put' as const, namespace: state.name, key, value: this.#toDisk(merged) }]
     })
-    if (ops.length > 0) await this.#storage.batch(this.#withLease(ops))
+    if (ops.length > 0) await this.#commit(ops)
     return { applied: pending.size, unchanged }
   }
 
@@ -688,28 +697,23 @@ export class StorageCoordinator {
     return this.#hlc.now()
   }
 
-  /** Whether the persisted lease must move before timestamps pass it; the new lease if so. */
-  #nextLease(): number | undefined {
-    return this.#hlc.wall + HLC_LEASE_MS / 2 > this.#lease ? this.#hlc.wall + HLC_LEASE_MS : undefined
+  /** Commits a batch of records with the lease and writer-table entries they need. */
+  #commit(ops: BatchOp[]): Promise<void> {
+    this.#meta.renewLeaseFor(this.#hlc.wall)
+    return this.#meta.commit(ops)
   }
 
-  /** Adds a lease renewal to a batch when one is due (so it commits with the timestamps it covers). */
-  #withLease(ops: BatchOp[]): BatchOp[] {
-    const lease = this.#nextLease()
-    if (lease === undefined) return ops
-    this.#lease = lease
-    ops.push({ type: 'put', namespace: META, key: HLC_LEASE_KEY, value: lease })
-    return ops
+  #localRecord(state: NamespaceState, key: StorageKey): StoredRecord | undefined {
+    const stored = state.db.get<DiskRecord>(key)
+    return stored === undefined ? undefined : this.#fromDisk(stored)
   }
 
-  #renewLease(): void {
-    const lease = this.#nextLease()
-    if (lease === undefined) return
-    this.#lease = lease
-    this.#storage
-      .namespace(META)
-      .put(HLC_LEASE_KEY, lease)
-      .catch((error) => this.#options.emit?.({ type: 'error', code: isAuraError(error) ? error.code : 'STORAGE', where: 'storage.lease', message: String(error) }))
+  #fromDisk(record: DiskRecord): StoredRecord {
+    return fromDisk(record, (writer) => this.#meta.writerOf(writer))
+  }
+
+  #toDisk(record: StoredRecord): DiskRecord {
+    return toDisk(record, (peer) => this.#meta.writerIndex(peer))
   }
 }
 

@@ -277,6 +277,50 @@ describe('conflict resolution (merge rules, no network)', () => {
     await storage.close()
   })
 
+  it('records name their writer by a writer-table index on disk, yet compare and replicate by peer id, across a restart', async () => {
+    const path = mkdtempSync(join(tmpdir(), 'aura-writers-'))
+    dirs.push(path)
+    const first = await replica({}, new LmdbStorage({ path }))
+    await first.merge([['tie', [T, 0, peers[1], 0, 'high peer']]])
+    await first.c.storeInNamespace('docs', 'own', 'mine', first.cap)
+    await first.c.effect.close()
+    const storage = new LmdbStorage({ path })
+    // on disk: small integers, not peer ids
+    const onDisk = [...storage.namespace('ns.docs').range<unknown[]>()].map((e) => e.value[2])
+    expect(onDisk.every((w) => typeof w === 'number')).toBe(true)
+    // a record from before the writer table, with the peer id inline, still reads back
+    await storage.namespace('ns.docs').put('legacy', [T, 0, peers[0], 0, 'old form'])
+    const again = await replica({}, storage)
+    expect(again.c.records('docs', ['tie', 'own', 'legacy']).map(([, r]) => r[2])).toEqual([peers[1], me.peerId, peers[0]])
+    expect(await again.merge([['tie', [T, 0, peers[0], 0, 'low peer']]])).toEqual({ applied: 0, unchanged: 1 })
+    expect(await again.merge([['legacy', [T, 0, peers[1], 0, 'new form']]])).toEqual({ applied: 1, unchanged: 0 })
+    expect(await again.c.retrieveMany('docs', ['tie', 'legacy'], again.cap)).toEqual(['high peer', 'new form'])
+    await storage.close()
+  })
+
+  it('a batch that fails leaves its new writer pending: the next write records it, so nothing names a missing writer', async () => {
+    const path = mkdtempSync(join(tmpdir(), 'aura-writers-'))
+    dirs.push(path)
+    const lmdb = new LmdbStorage({ path })
+    let failNext = true
+    const flaky: Storage = {
+      namespace: (name) => lmdb.namespace(name),
+      batch: (ops) => {
+        if (!failNext) return lmdb.batch(ops)
+        failNext = false
+        return Promise.reject(new Error('disk full'))
+      },
+      close: () => lmdb.close(),
+    }
+    const { merge } = await replica({}, flaky)
+    await expect(merge([['a', [T, 0, peers[0], 0, 'lost']]])).rejects.toThrow()
+    await merge([['b', [T, 0, peers[0], 0, 'kept']]])
+    await lmdb.close()
+    const reopened = await replica({}, new LmdbStorage({ path }))
+    expect(reopened.c.records('docs', ['a', 'b'])).toEqual([['b', [T, 0, peers[0], 0, 'kept']]])
+    await reopened.c.effect.close()
+  })
+
   it('malformed replicas and resolver mismatches are InvalidInput with nothing written', async () => {
     const { c, cap, merge } = await replica({ docs: { kind: 'crdt', type: 'g-counter' } })
     const bad = [

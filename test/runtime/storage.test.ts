@@ -139,6 +139,18 @@ describe('StorageCoordinator', () => {
     expect(await c.retrieveMany('batch', ['a', 'b', 'c', 'd'], cap)).toEqual([1, 2, undefined, undefined])
   })
 
+  it('storeMany is one write: a key given twice keeps its last entry, and a later write still wins', async () => {
+    const clock = manualClock()
+    const { c } = coordinator(lmdb().storage, {}, clock)
+    const cap = await rootFor(owner.peerId, 'batch', ['read', 'write'], clock)
+    await c.storeMany('batch', [{ key: 'k', data: 'first' }, { key: 'j', data: 'other' }, { key: 'k', data: 'last' }], cap)
+    expect(await c.retrieveMany('batch', ['k', 'j'], cap)).toEqual(['last', 'other'])
+    const [[, k], [, j]] = c.records('batch', ['k', 'j'])
+    expect(k!.slice(0, 3)).toEqual(j!.slice(0, 3))
+    await c.storeInNamespace('batch', 'k', 'after', cap)
+    expect(await c.retrieve('batch', 'k', cap)).toBe('after')
+  })
+
   describe('bad capabilities: typed error, counted, nothing written', () => {
     it('missing, forged, expired, wrong holder, wrong namespace, missing right, over-attenuated', async () => {
       const clock = manualClock()
