@@ -22,7 +22,7 @@ import type { Crypto } from '../effects/crypto/index.js'
 import type { BatchOp, Namespace, Storage, StorageKey } from '../effects/storage/index.js'
 import { checkKey, checkValue } from '../effects/storage/storage-input.js'
 import type { Clock } from '../effects/time/index.js'
-import { storageOperationMachine, type StorageOperation, type StorageOpInput, type ValidatedOp } from '../machines/storage.js'
+import { createStorageOperationMachine, type StorageOperation, type StorageOpInput, type ValidatedOp } from '../machines/storage.js'
 import type { RuntimeEventInput } from './events.js'
 import { HybridLogicalClock, type HlcTimestamp } from './hybrid-clock.js'
 import type { Router } from './router.js'
@@ -236,12 +236,14 @@ export class StorageCoordinator {
     this.#self = this.#meta.writerIndex(peerId)
     this.#hlc = new HybridLogicalClock(o.clock, peerId, this.#meta.lease)
 
-    this.#machine = storageOperationMachine.provide({
+    this.#machine = createStorageOperationMachine({
+      validate: (input) => this.#validate(input),
+      authorizeCached: (input) => this.#authorizeCached(input),
+      read: (input) => this.#read(input),
+    }).provide({
       actors: {
-        validate: fromPromise<unknown, StorageOpInput>(async ({ input }) => this.#validate(input)),
         authorize: fromPromise<unknown, ValidatedOp>(({ input }) => this.#authorize(input)),
         write: fromPromise<unknown, ValidatedOp>(({ input }) => this.#write(input)),
-        read: fromPromise<unknown, ValidatedOp>(async ({ input }) => this.#read(input)),
       },
     })
   }
@@ -524,11 +526,24 @@ export class StorageCoordinator {
     await this.#check(v.capability, input.holder, input.namespace, RIGHT_OF[input.op])
   }
 
+  /** True when the verifier already holds a verdict on the capability and it grants the operation. */
+  #authorizeCached(input: ValidatedOp): boolean {
+    const v = input.validated as Validated
+    const verdict = this.#verifier.authorizeCached(v.capability, { holder: input.holder, namespace: input.namespace, right: RIGHT_OF[input.op] })
+    if (verdict === undefined) return false
+    this.#checkOwner(input.namespace, verdict.effective.root)
+    return true
+  }
+
   async #check(capability: unknown, holder: string, namespace: string, right: Right): Promise<void> {
     const verdict = await this.#verifier.authorize(capability, { holder, namespace, right })
+    this.#checkOwner(namespace, verdict.effective.root)
+  }
+
+  #checkOwner(namespace: string, root: string): void {
     const owners = this.#options.owners[namespace]
-    if (owners && !owners.includes(verdict.effective.root)) {
-      throw new PermissionDenied('capability is not rooted at an owner of this namespace', { reason: 'untrusted-root', namespace, root: verdict.effective.root })
+    if (owners && !owners.includes(root)) {
+      throw new PermissionDenied('capability is not rooted at an owner of this namespace', { reason: 'untrusted-root', namespace, root })
     }
   }
 

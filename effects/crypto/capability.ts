@@ -479,26 +479,8 @@ export class CapabilityVerifier {
 
   /** Verify `token` (no holder/namespace/right check), using and filling the cache. */
   async verify(token: unknown, now: number = this.#options.clock.now()): Promise<CapabilityVerdict> {
-    const signature = typeof token === 'object' && token !== null ? (token as { signature?: unknown }).signature : undefined
-    if (typeof signature === 'string') {
-      const entry = this.#cache.get(signature)
-      if (entry && sameToken(token, entry.token)) {
-        const e = entry.verdict.effective
-        try {
-          checkStanding(e.root, e.chain, e.notBefore, e.expiresAt, this.#options, now)
-        } catch (err) {
-          // Revocation and expiry are final; a not-yet-valid entry may still become valid.
-          if ((err as AuraError).details.reason !== 'not-yet-valid' && (err as AuraError).details.reason !== 'untrusted-root') {
-            this.#cache.delete(signature)
-          }
-          throw err
-        }
-        this.#cache.delete(signature)
-        this.#cache.set(signature, entry)
-        this.#hits++
-        return entry.verdict
-      }
-    }
+    const cached = this.#cached(token, now)
+    if (cached) return cached
     this.#misses++
     const parsed = parseToken(token)
     const verdict = await verifyParsed(parsed, this.#options, now)
@@ -516,6 +498,40 @@ export class CapabilityVerifier {
     const verdict = await this.verify(token, request.now ?? this.#options.clock.now())
     checkGrant(verdict.effective, request)
     return verdict
+  }
+
+  /**
+   * `authorize` without waiting, for a token verified before: its verdict (standing and grant
+   * checked now), a PermissionDenied, or undefined when the signatures still need checking.
+   * Lets a caller decide the common case in the same turn.
+   */
+  authorizeCached(token: unknown, request: AuthorizationRequest & { now?: number }): CapabilityVerdict | undefined {
+    checkRequest(request)
+    const verdict = this.#cached(token, request.now ?? this.#options.clock.now())
+    if (verdict) checkGrant(verdict.effective, request)
+    return verdict
+  }
+
+  /** The cached verdict on `token` if it still stands; throws if it no longer does. */
+  #cached(token: unknown, now: number): CapabilityVerdict | undefined {
+    const signature = typeof token === 'object' && token !== null ? (token as { signature?: unknown }).signature : undefined
+    if (typeof signature !== 'string') return undefined
+    const entry = this.#cache.get(signature)
+    if (!entry || !sameToken(token, entry.token)) return undefined
+    const e = entry.verdict.effective
+    try {
+      checkStanding(e.root, e.chain, e.notBefore, e.expiresAt, this.#options, now)
+    } catch (err) {
+      // Revocation and expiry are final; a not-yet-valid entry may still become valid.
+      if ((err as AuraError).details.reason !== 'not-yet-valid' && (err as AuraError).details.reason !== 'untrusted-root') {
+        this.#cache.delete(signature)
+      }
+      throw err
+    }
+    this.#cache.delete(signature)
+    this.#cache.set(signature, entry)
+    this.#hits++
+    return entry.verdict
   }
 
   get stats(): { hits: number; misses: number; size: number } {

@@ -2,27 +2,38 @@ import { describe, expect, it } from 'vitest'
 import fc from 'fast-check'
 import { createActor, fromPromise, toPromise } from 'xstate'
 import { InvalidInput, PermissionDenied, StorageError } from '../../effects/errors.js'
-import { STORAGE_OPERATIONS, isReadOperation, storageOperationMachine, type StorageOperation, type StorageOpInput } from '../../machines/storage.js'
+import {
+  STORAGE_OPERATIONS,
+  createStorageOperationMachine,
+  isReadOperation,
+  storageOperationMachine,
+  type StorageOperation,
+  type StorageOpInput,
+} from '../../machines/storage.js'
 
 type Step = 'ok' | 'invalid' | 'denied' | 'broken'
+/** whether the verifier already holds a verdict (decided at once) or the signatures need verifying */
+type Verdict = 'cached' | 'verify'
 
 const failure = (step: Step): Error => (step === 'invalid' ? new InvalidInput('bad') : step === 'denied' ? new PermissionDenied('no') : new StorageError('disk'))
 
-function run(op: StorageOperation, steps: { validate: Step; authorize: Step; access: Step }) {
+function run(op: StorageOperation, steps: { validate: Step; authorize: Step; access: Step; verdict?: Verdict }) {
   const calls: string[] = []
   const states: string[] = []
-  const act = (name: string, step: Step, value: unknown) =>
-    fromPromise<unknown, unknown>(async () => {
-      calls.push(name)
-      if (step !== 'ok') throw failure(step)
-      return value
-    })
-  const machine = storageOperationMachine.provide({
+  const verdict = steps.verdict ?? 'cached'
+  const outcome = (name: string, step: Step, value: unknown) => () => {
+    calls.push(name)
+    if (step !== 'ok') throw failure(step)
+    return value
+  }
+  const machine = createStorageOperationMachine({
+    validate: outcome('validate', steps.validate, { checked: true }),
+    authorizeCached: verdict === 'cached' ? (outcome('authorize', steps.authorize, true) as () => boolean) : () => false,
+    read: outcome('read', steps.access, 'value'),
+  }).provide({
     actors: {
-      validate: act('validate', steps.validate, { checked: true }) as never,
-      authorize: act('authorize', steps.authorize, undefined) as never,
-      write: act('write', steps.access, 'written') as never,
-      read: act('read', steps.access, 'value') as never,
+      authorize: fromPromise(async () => outcome('authorize', steps.authorize, undefined)()),
+      write: fromPromise(async () => outcome('write', steps.access, 'written')()),
     },
   })
   const actor = createActor(machine, { input: { op, namespace: 'docs', holder: 'peer', request: { key: 'k' } } satisfies StorageOpInput })
@@ -32,11 +43,27 @@ function run(op: StorageOperation, steps: { validate: Step; authorize: Step; acc
 }
 
 describe('storage operation chart', () => {
-  it('a write goes validating → authorizing → writing → done and returns the write result', async () => {
+  it('a write with a cached verdict goes validating → authorizing → writing → done in one step, then waits only for the write', async () => {
     const { output, calls, states } = await run('store', { validate: 'ok', authorize: 'ok', access: 'ok' })
     expect(output).toEqual({ status: 'done', value: 'written' })
     expect(calls).toEqual(['validate', 'authorize', 'write'])
-    expect(states).toEqual(['validating', 'authorizing', 'writing', 'done'])
+    // validating and authorizing are transient: the first snapshot is already writing
+    expect(states).toEqual(['writing', 'done'])
+  })
+
+  it('a capability with no verdict yet is verified (verifying) before anything is touched', async () => {
+    const { output, calls, states } = await run('store', { validate: 'ok', authorize: 'ok', access: 'ok', verdict: 'verify' })
+    expect(output).toEqual({ status: 'done', value: 'written' })
+    expect(calls).toEqual(['validate', 'authorize', 'write'])
+    expect(states).toEqual(['verifying', 'writing', 'done'])
+  })
+
+  it('a read with a cached verdict finishes at once, without a single invoked actor', () => {
+    const machine = createStorageOperationMachine({ validate: () => ({}), authorizeCached: () => true, read: () => 'value' })
+    const actor = createActor(machine, { input: { op: 'retrieve', namespace: 'docs', holder: 'peer', request: {} } })
+    actor.start()
+    expect(actor.getSnapshot().status).toBe('done')
+    expect(actor.getSnapshot().output).toEqual({ status: 'done', value: 'value' })
   })
 
   it('a read goes through reading, never writing', async () => {
@@ -69,14 +96,15 @@ describe('storage operation chart', () => {
     actor.start()
     const output = await toPromise(actor)
     expect(output.status).toBe('failed')
+    expect(output.error?.code).toBe('CONFIG_INVALID')
     expect(output.error?.message).toMatch(/not provided/)
   })
 
   it('law: storage is accessed iff validation and authorization both succeeded', async () => {
     const step = fc.constantFrom<Step>('ok', 'invalid', 'denied', 'broken')
     await fc.assert(
-      fc.asyncProperty(fc.constantFrom(...STORAGE_OPERATIONS), step, step, step, async (op, validate, authorize, access) => {
-        const { output, calls } = await run(op, { validate, authorize, access })
+      fc.asyncProperty(fc.constantFrom(...STORAGE_OPERATIONS), step, step, step, fc.constantFrom<Verdict>('cached', 'verify'), async (op, validate, authorize, access, verdict) => {
+        const { output, calls } = await run(op, { validate, authorize, access, verdict })
         const accessed = calls.includes('write') || calls.includes('read')
         expect(accessed).toBe(validate === 'ok' && authorize === 'ok')
         if (accessed) expect(calls.at(-1)).toBe(isReadOperation(op) ? 'read' : 'write')
@@ -84,7 +112,7 @@ describe('storage operation chart', () => {
         const expected = validate !== 'ok' ? 'failed' : authorize === 'denied' ? 'denied' : authorize !== 'ok' ? 'failed' : access === 'ok' ? 'done' : 'failed'
         expect(output.status).toBe(expected)
       }),
-      { numRuns: 100 },
+      { numRuns: 200 },
     )
   })
 })
