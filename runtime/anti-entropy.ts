@@ -264,11 +264,22 @@ export class AntiEntropy {
         this.totals.bytes += summary.bytes
         this.lastRound = summary
         this.deps.emit?.({ type: 'latency', name: 'anti-entropy.round', ms: summary.ms })
-        this.progressSubject.next(progress)
-        this.roundsSubject.next(summary)
+        this.publish(() => {
+          this.progressSubject.next(progress)
+          this.roundsSubject.next(summary)
+        })
         return
       }
     }
-    this.progressSubject.next(progress)
+    this.publish(() => this.progressSubject.next(progress))
+  }
+
+  /**
+   * Progress arrives in the round machine's `report` action; subscribers hear of it right after,
+   * outside the action (in order), so what they start (a repair, say, which runs actors of its
+   * own) never runs inside another actor's transition.
+   */
+  private publish(deliver: () => void): void {
+    queueMicrotask(deliver)
   }
 }
