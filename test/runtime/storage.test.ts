@@ -137,6 +137,11 @@ describe('StorageCoordinator', () => {
     expect(await c.storeMany('batch', [{ key: 'a', data: 1 }, { key: 'b', data: 2 }], cap)).toBe(2)
     await rejects(c.storeMany('batch', [{ key: 'c', data: 3 }, { key: 'd', data: 'x'.repeat(5000) }], cap), 'INVALID_INPUT')
     expect(await c.retrieveMany('batch', ['a', 'b', 'c', 'd'], cap)).toEqual([1, 2, undefined, undefined])
+    // malformed batches: a typed error, and still nothing written
+    for (const entries of [[{ key: 'e', data: 1 }, null], 'not an array', [{ key: { nested: true }, data: 1 }], [{ key: 'f' }]]) {
+      await rejects(c.storeMany('batch', entries as never, cap), 'INVALID_INPUT')
+    }
+    expect(await c.retrieveMany('batch', ['e', 'f'], cap)).toEqual([undefined, undefined])
   })
 
   it('storeMany is one write: a key given twice keeps its last entry, and a later write still wins', async () => {
