@@ -2,18 +2,20 @@
 // events go over a WebSocket to a small relay server, which serves a page embedding the Stately
 // inspector UI and forwards the events to it:
 //
-//   const inspector = createInspector()               // relay on ws://127.0.0.1:8080, page at http://localhost:8080
+//   const inspector = createInspector()               // relay on ws://127.0.0.1:8080, page at http://127.0.0.1:8080
 //   const runtime = await createRuntime({ inspect: inspector.inspect })
 //
 // Peers in other processes connect to one relay: start it once (`server: true`, the default) and
-// give the others `{ server: false, url }`. The page loads the inspector UI from stately.ai, so
-// viewing needs a browser with network access; the runtime itself never needs it.
+// give the others `{ server: false, url }`. The relay (inspector-relay.ts) listens on loopback
+// only and admits no other web page, since the events carry every actor's context. The page loads
+// the inspector UI from stately.ai, so viewing needs a browser with network access; the runtime
+// itself never needs it.
 
 import { createWebSocketInspector } from '@statelyai/inspect'
-import { createInspectorServer } from '@statelyai/inspect/server'
 import type { InspectionEvent } from 'xstate'
 import { z } from 'zod'
 import { InvalidInput } from '../effects/errors.js'
+import { startInspectorRelay } from './inspector-relay.js'
 
 export const inspectorOptionsSchema = z
   .object({
@@ -44,12 +46,12 @@ export function createInspector(options: InspectorOptions = {}): RuntimeInspecto
   if (!parsed.success) throw new InvalidInput(`invalid inspector options: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`)
   const { port, server, autoOpen } = parsed.data
   const url = parsed.data.url ?? `ws://127.0.0.1:${port}`
-  const relay = server ? createInspectorServer({ port, autoOpen }) : undefined
+  const relay = server ? startInspectorRelay({ port, autoOpen }) : undefined
   const inspector = createWebSocketInspector({ url })
   let stopped = false
   return {
     url,
-    pageUrl: relay ? `http://localhost:${port}` : undefined,
+    pageUrl: relay ? `http://127.0.0.1:${port}/` : undefined,
     inspect: (event) => {
       if (!stopped) inspector.inspect.next?.(event as InspectionEvent)
     },
@@ -57,7 +59,7 @@ export function createInspector(options: InspectorOptions = {}): RuntimeInspecto
       if (stopped) return
       stopped = true
       inspector.stop()
-      relay?.stop()
+      void relay?.stop()
     },
   }
 }

@@ -1,5 +1,8 @@
 // Actors inspected through the WebSocket relay reach a Stately inspector client.
+import { request } from 'node:http'
 import { createServer } from 'node:net'
+import { networkInterfaces } from 'node:os'
+import { WebSocket } from 'ws'
 import { afterEach, describe, expect, it } from 'vitest'
 import { createActor } from 'xstate'
 import { createWebSocketReceiver, type StatelyInspectionEvent } from '@statelyai/inspect'
@@ -37,6 +40,41 @@ describe('createInspector', () => {
       .toBeGreaterThan(0)
     expect(seen.some((e) => e.type === '@xstate.actor')).toBe(true)
     expect(seen.some((e) => e.type === '@xstate.event' && (e.event as { type: string }).type === 'CANCEL')).toBe(true)
+  })
+
+  it('the relay is loopback-only and admits no other web page (the events carry every context)', async () => {
+    const port = await freePort()
+    inspector = createInspector({ port })
+    expect(inspector.pageUrl).toBe(`http://127.0.0.1:${port}/`)
+    const get = (host: string, hostHeader: string) =>
+      new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = request({ host, port, path: '/', headers: { host: hostHeader } }, (res) => {
+          let body = ''
+          res.on('data', (chunk) => (body += chunk))
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }))
+        })
+        req.on('error', reject)
+        req.end()
+      })
+    await expect.poll(() => get('127.0.0.1', `127.0.0.1:${port}`).then((r) => r.status, () => 0)).toBe(200)
+    expect((await get('127.0.0.1', `127.0.0.1:${port}`)).body).toContain('<iframe id="inspector"')
+    // a page reached through another name (DNS rebinding) gets nothing
+    expect((await get('127.0.0.1', `attacker.example:${port}`)).status).toBe(421)
+    // not on any other interface
+    const external = Object.values(networkInterfaces()).flat().find((i) => i && i.family === 'IPv4' && !i.internal)
+    if (external) await expect(get(external.address, `${external.address}:${port}`)).rejects.toThrow(/ECONNREFUSED/)
+    const opens = (headers: Record<string, string>) =>
+      new Promise<boolean>((resolve) => {
+        const socket = new WebSocket(`ws://127.0.0.1:${port}`, { headers })
+        socket.on('open', () => {
+          socket.close()
+          resolve(true)
+        })
+        socket.on('error', () => resolve(false))
+      })
+    expect(await opens({})).toBe(true)
+    expect(await opens({ origin: `http://127.0.0.1:${port}` })).toBe(true)
+    expect(await opens({ origin: 'https://attacker.example' })).toBe(false)
   })
 
   it('rejects options it cannot use', () => {
