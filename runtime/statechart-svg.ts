@@ -7,7 +7,7 @@
 // data-path=""), so a page can highlight an actor's current state by adding the class `active`
 // to the groups on its state value's paths (see `activePaths`).
 
-import { transitionLabel, walkStates, type Chart, type ChartState, type ChartTransition } from './statechart-export.js'
+import { refName, transitionLabel, walkStates, type Chart, type ChartState, type ChartTransition } from './statechart-export.js'
 
 const CHAR_W = 7.3 // 12px monospace
 const LABEL_CHAR_W = 6.7 // 11px monospace
@@ -35,9 +35,13 @@ interface Box {
   waypoints: Waypoint[]
 }
 
-/** Lines shown inside a state: what it invokes and what it handles without leaving. */
+/** Built-in actions without a name of their own say nothing about what a state does. */
+const ANONYMOUS_ACTIONS = new Set(['assign', 'inline', 'xstate.assign'])
+
+/** Lines shown inside a state: the work it does on entry, what it invokes, what it handles without leaving. */
 function detailLines(state: ChartState): string[] {
-  const lines = state.invoke.map((i) => `invoke ${i.src}`)
+  const entries = state.entry.map(refName).filter((name) => !ANONYMOUS_ACTIONS.has(name))
+  const lines = [...entries.map((name) => `entry ${name}`), ...state.invoke.map((i) => `invoke ${i.src}`)]
   const seen = new Set<string>()
   for (const t of state.transitions) {
     const self = t.targets.length === 1 && t.targets[0] === state.id
