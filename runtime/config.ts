@@ -23,6 +23,8 @@ export const runtimeConfigSchema = z
     /** addresses dialled at start */
     bootstrap: z.array(z.string().min(1)).default([]),
     maxFrameBytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
+    /** send pipelined frames in fewer, larger writes, for a loop turn of latency (Libp2pNetwork's coalesceWrites) */
+    coalesceWrites: z.boolean().default(false),
     limits: z
       .object({
         maxParticipants: z.number().int().min(2).max(1024).default(32),

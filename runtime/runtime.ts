@@ -71,6 +71,7 @@ export async function createRuntime(input: RuntimeConfigInput = {}): Promise<Run
         ...(config.listen ? { listen: config.listen } : {}),
         privateKey: (crypto as Ed25519Crypto).privateKey,
         maxFrameBytes: config.maxFrameBytes,
+        coalesceWrites: config.coalesceWrites,
       })
       network = libp2p
       owned.unshift(() => libp2p.stop())

@@ -57,6 +57,13 @@ const optionsSchema = z
     listen: z.array(z.string().refine(isMultiaddr, 'not a multiaddr')).optional(),
     privateKey: z.custom<PrivateKey>(isPrivateKey, 'expected a libp2p PrivateKey').optional(),
     maxFrameBytes: z.number().int().positive().max(MAX_CONFIGURABLE_FRAME_BYTES).optional(),
+    /**
+     * Hold each stream's frames until the event loop has run its pending I/O, then send them in
+     * one write. Pipelined traffic moves in far fewer, larger writes (on 64-byte frames with 32
+     * in flight, 3x the frames per second here); a lone request waits one loop turn longer
+     * (about 20-30 us here). Off by default: most of our traffic is request/reply.
+     */
+    coalesceWrites: z.boolean().optional(),
   })
   .strict()
 
@@ -91,31 +98,78 @@ function frameLengthDecoder(onFrameStart: () => void) {
   }
 }
 
+/** A signal that aborts once every one of `signals` has; none when any frame waits without one. */
+function whenAllAborted(signals: ReadonlyArray<AbortSignal | undefined>): AbortSignal | undefined {
+  if (signals.length === 0 || signals.some((s) => s === undefined)) return undefined
+  if (signals.length === 1) return signals[0]
+  const all = new AbortController()
+  let waiting = signals.length
+  for (const signal of signals as AbortSignal[]) {
+    signal.addEventListener('abort', () => --waiting === 0 && all.abort(signal.reason), { once: true })
+  }
+  return all.signal
+}
+
 const errorName = (err: unknown): string => (err instanceof Error ? err.name : '')
 
-/** One ordered, long-lived stream to a peer on a protocol; writes run one at a time. */
+/** Frames queued behind one another go out in one stream write up to this many bytes. */
+const COALESCE_BYTES = 256 * 1024
+
+interface QueuedFrame {
+  readonly bytes: Uint8Array
+  readonly signal: AbortSignal | undefined
+  readonly resolve: () => void
+  readonly reject: (error: unknown) => void
+}
+
+/**
+ * One ordered, long-lived stream to a peer on a protocol. Frames are written in the order they
+ * were sent; those queued when a write starts leave together in one stream write (one yamux
+ * frame, one noise encryption, one socket write for the lot). A write starts a microtask after
+ * the first frame queued, so frames sent in the same turn leave together; with `coalesce`, after
+ * the event loop's pending I/O has run, so frames the other callbacks of that loop iteration
+ * send join them too.
+ */
 class OutboundChannel {
   private stream: Stream | undefined
   private lp: LengthPrefixedStream<Stream> | undefined
-  private tail: Promise<void> = Promise.resolve()
+  private readonly queue: QueuedFrame[] = []
+  /** whether a flush is scheduled or running: it takes every frame queued until it ends */
+  private active = false
+  /** the latest flush; settles once the queue is empty */
+  private flushing: Promise<void> = Promise.resolve()
 
   constructor(
     private readonly node: Libp2p,
     private readonly peer: PeerId,
     private readonly protocol: string,
     private readonly maxFrameBytes: number,
+    private readonly coalesce: boolean,
   ) {}
 
   write(bytes: Uint8Array, signal?: AbortSignal): Promise<void> {
-    const run = this.tail.then(() => this.writeInOrder(bytes, signal))
-    this.tail = run.catch(() => undefined)
-    if (signal === undefined) return run
-    // A caller that gives up must not wait for the writes queued ahead of it; its own write is
-    // skipped when its turn comes (writeInOrder checks the signal first).
+    if (signal?.aborted) return Promise.reject(this.cancelled(signal))
     return new Promise<void>((resolve, reject) => {
-      const onAbort = () => reject(this.cancelled(signal))
-      signal.addEventListener('abort', onAbort, { once: true })
-      run.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort))
+      if (signal === undefined) {
+        this.queue.push({ bytes, signal, resolve, reject })
+      } else {
+        // A caller that gives up must not wait for the writes queued ahead of it; its own frame
+        // is skipped if it has not left yet.
+        const onAbort = () => reject(this.cancelled(signal))
+        signal.addEventListener('abort', onAbort, { once: true })
+        const done = () => signal.removeEventListener('abort', onAbort)
+        this.queue.push({
+          bytes,
+          signal,
+          resolve: () => (done(), resolve()),
+          reject: (error) => (done(), reject(error)),
+        })
+      }
+      if (!this.active) {
+        this.active = true
+        const soon = this.coalesce ? new Promise<void>((resolve) => setImmediate(resolve)) : Promise.resolve()
+        this.flushing = soon.then(() => this.flush())
+      }
     })
   }
 
@@ -125,7 +179,7 @@ class OutboundChannel {
    */
   async close(): Promise<void> {
     let timer: ReturnType<typeof setTimeout> | undefined
-    await Promise.race([this.tail, new Promise<void>((resolve) => (timer = setTimeout(resolve, CLOSE_TIMEOUT_MS)))])
+    await Promise.race([this.flushing, new Promise<void>((resolve) => (timer = setTimeout(resolve, CLOSE_TIMEOUT_MS)))])
     clearTimeout(timer)
     const stream = this.stream
     this.stream = undefined
@@ -138,18 +192,44 @@ class OutboundChannel {
     }
   }
 
-  private async writeInOrder(bytes: Uint8Array, signal?: AbortSignal): Promise<void> {
-    if (signal?.aborted) throw this.cancelled(signal)
+  private async flush(): Promise<void> {
+    while (this.queue.length > 0) {
+      const batch = this.takeBatch()
+      if (batch.length === 0) continue
+      try {
+        await this.writeFrames(batch.map((f) => f.bytes), whenAllAborted(batch.map((f) => f.signal)))
+        for (const f of batch) f.resolve()
+      } catch (err) {
+        for (const f of batch) f.reject(err)
+      }
+    }
+    // In the same turn as the last look at the queue: a frame queued from here on starts a new flush.
+    this.active = false
+  }
+
+  /** The next frames to go, in order, skipping those whose sender gave up. */
+  private takeBatch(): QueuedFrame[] {
+    const batch: QueuedFrame[] = []
+    let bytes = 0
+    while (this.queue.length > 0 && (batch.length === 0 || bytes + this.queue[0]!.bytes.byteLength <= COALESCE_BYTES)) {
+      const frame = this.queue.shift()!
+      if (frame.signal?.aborted) continue
+      batch.push(frame)
+      bytes += frame.bytes.byteLength
+    }
+    return batch
+  }
+
+  /** `dialSignal` gives up a dial once nobody waits for it any more. */
+  private async writeFrames(frames: Uint8Array[], dialSignal: AbortSignal | undefined): Promise<void> {
     for (;;) {
       const fresh = !this.isWritable()
-      const lp = fresh ? await this.open(signal) : this.lp!
+      const lp = fresh ? await this.open(dialSignal) : this.lp!
       try {
-        await lp.write(bytes, { signal })
+        if (frames.length === 1) await lp.write(frames[0]!)
+        else await lp.writeV(frames)
         return
       } catch (err) {
-        // An abort while waiting for drain leaves the frame queued in the stream, which is
-        // still healthy: keep it for the next write.
-        if (signal?.aborted) throw this.cancelled(signal)
         this.discard(err)
         // A stream we just opened failing too means the peer, not the stream, is the problem.
         if (fresh) {
@@ -163,7 +243,7 @@ class OutboundChannel {
     return this.stream !== undefined && this.stream.status === 'open' && this.stream.writeStatus === 'writable'
   }
 
-  private async open(signal?: AbortSignal): Promise<LengthPrefixedStream<Stream>> {
+  private async open(signal: AbortSignal | undefined): Promise<LengthPrefixedStream<Stream>> {
     let stream: Stream
     try {
       stream = await this.node.dialProtocol(this.peer, this.protocol, {
@@ -209,7 +289,11 @@ export class Libp2pNetwork implements Network {
   private readonly channels = new Map<string, OutboundChannel>()
   private stopping: Promise<void> | undefined
 
-  private constructor(private readonly node: Libp2p, maxFrameBytes: number) {
+  private constructor(
+    private readonly node: Libp2p,
+    maxFrameBytes: number,
+    private readonly coalesceWrites: boolean,
+  ) {
     this.peerId = node.peerId.toString()
     this.maxFrameBytes = maxFrameBytes
     this.peerEvents = this.peerEventSubject.asObservable()
@@ -236,7 +320,7 @@ export class Libp2pNetwork implements Network {
     } catch (err) {
       throw new NetworkError(`cannot start libp2p (${transport} on ${listen.join(', ')})`, { transport, listen }, { cause: err })
     }
-    return new Libp2pNetwork(node, parsed.data.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES)
+    return new Libp2pNetwork(node, parsed.data.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES, parsed.data.coalesceWrites ?? false)
   }
 
   addresses(): string[] {
@@ -298,7 +382,7 @@ export class Libp2pNetwork implements Network {
       } catch (err) {
         throw new InvalidInput(`not a peer id: ${peerId}`, { peerId }, { cause: err })
       }
-      channel = new OutboundChannel(this.node, peer, protocol, this.maxFrameBytes)
+      channel = new OutboundChannel(this.node, peer, protocol, this.maxFrameBytes, this.coalesceWrites)
       this.channels.set(key, channel)
     }
     return channel.write(bytes, options?.signal)

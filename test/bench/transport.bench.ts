@@ -27,6 +27,54 @@ async function pipelined(total: number, window: number, send: (i: number) => Pro
   return (total / (performance.now() - start)) * 1000
 }
 
+/** Raw-stream and channel throughput (best of ROUNDS) on a fresh pair of networks. */
+async function throughputPair(coalesceWrites: boolean): Promise<{ raw: number; channel: number }> {
+  const a = await Libp2pNetwork.create({ transport: 'tcp', coalesceWrites })
+  const b = await Libp2pNetwork.create({ transport: 'tcp', coalesceWrites })
+  const sender = new TransportCoordinator(a.peerId, a, { poolLimit: 4 })
+  const receiver = new TransportCoordinator(b.peerId, b)
+  try {
+    await Promise.all([sender.start(), receiver.start()])
+    await a.connect(b.addresses()[0]!)
+    const { rawRoundTrip, channelRoundTrip } = await roundTrips(a, b, sender, receiver)
+    let raw = 0
+    let channel = 0
+    for (let round = 0; round < ROUNDS; round++) {
+      raw = Math.max(raw, await pipelined(THROUGHPUT_MESSAGES, WINDOW, rawRoundTrip))
+      channel = Math.max(channel, await pipelined(THROUGHPUT_MESSAGES, WINDOW, channelRoundTrip))
+    }
+    return { raw, channel }
+  } finally {
+    await sender.stop()
+    await receiver.stop()
+    await Promise.allSettled([a.stop(), b.stop()])
+  }
+}
+
+/** raw: [seq (4 bytes) ‖ payload] out, [seq] back; channel: a message on an established channel. */
+async function roundTrips(a: Libp2pNetwork, b: Libp2pNetwork, sender: TransportCoordinator, receiver: TransportCoordinator) {
+  const waiting = new Map<number, () => void>()
+  await b.handle(RAW, (frame) => void b.send(a.peerId, RAW_ACK, frame.bytes.subarray(0, 4)).catch(() => undefined))
+  await a.handle(RAW_ACK, (frame) => {
+    const seq = new DataView(frame.bytes.buffer, frame.bytes.byteOffset, 4).getUint32(0)
+    waiting.get(seq)?.()
+    waiting.delete(seq)
+  })
+  let seq = 0
+  const rawRoundTrip = () => {
+    const frame = new Uint8Array(4 + PAYLOAD_BYTES)
+    const n = seq++
+    new DataView(frame.buffer).setUint32(0, n)
+    const acked = new Promise<void>((resolve) => waiting.set(n, resolve))
+    return a.send(b.peerId, RAW, frame).then(() => acked)
+  }
+  const channel = await sender.establishChannel(b.peerId, 'bench')
+  receiver.onMessage(() => undefined)
+  const payload = new Uint8Array(PAYLOAD_BYTES)
+  const channelRoundTrip = () => sender.sendWithRetry(channel, { payload })
+  return { rawRoundTrip, channelRoundTrip, connections: () => sender.connectionCount(b.peerId) }
+}
+
 export const transportBench = {
   name: 'transport',
   run: async (report: BenchReport): Promise<void> => {
@@ -37,28 +85,7 @@ export const transportBench = {
     try {
       await Promise.all([sender.start(), receiver.start()])
       await a.connect(b.addresses()[0]!)
-
-      // raw: [seq (4 bytes) ‖ payload] out, [seq] back
-      const waiting = new Map<number, () => void>()
-      await b.handle(RAW, (frame) => void b.send(a.peerId, RAW_ACK, frame.bytes.subarray(0, 4)).catch(() => undefined))
-      await a.handle(RAW_ACK, (frame) => {
-        const seq = new DataView(frame.bytes.buffer, frame.bytes.byteOffset, 4).getUint32(0)
-        waiting.get(seq)?.()
-        waiting.delete(seq)
-      })
-      let seq = 0
-      const rawRoundTrip = () => {
-        const frame = new Uint8Array(4 + PAYLOAD_BYTES)
-        const n = seq++
-        new DataView(frame.buffer).setUint32(0, n)
-        const acked = new Promise<void>((resolve) => waiting.set(n, resolve))
-        return a.send(b.peerId, RAW, frame).then(() => acked)
-      }
-
-      const channel = await sender.establishChannel(b.peerId, 'bench')
-      receiver.onMessage(() => undefined)
-      const payload = new Uint8Array(PAYLOAD_BYTES)
-      const channelRoundTrip = () => sender.sendWithRetry(channel, { payload })
+      const { rawRoundTrip, channelRoundTrip, connections } = await roundTrips(a, b, sender, receiver)
 
       const rawLatency = await sample(LATENCY_SAMPLES, rawRoundTrip, 200)
       const channelLatency = await sample(LATENCY_SAMPLES, channelRoundTrip, 200)
@@ -70,8 +97,7 @@ export const transportBench = {
         channelRate = Math.max(channelRate, await pipelined(THROUGHPUT_MESSAGES, WINDOW, channelRoundTrip))
       }
 
-      const connections = sender.connectionCount(b.peerId)
-      const note = `${PAYLOAD_BYTES}-byte messages, ${WINDOW} in flight, best of ${ROUNDS}, TCP loopback, ${connections} connection`
+      const note = `${PAYLOAD_BYTES}-byte messages, ${WINDOW} in flight, best of ${ROUNDS}, TCP loopback, ${connections()} connection`
       report.add('transport.channel.msgs_per_s', channelRate, 'msg/s', note)
       report.add('transport.raw_stream.msgs_per_s', rawRate, 'msg/s', note)
       report.add('transport.channel.ratio_vs_raw_stream', rawRate / channelRate, 'x', 'raw msgs/s ÷ channel msgs/s (time per message, channel vs raw); aim ≤ 1.5')
@@ -85,5 +111,11 @@ export const transportBench = {
       await receiver.stop()
       await Promise.allSettled([a.stop(), b.stop()])
     }
+
+    // The same throughput with Libp2pNetwork's coalesceWrites on, against the default in the same run.
+    const coalesced = await throughputPair(true)
+    const plain = await throughputPair(false)
+    report.add('transport.raw_stream.coalesced.msgs_per_s', coalesced.raw, 'msg/s', `coalesceWrites: ${(coalesced.raw / plain.raw).toFixed(2)}x the default (${Math.round(plain.raw)} msg/s) in this run`)
+    report.add('transport.channel.coalesced.msgs_per_s', coalesced.channel, 'msg/s', `coalesceWrites: ${(coalesced.channel / plain.channel).toFixed(2)}x the default (${Math.round(plain.channel)} msg/s) in this run`)
   },
 }

@@ -86,6 +86,25 @@ describe.each(['tcp', 'memory'] as const)('Libp2pNetwork over %s', (transport) =
     expect(atA[201]!.bytes.byteLength).toBe(0)
   })
 
+  it('coalescing writes: concurrent sends keep their order, and a send cancelled before its turn is never sent', async () => {
+    const a = await network({ transport, coalesceWrites: true })
+    const b = await network({ transport, coalesceWrites: true })
+    const atA = collect(a)
+    await b.connect(a.addresses()[0]!)
+    const cancel = new AbortController()
+    const sends = [
+      ...Array.from({ length: 100 }, (_, i) => b.send(a.peerId, P, encode(i))),
+      b.send(a.peerId, P, encode(-1), { signal: cancel.signal }),
+      ...Array.from({ length: 100 }, (_, i) => b.send(a.peerId, P, encode(100 + i))),
+    ]
+    cancel.abort()
+    const settled = await Promise.allSettled(sends)
+    expect(settled.filter((r) => r.status === 'rejected')).toEqual([expect.objectContaining({ reason: expect.objectContaining({ code: 'CANCELLED' }) })])
+    await b.send(a.peerId, P, encode(200))
+    await until(() => atA.length === 201, '201 frames')
+    expect(atA.map(decode)).toEqual(Array.from({ length: 201 }, (_, i) => `frame-${i}`))
+  })
+
   it('rejects an oversized send without sending it', async () => {
     const a = await network({ transport, maxFrameBytes: 1024 })
     const b = await network({ transport, maxFrameBytes: 1024 })

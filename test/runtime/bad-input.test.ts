@@ -57,6 +57,7 @@ describe('bad input', () => {
     await expect(createRuntime({ transport: 'carrier-pigeon' } as never)).rejects.toBeInstanceOf(ConfigInvalid)
     await expect(createRuntime({ maxFrameBytes: -1 })).rejects.toThrow(/maxFrameBytes/)
     await expect(createRuntime({ unknownOption: 1 } as never)).rejects.toBeInstanceOf(ConfigInvalid)
+    await expect(createRuntime({ coalesceWrites: 'yes' } as never)).rejects.toThrow(/coalesceWrites/)
   })
 
   it('malformed, oversized, spoofed and unknown frames are counted, answered, and the peer keeps serving', async () => {

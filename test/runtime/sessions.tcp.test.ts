@@ -13,13 +13,13 @@ afterEach(async () => {
   for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true })
 })
 
-async function cluster(n: number) {
+async function cluster(n: number, coalesceWrites = false) {
   const protocol = thresholdCeremony(n)
   const peers: Runtime[] = []
   for (let i = 0; i < n; i++) {
     const dataDir = mkdtempSync(join(tmpdir(), 'aura-tcp-'))
     dirs.push(dataDir)
-    const runtime = await createRuntime({ dataDir, protocols: [protocol], sessions: { autoJoin: true } })
+    const runtime = await createRuntime({ dataDir, protocols: [protocol], sessions: { autoJoin: true }, coalesceWrites })
     runtimes.push(runtime)
     peers.push(runtime)
   }
@@ -29,8 +29,8 @@ async function cluster(n: number) {
 }
 
 describe('sessions over libp2p TCP', () => {
-  it('3 runtimes complete a threshold ceremony and agree on the group key', async () => {
-    const { peers, protocol, roster } = await cluster(3)
+  it.each([false, true])('3 runtimes complete a threshold ceremony and agree on the group key (coalesceWrites: %s)', async (coalesceWrites) => {
+    const { peers, protocol, roster } = await cluster(3, coalesceWrites)
     const session = await peers[0]!.sessions.createSession('ceremony', roster, { timeoutMs: 10_000, protocol: protocol.name })
     const results = await Promise.all([session.executeProtocol(), ...peers.slice(1).map((p) => p.sessions.result(session.id))])
     const keys = new Set<string>()
