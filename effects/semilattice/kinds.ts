@@ -32,6 +32,12 @@ export interface CvType<S> {
   missingFor(s: S, remote: VectorClock): S
   /** True when `s` carries nothing (no need to send it). */
   isBottom(s: S): boolean
+  /**
+   * Optional: drops sync metadata (removal records) that every replica has seen, given a clock
+   * `stable` that every replica's version dominates. The result equals `s`; a peer that turns
+   * out to be behind `stable` is then sent whole states by `missingFor`.
+   */
+  collect?(s: S, stable: VectorClock): S
   encode(s: S): WireValue
   /** Throws InvalidInput (or DecodeError for binary payloads) and never returns a partial state. */
   decode(wire: unknown): S

@@ -77,6 +77,16 @@ export class VectorClock {
     return counts === undefined ? this : new VectorClock(counts)
   }
 
+  /** Pointwise minimum: the greatest clock both dominate. */
+  meet(other: VectorClock): VectorClock {
+    const counts = new Map<string, number>()
+    for (const [replica, n] of this.counts) {
+      const m = Math.min(n, other.get(replica))
+      if (m > 0) counts.set(replica, m)
+    }
+    return counts.size === 0 ? VectorClock.empty : new VectorClock(counts)
+  }
+
   compare(other: VectorClock): ClockOrder {
     let less = false
     let greater = false

@@ -1,6 +1,7 @@
 // Reachable states for law tests. A history runs a few replicas through local mutations
-// (delta-mutators), full-state merges, `missingFor` syncs and late, duplicated, reordered
-// delivery of old deltas; every state any replica passes through goes into the pool. Laws are
+// (delta-mutators), full-state merges, `missingFor` syncs, late, duplicated, reordered
+// delivery of old deltas and, for types that collect sync metadata, collections at the clock
+// every replica has reached; every state any replica passes through goes into the pool. Laws are
 // then checked on states drawn from the pool, which are states real replicas can reach
 // (arbitrary structures would include states no execution produces).
 
@@ -20,6 +21,7 @@ type Step<S> =
   | { kind: 'merge'; at: number; from: number }
   | { kind: 'sync'; at: number; from: number }
   | { kind: 'delta'; at: number; pick: number }
+  | { kind: 'collect'; at: number }
 
 export interface History<S> {
   /** Every state reached, replica finals last. */
@@ -37,6 +39,7 @@ function steps<S>(fx: Fixture<S>, maxSteps: number): fc.Arbitrary<Step<S>[]> {
     { weight: 1, arbitrary: fc.record({ kind: fc.constant('merge' as const), at, from: at }) },
     { weight: 1, arbitrary: fc.record({ kind: fc.constant('sync' as const), at, from: at }) },
     { weight: 2, arbitrary: fc.record({ kind: fc.constant('delta' as const), at, pick: fc.nat(1000) }) },
+    { weight: fx.type.collect ? 1 : 0, arbitrary: fc.record({ kind: fc.constant('collect' as const), at }) },
   )
   return fc.array(step, { maxLength: maxSteps, size: 'max' })
 }
@@ -61,6 +64,11 @@ export function run<S>(fx: Fixture<S>, script: Step<S>[]): History<S> {
       const missing = type.missingFor(states[st.from]!, type.version(states[i]!))
       states[i] = type.join(states[i]!, missing)
       for (const d of absorbed[st.from]!) absorbed[i]!.add(d)
+    } else if (st.kind === 'collect') {
+      // What every replica has seen: the meet of their versions (old deltas still in flight
+      // are seen by their senders, so they are below it or not collected).
+      const stable = states.map((s) => type.version(s)).reduce((a, b) => a.meet(b))
+      states[i] = type.collect!(states[i]!, stable)
     } else {
       if (deltas.length === 0) continue
       const d = st.pick % deltas.length

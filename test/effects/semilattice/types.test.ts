@@ -150,6 +150,53 @@ describe('or-set', () => {
     expect(orSet.has(orSet.join(b, missing), 'x')).toBe(false)
   })
 
+  it('a replica that learnt of a write only from its removal is still sent what that write removed (no silent divergence)', () => {
+    // c adds x twice (the second add supersedes the first); a sees only the second and removes
+    // x; f got c's first add and a's removal, so it knows c's second dot only as removed. A
+    // version read off f's whole context would claim c's second add, and f would keep x forever.
+    let c = orSet.bottom()
+    const firstAdd = orSet.add(c, 'c', 'x')
+    c = orSet.join(c, firstAdd)
+    const secondAdd = orSet.add(c, 'c', 'x')
+    c = orSet.join(c, secondAdd)
+    let a = orSet.join(orSet.bottom(), secondAdd)
+    const removal = orSet.remove(a, 'a', 'x')
+    a = orSet.join(a, removal)
+    let f = orSet.join(orSet.join(orSet.bottom(), firstAdd), removal)
+    expect(orSet.has(f, 'x')).toBe(true)
+    f = orSet.join(f, orSet.missingFor(c, orSet.version(f)))
+    f = orSet.join(f, orSet.missingFor(a, orSet.version(f)))
+    c = orSet.join(c, orSet.missingFor(a, orSet.version(c)))
+    expect([orSet.has(f, 'x'), orSet.has(c, 'x'), orSet.has(a, 'x')]).toEqual([false, false, false])
+    expect(orSet.equals(f, c) && orSet.equals(c, a)).toBe(true)
+  })
+
+  it('collect drops the removal records every replica has seen; a replica behind them is sent the whole state', () => {
+    let a = orSet.bottom()
+    let b = orSet.bottom()
+    const deltas = [orSet.add(a, 'a', 'x')]
+    a = orSet.join(a, deltas[0]!)
+    const behind = orSet.join(orSet.bottom(), deltas[0]!) // saw the add, never the removal
+    for (let i = 0; i < 5; i++) a = orSet.join(a, orSet.add(a, 'a', `y${i}`))
+    for (let i = 0; i < 5; i++) a = orSet.join(a, orSet.remove(a, 'a', `y${i}`))
+    a = orSet.join(a, orSet.remove(a, 'a', 'x'))
+    b = orSet.join(b, orSet.missingFor(a, orSet.version(b)))
+    expect(a.removals.size).toBe(6)
+    // a and b are the only replicas a knows of: what both have seen is stable
+    const stable = orSet.version(a).meet(orSet.version(b))
+    const collected = orSet.collect(a, stable)
+    expect(collected.removals.size).toBe(0)
+    expect(orSet.equals(collected, a)).toBe(true)
+    // b, at the frontier, still gets deltas (nothing here); the replica a did not know of gets the
+    // whole state, and with it every removal
+    expect(orSet.isBottom(orSet.missingFor(collected, orSet.version(b)))).toBe(true)
+    const caughtUp = orSet.join(behind, orSet.missingFor(collected, orSet.version(behind)))
+    expect(orSet.values(caughtUp)).toEqual([])
+    expect(orSet.equals(caughtUp, a)).toBe(true)
+    // the frontier travels with the state and survives the wire
+    expect(orSet.decode(JSON.parse(JSON.stringify(orSet.encode(collected)))).collected.equals(collected.collected)).toBe(true)
+  })
+
   it('missingFor carries only the difference', () => {
     let a = orSet.bottom()
     for (let i = 0; i < 200; i++) a = orSet.join(a, orSet.add(a, 'a', `k${i}`))
