@@ -263,6 +263,8 @@ export class AntiEntropy {
         this.totals.rounds += 1
         this.totals.bytes += summary.bytes
         this.lastRound = summary
+        // The round just told us where every peer it reached stands: drop the tombstones all have seen.
+        this.coordinator.collectRemovals()
         this.deps.emit?.({ type: 'latency', name: 'anti-entropy.round', ms: summary.ms })
         this.publish(() => {
           this.progressSubject.next(progress)

@@ -62,6 +62,8 @@ export interface CrdtDocument {
   prepare(payload: unknown): PreparedApply
   /** Drops cached version data after the handler changed. */
   invalidate(): void
+  /** Drops sync metadata (removal records) every replica has seen; true when something went. */
+  collect?(stable: VectorClock): boolean
 }
 
 const MAX_META_ENTRIES = 100_000
@@ -110,6 +112,10 @@ class StateDocument extends BaseDocument implements CrdtDocument {
 
   protected computeVersion(): VectorClock {
     return this.handler.version()
+  }
+
+  collect(stable: VectorClock): boolean {
+    return this.handler.collect?.(stable) ?? false
   }
 
   protected override computeMark(): string {

@@ -43,6 +43,11 @@ export class PeerViews {
     return this.views.get(peerId)?.docs.get(name)
   }
 
+  /** Every peer we hold a view of. */
+  peers(): string[] {
+    return [...this.views.keys()]
+  }
+
   forget(peerId: string): void {
     this.views.delete(peerId)
   }

@@ -396,8 +396,47 @@ export class CrdtCoordinator {
     if (!doc) return
     doc.invalidate()
     this.hashes.delete(name)
-    this.store.markDirty(name)
+    this.persistSoon(name)
     this.changesSubject.next(name)
+  }
+
+  /**
+   * Drops the removal records (OR-Set and OR-Map tombstones) that every peer we know of has
+   * seen, going by the versions they last told us; the smaller state is persisted with the next
+   * flush. A peer we know nothing of, or one behind what was dropped, is sent whole states from
+   * then on, so nothing is lost by a peer we did not count. Anti-entropy runs this after every
+   * round. Returns the documents that shed records.
+   */
+  collectRemovals(): string[] {
+    const peers = this.views.peers()
+    const shed: string[] = []
+    for (const doc of this.docs.values()) {
+      if (doc.collect === undefined) continue
+      let stable = doc.version()
+      for (const peer of peers) {
+        const view = this.views.get(peer, doc.name)
+        stable = view === undefined ? VectorClock.empty : stable.meet(view.version)
+        if (stable.size === 0) break
+      }
+      if (stable.size === 0 || !doc.collect(stable)) continue
+      doc.invalidate()
+      this.persistSoon(doc.name)
+      shed.push(doc.name)
+    }
+    return shed
+  }
+
+  /**
+   * Stop counting `peerId` among the peers whose versions hold tombstones back (it left for
+   * good, or for long). Safe whenever: if it comes back behind what was dropped, it is sent
+   * whole states.
+   */
+  forgetPeer(peerId: string): void {
+    this.views.forget(peerId)
+  }
+
+  private persistSoon(name: string): void {
+    this.store.markDirty(name)
     if (this.store.bound && !this.flushScheduled) {
       this.flushScheduled = true
       queueMicrotask(() => {

@@ -17,6 +17,7 @@ export function createCvHandler<S>(type: CvType<S>, initial?: S): CvHandler<S> {
       return delta
     },
     join: (remote) => owned.join(remote),
+    collect: (stable) => owned.collect(stable),
     missing: (since: VectorClock) => type.missingFor(owned.peek(), since),
   }
 }

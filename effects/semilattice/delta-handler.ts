@@ -57,6 +57,7 @@ export function createDeltaHandler<S>(type: CvType<S>, options: DeltaHandlerOpti
       return delta
     },
     receive: (delta) => owned.join(delta),
+    collect: (stable) => owned.collect(stable),
     buffered: () => groups.map(exported),
     deltaSince(after) {
       // A group that straddles `after` is sent whole: re-sending joined changes is harmless.

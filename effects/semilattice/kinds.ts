@@ -96,6 +96,8 @@ export interface CvHandler<S> {
   join(remote: S): boolean
   /** What a peer at `since` lacks. */
   missing(since: VectorClock): S
+  /** Drops sync metadata every replica has seen (see CvType.collect); true when something went. */
+  collect?(stable: VectorClock): boolean
 }
 
 export interface CmHandler<S, Op> {
@@ -140,6 +142,8 @@ export interface DeltaHandler<S> {
   mutate(mutator: (s: S) => S): S
   /** Join a delta (or state) received from a peer; returns true when the local state changed. */
   receive(delta: S): boolean
+  /** Drops sync metadata every replica has seen (see CvType.collect); true when something went. */
+  collect?(stable: VectorClock): boolean
   /** Buffered groups, oldest first. */
   buffered(): readonly DeltaGroup<S>[]
   /** One delta holding every buffered change after local seq `after`, or null if none. */

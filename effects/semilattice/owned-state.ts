@@ -4,6 +4,7 @@
 // in-place join, so a caller never sees a state it holds change under it.
 
 import type { CvType } from './kinds.js'
+import type { VectorClock } from './vector-clock.js'
 
 export interface OwnedState<S> {
   /** The state, handed out: the next join copies before writing. */
@@ -12,6 +13,8 @@ export interface OwnedState<S> {
   peek(): S
   /** Join `delta` in; true when it may have brought something new. */
   join(delta: S): boolean
+  /** Drops sync metadata every replica has seen (the type's `collect`); true when something went. */
+  collect(stable: VectorClock): boolean
 }
 
 export function ownedState<S>(type: CvType<S>, initial: S): OwnedState<S> {
@@ -38,6 +41,14 @@ export function ownedState<S>(type: CvType<S>, initial: S): OwnedState<S> {
         exclusive = true
       }
       current = type.absorb(current, delta)
+      return changed
+    },
+    collect(stable) {
+      if (type.collect === undefined) return false
+      // The collected state shares the live part; an exclusively owned one stays owned.
+      const next = type.collect(current, stable)
+      const changed = next !== current
+      current = next
       return changed
     },
   }

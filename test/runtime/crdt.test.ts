@@ -116,6 +116,42 @@ describe('sync protocol (in process)', () => {
   })
 })
 
+describe('tombstone collection', () => {
+  const removalsOf = (c: CrdtCoordinator, name: string) => (c.state(name) as ORSetState).removals.size
+
+  it('drops the removal records every known peer has seen; a peer behind them, or unknown, still converges', async () => {
+    const a = new CrdtCoordinator('a')
+    const b = new CrdtCoordinator('b')
+    const late = new CrdtCoordinator('late')
+    for (const c of [a, b, late]) c.cv('tags', orSet)
+    await a.mutate<ORSetState>('tags', (s, r) => orSet.add(s, r, 'x'))
+    await syncByHand(late, a) // late holds x, then goes away
+    for (let i = 0; i < 10; i++) await a.mutate<ORSetState>('tags', (s, r) => orSet.add(s, r, `t${i}`))
+    for (let i = 0; i < 10; i++) await a.mutate<ORSetState>('tags', (s, r) => orSet.remove(s, r, `t${i}`))
+    await a.mutate<ORSetState>('tags', (s, r) => orSet.remove(s, r, 'x'))
+    await syncByHand(b, a)
+    await syncByHand(b, a) // b's next request tells a the version b reached
+    expect(removalsOf(a, 'tags')).toBe(11)
+    // late told a its version before the removals: they are not stable yet
+    expect(a.collectRemovals()).toEqual([])
+    expect(removalsOf(a, 'tags')).toBe(11)
+    // once a hears late is gone (forgotten) the records go; late is then sent the whole state
+    a.forgetPeer('late')
+    expect(a.collectRemovals()).toEqual(['tags'])
+    expect(removalsOf(a, 'tags')).toBe(0)
+    await syncByHand(late, a)
+    expect(orSet.values(late.state('tags'))).toEqual([])
+    // a peer a never knew of converges too
+    const stranger = new CrdtCoordinator('stranger')
+    stranger.cv('tags', orSet)
+    await stranger.mutate<ORSetState>('tags', (s, r) => orSet.add(s, r, 'mine'))
+    await syncByHand(stranger, a)
+    await syncByHand(a, stranger)
+    expect(orSet.values(stranger.state('tags'))).toEqual(['mine'])
+    expect(orSet.values(a.state('tags'))).toEqual(['mine'])
+  })
+})
+
 describe('bad input: typed error, state untouched', () => {
   async function seeded() {
     const c = new CrdtCoordinator('a')
