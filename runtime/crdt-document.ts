@@ -108,15 +108,17 @@ class StateDocument extends BaseDocument implements CrdtDocument {
     readonly handler: CvHandler<any> | DeltaHandler<any>,
   ) {
     super(name, handler.type.name)
+    // Only types with sync metadata to shed (dot stores) offer it, so a collection pass skips the rest.
+    const collect = handler.type.collect !== undefined ? handler.collect : undefined
+    if (collect !== undefined) this.collect = (stable) => collect(stable)
   }
+
+  readonly collect?: (stable: VectorClock) => boolean
 
   protected computeVersion(): VectorClock {
     return this.handler.version()
   }
 
-  collect(stable: VectorClock): boolean {
-    return this.handler.collect?.(stable) ?? false
-  }
 
   protected override computeMark(): string {
     if (this.typeName !== 'yjs') return ''
