@@ -76,12 +76,10 @@ export class StorageMeta {
    * pending. On failure nothing was written and they stay pending.
    */
   async commit(ops: BatchOp[]): Promise<void> {
-    const lease = this.#wantedLease
-    const writers = [...this.#pendingWriters]
-    if (lease !== undefined) ops.push({ type: 'put', namespace: META, key: LEASE_KEY, value: lease })
-    for (const index of writers) ops.push({ type: 'put', namespace: WRITERS, key: index, value: this.#writers[index] })
+    const pending = this.#pending()
+    for (const { namespace, key, value } of pending.entries) ops.push({ type: 'put', namespace, key, value })
     await this.#storage.batch(ops)
-    this.#saved(lease, writers)
+    this.#saved(pending.lease, pending.writers)
   }
 
   /**
@@ -89,12 +87,21 @@ export class StorageMeta {
    * commits queued writes in order, so the put cannot land before them.
    */
   writeAheadOfSingle(): void {
+    const pending = this.#pending()
+    if (pending.entries.length === 0) return
+    Promise.all(pending.entries.map(({ namespace, key, value }) => this.#storage.namespace(namespace).put(key, value))).then(
+      () => this.#saved(pending.lease, pending.writers),
+      this.#onError,
+    )
+  }
+
+  /** What is not on disk yet: the wanted lease and the new writers, as entries to write. */
+  #pending(): { lease: number | undefined; writers: number[]; entries: Array<{ namespace: string; key: string | number; value: unknown }> } {
     const lease = this.#wantedLease
     const writers = [...this.#pendingWriters]
-    if (lease === undefined && writers.length === 0) return
-    const writes: Array<Promise<void>> = writers.map((index) => this.#storage.namespace(WRITERS).put(index, this.#writers[index]))
-    if (lease !== undefined) writes.push(this.#storage.namespace(META).put(LEASE_KEY, lease))
-    Promise.all(writes).then(() => this.#saved(lease, writers), this.#onError)
+    const entries: Array<{ namespace: string; key: string | number; value: unknown }> = writers.map((index) => ({ namespace: WRITERS, key: index, value: this.#writers[index] }))
+    if (lease !== undefined) entries.push({ namespace: META, key: LEASE_KEY, value: lease })
+    return { lease, writers, entries }
   }
 
   #saved(lease: number | undefined, writers: readonly number[]): void {

@@ -27,8 +27,10 @@ async function pipelined(total: number, window: number, send: (i: number) => Pro
   return (total / (performance.now() - start)) * 1000
 }
 
-/** Raw-stream and channel throughput (best of ROUNDS) on a fresh pair of networks. */
-async function throughputPair(coalesceWrites: boolean): Promise<{ raw: number; channel: number }> {
+type RoundTrips = Awaited<ReturnType<typeof roundTrips>>
+
+/** Runs `measure` on a fresh, connected pair of networks with transport coordinators, then stops them. */
+async function withPair<T>(coalesceWrites: boolean, measure: (trips: RoundTrips) => Promise<T>): Promise<T> {
   const a = await Libp2pNetwork.create({ transport: 'tcp', coalesceWrites })
   const b = await Libp2pNetwork.create({ transport: 'tcp', coalesceWrites })
   const sender = new TransportCoordinator(a.peerId, a, { poolLimit: 4 })
@@ -36,19 +38,23 @@ async function throughputPair(coalesceWrites: boolean): Promise<{ raw: number; c
   try {
     await Promise.all([sender.start(), receiver.start()])
     await a.connect(b.addresses()[0]!)
-    const { rawRoundTrip, channelRoundTrip } = await roundTrips(a, b, sender, receiver)
-    let raw = 0
-    let channel = 0
-    for (let round = 0; round < ROUNDS; round++) {
-      raw = Math.max(raw, await pipelined(THROUGHPUT_MESSAGES, WINDOW, rawRoundTrip))
-      channel = Math.max(channel, await pipelined(THROUGHPUT_MESSAGES, WINDOW, channelRoundTrip))
-    }
-    return { raw, channel }
+    return await measure(await roundTrips(a, b, sender, receiver))
   } finally {
     await sender.stop()
     await receiver.stop()
     await Promise.allSettled([a.stop(), b.stop()])
   }
+}
+
+/** Raw-stream and channel throughput, best of ROUNDS, the two alternating round by round. */
+async function throughput({ rawRoundTrip, channelRoundTrip }: RoundTrips): Promise<{ raw: number; channel: number }> {
+  let raw = 0
+  let channel = 0
+  for (let round = 0; round < ROUNDS; round++) {
+    raw = Math.max(raw, await pipelined(THROUGHPUT_MESSAGES, WINDOW, rawRoundTrip))
+    channel = Math.max(channel, await pipelined(THROUGHPUT_MESSAGES, WINDOW, channelRoundTrip))
+  }
+  return { raw, channel }
 }
 
 /** raw: [seq (4 bytes) ‖ payload] out, [seq] back; channel: a message on an established channel. */
@@ -78,43 +84,25 @@ async function roundTrips(a: Libp2pNetwork, b: Libp2pNetwork, sender: TransportC
 export const transportBench = {
   name: 'transport',
   run: async (report: BenchReport): Promise<void> => {
-    const a = await Libp2pNetwork.create({ transport: 'tcp' })
-    const b = await Libp2pNetwork.create({ transport: 'tcp' })
-    const sender = new TransportCoordinator(a.peerId, a, { poolLimit: 4 })
-    const receiver = new TransportCoordinator(b.peerId, b)
-    try {
-      await Promise.all([sender.start(), receiver.start()])
-      await a.connect(b.addresses()[0]!)
-      const { rawRoundTrip, channelRoundTrip, connections } = await roundTrips(a, b, sender, receiver)
-
-      const rawLatency = await sample(LATENCY_SAMPLES, rawRoundTrip, 200)
-      const channelLatency = await sample(LATENCY_SAMPLES, channelRoundTrip, 200)
+    await withPair(false, async (trips) => {
+      const rawLatency = await sample(LATENCY_SAMPLES, trips.rawRoundTrip, 200)
+      const channelLatency = await sample(LATENCY_SAMPLES, trips.channelRoundTrip, 200)
       // Alternating rounds, best of each: other work on the machine hits both sides alike.
-      let rawRate = 0
-      let channelRate = 0
-      for (let round = 0; round < ROUNDS; round++) {
-        rawRate = Math.max(rawRate, await pipelined(THROUGHPUT_MESSAGES, WINDOW, rawRoundTrip))
-        channelRate = Math.max(channelRate, await pipelined(THROUGHPUT_MESSAGES, WINDOW, channelRoundTrip))
-      }
-
-      const note = `${PAYLOAD_BYTES}-byte messages, ${WINDOW} in flight, best of ${ROUNDS}, TCP loopback, ${connections()} connection`
-      report.add('transport.channel.msgs_per_s', channelRate, 'msg/s', note)
-      report.add('transport.raw_stream.msgs_per_s', rawRate, 'msg/s', note)
-      report.add('transport.channel.ratio_vs_raw_stream', rawRate / channelRate, 'x', 'raw msgs/s ÷ channel msgs/s (time per message, channel vs raw); aim ≤ 1.5')
+      const rates = await throughput(trips)
+      const note = `${PAYLOAD_BYTES}-byte messages, ${WINDOW} in flight, best of ${ROUNDS}, TCP loopback, ${trips.connections()} connection`
+      report.add('transport.channel.msgs_per_s', rates.channel, 'msg/s', note)
+      report.add('transport.raw_stream.msgs_per_s', rates.raw, 'msg/s', note)
+      report.add('transport.channel.ratio_vs_raw_stream', rates.raw / rates.channel, 'x', 'raw msgs/s ÷ channel msgs/s (time per message, channel vs raw); aim ≤ 1.5')
       report.add('transport.channel.p50_ms', quantile(channelLatency, 0.5), 'ms', 'one message, send to ack')
       report.add('transport.channel.p99_ms', quantile(channelLatency, 0.99), 'ms')
       report.add('transport.raw_stream.p50_ms', quantile(rawLatency, 0.5), 'ms')
       report.add('transport.raw_stream.p99_ms', quantile(rawLatency, 0.99), 'ms')
       report.add('transport.channel.latency_ratio_p50', quantile(channelLatency, 0.5) / quantile(rawLatency, 0.5), 'x')
-    } finally {
-      await sender.stop()
-      await receiver.stop()
-      await Promise.allSettled([a.stop(), b.stop()])
-    }
+    })
 
     // The same throughput with Libp2pNetwork's coalesceWrites on, against the default in the same run.
-    const coalesced = await throughputPair(true)
-    const plain = await throughputPair(false)
+    const coalesced = await withPair(true, throughput)
+    const plain = await withPair(false, throughput)
     report.add('transport.raw_stream.coalesced.msgs_per_s', coalesced.raw, 'msg/s', `coalesceWrites: ${(coalesced.raw / plain.raw).toFixed(2)}x the default (${Math.round(plain.raw)} msg/s) in this run`)
     report.add('transport.channel.coalesced.msgs_per_s', coalesced.channel, 'msg/s', `coalesceWrites: ${(coalesced.channel / plain.channel).toFixed(2)}x the default (${Math.round(plain.channel)} msg/s) in this run`)
   },
