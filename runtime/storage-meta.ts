@@ -66,16 +66,17 @@ export class StorageMeta {
     return peer
   }
 
-  /** Asks for a lease renewal when timestamps near the durable one. */
-  renewLeaseFor(wall: number): void {
+  /** Asks for a lease renewal when timestamps (up to `wall`) near the durable one. */
+  #renewLeaseFor(wall: number): void {
     if (wall + HLC_LEASE_MS / 2 > this.lease) this.#wantedLease = wall + HLC_LEASE_MS
   }
 
   /**
-   * Commits `ops` in one batch with every pending entry; once it has, they are no longer
-   * pending. On failure nothing was written and they stay pending.
+   * Commits `ops` (records stamped up to `wall`) in one batch with every pending entry; once it
+   * has, they are no longer pending. On failure nothing was written and they stay pending.
    */
-  async commit(ops: BatchOp[]): Promise<void> {
+  async commit(ops: BatchOp[], wall: number): Promise<void> {
+    this.#renewLeaseFor(wall)
     const pending = this.#pending()
     for (const { namespace, key, value } of pending.entries) ops.push({ type: 'put', namespace, key, value })
     await this.#storage.batch(ops)
@@ -83,10 +84,11 @@ export class StorageMeta {
   }
 
   /**
-   * Queues pending entries ahead of a single put made in the same turn. The Storage effect
-   * commits queued writes in order, so the put cannot land before them.
+   * Queues pending entries ahead of a single put (stamped up to `wall`) made in the same turn.
+   * The Storage effect commits queued writes in order, so the put cannot land before them.
    */
-  writeAheadOfSingle(): void {
+  writeAheadOfSingle(wall: number): void {
+    this.#renewLeaseFor(wall)
     const pending = this.#pending()
     if (pending.entries.length === 0) return
     Promise.all(pending.entries.map(({ namespace, key, value }) => this.#storage.namespace(namespace).put(key, value))).then(

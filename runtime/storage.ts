@@ -564,11 +564,11 @@ export class StorageCoordinator {
     switch (v.op) {
       case 'store':
         if (resolver.kind === 'crdt') return this.#exclusive(state, () => this.#joinLocal(state, resolver, [v.key], [v.data])).then((stamps) => stamps[0])
-        return this.#putSingle(state, v.key, (ts) => [ts.wall, ts.logical, this.#self, 0, v.data])
+        return this.#putSingle(state, v.key, (ts) => this.#ownRecord(ts, 0, v.data))
       case 'delete': {
         if (state.exclusive) await state.exclusive
         const before = state.db.get<DiskRecord>(v.key)
-        await this.#putSingle(state, v.key, (ts) => [ts.wall, ts.logical, this.#self, 1, null])
+        await this.#putSingle(state, v.key, (ts) => this.#ownRecord(ts, 1, null))
         return before !== undefined && !isTombstone(before)
       }
       case 'storeMany':
@@ -579,8 +579,7 @@ export class StorageCoordinator {
           const ts = this.#stamp()
           const ops: BatchOp[] = new Array(v.keys.length)
           for (let i = 0; i < ops.length; i++) {
-            const record: DiskRecord = [ts.wall, ts.logical, this.#self, 0, v.data[i]]
-            ops[i] = { type: 'put', namespace: state.name, key: v.keys[i]!, value: record }
+            ops[i] = { type: 'put', namespace: state.name, key: v.keys[i]!, value: this.#ownRecord(ts, 0, v.data[i]) }
           }
           await this.#commit(ops)
           return v.keys.length
@@ -639,8 +638,7 @@ export class StorageCoordinator {
     // Behind any exclusive write queued before this one, so commits follow timestamp order.
     while (state.exclusive) await state.exclusive
     const ts = this.#stamp()
-    this.#meta.renewLeaseFor(this.#hlc.wall)
-    this.#meta.writeAheadOfSingle()
+    this.#meta.writeAheadOfSingle(this.#hlc.wall)
     const write = state.db.put(key, record(ts))
     state.lastWrite = write
     await write
@@ -719,8 +717,12 @@ export class StorageCoordinator {
 
   /** Commits a batch of records with the lease and writer-table entries they need. */
   #commit(ops: BatchOp[]): Promise<void> {
-    this.#meta.renewLeaseFor(this.#hlc.wall)
-    return this.#meta.commit(ops)
+    return this.#meta.commit(ops, this.#hlc.wall)
+  }
+
+  /** A record this peer writes, in stored form (a tombstone when `deleted`). */
+  #ownRecord(ts: HlcTimestamp, deleted: 0 | 1, data: unknown): DiskRecord {
+    return [ts.wall, ts.logical, this.#self, deleted, data]
   }
 
   #localRecord(state: NamespaceState, key: StorageKey): StoredRecord | undefined {
