@@ -1,7 +1,8 @@
 // Anti-entropy over a CrdtCoordinator's collection: the `antiEntropyMachine` bound to the
 // runtime's clock (interval and backoff timers), random (peer choice, digest salts), router
 // (family 'anti-entropy' for digests; reconciliation goes through the coordinator's 'crdt'
-// exchanges) and connected peers. Progress events are an rxjs stream; each finished round is
+// exchanges) and connected peers. Digests pass the coordinator's collection gate like its syncs:
+// a peer is answered only if its capability grants 'read' on the collection. Progress events are an rxjs stream; each finished round is
 // summarised on `rounds$`.
 
 import { Packr } from 'msgpackr'
@@ -119,10 +120,9 @@ export class AntiEntropy {
     return engine
   }
 
+  /** Serves this collection's digests to peers holding 'read' on it (through the coordinator's gate). */
   async register(): Promise<this> {
-    await this.deps.router.register('anti-entropy', {
-      digest: ({ envelope }) => this.digest.answer(envelope.payload),
-    })
+    await this.coordinator.serve('anti-entropy', { digest: { right: 'read', handle: (body) => this.digest.answer(body) } })
     return this
   }
 
@@ -210,7 +210,7 @@ export class AntiEntropy {
   private async exchangeDigest(input: ExchangeDigestInput): Promise<DigestOutcome> {
     this.peerStartedAt = this.deps.clock.now()
     const salt = `${input.round}.${this.deps.random.id(4)}`
-    const send = (request: DigestRequest) => this.deps.router.request(input.peerId, 'anti-entropy', { kind: 'digest', payload: request }, this.config.requestTimeoutMs)
+    const send = (request: DigestRequest) => this.coordinator.request(input.peerId, 'anti-entropy', 'digest', request, undefined, this.config.requestTimeoutMs)
     return this.digest.compare(this.config.digest, salt, send, sizeOf)
   }
 

@@ -13,15 +13,12 @@ import * as Y from 'yjs'
 import { z } from 'zod'
 import { InvalidInput } from '../effects/errors.js'
 import {
-  cmType,
   createCmHandler,
   createCvHandler,
   createDeltaHandler,
   createMvHandler,
-  cvType,
   decodeCausalOp,
   encodeCausalOp,
-  meetType,
   versionHash,
   VectorClock,
   YjsDocHandler,
@@ -30,6 +27,7 @@ import {
   type DeltaHandler,
   type MeetMessage,
   type MvHandler,
+  type TypeRegistry,
   type WireValue,
 } from '../effects/semilattice/index.js'
 
@@ -271,6 +269,8 @@ export function constrainDocument(doc: CrdtDocument, constraint: unknown): MeetM
 export interface HandlerFactoryOptions {
   readonly replica: string
   readonly deltaThreshold: number
+  /** where type names resolve (built-ins plus the application's registered types) */
+  readonly types: TypeRegistry
 }
 
 /**
@@ -280,19 +280,19 @@ export interface HandlerFactoryOptions {
 export function handlerFactory(kind: DocumentKind, typeName: string, options: HandlerFactoryOptions): () => AnyHandler {
   switch (kind) {
     case 'cv': {
-      const type = cvType(typeName)
+      const type = options.types.cvType(typeName)
       return type.name === 'yjs' ? () => new YjsDocHandler(new Y.Doc()) : () => createCvHandler(type)
     }
     case 'delta': {
-      const type = cvType(typeName)
+      const type = options.types.cvType(typeName)
       return () => createDeltaHandler(type, { threshold: options.deltaThreshold })
     }
     case 'cm': {
-      const type = cmType(typeName)
+      const type = options.types.cmType(typeName)
       return () => createCmHandler(type, options.replica)
     }
     case 'mv': {
-      const type = meetType(typeName)
+      const type = options.types.meetType(typeName)
       return () => createMvHandler(type, options.replica)
     }
   }

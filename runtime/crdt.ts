@@ -6,6 +6,16 @@
 // clock and random effects. Inbound messages are validated whole before any document changes;
 // bad ones throw typed errors, which the router counts and answers.
 //
+// Peers reach the collection only through its CollectionGate (collection-gate.ts): every sync,
+// push, delta and anti-entropy digest carries a capability (read to be answered, replicate to
+// write in), and answers are joined only from peers holding replicate here. The coordinator
+// presents, to each peer, a token that peer issued it (`addCapability`), else any token it was
+// given, else one it issues itself (enough where the peer trusts it as a root).
+//
+// Types resolve through the coordinator's own TypeRegistry: the built-ins plus what the
+// application registers (`registerType`). A document of a type this peer lacks is skipped and
+// reported (`SyncResult.skipped`), never failing the rest of the exchange.
+//
 // Local changes go through `mutate` / `emitOp` / `constrain` / `edit` (or call `changed(name)`
 // after changing a handler directly; Yjs documents are observed by themselves), so the
 // coordinator can persist them and keep its digests current.
@@ -15,7 +25,8 @@ import { Subject, filter, type Observable } from 'rxjs'
 import { createActor, fromCallback, type Actor } from 'xstate'
 import * as Y from 'yjs'
 import { z } from 'zod'
-import { AuraError, InvalidInput, NotFound, isAuraError } from '../effects/errors.js'
+import { AuraError, InvalidInput, NotFound, PermissionDenied, isAuraError } from '../effects/errors.js'
+import { capabilityTokenSchema, type CapabilityToken, type Right } from '../effects/crypto/capability.js'
 import {
   VectorClock,
   YjsDocHandler,
@@ -26,6 +37,8 @@ import {
   type DeltaHandler,
   type MeetMessage,
   type MvHandler,
+  type TypeKind,
+  TypeRegistry,
   createCvHandler,
 } from '../effects/semilattice/index.js'
 import type { Storage } from '../effects/storage/index.js'
@@ -57,10 +70,11 @@ import {
   type SyncRequest,
   type SyncResponse,
 } from './crdt-wire.js'
+import { CollectionGate, rootIssuer, type Authorizer, type GatedKind } from './collection-gate.js'
 import { backoffTimerActor } from './effect-actors.js'
 import type { RuntimeEventInput } from './events.js'
 import { isTransient } from './retry.js'
-import type { Router } from './router.js'
+import type { PatternFamily, Router } from './router.js'
 import type { Runtime } from './runtime.js'
 
 export type { SyncStatus, SyncStatusReport } from './crdt-status.js'
@@ -74,11 +88,17 @@ export interface CrdtDeps {
   random: Random
   emit?: (event: RuntimeEventInput) => void
   inspect?: (event: unknown) => void
+  /** checks a peer's capability on the collection (default: every peer is denied) */
+  authorize?: Authorizer
+  /** issues a root capability as this peer (for grantAccess and the self-issued credential) */
+  grant?: (options: { audience: string; namespace: string; rights: readonly Right[]; expiresAt: number }) => Promise<CapabilityToken>
 }
 
 export interface AttachOptions {
-  /** storage namespace of this collection (default 'crdt.default') */
+  /** storage namespace of this collection, and the name peers address it by (default 'crdt.default') */
   namespace?: string
+  /** capabilities this peer presents to others for the collection (see addCapability) */
+  capabilities?: CapabilityToken[]
   emit?: (event: RuntimeEventInput) => void
   inspect?: (event: unknown) => void
 }
@@ -98,6 +118,8 @@ export interface CrdtMetrics {
   bytesSent: number
   bytesReceived: number
   documents: number
+  /** documents peers sent whose type is not registered here (each time one was left out) */
+  skippedUnknownType: number
 }
 
 export interface SyncResult {
@@ -106,6 +128,8 @@ export interface SyncResult {
   pulled: string[]
   /** documents sent to the peer because it lacked something */
   pushed: string[]
+  /** documents the peer sent whose type this peer does not know (left out, reported) */
+  skipped: string[]
   attempts: number
   status: SyncStatusReport
 }
@@ -114,6 +138,7 @@ export interface SyncResult {
 export interface ExchangeResult {
   pulled: string[]
   pushed: string[]
+  skipped: string[]
   bytesSent: number
   bytesReceived: number
 }
@@ -128,6 +153,14 @@ const peerIdSchema = z.string().min(1).max(256)
 const persistedSchema = z.object({ kind: z.enum(['cv', 'delta', 'cm', 'mv']), type: z.string().min(1).max(300), payload: z.unknown() })
 const sizer = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: true })
 const DEFAULT_NAMESPACE = 'crdt.default'
+/** Capabilities this peer was given for its collections: [collection, token id] → token. */
+const CREDENTIALS_NAMESPACE = 'aura.crdt.credentials'
+/** Lifetime of the capability this peer issues itself, and of grantAccess tokens by default. */
+const CREDENTIAL_MS = 30 * 24 * 3600_000
+const TYPE_KIND: Record<DocumentKind, TypeKind> = { cv: 'cv', delta: 'cv', cm: 'cm', mv: 'meet' }
+const denyAll: Authorizer = async () => {
+  throw new PermissionDenied('this collection serves no peers (attached without an authorizer)', { reason: 'no-authorizer' })
+}
 
 type SyncActor = Actor<typeof crdtSyncMachine>
 
@@ -143,13 +176,21 @@ export class CrdtCoordinator {
   private readonly statusSubject = new Subject<SyncStatusReport>()
   private readonly changesSubject = new Subject<string>()
   private readonly store = new CrdtStore(this.docs)
+  /** the built-in types and the application's own */
+  readonly types = new TypeRegistry()
+  private readonly credentials: CapabilityToken[] = []
+  private readonly credentialWrites = new Set<Promise<void>>()
+  private selfCredential: Promise<CapabilityToken> | undefined
+  private gate: CollectionGate | undefined
+  private readonly releases: Array<() => void> = []
+  private namespace = DEFAULT_NAMESPACE
   private flushScheduled = false
   private deps: CrdtDeps | undefined
   private deltaThreshold = 64
   private metricsEnabled = false
   /** exchanges in progress that report their bytes (anti-entropy), metrics enabled or not */
   private measuring = 0
-  private readonly counters = { syncCount: 0, errorCount: 0, latencyTotal: 0, bytesSent: 0, bytesReceived: 0 }
+  private readonly counters = { syncCount: 0, errorCount: 0, latencyTotal: 0, bytesSent: 0, bytesReceived: 0, skipped: 0 }
   private readonly requestTimeoutMs: number
   private readonly acceptNewDocuments: boolean
 
@@ -228,33 +269,122 @@ export class CrdtCoordinator {
           random: runtime.effects.random,
           emit: runtime.emit,
           ...(runtime.inspect ? { inspect: runtime.inspect } : {}),
+          authorize: (holder, namespace, right, capability) => runtime.storage.authorize(holder, namespace, right, capability),
+          grant: (options) => runtime.storage.grant(options),
         }
       : { ...(target as CrdtDeps) }
     if (options.emit) deps.emit = options.emit
     if (options.inspect) deps.inspect = options.inspect
     const namespace = options.namespace ?? DEFAULT_NAMESPACE
     if (!NAMESPACE_NAME.test(namespace)) throw new InvalidInput('bad crdt namespace name', { namespace })
+    this.namespace = namespace
     this.deps = deps
+    this.gate = CollectionGate.of(deps.router, deps.authorize ?? denyAll)
+    // Serve first: a second coordinator on this collection fails here, before touching anything.
+    try {
+      await this.serve('crdt', {
+        sync: { right: 'read', handle: (body, from) => this.guarded(() => this.handleSyncRequest(body, from)) },
+        push: { right: 'replicate', handle: (body, from) => this.guarded(() => this.handlePush(body, from)) },
+        delta: { right: 'replicate', handle: (body, from) => this.guarded(() => this.handleDelta(body, from)) },
+      })
+    } catch (error) {
+      this.deps = undefined
+      throw error
+    }
     if (deps.storage) {
       this.store.bind(deps.storage.namespace(namespace))
       this.restore()
+      this.restoreCredentials(deps.storage)
     }
+    for (const token of options.capabilities ?? []) this.addCapability(token)
     // Pending writes must land before the runtime closes its storage.
     runtime?.onStop(() => this.detach())
-    await deps.router.register('crdt', {
-      sync: ({ envelope, from }) => this.guarded(() => this.handleSyncRequest(envelope.payload, from)),
-      push: ({ envelope, from }) => this.guarded(() => this.handlePush(envelope.payload, from)),
-      delta: ({ envelope, from }) => this.guarded(() => this.handleDelta(envelope.payload, from)),
-    })
     return this
   }
 
-  /** Stops the per-peer actors and waits for pending writes. */
+  /** Stops serving peers, stops the per-peer actors and waits for pending writes. */
   async detach(): Promise<void> {
+    for (const release of this.releases.splice(0)) release()
     for (const actor of this.actors.values()) actor.stop()
     this.actors.clear()
     this.waiters.clear()
-    await this.flush()
+    await Promise.all([this.flush(), ...this.credentialWrites])
+  }
+
+  // ── access ──────────────────────────────────────────────────────────────────────────────
+
+  /** The collection's name on the wire: its storage namespace. */
+  get collection(): string {
+    return this.namespace
+  }
+
+  /**
+   * Adds a capability this peer presents for the collection (its audience must be this peer).
+   * Kept in storage beside the collection, so a restarted peer still holds what it was given.
+   */
+  addCapability(token: CapabilityToken): this {
+    const parsed = capabilityTokenSchema.safeParse(token)
+    if (!parsed.success) throw new InvalidInput('not a capability token', { issues: parsed.error.issues })
+    if (parsed.data.audience !== this.peerId) throw new InvalidInput('capability is held by another peer', { audience: parsed.data.audience })
+    const held = parsed.data as CapabilityToken
+    if (this.credentials.some((t) => t.id === held.id)) return this
+    this.credentials.push(held)
+    const kept = this.deps?.storage?.namespace(CREDENTIALS_NAMESPACE)
+    const write = kept?.put([this.namespace, held.id], held).catch((error) => this.report(error, 'crdt credentials'))
+    if (write) {
+      this.credentialWrites.add(write)
+      void write.then(() => this.credentialWrites.delete(write))
+    }
+    return this
+  }
+
+  private restoreCredentials(storage: Storage): void {
+    const now = this.now()
+    for (const { key, value } of storage.namespace(CREDENTIALS_NAMESPACE).range()) {
+      if (!Array.isArray(key) || key[0] !== this.namespace) continue
+      const parsed = capabilityTokenSchema.safeParse(value)
+      if (parsed.success && parsed.data.audience === this.peerId && parsed.data.expiresAt > now) this.credentials.push(parsed.data as CapabilityToken)
+    }
+  }
+
+  /** A root capability from this peer letting `peerId` read (sync from) and replicate into this collection. */
+  async grantAccess(peerId: string, options: { rights?: Right[]; expiresInMs?: number } = {}): Promise<CapabilityToken> {
+    peerIdSchema.parse(peerId)
+    const grant = this.attached.grant
+    if (!grant) throw new InvalidInput('coordinator was attached without a way to sign capabilities')
+    return grant({ audience: peerId, namespace: this.namespace, rights: options.rights ?? ['read', 'replicate'], expiresAt: this.now() + (options.expiresInMs ?? CREDENTIAL_MS) })
+  }
+
+  /** What this peer presents to `peer`: a token that peer issued, else any given one, else its own. */
+  credentialFor(peer: string): Promise<CapabilityToken> {
+    const now = this.now()
+    const live = this.credentials.filter((t) => t.expiresAt > now)
+    const chosen = live.find((t) => rootIssuer(t) === peer) ?? live[0]
+    if (chosen) return Promise.resolve(chosen)
+    const grant = this.deps?.grant
+    if (!grant) return Promise.reject(new PermissionDenied('no capability to present for this collection', { reason: 'no-credential', collection: this.namespace }))
+    this.selfCredential ??= grant({ audience: this.peerId, namespace: this.namespace, rights: ['read', 'replicate'], expiresAt: now + CREDENTIAL_MS })
+    return this.selfCredential
+  }
+
+  /** Serves `kinds` of `family` for this collection through its gate (anti-entropy serves digests so). */
+  async serve(family: PatternFamily, kinds: Record<string, GatedKind>): Promise<void> {
+    if (!this.gate) throw new InvalidInput('coordinator is not attached to a runtime')
+    this.releases.push(await this.gate.serve(family, this.namespace, (peer) => this.credentialFor(peer), kinds))
+  }
+
+  /** A request to `peerId` about this collection, with this peer's capability; the reply's body. */
+  async request(peerId: string, family: PatternFamily, kind: string, body: unknown, replyRight?: Right, timeoutMs = this.requestTimeoutMs): Promise<unknown> {
+    if (!this.gate) throw new InvalidInput('coordinator is not attached to a runtime')
+    const credential = await this.credentialFor(peerId)
+    return this.gate.request(peerId, family, { collection: this.namespace, kind, body, credential, timeoutMs, ...(replyRight ? { replyRight } : {}) })
+  }
+
+  /** Makes an application type known here, so documents of it can be created and synced. */
+  registerType(name: string, type: { name: string }, kind: TypeKind = 'cv'): this {
+    if (type?.name !== name) throw new InvalidInput('a type is registered under its own name', { name, typeName: String(type?.name).slice(0, 300) })
+    this.types.register(kind, type)
+    return this
   }
 
   private get attached(): CrdtDeps {
@@ -291,28 +421,31 @@ export class CrdtCoordinator {
   }
 
   /** Get or create a state-based document. */
+  /** Get or create a state-based document (an application type is registered on first use). */
   cv<S>(name: string, type: CvType<S>): CvHandler<S> {
-    return this.ensure(name, 'cv', type.name) as CvHandler<S>
+    return this.ensure(name, 'cv', type) as CvHandler<S>
   }
 
   delta<S>(name: string, type: CvType<S>): DeltaHandler<S> {
-    return this.ensure(name, 'delta', type.name) as DeltaHandler<S>
+    return this.ensure(name, 'delta', type) as DeltaHandler<S>
   }
 
   cm<S, Op>(name: string, type: { name: string }): CmHandler<S, Op> {
-    return this.ensure(name, 'cm', type.name) as CmHandler<S, Op>
+    return this.ensure(name, 'cm', type) as CmHandler<S, Op>
   }
 
   mv<S>(name: string, type: { name: string }): MvHandler<S> {
-    return this.ensure(name, 'mv', type.name) as MvHandler<S>
+    return this.ensure(name, 'mv', type) as MvHandler<S>
   }
 
   /** Get or create a Yjs document: edit `handler.doc` directly, changes are observed. */
   yjs(name: string): YjsDocHandler {
-    return this.ensure(name, 'cv', 'yjs') as YjsDocHandler
+    return this.ensure(name, 'cv', { name: 'yjs' }) as YjsDocHandler
   }
 
-  private ensure(name: string, kind: DocumentKind, typeName: string): AnyHandler {
+  private ensure(name: string, kind: DocumentKind, type: { name: string }): AnyHandler {
+    const typeName = type.name
+    if (!this.types.has(TYPE_KIND[kind], typeName)) this.types.register(TYPE_KIND[kind], type)
     const existing = this.docs.get(name)
     if (existing) {
       if (existing.kind !== kind || existing.typeName !== typeName) {
@@ -320,9 +453,13 @@ export class CrdtCoordinator {
       }
       return existing.handler
     }
-    const handler = handlerFactory(kind, typeName, { replica: this.peerId, deltaThreshold: this.deltaThreshold })()
+    const handler = handlerFactory(kind, typeName, this.handlerOptions())()
     this.add(name, kind, handler)
     return handler
+  }
+
+  private handlerOptions() {
+    return { replica: this.peerId, deltaThreshold: this.deltaThreshold, types: this.types }
   }
 
   private add(name: string, kind: DocumentKind, handler: AnyHandler): this {
@@ -474,7 +611,7 @@ export class CrdtCoordinator {
         let doc = this.docs.get(name)
         const created = !doc
         if (!doc) {
-          doc = documentFor(name, record.kind, handlerFactory(record.kind, record.type, { replica: this.peerId, deltaThreshold: this.deltaThreshold })())
+          doc = documentFor(name, record.kind, handlerFactory(record.kind, record.type, this.handlerOptions())())
           this.register(doc)
         } else if (doc.kind !== record.kind || doc.typeName !== record.type) {
           throw new InvalidInput(`stored document ${name} is ${record.kind}/${record.type}, registered as ${doc.kind}/${doc.typeName}`)
@@ -537,7 +674,7 @@ export class CrdtCoordinator {
   }
 
   /** Joins a peer's answer in (validated whole first, then applied); resolves once persisted. */
-  async handleSyncResponse(response: unknown, from?: string): Promise<{ changed: string[]; remote: Map<string, DocumentView> }> {
+  async handleSyncResponse(response: unknown, from?: string): Promise<{ changed: string[]; remote: Map<string, DocumentView>; skipped: string[] }> {
     const applied = this.applyResponse(response, from)
     await this.flush()
     return applied
@@ -550,11 +687,11 @@ export class CrdtCoordinator {
   // answered at once; nothing waits for the disk. What must be durable before we answer is what
   // the sender will discard on our answer: acknowledged deltas (handleDelta), and local changes
   // before their caller is told they are done (mutate, emitOp, constrain, edit).
-  private applyResponse(response: unknown, from: string | undefined): { changed: string[]; remote: Map<string, DocumentView> } {
+  private applyResponse(response: unknown, from: string | undefined): { changed: string[]; remote: Map<string, DocumentView>; skipped: string[] } {
     const parsed = parseSyncResponse(response)
-    const { changed, remote } = this.applyStates(parsed.docs)
-    if (from !== undefined) this.views.learn(from, remote, this.now())
-    return { changed, remote }
+    const applied = this.applyStates(parsed.docs)
+    if (from !== undefined) this.views.learn(from, applied.remote, this.now())
+    return applied
   }
 
   private handlePush(payload: unknown, from: string): { docs: DocVersionWire[] } {
@@ -589,8 +726,9 @@ export class CrdtCoordinator {
   }
 
   /** Validate every entry (decode versions and payloads, resolve types) before applying any. */
-  private applyStates(entries: readonly DocStateWire[]): { changed: string[]; remote: Map<string, DocumentView> } {
+  private applyStates(entries: readonly DocStateWire[]): { changed: string[]; remote: Map<string, DocumentView>; skipped: string[] } {
     const plans: Array<{ doc: CrdtDocument; fresh: boolean; prepared: PreparedApply | undefined; view: DocumentView }> = []
+    const skipped: string[] = []
     for (const entry of uniqueByName(entries)) {
       const version = VectorClock.decode(entry.version)
       let doc = this.docs.get(entry.name)
@@ -600,8 +738,13 @@ export class CrdtCoordinator {
           throw new InvalidInput(`document ${entry.name} is ${doc.kind}/${doc.typeName} here, not ${entry.kind}/${entry.type}`, { doc: entry.name })
         }
       } else {
-        const make = handlerFactory(entry.kind, entry.type, { replica: this.peerId, deltaThreshold: this.deltaThreshold })
         if (!this.acceptNewDocuments) continue
+        if (!this.types.has(TYPE_KIND[entry.kind], entry.type)) {
+          // Only this document is left out: a peer may hold types this one was not built with.
+          skipped.push(entry.name)
+          continue
+        }
+        const make = handlerFactory(entry.kind, entry.type, this.handlerOptions())
         doc = documentFor(entry.name, entry.kind, make())
         fresh = true
       }
@@ -617,7 +760,11 @@ export class CrdtCoordinator {
       if (didChange || fresh) changed.push(doc.name)
       remote.set(doc.name, view)
     }
-    return { changed, remote }
+    if (skipped.length > 0) {
+      this.counters.skipped += skipped.length
+      this.report(new InvalidInput(`skipped ${skipped.length} document(s) of types not registered here`, { docs: skipped.slice(0, 16) }), 'crdt unknown type')
+    }
+    return { changed, remote, skipped }
   }
 
   private stateWire(doc: CrdtDocument, payload: unknown): DocStateWire {
@@ -636,13 +783,14 @@ export class CrdtCoordinator {
 
   private async pull(peerId: string, names: readonly string[] | undefined): Promise<PullResult> {
     const request = this.createSyncRequest(peerId, names)
-    const response = await this.attached.router.request(peerId, 'crdt', { kind: 'sync', payload: request }, this.requestTimeoutMs)
+    // The answer is joined into our documents: only from a peer that may replicate into them.
+    const response = await this.request(peerId, 'crdt', 'sync', request, 'replicate')
     return { names, response, bytes: this.countBytes(response, request) }
   }
 
   /** Applies a pulled answer; plans the push of what the peer lacks. */
-  private applyPull(peerId: string, pulled: PullResult): { changed: string[]; push: DocStateWire[] } {
-    const { changed, remote } = this.applyResponse(pulled.response, peerId)
+  private applyPull(peerId: string, pulled: PullResult): { changed: string[]; push: DocStateWire[]; skipped: string[] } {
+    const { changed, remote, skipped } = this.applyResponse(pulled.response, peerId)
     const absent: Array<[string, DocumentView]> = []
     const push: DocStateWire[] = []
     for (const name of pulled.names ?? this.docs.keys()) {
@@ -654,12 +802,12 @@ export class CrdtCoordinator {
       if (payload !== undefined) push.push(this.stateWire(doc, payload))
     }
     if (absent.length > 0) this.views.learn(peerId, absent, this.now())
-    return { changed, push }
+    return { changed, push, skipped }
   }
 
   private async pushTo(peerId: string, docs: DocStateWire[]): Promise<number> {
     const payload = { docs }
-    const reply = await this.attached.router.request(peerId, 'crdt', { kind: 'push', payload }, this.requestTimeoutMs)
+    const reply = await this.request(peerId, 'crdt', 'push', payload)
     const parsed = parsePushReply(reply)
     this.views.learn(
       peerId,
@@ -676,7 +824,7 @@ export class CrdtCoordinator {
     this.measuring += 1
     try {
       const pulled = await this.pull(peerId, names)
-      const { changed, push } = this.applyPull(peerId, pulled)
+      const { changed, push, skipped } = this.applyPull(peerId, pulled)
       if (push.length > 0) {
         hooks.onPush?.(push.length)
         await this.pushTo(peerId, push)
@@ -685,6 +833,7 @@ export class CrdtCoordinator {
       return {
         pulled: changed,
         pushed: push.map((d) => d.name),
+        skipped,
         bytesSent: this.counters.bytesSent - before.sent,
         bytesReceived: this.counters.bytesReceived - before.received,
       }
@@ -765,7 +914,7 @@ export class CrdtCoordinator {
         this.counters.syncCount += 1
         this.counters.latencyTotal += ms
         this.deps?.emit?.({ type: 'latency', name: 'crdt.sync', ms })
-        waiter.resolve({ peerId, pulled: result.changed, pushed: result.pushed, attempts: outcome.attempts, status: this.publishStatus(peerId) })
+        waiter.resolve({ peerId, pulled: result.changed, pushed: result.pushed, skipped: result.skipped, attempts: outcome.attempts, status: this.publishStatus(peerId) })
       } else {
         this.counters.errorCount += 1
         const error = outcome.error?.cause ?? new AuraError('NETWORK', outcome.error?.message ?? 'sync failed')
@@ -782,7 +931,7 @@ export class CrdtCoordinator {
   private syncWorker(peerId: string, sendBack: (event: SyncStepEvent) => void, receive: (listener: (command: SyncWorkerCommand) => void) => void): void {
     let pulled: PullResult | undefined
     let plan: DocStateWire[] = []
-    let result: ApplyResult = { changed: [], pushed: [] }
+    let result: ApplyResult = { changed: [], pushed: [], skipped: [] }
     const fail = (error: unknown) => sendBack({ type: 'ERROR', error })
     receive((command) => {
       switch (command.type) {
@@ -795,10 +944,10 @@ export class CrdtCoordinator {
         case 'APPLY': {
           let outcome: SyncStepEvent
           try {
-            const { changed, push } = this.applyPull(peerId, pulled!)
+            const { changed, push, skipped } = this.applyPull(peerId, pulled!)
             pulled = undefined
             plan = push
-            result = { changed, pushed: push.map((d) => d.name) }
+            result = { changed, pushed: push.map((d) => d.name), skipped }
             outcome = push.length > 0 ? { type: 'DONE', push: true } : { type: 'DONE', result }
           } catch (error) {
             pulled = undefined
@@ -828,7 +977,7 @@ export class CrdtCoordinator {
       const delta = handler.deltaSince(acks.get(doc.name) ?? 0)
       if (delta === null) continue
       const payload = { doc: doc.name, type: doc.typeName, to: handler.seq(), delta: handler.type.encode(delta) }
-      const reply = (await this.attached.router.request(peerId, 'crdt', { kind: 'delta', payload }, this.requestTimeoutMs)) as { ack?: unknown }
+      const reply = (await this.request(peerId, 'crdt', 'delta', payload)) as { ack?: unknown }
       this.countBytes(reply, payload)
       if (typeof reply?.ack === 'number') acks.set(doc.name, reply.ack)
       // Groups every peer we push to has acknowledged are no longer needed.
@@ -866,6 +1015,7 @@ export class CrdtCoordinator {
       bytesSent: this.counters.bytesSent,
       bytesReceived: this.counters.bytesReceived,
       documents: this.docs.size,
+      skippedUnknownType: this.counters.skipped,
     }
   }
 
@@ -901,6 +1051,7 @@ export class CrdtCoordinator {
 interface ApplyResult {
   changed: string[]
   pushed: string[]
+  skipped: string[]
 }
 
 interface SyncWaiter {

@@ -359,8 +359,19 @@ export class StorageCoordinator {
 
   /** Checks that this peer may replicate `namespace` with `capability` (before sending anything). */
   async authorizeOwn(namespace: string, right: Right, capability: unknown): Promise<void> {
+    await this.authorize(this.peerId, namespace, right, capability)
+  }
+
+  /**
+   * Checks that `holder` may exercise `right` on `namespace` with `capability` (PermissionDenied
+   * otherwise), with the verifier, trusted roots, owners and revocations storage uses: other
+   * patterns (CRDT collections, anti-entropy) authorize their peers here.
+   */
+  async authorize(holder: string, namespace: string, right: Right, capability: unknown): Promise<void> {
     checkUserNamespace(namespace)
-    await this.#check(capability, this.peerId, namespace, right)
+    const cached = this.#verifier.authorizeCached(capability, { holder, namespace, right })
+    if (cached !== undefined) return this.#checkOwner(namespace, cached.effective.root)
+    await this.#check(capability, holder, namespace, right)
   }
 
   /** The stored records of `keys` (local, unchecked: callers authorize first); missing keys are left out. */

@@ -20,6 +20,7 @@ import { CrdtCoordinator } from '../../runtime/crdt.js'
 import { createRuntime, type Runtime } from '../../runtime/runtime.js'
 import { Simulation } from '../../runtime/simulation.js'
 import { quantile, sample, type BenchReport } from './report.js'
+import { sharing } from '../fixtures/crdt-access.js'
 
 const SYNCS = 500
 const IN_FLIGHT = 8
@@ -87,7 +88,7 @@ async function yProtocolsSync(): Promise<number> {
 async function tcpPair(): Promise<{ runtimes: Runtime[]; coordinators: CrdtCoordinator[] }> {
   const runtimes = await Promise.all([0, 1].map(() => createRuntime({ transport: 'tcp' })))
   await runtimes[0]!.connect(runtimes[1]!.addresses()[0]!)
-  const coordinators = await Promise.all(runtimes.map((r) => CrdtCoordinator.attach(r)))
+  const coordinators = await sharing(Promise.all(runtimes.map((r) => CrdtCoordinator.attach(r))))
   return { runtimes, coordinators }
 }
 
@@ -174,7 +175,7 @@ async function crdtSyncOverTcp(report: BenchReport, pingP50: number): Promise<vo
 async function syncsWithPeers(report: BenchReport): Promise<void> {
   const runtimes = await Promise.all(Array.from({ length: PEERS + 1 }, () => createRuntime({ transport: 'tcp' })))
   for (const r of runtimes.slice(1)) await runtimes[0]!.connect(r.addresses()[0]!)
-  const coordinators = await Promise.all(runtimes.map((r) => CrdtCoordinator.attach(r)))
+  const coordinators = await sharing(Promise.all(runtimes.map((r) => CrdtCoordinator.attach(r))))
   for (const c of coordinators) c.cv('counter', pnCounter)
   const [a, ...others] = coordinators as [CrdtCoordinator, ...CrdtCoordinator[]]
   const lanes = others.map((c, i) => ({ c, peer: runtimes[i + 1]!.peerId, handler: c.handler('counter') as { mutate(m: (s: PNCounterState) => PNCounterState): unknown } }))
@@ -217,7 +218,7 @@ async function yjsThroughCoordinator(): Promise<{ sync: number; exchange: number
 async function antiEntropy100k(report: BenchReport): Promise<void> {
   const runtimes = await Promise.all([0, 1].map(() => createRuntime({ transport: 'tcp', maxFrameBytes: 64 * 1024 * 1024, effects: { storage: new MemoryStorage() } })))
   await runtimes[0]!.connect(runtimes[1]!.addresses()[0]!)
-  const [a, b] = (await Promise.all(runtimes.map((r) => CrdtCoordinator.attach(r)))) as [CrdtCoordinator, CrdtCoordinator]
+  const [a, b] = (await sharing(Promise.all(runtimes.map((r) => CrdtCoordinator.attach(r))))) as [CrdtCoordinator, CrdtCoordinator]
   for (let i = 0; i < KEYS; i++) {
     const h = a.cv(`key:${i}`, lwwRegister)
     h.mutate((s: LWWRegisterState) => lwwRegister.set(s, a.peerId, { v: i }, 1_700_000_000_000 + i))
@@ -250,7 +251,7 @@ async function antiEntropy100k(report: BenchReport): Promise<void> {
 /** Rounds (of peer 0's anti-entropy) until every peer holds every peer's increment. */
 async function convergenceRounds(peers: number): Promise<number> {
   const sim = await Simulation.create({ seed: `converge-${peers}`, peers, faults: { minDelayMs: 1, maxDelayMs: 3 } })
-  const coordinators = await Promise.all(sim.runtimes.map((r) => CrdtCoordinator.attach(r)))
+  const coordinators = await sharing(Promise.all(sim.runtimes.map((r) => CrdtCoordinator.attach(r))))
   for (const c of coordinators) {
     c.cv('counter', gCounter)
     await c.mutate<GCounterState>('counter', (s, r) => gCounter.increment(s, r))

@@ -12,6 +12,7 @@ import { CrdtCoordinator } from '../../runtime/crdt.js'
 import { AntiEntropy } from '../../runtime/anti-entropy.js'
 import { orSet, type ORSetState } from '../../effects/semilattice/index.js'
 import type { CapabilityToken } from '../../effects/crypto/capability.js'
+import { sharing } from '../fixtures/crdt-access.js'
 
 const HOUR = 3_600_000
 const stops: Array<() => Promise<void>> = []
@@ -50,6 +51,8 @@ describe('composition', () => {
     dirs.push(...folders)
     const [a, b, c] = await Promise.all(folders.map(peer)) as [Peer, Peer, Peer]
     for (const [x, y] of [[a, b], [a, c], [b, c]] as const) await x.runtime.connect(y.runtime.addresses()[0]!)
+    // The three replicas of the collection let each other in (c keeps its tokens across its restart).
+    await sharing([a.crdt, b.crdt, c.crdt])
 
     // Each receiver's owner lets `a` replicate into its default namespace.
     const window = { notBefore: Date.now() - HOUR, expiresAt: Date.now() + HOUR }

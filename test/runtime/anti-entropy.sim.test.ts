@@ -9,6 +9,7 @@ import { orSet, pnCounter, type ORSetState, type PNCounterState } from '../../ef
 import { AntiEntropy, type AntiEntropyProgress } from '../../runtime/anti-entropy.js'
 import { CrdtCoordinator } from '../../runtime/crdt.js'
 import { Simulation } from '../../runtime/simulation.js'
+import { sharing } from '../fixtures/crdt-access.js'
 
 const PEERS = 5
 
@@ -25,7 +26,7 @@ async function scenario(seed: number, ops: Op[], split: number) {
   const sim = await Simulation.create({ seed, peers: PEERS, faults: { dropRate: 0.1, duplicateRate: 0.1, reorder: true, minDelayMs: 1, maxDelayMs: 15 } })
   try {
     const ids = sim.runtimes.map((r) => r.peerId)
-    const coordinators = await Promise.all(sim.runtimes.map((r) => CrdtCoordinator.attach(r, { requestTimeoutMs: 80 })))
+    const coordinators = await sharing(Promise.all(sim.runtimes.map((r) => CrdtCoordinator.attach(r, { requestTimeoutMs: 80 }))))
     for (const c of coordinators) {
       c.cv('counter', pnCounter)
       c.cv('set', orSet)
@@ -145,7 +146,7 @@ describe('anti-entropy under faults (simulated)', () => {
 describe('anti-entropy engine (simulated)', () => {
   async function pair(docs: number, config: Partial<Parameters<typeof AntiEntropy.attach>[2]> = {}) {
     const sim = await Simulation.create({ seed: 99, peers: 3, faults: { minDelayMs: 1, maxDelayMs: 2 } })
-    const cs = await Promise.all(sim.runtimes.map((r) => CrdtCoordinator.attach(r)))
+    const cs = await sharing(Promise.all(sim.runtimes.map((r) => CrdtCoordinator.attach(r))))
     for (let i = 0; i < docs; i++) for (const c of cs.slice(0, 2)) c.cv(`k${i}`, pnCounter)
     // the same state on both, by one write synced by hand, then a few differences
     for (let i = 0; i < docs; i++) await cs[0]!.mutate<PNCounterState>(`k${i}`, (s, r) => pnCounter.increment(s, r))

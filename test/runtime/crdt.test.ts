@@ -15,6 +15,7 @@ import {
   opCounter,
   orSet,
   pnCounter,
+  type CvType,
   type ORSetState,
   type PNCounterState,
 } from '../../effects/semilattice/index.js'
@@ -22,6 +23,7 @@ import { CrdtCoordinator } from '../../runtime/crdt.js'
 import { LOG_LIMIT } from '../../runtime/crdt-persistence.js'
 import { createRuntime, type Runtime } from '../../runtime/runtime.js'
 import { Simulation } from '../../runtime/simulation.js'
+import { sharing } from '../fixtures/crdt-access.js'
 
 /** One sync between two unattached coordinators, by hand: a pulls from b, then pushes. */
 async function syncByHand(a: CrdtCoordinator, b: CrdtCoordinator) {
@@ -164,7 +166,6 @@ describe('bad input: typed error, state untouched', () => {
   it.each([
     ['malformed vector clock in a request', (c: CrdtCoordinator) => c.handleSyncRequest({ all: true, docs: [{ name: 'counter', version: { a: -1 } }] }), 'INVALID_INPUT'],
     ['malformed vector clock in a response', (c: CrdtCoordinator) => c.handleSyncResponse({ docs: [{ name: 'counter', kind: 'cv', type: 'pn-counter', version: { b: 'x' } }] }), 'INVALID_INPUT'],
-    ['unknown CRDT type', (c: CrdtCoordinator) => c.handleSyncResponse({ docs: [{ name: 'new', kind: 'cv', type: 'no-such-crdt', version: {}, payload: {} }] }), 'INVALID_INPUT'],
     [
       'bad Yjs update',
       (c: CrdtCoordinator) => c.handleSyncResponse({ docs: [{ name: 'doc', kind: 'cv', type: 'yjs', version: {}, payload: new Uint8Array([1, 200, 7, 7, 7]) }] }),
@@ -190,6 +191,42 @@ describe('bad input: typed error, state untouched', () => {
   })
 })
 
+describe('application types', () => {
+  // An application's own type: a counter under its own name (what the registry sees is the name).
+  const tally: CvType<ReturnType<typeof gCounter.bottom>> = { ...gCounter, name: 'tally' }
+
+  it('a document of a type this peer lacks is skipped and reported; the others in the message still apply', async () => {
+    const c = new CrdtCoordinator('a')
+    c.cv('counter', pnCounter)
+    const result = await c.handleSyncResponse({
+      docs: [
+        { name: 'custom', kind: 'cv', type: 'no-such-crdt', version: { b: 1 }, payload: {} },
+        { name: 'counter', kind: 'cv', type: 'pn-counter', version: { b: 2 }, payload: { p: { b: 2 }, n: {} } },
+      ],
+    })
+    expect(result.skipped).toEqual(['custom'])
+    expect(result.changed).toEqual(['counter'])
+    expect(pnCounter.value(c.state('counter'))).toBe(2)
+    expect(c.documents()).toEqual(['counter'])
+    expect(c.metrics().skippedUnknownType).toBe(1)
+  })
+
+  it('registerType makes an application type usable locally and creatable from a peer', async () => {
+    const a = new CrdtCoordinator('a')
+    const b = new CrdtCoordinator('b').registerType('tally', tally)
+    const unaware = new CrdtCoordinator('c')
+    a.cv('votes', tally) // first use registers it
+    await a.mutate('votes', (s: ReturnType<typeof gCounter.bottom>, r) => gCounter.increment(s, r, 41))
+    const applied = await b.handleSyncResponse(a.handleSyncRequest(b.createSyncRequest()), 'a')
+    expect(applied.skipped).toEqual([])
+    expect(b.document('votes')?.typeName).toBe('tally')
+    expect(gCounter.value(b.state('votes'))).toBe(41)
+    expect((await unaware.handleSyncResponse(a.handleSyncRequest(unaware.createSyncRequest()), 'a')).skipped).toEqual(['votes'])
+    expect(() => b.registerType('other-name', tally)).toThrow(expect.objectContaining({ code: 'INVALID_INPUT' }))
+    expect(() => b.registerType('tally', { ...tally })).toThrow(expect.objectContaining({ code: 'INVALID_INPUT' }))
+  })
+})
+
 // ── over libp2p TCP ──────────────────────────────────────────────────────────────────────
 
 const dirs: string[] = []
@@ -210,7 +247,7 @@ describe('over libp2p TCP', () => {
   it('3 runtimes converge on a PN-Counter, an OR-Set and a Yjs doc, and know they are in sync', async () => {
     const peers = await Promise.all([0, 1, 2].map(() => tcpRuntime()))
     for (const a of peers) for (const b of peers) if (a !== b) await a.runtime.connect(b.runtime.addresses()[0]!)
-    const cs = await Promise.all(peers.map((p) => CrdtCoordinator.attach(p.runtime)))
+    const cs = await sharing(Promise.all(peers.map((p) => CrdtCoordinator.attach(p.runtime))))
     const [c0, c1, c2] = cs as [CrdtCoordinator, CrdtCoordinator, CrdtCoordinator]
     for (const c of cs) {
       c.cv('counter', pnCounter)
@@ -313,7 +350,7 @@ describe('over libp2p TCP', () => {
   it('what a sync pulled is persisted without the sync waiting for it, and survives a restart', async () => {
     const [a, b] = await Promise.all([tcpRuntime(), tcpRuntime()])
     await a!.runtime.connect(b!.runtime.addresses()[0]!)
-    const [ca, cb] = await Promise.all([CrdtCoordinator.attach(a!.runtime), CrdtCoordinator.attach(b!.runtime)])
+    const [ca, cb] = await sharing(Promise.all([CrdtCoordinator.attach(a!.runtime), CrdtCoordinator.attach(b!.runtime)]))
     cb!.cv('counter', pnCounter)
     await cb!.mutate<PNCounterState>('counter', (s, r) => pnCounter.increment(s, r, 7))
     await cb!.edit('doc', (d) => d.getArray<number>('items').push([1, 2, 3]))
@@ -334,16 +371,19 @@ describe('over libp2p TCP', () => {
     const cb = await CrdtCoordinator.attach(b!.runtime)
     cb.cv('counter', pnCounter)
     await cb.mutate<PNCounterState>('counter', (s, r) => pnCounter.increment(s, r, 5))
-    await CrdtCoordinator.attach(a!.runtime)
+    const ca = await CrdtCoordinator.attach(a!.runtime)
+    const capability = await cb.grantAccess(a!.runtime.peerId)
+    ca.addCapability(capability)
     const before = snapshot(cb)
     const bad = [
       { kind: 'push', payload: { docs: [{ name: 'counter', kind: 'cv', type: 'pn-counter', version: { x: 1.5 } }] }, code: 'INVALID_INPUT' },
-      { kind: 'push', payload: { docs: [{ name: 'n', kind: 'cv', type: 'nope', version: {} }] }, code: 'INVALID_INPUT' },
+      { kind: 'push', payload: { docs: [{ name: 'n', kind: 'cv', type: 'pn-counter', version: {}, payload: 'not a state' }] }, code: 'INVALID_INPUT' },
       { kind: 'delta', payload: { doc: 'missing', type: 'g-counter', to: 1, delta: {} }, code: 'NOT_FOUND' },
       { kind: 'push', payload: { docs: [{ name: 'y', kind: 'cv', type: 'yjs', version: {}, payload: new Uint8Array([9, 9, 9]) }] }, code: 'DECODE' },
     ]
     for (const { kind, payload, code } of bad) {
-      await expect(a!.runtime.router.request(b!.runtime.peerId, 'crdt', { kind, payload }, 5_000)).rejects.toMatchObject({ code })
+      const gated = { collection: 'crdt.default', capability, body: payload }
+      await expect(a!.runtime.router.request(b!.runtime.peerId, 'crdt', { kind, payload: gated }, 5_000)).rejects.toMatchObject({ code })
     }
     expect(snapshot(cb)).toEqual(before)
     expect(cb.metrics().errorCount).toBe(4)
@@ -356,7 +396,7 @@ describe('retry and delta propagation (simulated network, virtual clock)', () =>
   it('syncWithRetry backs off through a partition and succeeds once it heals', async () => {
     const sim = await Simulation.create({ seed: 7, peers: 2, faults: { minDelayMs: 1, maxDelayMs: 3 } })
     try {
-      const [a, b] = await Promise.all(sim.runtimes.map((r) => CrdtCoordinator.attach(r, { requestTimeoutMs: 100 })))
+      const [a, b] = await sharing(Promise.all(sim.runtimes.map((r) => CrdtCoordinator.attach(r, { requestTimeoutMs: 100 }))))
       b!.cv('counter', gCounter)
       await b!.mutate('counter', (s: ReturnType<typeof gCounter.bottom>, r) => gCounter.increment(s, r, 3))
       sim.hub.partition([[sim.runtimes[0]!.peerId], [sim.runtimes[1]!.peerId]])
@@ -387,7 +427,7 @@ describe('retry and delta propagation (simulated network, virtual clock)', () =>
   it('syncWithPeer calls made during a round are coalesced into one more round, and each caller is answered', async () => {
     const sim = await Simulation.create({ seed: 9, peers: 2, faults: { minDelayMs: 1, maxDelayMs: 3 } })
     try {
-      const [a, b] = await Promise.all(sim.runtimes.map((r) => CrdtCoordinator.attach(r, { requestTimeoutMs: 100 })))
+      const [a, b] = await sharing(Promise.all(sim.runtimes.map((r) => CrdtCoordinator.attach(r, { requestTimeoutMs: 100 }))))
       const peer = sim.runtimes[1]!.peerId
       a!.cv('counter', gCounter)
       b!.cv('counter', gCounter)
@@ -409,7 +449,7 @@ describe('retry and delta propagation (simulated network, virtual clock)', () =>
   it('syncWithPeer to an unreachable peer fails with a typed error and counts it', async () => {
     const sim = await Simulation.create({ seed: 8, peers: 2 })
     try {
-      const [a] = await Promise.all(sim.runtimes.map((r) => CrdtCoordinator.attach(r, { requestTimeoutMs: 100 })))
+      const [a] = await sharing(Promise.all(sim.runtimes.map((r) => CrdtCoordinator.attach(r, { requestTimeoutMs: 100 }))))
       sim.hub.crash(sim.runtimes[1]!.peerId)
       let error: unknown
       void a!.syncWithPeer(sim.runtimes[1]!.peerId).catch((e) => (error = e))
