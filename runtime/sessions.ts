@@ -96,6 +96,14 @@ const stepPayload = z
   .strict()
 const endPayload = z.object({ sessionId: z.string().min(1).max(128), kind: z.enum(['failure', 'cancelled']), reason: z.string().max(1024) }).strict()
 
+const rosterSize = z.object({ participants: z.array(z.unknown()), limits: z.object({ maxParticipants: z.number() }).partial().optional() })
+
+/** A step payload's size as it is carried (JSON), against a limit in bytes. */
+function checkMessageSize(label: string, payload: unknown, maxBytes: number): void {
+  const size = Buffer.byteLength(JSON.stringify(payload) ?? '')
+  if (size > maxBytes) throw new LimitExceeded(`step ${label} payload is ${size} bytes, over ${maxBytes}`, { step: label, bytes: size, max: maxBytes })
+}
+
 function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
   const parsed = schema.safeParse(value)
   if (!parsed.success) throw new InvalidInput(`invalid ${what}`, { issues: parsed.error.issues })
@@ -198,11 +206,20 @@ export class SessionManager {
     })
     this.spawn(input, undefined, options.protocol)
     const others = input.participants.filter((p) => p.peerId !== this.self)
-    await Promise.all(
-      others.map((p) =>
-        this.deliver(p.peerId, { kind: 'invite', session: input.sessionId, payload: { input: { ...input, selfPeerId: p.peerId }, ...(options.protocol ? { protocol: options.protocol } : {}) } }, input.deadlineAt),
-      ),
-    )
+    try {
+      await Promise.all(
+        others.map((p) =>
+          this.deliver(p.peerId, { kind: 'invite', session: input.sessionId, payload: { input: { ...input, selfPeerId: p.peerId }, ...(options.protocol ? { protocol: options.protocol } : {}) } }, input.deadlineAt),
+        ),
+      )
+    } catch (error) {
+      // A peer refused (or never got) its invite: the session cannot run, so it ends here now
+      // (telling the peers that did accept) instead of holding a slot until its deadline.
+      const cancel: SessionEvent = { type: 'CANCEL', reason: `invite failed: ${error instanceof Error ? error.message : String(error)}` }
+      const actor = this.actors.get(input.sessionId)
+      if (actor?.getSnapshot().can(cancel)) actor.send(cancel)
+      throw error
+    }
     return new Session(this, input.sessionId)
   }
 
@@ -362,6 +379,8 @@ export class SessionManager {
     if (!step.to.includes(roleOf(context.participants, this.self))) throw new UnknownRole(`step ${step.label} is not addressed to this peer's role`)
     const payload = step.payload.safeParse(message.payload)
     if (!payload.success) throw new InvalidInput(`payload of step ${step.label} failed its schema`, { issues: payload.error.issues })
+    // the session's limit as agreed in the invite, and never more than this peer's own
+    checkMessageSize(step.label, payload.data, Math.min(context.limits.maxMessageBytes, this.deps.limits.maxMessageBytes))
     const event: SessionEvent = { type: 'RECEIVE', step: message.step, from, payload: payload.data }
     // A retried step we already have is acknowledged again, not an error.
     if (actor.getSnapshot().can(event)) actor.send(event)
@@ -477,8 +496,7 @@ export class SessionManager {
     const produced = await step.produce(this.stepContext(input.sessionId))
     const payload = step.payload.safeParse(produced)
     if (!payload.success) throw new InvalidInput(`step ${step.label} produced a payload that fails its schema`, { issues: payload.error.issues })
-    const size = Buffer.byteLength(JSON.stringify(payload.data) ?? '')
-    if (size > context.limits.maxMessageBytes) throw new LimitExceeded(`step ${step.label} payload is ${size} bytes, over ${context.limits.maxMessageBytes}`)
+    checkMessageSize(step.label, payload.data, context.limits.maxMessageBytes)
     const message = { kind: 'step', session: input.sessionId, payload: { sessionId: input.sessionId, protocol: choreography.name, step: input.stepIndex, payload: payload.data } }
     await Promise.all(input.toPeerIds.map((peer) => this.deliver(peer, message, context.deadlineAt, signal)))
   }
@@ -536,11 +554,14 @@ export class SessionManager {
   // ---- helpers ----------------------------------------------------------------------------
 
   private validateInput(raw: unknown): SessionInput {
-    const input = parse(sessionInputSchema, raw, 'session input')
-    if (input.participants.length > this.deps.limits.maxParticipants) {
-      throw new LimitExceeded(`a session has at most ${this.deps.limits.maxParticipants} participants`, { participants: input.participants.length })
+    // Counted before the schema: the schema also refuses a roster over the input's own limit, and
+    // that is the same limit broken, so it must not come out as INVALID_INPUT.
+    const roster = rosterSize.safeParse(raw)
+    const max = Math.min(this.deps.limits.maxParticipants, roster.success ? (roster.data.limits?.maxParticipants ?? Infinity) : Infinity)
+    if (roster.success && roster.data.participants.length > max) {
+      throw new LimitExceeded(`a session has at most ${max} participants`, { participants: roster.data.participants.length, max })
     }
-    return input
+    return parse(sessionInputSchema, raw, 'session input')
   }
 
   private ensureCapacity(): void {

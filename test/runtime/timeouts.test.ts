@@ -7,6 +7,7 @@ import { Simulation } from '../../runtime/simulation.js'
 import { defineChoreography } from '../../runtime/choreography.js'
 import type { Runtime } from '../../runtime/runtime.js'
 import type { OperationContext } from '../../runtime/timeouts.js'
+import { drive } from '../fixtures/simulation-drive.js'
 
 const sims: Simulation[] = []
 afterEach(async () => {
@@ -17,18 +18,6 @@ async function simulate(seed: number, peers = 3, faults = { minDelayMs: 1, maxDe
   const sim = await Simulation.create({ seed, peers, faults, runtime })
   sims.push(sim)
   return sim
-}
-
-/** Settles `promise` while virtual time runs; returns its outcome. */
-async function drive<T>(sim: Simulation, promise: Promise<T>, maxMs: number): Promise<{ value?: T; error?: unknown; at: number }> {
-  let outcome: { value?: T; error?: unknown; at: number } | undefined
-  promise.then(
-    (value) => (outcome = { value, at: sim.clock.now() }),
-    (error) => (outcome = { error, at: sim.clock.now() }),
-  )
-  await sim.runUntil(() => outcome !== undefined, maxMs)
-  if (!outcome) throw new Error('operation did not settle')
-  return outcome
 }
 
 /** Registers `slow`: sleeps payload.ms on the clock, records when it finished or was cancelled. */
