@@ -26,6 +26,8 @@ export interface InboundMessage {
   /** authenticated sender */
   from: string
   family: PatternFamily
+  /** the sender's deadline on this peer's clock: arrival time plus the envelope's budgetMs */
+  deadlineAt?: number
 }
 
 /** A handler may return a value: for a request it becomes the reply payload. */
@@ -35,6 +37,7 @@ export interface OutboundMessage {
   kind: string
   to?: string
   session?: string
+  /** absolute, on this peer's clock; it travels as the budget left (envelope.budgetMs) */
   deadline?: number
   epoch?: number
   payload: unknown
@@ -134,7 +137,7 @@ export class Router {
   private envelope(message: OutboundMessage, id: string | undefined): Envelope {
     const envelope: Envelope = { v: 1, kind: message.kind, from: this.self, to: message.to ?? message.kind } as Envelope
     if (message.session !== undefined) envelope.session = message.session
-    if (message.deadline !== undefined) envelope.deadline = message.deadline
+    if (message.deadline !== undefined) envelope.budgetMs = Math.max(0, message.deadline - this.clock.now())
     if (message.epoch !== undefined) envelope.epoch = message.epoch
     envelope.payload = message.payload
     if (id !== undefined) envelope.id = id
@@ -192,7 +195,9 @@ export class Router {
     // Most handlers answer synchronously; only a returned promise is waited on.
     let result: unknown
     try {
-      result = handler({ envelope, from, family })
+      const message: InboundMessage = { envelope, from, family }
+      if (envelope.budgetMs !== undefined) message.deadlineAt = this.clock.now() + envelope.budgetMs
+      result = handler(message)
     } catch (error) {
       this.handlerFailed(family, from, envelope, error)
       return

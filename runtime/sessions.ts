@@ -2,7 +2,8 @@
 //
 // Each participant runs its own session actor (the machine projects the choreography onto its
 // role). Peers exchange these messages on `/aura/session/1.0.0`:
-//   invite {input}             creator → others: the roster, deadline and limits
+//   invite {input}             creator → others: the roster, deadline and limits (the invitee
+//                              moves the deadline onto its own clock by the envelope's budget)
 //   join   {sessionId, role}   joiner → everyone (a request: retried until the peer knows the session)
 //   step   {sessionId, protocol, step, payload}   a choreography message (request, acked once
 //                              the receiver's actor has it; retried; duplicates are dropped)
@@ -327,9 +328,9 @@ export class SessionManager {
 
   // ---- inbound ----------------------------------------------------------------------------
 
-  private async onInvite({ envelope, from }: InboundMessage): Promise<void> {
+  private async onInvite({ envelope, from, deadlineAt }: InboundMessage): Promise<void> {
     const { input: raw, protocol } = parse(invitePayload, envelope.payload, 'invite')
-    const input = this.validateInput(raw)
+    const input = onLocalClock(this.validateInput(raw), deadlineAt)
     if (input.selfPeerId !== this.self) throw new PermissionDenied('invite addressed to another peer')
     if (!input.participants.some((p) => p.peerId === from)) throw new PermissionDenied('inviter is not a participant of the session', { from })
     if (this.actors.has(input.sessionId)) return // a retried invite
@@ -619,6 +620,16 @@ function roleOf(participants: readonly SessionParticipant[], peerId: string): st
   const role = participants.find((p) => p.peerId === peerId)?.role
   if (role === undefined) throw new UnknownRole(`peer ${peerId} has no role in this session`)
   return role
+}
+
+/**
+ * The inviter's times are on the inviter's clock. The envelope's budget, turned into a deadline
+ * on this peer's clock at arrival, says where they fall here: shift them by the difference.
+ */
+function onLocalClock(input: SessionInput, localDeadlineAt: number | undefined): SessionInput {
+  if (localDeadlineAt === undefined) return input
+  const shift = localDeadlineAt - input.deadlineAt
+  return { ...input, createdAt: input.createdAt + shift, deadlineAt: localDeadlineAt }
 }
 
 function inputOf(context: SessionSnapshot['context']): SessionInput {

@@ -3,13 +3,14 @@
 // `withTimeout(ms, fn)` runs fn under the timeout machine: fn gets an AbortSignal that aborts at
 // the deadline or on cancel, and an OperationContext whose `call(peer, name, payload)` runs a
 // registered operation on another peer under the SAME deadline. The deadline travels in the
-// envelope as an absolute time and shrinks as it hops (a callee never gets more than what is
-// left). When the origin's operation ends without the callees' answers — expiry, cancel, error —
+// envelope as the budget left (relative ms, see wire.ts) and shrinks as it hops (a callee never
+// gets more than what is left); each peer turns it into a deadline on its own clock, so skewed
+// clocks do not matter. When the origin's operation ends without the callees' answers — expiry, cancel, error —
 // a `cancel` fans out to every peer it called, and each of them forwards it to the peers it
 // called in turn, so no actor of the operation stays alive anywhere.
 //
 // Wire (family 'timeout'):
-//   run    { operationId, name, payload }  envelope.deadline required; reply = handler's result
+//   run    { operationId, name, payload }  envelope.budgetMs required; reply = handler's result
 //   cancel { operationId, reason }          reply = number of local actors stopped
 
 import { createActor, fromPromise, toPromise, type AnyActorRef } from 'xstate'
@@ -249,15 +250,14 @@ export class TimeoutCoordinator {
 
   // ---- inbound ----------------------------------------------------------------------------
 
-  private async onRun({ envelope, from }: InboundMessage): Promise<unknown> {
+  private async onRun({ envelope, from, deadlineAt }: InboundMessage): Promise<unknown> {
     const parsed = runPayload.safeParse(envelope.payload)
     if (!parsed.success) throw new InvalidInput('invalid run request', { issues: parsed.error.issues })
     const { operationId, name, payload } = parsed.data
     const handler = this.handlers.get(name)
     if (!handler) throw new UnknownProtocol(`no operation named ${name}`, { name })
-    const deadlineAt = envelope.deadline
-    if (deadlineAt === undefined) throw new InvalidInput('a run request must carry a deadline')
-    if (deadlineAt <= this.deps.clock.now()) throw new DeadlineExceeded('the deadline had already passed when the request arrived', { operationId, deadlineAt })
+    if (deadlineAt === undefined) throw new InvalidInput('a run request must carry a budget (envelope budgetMs)')
+    if (deadlineAt <= this.deps.clock.now()) throw new DeadlineExceeded('no budget was left when the request arrived', { operationId, budgetMs: envelope.budgetMs })
     const existing = this.operations.get(operationId)
     if (existing && existing.origin !== from) throw new PermissionDenied('operation id belongs to another caller', { operationId })
     return this.runUnder(operationId, from, deadlineAt, (signal, context) => handler(payload, { ...context, from }))
