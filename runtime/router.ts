@@ -16,6 +16,7 @@ import type { Clock } from '../effects/time/index.js'
 import type { Random } from '../effects/random/index.js'
 import { decodeEnvelope, encodeEnvelope, type Envelope } from './wire.js'
 import type { EventBus } from './events.js'
+import { outsideTimeoutScope } from './timeout-context.js'
 
 export type PatternFamily = 'session' | 'crdt' | 'anti-entropy' | 'storage' | 'replication' | 'transport' | 'timeout'
 
@@ -99,7 +100,9 @@ export class Router {
     const first = !table
     if (!table) this.handlers.set(family, (table = new Map()))
     for (const [kind, handler] of Object.entries(kinds)) table.set(kind, handler)
-    if (first) await this.network.handle(protocolFor(family), (frame) => this.onFrame(family, frame))
+    // Inbound frames never run in the timeout scope of whatever first opened the protocol or dialled
+    // the connection: a peer's message is not part of a local operation.
+    if (first) await this.network.handle(protocolFor(family), (frame) => outsideTimeoutScope(() => this.onFrame(family, frame)))
   }
 
   /** One-way message. Rejects with the network's typed error if the frame cannot be sent. */
@@ -152,7 +155,7 @@ export class Router {
     if (peerId === this.self) {
       // Local delivery: same validation and dispatch, no codec, no network.
       this.bus.emit({ type: 'wire', direction: 'out', kind: envelope.kind, remote: peerId, bytes: 0, session: envelope.session })
-      queueMicrotask(() => this.dispatchIn(family, envelope, peerId, 0))
+      queueMicrotask(() => outsideTimeoutScope(() => this.dispatchIn(family, envelope, peerId, 0)))
       return DONE
     }
     let frame: Uint8Array

@@ -35,6 +35,7 @@ import { deadlineTimerActor } from './effect-actors.js'
 import type { EventBus } from './events.js'
 import type { InboundMessage, Router } from './router.js'
 import { withRetry, isTransient } from './retry.js'
+import { currentSignal, enclosingDeadline, withEnclosingSignal } from './timeout-context.js'
 import { z } from 'zod'
 
 export interface SessionParticipant {
@@ -185,7 +186,11 @@ export class SessionManager {
     this.protocols.set(protocol.name, protocol)
   }
 
-  /** Creates a session with this peer as a participant, and invites the others. */
+  /**
+   * Creates a session with this peer as a participant, and invites the others. Inside a
+   * `withTimeout` (or coordinated timeout) the session's deadline is never past the operation's,
+   * and the operation's end cancels it (see timeout-context.ts).
+   */
   async createSession(sessionType: string, participants: SessionParticipant[], config: CreateSessionConfig = {}): Promise<Session> {
     const options = parse(
       z.object({ timeoutMs: z.number().positive().finite().max(7 * 24 * 3600_000).optional(), protocol: z.string().min(1).max(64).optional() }).strict(),
@@ -202,10 +207,11 @@ export class SessionManager {
       selfPeerId: this.self,
       participants,
       createdAt: now,
-      deadlineAt: now + timeoutMs,
+      deadlineAt: enclosingDeadline(now + timeoutMs),
       limits: { maxParticipants: this.deps.limits.maxParticipants, maxMessageBytes: this.deps.limits.maxMessageBytes },
     })
-    this.spawn(input, undefined, options.protocol)
+    const actor = this.spawn(input, undefined, options.protocol)
+    this.cancelWhileRunning(actor, currentSignal())
     const others = input.participants.filter((p) => p.peerId !== this.self)
     try {
       await Promise.all(
@@ -217,8 +223,7 @@ export class SessionManager {
       // A peer refused (or never got) its invite: the session cannot run, so it ends here now
       // (telling the peers that did accept) instead of holding a slot until its deadline.
       const cancel: SessionEvent = { type: 'CANCEL', reason: `invite failed: ${error instanceof Error ? error.message : String(error)}` }
-      const actor = this.actors.get(input.sessionId)
-      if (actor?.getSnapshot().can(cancel)) actor.send(cancel)
+      if (actor.getSnapshot().can(cancel)) actor.send(cancel)
       throw error
     }
     return new Session(this, input.sessionId)
@@ -245,7 +250,8 @@ export class SessionManager {
 
   /**
    * Runs the choreography to the end. An abort of `options.signal` (e.g. the signal a coordinated
-   * timeout gives its operation) cancels the session here and, through `end`, on every peer.
+   * timeout gives its operation), or the end of the operation this is called inside, cancels the
+   * session here and, through `end`, on every peer.
    */
   async executeProtocol(sessionId: string, protocol?: Choreography | string, options: { signal?: AbortSignal } = {}): Promise<SessionResult> {
     const actor = this.actor(sessionId)
@@ -256,15 +262,20 @@ export class SessionManager {
     }
     this.protocols.set(choreography.name, choreography)
     this.sendTo(actor, { type: 'EXECUTE', protocol: choreography.wire })
-    const { signal } = options
-    if (!signal) return this.result(sessionId)
+    this.cancelWhileRunning(actor, withEnclosingSignal(options.signal))
+    return this.result(sessionId)
+  }
+
+  /** Cancels the session when `signal` aborts, until the session ends. */
+  private cancelWhileRunning(actor: SessionActor, signal: AbortSignal | undefined): void {
+    if (!signal) return
     const onAbort = () => {
       const cancel: SessionEvent = { type: 'CANCEL', reason: String(signal.reason ?? 'aborted') }
       if (actor.getSnapshot().can(cancel)) actor.send(cancel)
     }
     signal.addEventListener('abort', onAbort, { once: true })
     if (signal.aborted) onAbort()
-    return this.result(sessionId).finally(() => signal.removeEventListener('abort', onAbort))
+    else void this.result(actor.getSnapshot().context.sessionId).finally(() => signal.removeEventListener('abort', onAbort))
   }
 
   result(sessionId: string): Promise<SessionResult> {

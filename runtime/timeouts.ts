@@ -20,6 +20,7 @@ import type { Clock } from '../effects/time/index.js'
 import type { Random } from '../effects/random/index.js'
 import { timeoutMachine, coordinatedTimeoutMachine, type CoordinatedOperationInput, type CoordinatedTimeoutOutput, type TimeoutOperationInput } from '../machines/timeout.js'
 import { deadlineTimerActor } from './effect-actors.js'
+import { enclosingDeadline, runInTimeoutScope, withEnclosingSignal } from './timeout-context.js'
 import type { EventBus } from './events.js'
 import type { InboundMessage, Router } from './router.js'
 
@@ -99,14 +100,19 @@ export class TimeoutCoordinator {
   private deadlineFor(ms: unknown): number {
     const parsed = msSchema.safeParse(ms)
     if (!parsed.success) throw new InvalidInput('timeout must be a positive, finite number of milliseconds', { issues: parsed.error.issues })
-    return this.deps.clock.now() + parsed.data * this.deps.factor
+    // inside another operation: never past its deadline (see timeout-context.ts)
+    return enclosingDeadline(this.deps.clock.now() + parsed.data * this.deps.factor)
   }
 
-  /** Runs `fn` under a deadline `ms` from now; rejects DeadlineExceeded (and aborts fn's signal, here and on every peer it called) when it passes. */
+  /**
+   * Runs `fn` under a deadline `ms` from now; rejects DeadlineExceeded (and aborts fn's signal, here
+   * and on every peer it called) when it passes. Inside another operation the deadline is the
+   * earlier of the two, and the enclosing operation's end cancels this one.
+   */
   async withTimeout<T>(ms: number, fn: Operation<T>, options: { signal?: AbortSignal } = {}): Promise<T> {
     if (typeof fn !== 'function') throw new InvalidInput('withTimeout needs a function')
     const deadlineAt = this.deadlineFor(ms)
-    return this.runUnder(this.deps.random.id(12), this.deps.router.self, deadlineAt, fn, options.signal)
+    return this.runUnder(this.deps.random.id(12), this.deps.router.self, deadlineAt, fn, withEnclosingSignal(options.signal))
   }
 
   /** Runs operations under one deadline with a policy: fail-fast (first failure or expiry fails all) or best-effort. */
@@ -122,18 +128,22 @@ export class TimeoutCoordinator {
     const record = this.record(operationId, this.deps.router.self)
     const machine = coordinatedTimeoutMachine.provide({
       actors: {
-        operation: fromPromise<unknown, CoordinatedOperationInput>(({ input, signal }) => byId.get(input.opId)!(signal, this.context(operationId, deadlineAt, signal, record))),
+        operation: fromPromise<unknown, CoordinatedOperationInput>(({ input, signal }) =>
+          runInTimeoutScope({ deadlineAt, signal }, () => byId.get(input.opId)!(signal, this.context(operationId, deadlineAt, signal, record))),
+        ),
         deadlineTimer: deadlineTimerActor(this.deps.clock),
       },
     })
     const actor = createActor(machine, { input: { deadlineAt, policy, opIds: named.map((op) => op.id) }, clock: this.deps.clock, ...this.inspectOption() })
     record.actors.add(actor)
+    const stopWithEnclosing = this.cancelOnAbort(actor, withEnclosingSignal())
     actor.start()
     try {
       const output = await toPromise(actor)
       if (output.status !== 'succeeded') this.count(output.status === 'cancelled' ? 'timeout.cancellations' : 'timeout.expired')
       return output as CoordinatedResult<T>
     } finally {
+      stopWithEnclosing()
       record.actors.delete(actor)
       void this.finish(operationId, 'coordinated operation ended')
     }
@@ -160,16 +170,17 @@ export class TimeoutCoordinator {
     const record = this.record(operationId, origin)
     const machine = timeoutMachine.provide({
       actors: {
-        operation: fromPromise<unknown, TimeoutOperationInput>(({ signal }) => fn(signal, this.context(operationId, deadlineAt, signal, record))),
+        // fn and all it starts run in the operation's scope: they inherit its deadline and signal
+        operation: fromPromise<unknown, TimeoutOperationInput>(({ signal }) =>
+          runInTimeoutScope({ deadlineAt, signal }, () => fn(signal, this.context(operationId, deadlineAt, signal, record))),
+        ),
         deadlineTimer: deadlineTimerActor(this.deps.clock),
       },
     })
     const actor = createActor(machine, { input: { deadlineAt }, clock: this.deps.clock, ...this.inspectOption() })
     record.actors.add(actor)
-    const onAbort = () => actor.send({ type: 'CANCEL', reason: 'aborted by caller' })
-    outer?.addEventListener('abort', onAbort, { once: true })
+    const stopWithOuter = this.cancelOnAbort(actor, outer)
     actor.start()
-    if (outer?.aborted) onAbort()
     try {
       const output = await toPromise(actor)
       this.deps.bus.emit({ type: 'latency', name: 'timeout.elapsed', ms: this.deps.clock.now() - startedAt })
@@ -188,12 +199,21 @@ export class TimeoutCoordinator {
       }
       throw output.error?.cause ?? new AuraError('NETWORK', output.error?.message ?? 'operation failed')
     } finally {
-      outer?.removeEventListener('abort', onAbort)
+      stopWithOuter()
       record.actors.delete(actor)
       // The caller learns the outcome now; the cancel fan-out to slow or unreachable callees
       // proceeds in the background (it is bounded by its own request timeout).
       void this.finish(operationId, 'operation ended')
     }
+  }
+
+  /** Cancels `actor` when `signal` aborts (at once if it has; call after start). Returns the unsubscribe. */
+  private cancelOnAbort(actor: AnyActorRef, signal: AbortSignal | undefined): () => void {
+    if (!signal) return () => undefined
+    const onAbort = () => actor.send({ type: 'CANCEL', reason: 'aborted by caller' })
+    signal.addEventListener('abort', onAbort, { once: true })
+    if (signal.aborted) queueMicrotask(onAbort)
+    return () => signal.removeEventListener('abort', onAbort)
   }
 
   private context(operationId: string, deadlineAt: number, signal: AbortSignal, record: OperationRecord): OperationContext {

@@ -143,7 +143,10 @@ describe('timeout coordination', () => {
     )
     expect(outcome.error).toMatchObject({ code: 'DEADLINE_EXCEEDED' })
     await sim.run(200)
-    for (const r of sim.runtimes) expect(r.sessions.get(sessionId)?.state().status).toBe('cancelled')
+    // the session also inherits the operation's deadline (timeout-context.ts), so a peer whose
+    // copy of that deadline comes before the cancel reaches it ends timed out instead
+    for (const r of sim.runtimes) expect(['cancelled', 'timeout']).toContain(r.sessions.get(sessionId)?.state().outcome?.kind)
+    expect(a.sessions.get(sessionId)?.state().status).toBe('cancelled')
     release()
   })
 
