@@ -13,6 +13,8 @@ import type { Choreography } from './choreography.js'
 
 const isObject = (v: unknown) => typeof v === 'object' && v !== null
 
+const DEFAULT_RETAIN_FINISHED_MS = 10 * 60_000
+
 export const runtimeConfigSchema = z
   .object({
     /** LMDB folder; default: a new folder under the OS temp dir */
@@ -38,9 +40,12 @@ export const runtimeConfigSchema = z
         defaultTimeoutMs: z.number().positive().max(7 * 24 * 3600_000).default(30_000),
         /** join sessions we are invited to automatically, with the role the invite gives us */
         autoJoin: z.boolean().default(false),
+        /** how long a finished (completed, failed, cancelled) session stays readable before it is
+         * dropped from memory and storage; endSession drops it at once */
+        retainFinishedMs: z.number().int().nonnegative().max(30 * 24 * 3600_000).default(DEFAULT_RETAIN_FINISHED_MS),
       })
       .strict()
-      .default({ defaultTimeoutMs: 30_000, autoJoin: false }),
+      .default({ defaultTimeoutMs: 30_000, autoJoin: false, retainFinishedMs: DEFAULT_RETAIN_FINISHED_MS }),
     /** scales every timeout: production 1, tests and simulation lower */
     timeoutProfile: z
       .object({ name: z.string().min(1), factor: z.number().positive().max(100) })

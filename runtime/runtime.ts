@@ -99,6 +99,7 @@ export async function createRuntime(input: RuntimeConfigInput = {}): Promise<Run
       defaultTimeoutMs: config.sessions.defaultTimeoutMs,
       timeoutFactor: config.timeoutProfile.factor,
       autoJoin: config.sessions.autoJoin,
+      retainFinishedMs: config.sessions.retainFinishedMs,
       ...(inspect ? { inspect } : {}),
     })
     const timeouts = new TimeoutCoordinator({ clock, random, bus, router, factor: config.timeoutProfile.factor, ...(inspect ? { inspect } : {}) })

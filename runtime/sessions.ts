@@ -87,6 +87,8 @@ type SessionSnapshot = SnapshotFrom<typeof sessionMachine>
 interface StoredSession {
   snapshot: unknown
   protocol?: string
+  /** when the session reached a final state (this peer's clock); its retention counts from here */
+  finishedAt?: number
 }
 
 const SESSIONS_NAMESPACE = 'aura.sessions'
@@ -123,6 +125,8 @@ export interface SessionManagerDeps {
   defaultTimeoutMs: number
   timeoutFactor: number
   autoJoin: boolean
+  /** a finished session is forgotten (memory and storage) this long after it finished */
+  retainFinishedMs: number
   inspect?: (event: unknown) => void
 }
 
@@ -159,6 +163,8 @@ export class SessionManager {
   private readonly inviteProtocols = new Map<string, string>()
   private readonly writes = new Set<Promise<void>>()
   private readonly scheduledWrites = new Map<string, Promise<void>>()
+  /** finished sessions: when they finished, and the clock timer that will forget them */
+  private readonly retention = new Map<string, { finishedAt: number; timer: unknown }>()
   private stopped = false
   private readonly invitationsSubject = new Subject<Invitation>()
   readonly invitations$: Observable<Invitation> = this.invitationsSubject.asObservable()
@@ -322,15 +328,39 @@ export class SessionManager {
     const actor = this.actor(sessionId)
     if (actor.getSnapshot().status !== 'done') this.cancel(sessionId, 'ended by application')
     const result = await this.result(sessionId)
+    await this.forget(sessionId)
+    return result
+  }
+
+  /** Drops a session from memory and storage. */
+  private async forget(sessionId: string): Promise<void> {
+    const actor = this.actors.get(sessionId)
+    if (!actor) return
     actor.stop()
     this.actors.delete(sessionId)
+    this.inviteProtocols.delete(sessionId)
+    this.endedRemotely.delete(sessionId)
+    const retained = this.retention.get(sessionId)
+    if (retained) this.deps.clock.clearTimeout(retained.timer)
+    this.retention.delete(sessionId)
     await this.store.delete(sessionId)
-    return result
+  }
+
+  /** Forgets a finished session `retainFinishedMs` after it finished (on the clock effect). */
+  private retain(sessionId: string, finishedAt: number): void {
+    if (this.retention.has(sessionId) || this.stopped) return
+    const delay = Math.max(0, finishedAt + this.deps.retainFinishedMs - this.deps.clock.now())
+    const timer = this.deps.clock.setTimeout(() => {
+      this.forget(sessionId).catch((error) => this.report(error, 'session/retention'))
+    }, delay)
+    this.retention.set(sessionId, { finishedAt, timer })
   }
 
   /** Stops every actor and waits for snapshot writes in flight (storage closes after this). */
   async stop(): Promise<void> {
     this.stopped = true
+    for (const { timer } of this.retention.values()) this.deps.clock.clearTimeout(timer)
+    this.retention.clear()
     for (const actor of this.actors.values()) actor.stop()
     this.actors.clear()
     this.invitationsSubject.complete()
@@ -444,8 +474,11 @@ export class SessionManager {
     if (protocol) this.inviteProtocols.set(sessionId, protocol)
     actor.subscribe({
       next: (state) => {
+        if (state.status === 'done' && !this.retention.has(sessionId)) {
+          this.retain(sessionId, this.deps.clock.now())
+          this.deps.bus.emit({ type: 'latency', name: 'session.duration', ms: this.deps.clock.now() - state.context.createdAt })
+        }
         void this.persist(sessionId)
-        if (state.status === 'done') this.deps.bus.emit({ type: 'latency', name: 'session.duration', ms: this.deps.clock.now() - state.context.createdAt })
       },
       error: (error) => this.report(error, 'session/actor'),
     })
@@ -478,7 +511,8 @@ export class SessionManager {
     const actor = this.actors.get(sessionId)
     if (!actor) return
     const protocol = this.inviteProtocols.get(sessionId)
-    const record: StoredSession = { snapshot: actor.getPersistedSnapshot(), ...(protocol ? { protocol } : {}) }
+    const finishedAt = this.retention.get(sessionId)?.finishedAt
+    const record: StoredSession = { snapshot: actor.getPersistedSnapshot(), ...(protocol ? { protocol } : {}), ...(finishedAt !== undefined ? { finishedAt } : {}) }
     try {
       await this.store.put(sessionId, record)
     } catch (error) {
@@ -486,12 +520,14 @@ export class SessionManager {
     }
   }
 
-  /** Restores every stored session that had not finished. */
+  /** Restores every stored session; finished ones only until their retention runs out. */
   private resume(): void {
     for (const { key, value } of this.store.range<StoredSession>()) {
       const snapshot = value.snapshot as SessionSnapshot
       if (!snapshot || typeof snapshot !== 'object') continue
       try {
+        // a finished one keeps the time it finished (none recorded: its retention starts now)
+        if (snapshot.status === 'done') this.retain(snapshot.context.sessionId, value.finishedAt ?? this.deps.clock.now())
         this.spawn(undefined, snapshot, value.protocol)
       } catch (error) {
         this.report(error, `session/resume ${String(key)}`)
