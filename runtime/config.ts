@@ -15,6 +15,17 @@ const isObject = (v: unknown) => typeof v === 'object' && v !== null
 
 const DEFAULT_RETAIN_FINISHED_MS = 10 * 60_000
 
+const DEFAULT_LIMITS = {
+  maxParticipants: 32,
+  maxConcurrentSessions: 1000,
+  maxMessageBytes: 256 * 1024,
+  // far above what any pattern sends in normal work (pipelined replication included), low enough
+  // that one peer cannot keep every core busy answering it
+  maxInboundPerPeerPerSecond: 20_000,
+  maxStreamsPerPeer: 1024,
+  maxConnections: 300,
+}
+
 export const runtimeConfigSchema = z
   .object({
     /** LMDB folder; default: a new folder under the OS temp dir */
@@ -32,9 +43,16 @@ export const runtimeConfigSchema = z
         maxParticipants: z.number().int().min(2).max(1024).default(32),
         maxConcurrentSessions: z.number().int().min(1).max(1_000_000).default(1000),
         maxMessageBytes: z.number().int().min(64).max(64 * 1024 * 1024).default(256 * 1024),
+        /** inbound messages one peer may send per second (a token bucket with a second's worth of
+         * burst); more are answered LIMIT_EXCEEDED. Answers to our own requests are not counted */
+        maxInboundPerPeerPerSecond: z.number().int().min(1).max(10_000_000).default(DEFAULT_LIMITS.maxInboundPerPeerPerSecond),
+        /** streams one peer may hold open with us, each way (libp2p muxer and per protocol) */
+        maxStreamsPerPeer: z.number().int().min(8).max(65_536).default(DEFAULT_LIMITS.maxStreamsPerPeer),
+        /** connections libp2p keeps before it prunes */
+        maxConnections: z.number().int().min(1).max(100_000).default(DEFAULT_LIMITS.maxConnections),
       })
       .strict()
-      .default({ maxParticipants: 32, maxConcurrentSessions: 1000, maxMessageBytes: 256 * 1024 }),
+      .default(DEFAULT_LIMITS),
     sessions: z
       .object({
         defaultTimeoutMs: z.number().positive().max(7 * 24 * 3600_000).default(30_000),

@@ -10,13 +10,14 @@
 //     (or its typed error as `error`) and the caller's promise settles with it.
 // Messages to self skip the codec and network but go through the same validation and dispatch.
 
-import { AuraError, DeadlineExceeded, MalformedFrame, PermissionDenied, UnknownProtocol, isAuraError, type AuraErrorCode } from '../effects/errors.js'
+import { AuraError, DeadlineExceeded, LimitExceeded, MalformedFrame, PermissionDenied, UnknownProtocol, isAuraError, type AuraErrorCode } from '../effects/errors.js'
 import type { IncomingFrame, Network } from '../effects/network/index.js'
 import type { Clock } from '../effects/time/index.js'
 import type { Random } from '../effects/random/index.js'
 import { decodeEnvelope, encodeEnvelope, type Envelope } from './wire.js'
 import type { EventBus } from './events.js'
 import { outsideTimeoutScope } from './timeout-context.js'
+import { PeerRateLimiter } from './peer-rate-limit.js'
 
 export type PatternFamily = 'session' | 'crdt' | 'anti-entropy' | 'storage' | 'replication' | 'transport' | 'timeout'
 
@@ -61,6 +62,8 @@ export interface RouterOptions {
   clock: Clock
   random: Random
   maxFrameBytes: number
+  /** inbound messages a peer may send per second before it gets LIMIT_EXCEEDED; default: no limit */
+  maxInboundPerPeerPerSecond?: number
 }
 
 const DONE: Promise<void> = Promise.resolve()
@@ -76,6 +79,7 @@ export class Router {
   private readonly clock: Clock
   private readonly random: Random
   readonly maxFrameBytes: number
+  private readonly inboundLimit: PeerRateLimiter | undefined
   // Request ids: a random prefix per router (so a late answer to an earlier incarnation of this
   // peer never matches) and a counter. One random draw per request cost more than the rest of
   // building the request; unguessability is not needed because answers are matched on the peer.
@@ -88,6 +92,7 @@ export class Router {
     this.clock = options.clock
     this.random = options.random
     this.maxFrameBytes = options.maxFrameBytes
+    this.inboundLimit = options.maxInboundPerPeerPerSecond === undefined ? undefined : new PeerRateLimiter(options.clock, options.maxInboundPerPeerPerSecond)
   }
 
   get self(): string {
@@ -188,6 +193,11 @@ export class Router {
     }
     if (envelope.kind === REPLY || envelope.kind === ERROR) {
       this.onAnswer(envelope, from)
+      return
+    }
+    // Answers above are to our own requests and never limited; everything else a peer sends is.
+    if (from !== this.self && this.inboundLimit?.take(from) === false) {
+      this.reject(family, from, envelope, new LimitExceeded(`more than ${this.inboundLimit.perSecond} messages a second from this peer`, { kind: envelope.kind }), 'rate-limit')
       return
     }
     const handler = this.handlers.get(family)?.get(envelope.kind)

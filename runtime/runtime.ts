@@ -84,6 +84,8 @@ export async function createRuntime(input: RuntimeConfigInput = {}): Promise<Run
         privateKey: (crypto as Ed25519Crypto).privateKey,
         maxFrameBytes: config.maxFrameBytes,
         coalesceWrites: config.coalesceWrites,
+        maxStreamsPerPeer: config.limits.maxStreamsPerPeer,
+        maxConnections: config.limits.maxConnections,
       })
       network = libp2p
       owned.unshift(() => libp2p.stop())
@@ -92,7 +94,14 @@ export async function createRuntime(input: RuntimeConfigInput = {}): Promise<Run
     const net = network
     const bus = new EventBus(() => net.peerId, () => clock.now())
     const metrics = new Metrics(bus.events$)
-    const router = new Router({ network: net, bus, clock, random, maxFrameBytes: Math.min(config.maxFrameBytes, net.maxFrameBytes) })
+    const router = new Router({
+      network: net,
+      bus,
+      clock,
+      random,
+      maxFrameBytes: Math.min(config.maxFrameBytes, net.maxFrameBytes),
+      maxInboundPerPeerPerSecond: config.limits.maxInboundPerPeerPerSecond,
+    })
     const inspector = config.inspect === true ? createInspector() : undefined
     if (inspector) owned.push(async () => inspector.stop())
     const inspect = inspector ? inspector.inspect : typeof config.inspect === 'function' ? config.inspect : undefined
