@@ -9,7 +9,7 @@ import { createLibp2p, type Libp2p } from 'libp2p'
 import type { Stream } from '@libp2p/interface'
 import { createRuntime } from '../../runtime/runtime.js'
 
-const cleanups: Array<() => Promise<void>> = []
+const cleanups: Array<() => Promise<void> | void> = []
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
 })
