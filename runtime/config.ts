@@ -13,6 +13,19 @@ import type { Choreography } from './choreography.js'
 
 const isObject = (v: unknown) => typeof v === 'object' && v !== null
 
+const DEFAULT_RETAIN_FINISHED_MS = 10 * 60_000
+
+const DEFAULT_LIMITS = {
+  maxParticipants: 32,
+  maxConcurrentSessions: 1000,
+  maxMessageBytes: 256 * 1024,
+  // far above what any pattern sends in normal work (pipelined replication included), low enough
+  // that one peer cannot keep every core busy answering it
+  maxInboundPerPeerPerSecond: 20_000,
+  maxStreamsPerPeer: 1024,
+  maxConnections: 300,
+}
+
 export const runtimeConfigSchema = z
   .object({
     /** LMDB folder; default: a new folder under the OS temp dir */
@@ -30,17 +43,27 @@ export const runtimeConfigSchema = z
         maxParticipants: z.number().int().min(2).max(1024).default(32),
         maxConcurrentSessions: z.number().int().min(1).max(1_000_000).default(1000),
         maxMessageBytes: z.number().int().min(64).max(64 * 1024 * 1024).default(256 * 1024),
+        /** inbound messages one peer may send per second (a token bucket with a second's worth of
+         * burst); more are answered LIMIT_EXCEEDED. Answers to our own requests are not counted */
+        maxInboundPerPeerPerSecond: z.number().int().min(1).max(10_000_000).default(DEFAULT_LIMITS.maxInboundPerPeerPerSecond),
+        /** streams one peer may hold open with us, each way (libp2p muxer and per protocol) */
+        maxStreamsPerPeer: z.number().int().min(8).max(65_536).default(DEFAULT_LIMITS.maxStreamsPerPeer),
+        /** connections libp2p keeps before it prunes */
+        maxConnections: z.number().int().min(1).max(100_000).default(DEFAULT_LIMITS.maxConnections),
       })
       .strict()
-      .default({ maxParticipants: 32, maxConcurrentSessions: 1000, maxMessageBytes: 256 * 1024 }),
+      .default(DEFAULT_LIMITS),
     sessions: z
       .object({
         defaultTimeoutMs: z.number().positive().max(7 * 24 * 3600_000).default(30_000),
         /** join sessions we are invited to automatically, with the role the invite gives us */
         autoJoin: z.boolean().default(false),
+        /** how long a finished (completed, failed, cancelled) session stays readable before it is
+         * dropped from memory and storage; endSession drops it at once */
+        retainFinishedMs: z.number().int().nonnegative().max(30 * 24 * 3600_000).default(DEFAULT_RETAIN_FINISHED_MS),
       })
       .strict()
-      .default({ defaultTimeoutMs: 30_000, autoJoin: false }),
+      .default({ defaultTimeoutMs: 30_000, autoJoin: false, retainFinishedMs: DEFAULT_RETAIN_FINISHED_MS }),
     /** scales every timeout: production 1, tests and simulation lower */
     timeoutProfile: z
       .object({ name: z.string().min(1), factor: z.number().positive().max(100) })

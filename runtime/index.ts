@@ -8,6 +8,7 @@ export { defineChoreography, type Choreography, type ChoreographyDefinition, typ
 export { thresholdCeremony, groupKeyOf } from './protocols/threshold-ceremony.js'
 export { SessionManager, Session, type SessionResult, type SessionView, type SessionParticipant, type CreateSessionConfig, type Invitation } from './sessions.js'
 export { TimeoutCoordinator, type TimeoutPolicy, type CoordinatedResult, type Operation, type NamedOperation, type OperationContext, type RemoteHandler } from './timeouts.js'
+export { currentDeadline, currentSignal, enclosingDeadline, withEnclosingSignal, type TimeoutScope } from './timeout-context.js'
 export {
   TransportCoordinator,
   type Channel,

@@ -10,12 +10,14 @@
 //     (or its typed error as `error`) and the caller's promise settles with it.
 // Messages to self skip the codec and network but go through the same validation and dispatch.
 
-import { AuraError, DeadlineExceeded, MalformedFrame, PermissionDenied, UnknownProtocol, isAuraError, type AuraErrorCode } from '../effects/errors.js'
+import { AuraError, DeadlineExceeded, LimitExceeded, MalformedFrame, PermissionDenied, UnknownProtocol, isAuraError, type AuraErrorCode } from '../effects/errors.js'
 import type { IncomingFrame, Network } from '../effects/network/index.js'
 import type { Clock } from '../effects/time/index.js'
 import type { Random } from '../effects/random/index.js'
 import { decodeEnvelope, encodeEnvelope, type Envelope } from './wire.js'
 import type { EventBus } from './events.js'
+import { outsideTimeoutScope } from './timeout-context.js'
+import { PeerRateLimiter } from './peer-rate-limit.js'
 
 export type PatternFamily = 'session' | 'crdt' | 'anti-entropy' | 'storage' | 'replication' | 'transport' | 'timeout'
 
@@ -26,6 +28,8 @@ export interface InboundMessage {
   /** authenticated sender */
   from: string
   family: PatternFamily
+  /** the sender's deadline on this peer's clock: arrival time plus the envelope's budgetMs */
+  deadlineAt?: number
 }
 
 /** A handler may return a value: for a request it becomes the reply payload. */
@@ -35,6 +39,7 @@ export interface OutboundMessage {
   kind: string
   to?: string
   session?: string
+  /** absolute, on this peer's clock; it travels as the budget left (envelope.budgetMs) */
   deadline?: number
   epoch?: number
   payload: unknown
@@ -57,6 +62,8 @@ export interface RouterOptions {
   clock: Clock
   random: Random
   maxFrameBytes: number
+  /** inbound messages a peer may send per second before it gets LIMIT_EXCEEDED; default: no limit */
+  maxInboundPerPeerPerSecond?: number
 }
 
 const DONE: Promise<void> = Promise.resolve()
@@ -72,6 +79,7 @@ export class Router {
   private readonly clock: Clock
   private readonly random: Random
   readonly maxFrameBytes: number
+  private readonly inboundLimit: PeerRateLimiter | undefined
   // Request ids: a random prefix per router (so a late answer to an earlier incarnation of this
   // peer never matches) and a counter. One random draw per request cost more than the rest of
   // building the request; unguessability is not needed because answers are matched on the peer.
@@ -84,6 +92,7 @@ export class Router {
     this.clock = options.clock
     this.random = options.random
     this.maxFrameBytes = options.maxFrameBytes
+    this.inboundLimit = options.maxInboundPerPeerPerSecond === undefined ? undefined : new PeerRateLimiter(options.clock, options.maxInboundPerPeerPerSecond)
   }
 
   get self(): string {
@@ -96,7 +105,9 @@ export class Router {
     const first = !table
     if (!table) this.handlers.set(family, (table = new Map()))
     for (const [kind, handler] of Object.entries(kinds)) table.set(kind, handler)
-    if (first) await this.network.handle(protocolFor(family), (frame) => this.onFrame(family, frame))
+    // Inbound frames never run in the timeout scope of whatever first opened the protocol or dialled
+    // the connection: a peer's message is not part of a local operation.
+    if (first) await this.network.handle(protocolFor(family), (frame) => outsideTimeoutScope(() => this.onFrame(family, frame)))
   }
 
   /** One-way message. Rejects with the network's typed error if the frame cannot be sent. */
@@ -134,7 +145,7 @@ export class Router {
   private envelope(message: OutboundMessage, id: string | undefined): Envelope {
     const envelope: Envelope = { v: 1, kind: message.kind, from: this.self, to: message.to ?? message.kind } as Envelope
     if (message.session !== undefined) envelope.session = message.session
-    if (message.deadline !== undefined) envelope.deadline = message.deadline
+    if (message.deadline !== undefined) envelope.budgetMs = Math.max(0, message.deadline - this.clock.now())
     if (message.epoch !== undefined) envelope.epoch = message.epoch
     envelope.payload = message.payload
     if (id !== undefined) envelope.id = id
@@ -149,7 +160,7 @@ export class Router {
     if (peerId === this.self) {
       // Local delivery: same validation and dispatch, no codec, no network.
       this.bus.emit({ type: 'wire', direction: 'out', kind: envelope.kind, remote: peerId, bytes: 0, session: envelope.session })
-      queueMicrotask(() => this.dispatchIn(family, envelope, peerId, 0))
+      queueMicrotask(() => outsideTimeoutScope(() => this.dispatchIn(family, envelope, peerId, 0)))
       return DONE
     }
     let frame: Uint8Array
@@ -184,6 +195,11 @@ export class Router {
       this.onAnswer(envelope, from)
       return
     }
+    // Answers above are to our own requests and never limited; everything else a peer sends is.
+    if (from !== this.self && this.inboundLimit?.take(from) === false) {
+      this.reject(family, from, envelope, new LimitExceeded(`more than ${this.inboundLimit.perSecond} messages a second from this peer`, { kind: envelope.kind }), 'rate-limit')
+      return
+    }
     const handler = this.handlers.get(family)?.get(envelope.kind)
     if (!handler) {
       this.reject(family, from, envelope, new UnknownProtocol(`no handler for ${family}/${envelope.kind}`, { family, kind: envelope.kind }), 'dispatch')
@@ -192,7 +208,9 @@ export class Router {
     // Most handlers answer synchronously; only a returned promise is waited on.
     let result: unknown
     try {
-      result = handler({ envelope, from, family })
+      const message: InboundMessage = { envelope, from, family }
+      if (envelope.budgetMs !== undefined) message.deadlineAt = this.clock.now() + envelope.budgetMs
+      result = handler(message)
     } catch (error) {
       this.handlerFailed(family, from, envelope, error)
       return

@@ -2,7 +2,7 @@
 // wires router, metrics and the pattern coordinators, and restores persisted state.
 
 import './polyfill.js'
-import { mkdtempSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Observable, Subscription } from 'rxjs'
@@ -29,6 +29,8 @@ const PEERS_NAMESPACE = 'aura.peers'
 export interface Runtime {
   readonly peerId: string
   readonly config: RuntimeConfig
+  /** the LMDB folder in use: `config.dataDir`, or the temp folder made for this runtime (removed on stop); undefined when storage was injected */
+  readonly dataDir: string | undefined
   addresses(): string[]
   /** dials a peer address and remembers it; resolves with the remote peer id */
   connect(address: string): Promise<string>
@@ -59,9 +61,19 @@ export async function createRuntime(input: RuntimeConfigInput = {}): Promise<Run
   const injected = config.effects
   const clock = injected.clock ?? new SystemClock()
   const random = injected.random ?? new CryptoRandom()
-  const storage = injected.storage ?? new LmdbStorage({ path: config.dataDir ?? mkdtempSync(join(tmpdir(), 'aura-')) })
+  // A temp folder is ours to remove on stop; a dataDir the caller gave is never touched.
+  const tempDir = injected.storage || config.dataDir !== undefined ? undefined : mkdtempSync(join(tmpdir(), 'aura-'))
+  const dataDir = injected.storage ? undefined : (config.dataDir ?? tempDir)
   const owned: Array<() => Promise<void>> = []
-  if (!injected.storage) owned.push(() => storage.close())
+  if (tempDir !== undefined) owned.push(async () => rmSync(tempDir, { recursive: true, force: true }))
+  let storage: Storage
+  try {
+    storage = injected.storage ?? new LmdbStorage({ path: dataDir! })
+  } catch (error) {
+    for (const close of owned) await close()
+    throw error
+  }
+  if (!injected.storage) owned.unshift(() => storage.close())
   try {
     const crypto = injected.crypto ?? (await loadIdentity(storage))
     let network = injected.network
@@ -72,6 +84,8 @@ export async function createRuntime(input: RuntimeConfigInput = {}): Promise<Run
         privateKey: (crypto as Ed25519Crypto).privateKey,
         maxFrameBytes: config.maxFrameBytes,
         coalesceWrites: config.coalesceWrites,
+        maxStreamsPerPeer: config.limits.maxStreamsPerPeer,
+        maxConnections: config.limits.maxConnections,
       })
       network = libp2p
       owned.unshift(() => libp2p.stop())
@@ -80,7 +94,14 @@ export async function createRuntime(input: RuntimeConfigInput = {}): Promise<Run
     const net = network
     const bus = new EventBus(() => net.peerId, () => clock.now())
     const metrics = new Metrics(bus.events$)
-    const router = new Router({ network: net, bus, clock, random, maxFrameBytes: Math.min(config.maxFrameBytes, net.maxFrameBytes) })
+    const router = new Router({
+      network: net,
+      bus,
+      clock,
+      random,
+      maxFrameBytes: Math.min(config.maxFrameBytes, net.maxFrameBytes),
+      maxInboundPerPeerPerSecond: config.limits.maxInboundPerPeerPerSecond,
+    })
     const inspector = config.inspect === true ? createInspector() : undefined
     if (inspector) owned.push(async () => inspector.stop())
     const inspect = inspector ? inspector.inspect : typeof config.inspect === 'function' ? config.inspect : undefined
@@ -99,6 +120,7 @@ export async function createRuntime(input: RuntimeConfigInput = {}): Promise<Run
       defaultTimeoutMs: config.sessions.defaultTimeoutMs,
       timeoutFactor: config.timeoutProfile.factor,
       autoJoin: config.sessions.autoJoin,
+      retainFinishedMs: config.sessions.retainFinishedMs,
       ...(inspect ? { inspect } : {}),
     })
     const timeouts = new TimeoutCoordinator({ clock, random, bus, router, factor: config.timeoutProfile.factor, ...(inspect ? { inspect } : {}) })
@@ -131,6 +153,7 @@ export async function createRuntime(input: RuntimeConfigInput = {}): Promise<Run
     return {
       peerId: net.peerId,
       config,
+      dataDir,
       addresses: () => net.addresses(),
       connect,
       connectedPeers: () => net.connectedPeers(),

@@ -2,7 +2,8 @@
 //
 // Each participant runs its own session actor (the machine projects the choreography onto its
 // role). Peers exchange these messages on `/aura/session/1.0.0`:
-//   invite {input}             creator → others: the roster, deadline and limits
+//   invite {input}             creator → others: the roster, deadline and limits (the invitee
+//                              moves the deadline onto its own clock by the envelope's budget)
 //   join   {sessionId, role}   joiner → everyone (a request: retried until the peer knows the session)
 //   step   {sessionId, protocol, step, payload}   a choreography message (request, acked once
 //                              the receiver's actor has it; retried; duplicates are dropped)
@@ -34,6 +35,7 @@ import { deadlineTimerActor } from './effect-actors.js'
 import type { EventBus } from './events.js'
 import type { InboundMessage, Router } from './router.js'
 import { withRetry, isTransient } from './retry.js'
+import { currentSignal, enclosingDeadline, withEnclosingSignal } from './timeout-context.js'
 import { z } from 'zod'
 
 export interface SessionParticipant {
@@ -85,6 +87,8 @@ type SessionSnapshot = SnapshotFrom<typeof sessionMachine>
 interface StoredSession {
   snapshot: unknown
   protocol?: string
+  /** when the session reached a final state (this peer's clock); its retention counts from here */
+  finishedAt?: number
 }
 
 const SESSIONS_NAMESPACE = 'aura.sessions'
@@ -95,6 +99,14 @@ const stepPayload = z
   .object({ sessionId: z.string().min(1).max(128), protocol: z.string().min(1).max(64), step: z.number().int().nonnegative(), payload: z.unknown() })
   .strict()
 const endPayload = z.object({ sessionId: z.string().min(1).max(128), kind: z.enum(['failure', 'cancelled']), reason: z.string().max(1024) }).strict()
+
+const rosterSize = z.object({ participants: z.array(z.unknown()), limits: z.object({ maxParticipants: z.number() }).partial().optional() })
+
+/** A step payload's size as it is carried (JSON), against a limit in bytes. */
+function checkMessageSize(label: string, payload: unknown, maxBytes: number): void {
+  const size = Buffer.byteLength(JSON.stringify(payload) ?? '')
+  if (size > maxBytes) throw new LimitExceeded(`step ${label} payload is ${size} bytes, over ${maxBytes}`, { step: label, bytes: size, max: maxBytes })
+}
 
 function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
   const parsed = schema.safeParse(value)
@@ -113,6 +125,8 @@ export interface SessionManagerDeps {
   defaultTimeoutMs: number
   timeoutFactor: number
   autoJoin: boolean
+  /** a finished session is forgotten (memory and storage) this long after it finished */
+  retainFinishedMs: number
   inspect?: (event: unknown) => void
 }
 
@@ -149,6 +163,8 @@ export class SessionManager {
   private readonly inviteProtocols = new Map<string, string>()
   private readonly writes = new Set<Promise<void>>()
   private readonly scheduledWrites = new Map<string, Promise<void>>()
+  /** finished sessions: when they finished, and the clock timer that will forget them */
+  private readonly retention = new Map<string, { finishedAt: number; timer: unknown }>()
   private stopped = false
   private readonly invitationsSubject = new Subject<Invitation>()
   readonly invitations$: Observable<Invitation> = this.invitationsSubject.asObservable()
@@ -176,7 +192,11 @@ export class SessionManager {
     this.protocols.set(protocol.name, protocol)
   }
 
-  /** Creates a session with this peer as a participant, and invites the others. */
+  /**
+   * Creates a session with this peer as a participant, and invites the others. Inside a
+   * `withTimeout` (or coordinated timeout) the session's deadline is never past the operation's,
+   * and the operation's end cancels it (see timeout-context.ts).
+   */
   async createSession(sessionType: string, participants: SessionParticipant[], config: CreateSessionConfig = {}): Promise<Session> {
     const options = parse(
       z.object({ timeoutMs: z.number().positive().finite().max(7 * 24 * 3600_000).optional(), protocol: z.string().min(1).max(64).optional() }).strict(),
@@ -193,16 +213,25 @@ export class SessionManager {
       selfPeerId: this.self,
       participants,
       createdAt: now,
-      deadlineAt: now + timeoutMs,
+      deadlineAt: enclosingDeadline(now + timeoutMs),
       limits: { maxParticipants: this.deps.limits.maxParticipants, maxMessageBytes: this.deps.limits.maxMessageBytes },
     })
-    this.spawn(input, undefined, options.protocol)
+    const actor = this.spawn(input, undefined, options.protocol)
+    this.cancelWhileRunning(actor, currentSignal())
     const others = input.participants.filter((p) => p.peerId !== this.self)
-    await Promise.all(
-      others.map((p) =>
-        this.deliver(p.peerId, { kind: 'invite', session: input.sessionId, payload: { input: { ...input, selfPeerId: p.peerId }, ...(options.protocol ? { protocol: options.protocol } : {}) } }, input.deadlineAt),
-      ),
-    )
+    try {
+      await Promise.all(
+        others.map((p) =>
+          this.deliver(p.peerId, { kind: 'invite', session: input.sessionId, payload: { input: { ...input, selfPeerId: p.peerId }, ...(options.protocol ? { protocol: options.protocol } : {}) } }, input.deadlineAt),
+        ),
+      )
+    } catch (error) {
+      // A peer refused (or never got) its invite: the session cannot run, so it ends here now
+      // (telling the peers that did accept) instead of holding a slot until its deadline.
+      const cancel: SessionEvent = { type: 'CANCEL', reason: `invite failed: ${error instanceof Error ? error.message : String(error)}` }
+      if (actor.getSnapshot().can(cancel)) actor.send(cancel)
+      throw error
+    }
     return new Session(this, input.sessionId)
   }
 
@@ -227,7 +256,8 @@ export class SessionManager {
 
   /**
    * Runs the choreography to the end. An abort of `options.signal` (e.g. the signal a coordinated
-   * timeout gives its operation) cancels the session here and, through `end`, on every peer.
+   * timeout gives its operation), or the end of the operation this is called inside, cancels the
+   * session here and, through `end`, on every peer.
    */
   async executeProtocol(sessionId: string, protocol?: Choreography | string, options: { signal?: AbortSignal } = {}): Promise<SessionResult> {
     const actor = this.actor(sessionId)
@@ -238,15 +268,20 @@ export class SessionManager {
     }
     this.protocols.set(choreography.name, choreography)
     this.sendTo(actor, { type: 'EXECUTE', protocol: choreography.wire })
-    const { signal } = options
-    if (!signal) return this.result(sessionId)
+    this.cancelWhileRunning(actor, withEnclosingSignal(options.signal))
+    return this.result(sessionId)
+  }
+
+  /** Cancels the session when `signal` aborts, until the session ends. */
+  private cancelWhileRunning(actor: SessionActor, signal: AbortSignal | undefined): void {
+    if (!signal) return
     const onAbort = () => {
       const cancel: SessionEvent = { type: 'CANCEL', reason: String(signal.reason ?? 'aborted') }
       if (actor.getSnapshot().can(cancel)) actor.send(cancel)
     }
     signal.addEventListener('abort', onAbort, { once: true })
     if (signal.aborted) onAbort()
-    return this.result(sessionId).finally(() => signal.removeEventListener('abort', onAbort))
+    else void this.result(actor.getSnapshot().context.sessionId).finally(() => signal.removeEventListener('abort', onAbort))
   }
 
   result(sessionId: string): Promise<SessionResult> {
@@ -293,15 +328,39 @@ export class SessionManager {
     const actor = this.actor(sessionId)
     if (actor.getSnapshot().status !== 'done') this.cancel(sessionId, 'ended by application')
     const result = await this.result(sessionId)
+    await this.forget(sessionId)
+    return result
+  }
+
+  /** Drops a session from memory and storage. */
+  private async forget(sessionId: string): Promise<void> {
+    const actor = this.actors.get(sessionId)
+    if (!actor) return
     actor.stop()
     this.actors.delete(sessionId)
+    this.inviteProtocols.delete(sessionId)
+    this.endedRemotely.delete(sessionId)
+    const retained = this.retention.get(sessionId)
+    if (retained) this.deps.clock.clearTimeout(retained.timer)
+    this.retention.delete(sessionId)
     await this.store.delete(sessionId)
-    return result
+  }
+
+  /** Forgets a finished session `retainFinishedMs` after it finished (on the clock effect). */
+  private retain(sessionId: string, finishedAt: number): void {
+    if (this.retention.has(sessionId) || this.stopped) return
+    const delay = Math.max(0, finishedAt + this.deps.retainFinishedMs - this.deps.clock.now())
+    const timer = this.deps.clock.setTimeout(() => {
+      this.forget(sessionId).catch((error) => this.report(error, 'session/retention'))
+    }, delay)
+    this.retention.set(sessionId, { finishedAt, timer })
   }
 
   /** Stops every actor and waits for snapshot writes in flight (storage closes after this). */
   async stop(): Promise<void> {
     this.stopped = true
+    for (const { timer } of this.retention.values()) this.deps.clock.clearTimeout(timer)
+    this.retention.clear()
     for (const actor of this.actors.values()) actor.stop()
     this.actors.clear()
     this.invitationsSubject.complete()
@@ -310,9 +369,9 @@ export class SessionManager {
 
   // ---- inbound ----------------------------------------------------------------------------
 
-  private async onInvite({ envelope, from }: InboundMessage): Promise<void> {
+  private async onInvite({ envelope, from, deadlineAt }: InboundMessage): Promise<void> {
     const { input: raw, protocol } = parse(invitePayload, envelope.payload, 'invite')
-    const input = this.validateInput(raw)
+    const input = onLocalClock(this.validateInput(raw), deadlineAt)
     if (input.selfPeerId !== this.self) throw new PermissionDenied('invite addressed to another peer')
     if (!input.participants.some((p) => p.peerId === from)) throw new PermissionDenied('inviter is not a participant of the session', { from })
     if (this.actors.has(input.sessionId)) return // a retried invite
@@ -362,6 +421,8 @@ export class SessionManager {
     if (!step.to.includes(roleOf(context.participants, this.self))) throw new UnknownRole(`step ${step.label} is not addressed to this peer's role`)
     const payload = step.payload.safeParse(message.payload)
     if (!payload.success) throw new InvalidInput(`payload of step ${step.label} failed its schema`, { issues: payload.error.issues })
+    // the session's limit as agreed in the invite, and never more than this peer's own
+    checkMessageSize(step.label, payload.data, Math.min(context.limits.maxMessageBytes, this.deps.limits.maxMessageBytes))
     const event: SessionEvent = { type: 'RECEIVE', step: message.step, from, payload: payload.data }
     // A retried step we already have is acknowledged again, not an error.
     if (actor.getSnapshot().can(event)) actor.send(event)
@@ -413,8 +474,11 @@ export class SessionManager {
     if (protocol) this.inviteProtocols.set(sessionId, protocol)
     actor.subscribe({
       next: (state) => {
+        if (state.status === 'done' && !this.retention.has(sessionId)) {
+          this.retain(sessionId, this.deps.clock.now())
+          this.deps.bus.emit({ type: 'latency', name: 'session.duration', ms: this.deps.clock.now() - state.context.createdAt })
+        }
         void this.persist(sessionId)
-        if (state.status === 'done') this.deps.bus.emit({ type: 'latency', name: 'session.duration', ms: this.deps.clock.now() - state.context.createdAt })
       },
       error: (error) => this.report(error, 'session/actor'),
     })
@@ -447,7 +511,8 @@ export class SessionManager {
     const actor = this.actors.get(sessionId)
     if (!actor) return
     const protocol = this.inviteProtocols.get(sessionId)
-    const record: StoredSession = { snapshot: actor.getPersistedSnapshot(), ...(protocol ? { protocol } : {}) }
+    const finishedAt = this.retention.get(sessionId)?.finishedAt
+    const record: StoredSession = { snapshot: actor.getPersistedSnapshot(), ...(protocol ? { protocol } : {}), ...(finishedAt !== undefined ? { finishedAt } : {}) }
     try {
       await this.store.put(sessionId, record)
     } catch (error) {
@@ -455,12 +520,14 @@ export class SessionManager {
     }
   }
 
-  /** Restores every stored session that had not finished. */
+  /** Restores every stored session; finished ones only until their retention runs out. */
   private resume(): void {
     for (const { key, value } of this.store.range<StoredSession>()) {
       const snapshot = value.snapshot as SessionSnapshot
       if (!snapshot || typeof snapshot !== 'object') continue
       try {
+        // a finished one keeps the time it finished (none recorded: its retention starts now)
+        if (snapshot.status === 'done') this.retain(snapshot.context.sessionId, value.finishedAt ?? this.deps.clock.now())
         this.spawn(undefined, snapshot, value.protocol)
       } catch (error) {
         this.report(error, `session/resume ${String(key)}`)
@@ -477,8 +544,7 @@ export class SessionManager {
     const produced = await step.produce(this.stepContext(input.sessionId))
     const payload = step.payload.safeParse(produced)
     if (!payload.success) throw new InvalidInput(`step ${step.label} produced a payload that fails its schema`, { issues: payload.error.issues })
-    const size = Buffer.byteLength(JSON.stringify(payload.data) ?? '')
-    if (size > context.limits.maxMessageBytes) throw new LimitExceeded(`step ${step.label} payload is ${size} bytes, over ${context.limits.maxMessageBytes}`)
+    checkMessageSize(step.label, payload.data, context.limits.maxMessageBytes)
     const message = { kind: 'step', session: input.sessionId, payload: { sessionId: input.sessionId, protocol: choreography.name, step: input.stepIndex, payload: payload.data } }
     await Promise.all(input.toPeerIds.map((peer) => this.deliver(peer, message, context.deadlineAt, signal)))
   }
@@ -536,11 +602,14 @@ export class SessionManager {
   // ---- helpers ----------------------------------------------------------------------------
 
   private validateInput(raw: unknown): SessionInput {
-    const input = parse(sessionInputSchema, raw, 'session input')
-    if (input.participants.length > this.deps.limits.maxParticipants) {
-      throw new LimitExceeded(`a session has at most ${this.deps.limits.maxParticipants} participants`, { participants: input.participants.length })
+    // Counted before the schema: the schema also refuses a roster over the input's own limit, and
+    // that is the same limit broken, so it must not come out as INVALID_INPUT.
+    const roster = rosterSize.safeParse(raw)
+    const max = Math.min(this.deps.limits.maxParticipants, roster.success ? (roster.data.limits?.maxParticipants ?? Infinity) : Infinity)
+    if (roster.success && roster.data.participants.length > max) {
+      throw new LimitExceeded(`a session has at most ${max} participants`, { participants: roster.data.participants.length, max })
     }
-    return input
+    return parse(sessionInputSchema, raw, 'session input')
   }
 
   private ensureCapacity(): void {
@@ -598,6 +667,16 @@ function roleOf(participants: readonly SessionParticipant[], peerId: string): st
   const role = participants.find((p) => p.peerId === peerId)?.role
   if (role === undefined) throw new UnknownRole(`peer ${peerId} has no role in this session`)
   return role
+}
+
+/**
+ * The inviter's times are on the inviter's clock. The envelope's budget, turned into a deadline
+ * on this peer's clock at arrival, says where they fall here: shift them by the difference.
+ */
+function onLocalClock(input: SessionInput, localDeadlineAt: number | undefined): SessionInput {
+  if (localDeadlineAt === undefined) return input
+  const shift = localDeadlineAt - input.deadlineAt
+  return { ...input, createdAt: input.createdAt + shift, deadlineAt: localDeadlineAt }
 }
 
 function inputOf(context: SessionSnapshot['context']): SessionInput {

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto'
 import type { Subscription } from 'rxjs'
 import { MemoryStorage } from '../effects/storage/index.js'
-import { VirtualClock } from '../effects/time/index.js'
+import { OffsetClock, VirtualClock } from '../effects/time/index.js'
 import { SeededRandom } from '../effects/random/index.js'
 import { Ed25519Crypto } from '../effects/crypto/index.js'
 import { SimulatedNetworkHub, type FaultConfig } from '../effects/network/index.js'
@@ -20,6 +20,8 @@ export interface SimulationOptions {
   faults?: FaultConfig
   /** virtual start time (ms since epoch) */
   startTime?: number
+  /** per peer (by index): how far its clock reads ahead of the shared virtual time (negative: behind) */
+  clockOffsets?: number[]
   /** config shared by every runtime (protocols, limits, timeouts...); effects are the simulator's */
   runtime?: Omit<RuntimeConfigInput, 'effects' | 'dataDir' | 'transport' | 'listen' | 'bootstrap'>
 }
@@ -52,9 +54,10 @@ export class Simulation {
     for (let i = 0; i < options.peers; i++) {
       const seed = createHash('sha256').update(`aura-sim/${String(options.seed)}/peer/${i}`).digest()
       const crypto = await Ed25519Crypto.fromSeed(new Uint8Array(seed))
+      const offset = options.clockOffsets?.[i] ?? 0
       const runtime = await createRuntime({
         ...(options.runtime ?? {}),
-        effects: { clock, random: root.derive(`peer/${i}`), crypto, storage: new MemoryStorage(), network: hub.createNetwork(crypto.peerId) },
+        effects: { clock: offset === 0 ? clock : new OffsetClock(clock, offset), random: root.derive(`peer/${i}`), crypto, storage: new MemoryStorage(), network: hub.createNetwork(crypto.peerId) },
       })
       simulation.subscriptions.push(runtime.events$.subscribe((event) => simulation.trace.push(event)))
       runtimes.push(runtime)

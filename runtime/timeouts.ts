@@ -3,13 +3,14 @@
 // `withTimeout(ms, fn)` runs fn under the timeout machine: fn gets an AbortSignal that aborts at
 // the deadline or on cancel, and an OperationContext whose `call(peer, name, payload)` runs a
 // registered operation on another peer under the SAME deadline. The deadline travels in the
-// envelope as an absolute time and shrinks as it hops (a callee never gets more than what is
-// left). When the origin's operation ends without the callees' answers — expiry, cancel, error —
+// envelope as the budget left (relative ms, see wire.ts) and shrinks as it hops (a callee never
+// gets more than what is left); each peer turns it into a deadline on its own clock, so skewed
+// clocks do not matter. When the origin's operation ends without the callees' answers — expiry, cancel, error —
 // a `cancel` fans out to every peer it called, and each of them forwards it to the peers it
 // called in turn, so no actor of the operation stays alive anywhere.
 //
 // Wire (family 'timeout'):
-//   run    { operationId, name, payload }  envelope.deadline required; reply = handler's result
+//   run    { operationId, name, payload }  envelope.budgetMs required; reply = handler's result
 //   cancel { operationId, reason }          reply = number of local actors stopped
 
 import { createActor, fromPromise, toPromise, type AnyActorRef } from 'xstate'
@@ -19,6 +20,7 @@ import type { Clock } from '../effects/time/index.js'
 import type { Random } from '../effects/random/index.js'
 import { timeoutMachine, coordinatedTimeoutMachine, type CoordinatedOperationInput, type CoordinatedTimeoutOutput, type TimeoutOperationInput } from '../machines/timeout.js'
 import { deadlineTimerActor } from './effect-actors.js'
+import { enclosingDeadline, runInTimeoutScope, withEnclosingSignal } from './timeout-context.js'
 import type { EventBus } from './events.js'
 import type { InboundMessage, Router } from './router.js'
 
@@ -98,14 +100,19 @@ export class TimeoutCoordinator {
   private deadlineFor(ms: unknown): number {
     const parsed = msSchema.safeParse(ms)
     if (!parsed.success) throw new InvalidInput('timeout must be a positive, finite number of milliseconds', { issues: parsed.error.issues })
-    return this.deps.clock.now() + parsed.data * this.deps.factor
+    // inside another operation: never past its deadline (see timeout-context.ts)
+    return enclosingDeadline(this.deps.clock.now() + parsed.data * this.deps.factor)
   }
 
-  /** Runs `fn` under a deadline `ms` from now; rejects DeadlineExceeded (and aborts fn's signal, here and on every peer it called) when it passes. */
+  /**
+   * Runs `fn` under a deadline `ms` from now; rejects DeadlineExceeded (and aborts fn's signal, here
+   * and on every peer it called) when it passes. Inside another operation the deadline is the
+   * earlier of the two, and the enclosing operation's end cancels this one.
+   */
   async withTimeout<T>(ms: number, fn: Operation<T>, options: { signal?: AbortSignal } = {}): Promise<T> {
     if (typeof fn !== 'function') throw new InvalidInput('withTimeout needs a function')
     const deadlineAt = this.deadlineFor(ms)
-    return this.runUnder(this.deps.random.id(12), this.deps.router.self, deadlineAt, fn, options.signal)
+    return this.runUnder(this.deps.random.id(12), this.deps.router.self, deadlineAt, fn, withEnclosingSignal(options.signal))
   }
 
   /** Runs operations under one deadline with a policy: fail-fast (first failure or expiry fails all) or best-effort. */
@@ -121,18 +128,22 @@ export class TimeoutCoordinator {
     const record = this.record(operationId, this.deps.router.self)
     const machine = coordinatedTimeoutMachine.provide({
       actors: {
-        operation: fromPromise<unknown, CoordinatedOperationInput>(({ input, signal }) => byId.get(input.opId)!(signal, this.context(operationId, deadlineAt, signal, record))),
+        operation: fromPromise<unknown, CoordinatedOperationInput>(({ input, signal }) =>
+          runInTimeoutScope({ deadlineAt, signal }, () => byId.get(input.opId)!(signal, this.context(operationId, deadlineAt, signal, record))),
+        ),
         deadlineTimer: deadlineTimerActor(this.deps.clock),
       },
     })
     const actor = createActor(machine, { input: { deadlineAt, policy, opIds: named.map((op) => op.id) }, clock: this.deps.clock, ...this.inspectOption() })
     record.actors.add(actor)
+    const stopWithEnclosing = this.cancelOnAbort(actor, withEnclosingSignal())
     actor.start()
     try {
       const output = await toPromise(actor)
       if (output.status !== 'succeeded') this.count(output.status === 'cancelled' ? 'timeout.cancellations' : 'timeout.expired')
       return output as CoordinatedResult<T>
     } finally {
+      stopWithEnclosing()
       record.actors.delete(actor)
       void this.finish(operationId, 'coordinated operation ended')
     }
@@ -159,16 +170,17 @@ export class TimeoutCoordinator {
     const record = this.record(operationId, origin)
     const machine = timeoutMachine.provide({
       actors: {
-        operation: fromPromise<unknown, TimeoutOperationInput>(({ signal }) => fn(signal, this.context(operationId, deadlineAt, signal, record))),
+        // fn and all it starts run in the operation's scope: they inherit its deadline and signal
+        operation: fromPromise<unknown, TimeoutOperationInput>(({ signal }) =>
+          runInTimeoutScope({ deadlineAt, signal }, () => fn(signal, this.context(operationId, deadlineAt, signal, record))),
+        ),
         deadlineTimer: deadlineTimerActor(this.deps.clock),
       },
     })
     const actor = createActor(machine, { input: { deadlineAt }, clock: this.deps.clock, ...this.inspectOption() })
     record.actors.add(actor)
-    const onAbort = () => actor.send({ type: 'CANCEL', reason: 'aborted by caller' })
-    outer?.addEventListener('abort', onAbort, { once: true })
+    const stopWithOuter = this.cancelOnAbort(actor, outer)
     actor.start()
-    if (outer?.aborted) onAbort()
     try {
       const output = await toPromise(actor)
       this.deps.bus.emit({ type: 'latency', name: 'timeout.elapsed', ms: this.deps.clock.now() - startedAt })
@@ -187,12 +199,21 @@ export class TimeoutCoordinator {
       }
       throw output.error?.cause ?? new AuraError('NETWORK', output.error?.message ?? 'operation failed')
     } finally {
-      outer?.removeEventListener('abort', onAbort)
+      stopWithOuter()
       record.actors.delete(actor)
       // The caller learns the outcome now; the cancel fan-out to slow or unreachable callees
       // proceeds in the background (it is bounded by its own request timeout).
       void this.finish(operationId, 'operation ended')
     }
+  }
+
+  /** Cancels `actor` when `signal` aborts (at once if it has; call after start). Returns the unsubscribe. */
+  private cancelOnAbort(actor: AnyActorRef, signal: AbortSignal | undefined): () => void {
+    if (!signal) return () => undefined
+    const onAbort = () => actor.send({ type: 'CANCEL', reason: 'aborted by caller' })
+    signal.addEventListener('abort', onAbort, { once: true })
+    if (signal.aborted) queueMicrotask(onAbort)
+    return () => signal.removeEventListener('abort', onAbort)
   }
 
   private context(operationId: string, deadlineAt: number, signal: AbortSignal, record: OperationRecord): OperationContext {
@@ -249,15 +270,14 @@ export class TimeoutCoordinator {
 
   // ---- inbound ----------------------------------------------------------------------------
 
-  private async onRun({ envelope, from }: InboundMessage): Promise<unknown> {
+  private async onRun({ envelope, from, deadlineAt }: InboundMessage): Promise<unknown> {
     const parsed = runPayload.safeParse(envelope.payload)
     if (!parsed.success) throw new InvalidInput('invalid run request', { issues: parsed.error.issues })
     const { operationId, name, payload } = parsed.data
     const handler = this.handlers.get(name)
     if (!handler) throw new UnknownProtocol(`no operation named ${name}`, { name })
-    const deadlineAt = envelope.deadline
-    if (deadlineAt === undefined) throw new InvalidInput('a run request must carry a deadline')
-    if (deadlineAt <= this.deps.clock.now()) throw new DeadlineExceeded('the deadline had already passed when the request arrived', { operationId, deadlineAt })
+    if (deadlineAt === undefined) throw new InvalidInput('a run request must carry a budget (envelope budgetMs)')
+    if (deadlineAt <= this.deps.clock.now()) throw new DeadlineExceeded('no budget was left when the request arrived', { operationId, budgetMs: envelope.budgetMs })
     const existing = this.operations.get(operationId)
     if (existing && existing.origin !== from) throw new PermissionDenied('operation id belongs to another caller', { operationId })
     return this.runUnder(operationId, from, deadlineAt, (signal, context) => handler(payload, { ...context, from }))

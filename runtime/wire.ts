@@ -5,8 +5,15 @@
 //   byte 0      format version (currently 1)
 //   bytes 1..   MessagePack map of the envelope:
 //               { v: 1, kind: string, from: peerId, to: actor address,
-//                 id?: string, session?: string, deadline?: number (ms since epoch, absolute),
-//                 epoch?: number, payload: any }
+//                 id?: string, session?: string, budgetMs?: number, epoch?: number, payload: any }
+//
+// `budgetMs` is the time the work may still take, relative, in milliseconds: the sender computes
+// it from its own clock just before sending (its deadline minus its now) and the receiver turns
+// it back into a deadline on ITS clock at receipt (its now plus the budget). Peers' clocks never
+// have to agree; the budget shrinks at every hop by the time spent there. (Time in flight is not
+// subtracted: the origin's own timer still bounds the whole operation.) It replaced an absolute
+// `deadline`, which a callee whose clock ran ahead saw as already passed; a peer still sending
+// `deadline` fails the strict schema, a MALFORMED_FRAME rather than a misread deadline.
 //
 // MessagePack keeps Uint8Array payloads binary (no base64) and decodes fast. Every decoded
 // envelope is validated with zod before anything else sees it; the payload itself is validated
@@ -26,7 +33,7 @@ export const envelopeSchema = z
     to: z.string().min(1).max(256),
     id: z.string().max(128).optional(),
     session: z.string().min(1).max(128).optional(),
-    deadline: z.number().finite().nonnegative().optional(),
+    budgetMs: z.number().finite().nonnegative().optional(),
     epoch: z.number().int().nonnegative().optional(),
     payload: z.unknown(),
   })

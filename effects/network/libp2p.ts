@@ -35,8 +35,11 @@ import { DEFAULT_MAX_FRAME_BYTES, type FrameError, type FrameHandler, type Netwo
 // limit; 64 MiB is far above anything the router sends and still fits in memory twice.
 const MAX_CONFIGURABLE_FRAME_BYTES = 64 * 1024 * 1024
 // Long-lived streams mean few per protocol, but a reopen after a failure can briefly overlap a
-// dying stream; libp2p's defaults (32 in / 64 out) would refuse streams under churn.
-const STREAMS_PER_PROTOCOL = 1024
+// dying stream; libp2p's defaults (32 in / 64 out) would refuse streams under churn. The default
+// bound on streams a peer may hold open with us (per connection: in the muxer, and per protocol).
+const DEFAULT_STREAMS_PER_PEER = 1024
+// libp2p's own default for Node, made explicit: beyond it the connection manager prunes.
+const DEFAULT_MAX_CONNECTIONS = 300
 const CLOSE_TIMEOUT_MS = 2_000
 
 const isPrivateKey = (v: unknown): v is PrivateKey =>
@@ -64,6 +67,10 @@ const optionsSchema = z
      * (about 20-30 us here). Off by default: most of our traffic is request/reply.
      */
     coalesceWrites: z.boolean().optional(),
+    /** streams one peer may have open with us at once, each way (yamux per connection, and per protocol) */
+    maxStreamsPerPeer: z.number().int().min(8).max(65_536).optional(),
+    /** connections the connection manager keeps before pruning */
+    maxConnections: z.number().int().min(1).max(100_000).optional(),
   })
   .strict()
 
@@ -145,6 +152,7 @@ class OutboundChannel {
     private readonly protocol: string,
     private readonly maxFrameBytes: number,
     private readonly coalesce: boolean,
+    private readonly maxStreams: number,
   ) {}
 
   write(bytes: Uint8Array, signal?: AbortSignal): Promise<void> {
@@ -249,7 +257,7 @@ class OutboundChannel {
       stream = await this.node.dialProtocol(this.peer, this.protocol, {
         signal,
         runOnLimitedConnection: true,
-        maxOutboundStreams: STREAMS_PER_PROTOCOL,
+        maxOutboundStreams: this.maxStreams,
       })
     } catch (err) {
       if (signal?.aborted) throw this.cancelled(signal)
@@ -293,6 +301,7 @@ export class Libp2pNetwork implements Network {
     private readonly node: Libp2p,
     maxFrameBytes: number,
     private readonly coalesceWrites: boolean,
+    private readonly maxStreamsPerPeer: number,
   ) {
     this.peerId = node.peerId.toString()
     this.maxFrameBytes = maxFrameBytes
@@ -307,6 +316,7 @@ export class Libp2pNetwork implements Network {
     const parsed = optionsSchema.safeParse(options)
     if (!parsed.success) throw new ConfigInvalid('invalid Libp2pNetwork options', { issues: parsed.error.issues })
     const { transport, privateKey } = parsed.data
+    const maxStreams = parsed.data.maxStreamsPerPeer ?? DEFAULT_STREAMS_PER_PEER
     const listen = parsed.data.listen ?? (transport === 'tcp' ? ['/ip4/127.0.0.1/tcp/0'] : [`/memory/${globalThis.crypto.randomUUID()}`])
     let node: Libp2p
     try {
@@ -315,12 +325,13 @@ export class Libp2pNetwork implements Network {
         addresses: { listen },
         transports: [transport === 'tcp' ? tcp() : memory()],
         connectionEncrypters: [noise()],
-        streamMuxers: [yamux()],
+        streamMuxers: [yamux({ maxInboundStreams: maxStreams, maxOutboundStreams: maxStreams })],
+        connectionManager: { maxConnections: parsed.data.maxConnections ?? DEFAULT_MAX_CONNECTIONS },
       })
     } catch (err) {
       throw new NetworkError(`cannot start libp2p (${transport} on ${listen.join(', ')})`, { transport, listen }, { cause: err })
     }
-    return new Libp2pNetwork(node, parsed.data.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES, parsed.data.coalesceWrites ?? false)
+    return new Libp2pNetwork(node, parsed.data.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES, parsed.data.coalesceWrites ?? false, maxStreams)
   }
 
   addresses(): string[] {
@@ -382,7 +393,7 @@ export class Libp2pNetwork implements Network {
       } catch (err) {
         throw new InvalidInput(`not a peer id: ${peerId}`, { peerId }, { cause: err })
       }
-      channel = new OutboundChannel(this.node, peer, protocol, this.maxFrameBytes, this.coalesceWrites)
+      channel = new OutboundChannel(this.node, peer, protocol, this.maxFrameBytes, this.coalesceWrites, this.maxStreamsPerPeer)
       this.channels.set(key, channel)
     }
     return channel.write(bytes, options?.signal)
@@ -397,8 +408,8 @@ export class Libp2pNetwork implements Network {
     if (registered) return
     try {
       await this.node.handle(protocol, (stream, connection) => void this.serveInbound(stream, connection), {
-        maxInboundStreams: STREAMS_PER_PROTOCOL,
-        maxOutboundStreams: STREAMS_PER_PROTOCOL,
+        maxInboundStreams: this.maxStreamsPerPeer,
+        maxOutboundStreams: this.maxStreamsPerPeer,
         runOnLimitedConnection: true,
         force: true,
       })

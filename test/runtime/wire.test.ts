@@ -5,7 +5,7 @@ import { decodeEnvelope, encodeEnvelope, type Envelope } from '../../runtime/wir
 import { FrameTooLarge, MalformedFrame } from '../../effects/errors.js'
 
 const MAX = 64 * 1024
-const base: Envelope = { v: 1, kind: 'step', from: 'peer-a', to: 'session', session: 's1', deadline: 1000, epoch: 2, payload: { n: 1, bytes: new Uint8Array([1, 2, 3]) } }
+const base: Envelope = { v: 1, kind: 'step', from: 'peer-a', to: 'session', session: 's1', budgetMs: 1000, epoch: 2, payload: { n: 1, bytes: new Uint8Array([1, 2, 3]) } }
 
 describe('wire codec', () => {
   it('round-trips an envelope, keeping binary payloads binary', () => {
