@@ -22,7 +22,8 @@ const DEFAULT_LIMITS = {
   // far above what any pattern sends in normal work (pipelined replication included), low enough
   // that one peer cannot keep every core busy answering it
   maxInboundPerPeerPerSecond: 20_000,
-  maxStreamsPerPeer: 1024,
+  // streams are long-lived (one per protocol and direction); see effects/network/libp2p.ts
+  maxStreamsPerPeer: 64,
   maxConnections: 300,
 }
 

@@ -46,6 +46,7 @@ export interface OutboundMessage {
 }
 
 const REPLY = 'reply'
+const ERROR_ANSWERS_PER_PEER_PER_SECOND = 200
 const ERROR = 'error'
 
 interface Pending {
@@ -80,6 +81,8 @@ export class Router {
   private readonly random: Random
   readonly maxFrameBytes: number
   private readonly inboundLimit: PeerRateLimiter | undefined
+  /** typed-error answers per peer and second; the rejections beyond it are still counted */
+  private readonly errorAnswers: PeerRateLimiter
   // Request ids: a random prefix per router (so a late answer to an earlier incarnation of this
   // peer never matches) and a counter. One random draw per request cost more than the rest of
   // building the request; unguessability is not needed because answers are matched on the peer.
@@ -92,6 +95,7 @@ export class Router {
     this.clock = options.clock
     this.random = options.random
     this.maxFrameBytes = options.maxFrameBytes
+    this.errorAnswers = new PeerRateLimiter(options.clock, ERROR_ANSWERS_PER_PEER_PER_SECOND)
     this.inboundLimit = options.maxInboundPerPeerPerSecond === undefined ? undefined : new PeerRateLimiter(options.clock, options.maxInboundPerPeerPerSecond)
   }
 
@@ -264,6 +268,9 @@ export class Router {
     this.bus.emit({ type: 'error', code: typed.code, where, message: typed.message, remote: from })
     if (envelope && (envelope.kind === REPLY || envelope.kind === ERROR)) return
     if (from === this.self && envelope?.id === undefined) return
+    // Telling a peer why costs a send (and, to a peer that does not speak the protocol back, a
+    // failed stream negotiation each time): a flood of bad frames gets a bounded number of answers.
+    if (!this.errorAnswers.take(from)) return
     const payload = { code: typed.code, message: typed.message, details: sanitizeDetails(typed.details) }
     void this.answer(from, family, { kind: ERROR, payload }, envelope?.id).catch(() => {})
   }

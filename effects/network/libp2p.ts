@@ -34,10 +34,11 @@ import { DEFAULT_MAX_FRAME_BYTES, type FrameError, type FrameHandler, type Netwo
 // Frames are bounded, so one peer with a buggy or hostile sender cannot make us buffer without
 // limit; 64 MiB is far above anything the router sends and still fits in memory twice.
 const MAX_CONFIGURABLE_FRAME_BYTES = 64 * 1024 * 1024
-// Long-lived streams mean few per protocol, but a reopen after a failure can briefly overlap a
-// dying stream; libp2p's defaults (32 in / 64 out) would refuse streams under churn. The default
-// bound on streams a peer may hold open with us (per connection: in the muxer, and per protocol).
-const DEFAULT_STREAMS_PER_PEER = 1024
+// Long-lived streams mean one per (peer, protocol) and direction, plus a reopen after a failure
+// that can briefly overlap a dying stream. Each inbound stream may buffer up to two frames, so
+// the bound is also what one peer can make us hold in memory: 64 leaves room for churn on every
+// protocol while a peer opening hundreds of streams is refused (the hostile-wire campaign).
+const DEFAULT_STREAMS_PER_PEER = 64
 // libp2p's own default for Node, made explicit: beyond it the connection manager prunes.
 const DEFAULT_MAX_CONNECTIONS = 300
 const CLOSE_TIMEOUT_MS = 2_000

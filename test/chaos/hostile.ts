@@ -148,8 +148,9 @@ async function legitLoop(runtime: Runtime, victim: Victim, token: unknown, count
       const back = (await remote.retrieve('public', `k${i % 50}`, token as never)) as { i: number } | undefined
       if (back?.i === i) counts.ok += 1
       else counts.failed += 1
-    } catch {
+    } catch (error) {
       counts.failed += 1
+      if (process.env.HOSTILE_DEBUG) console.log('legit request failed:', error)
     }
     await new Promise((r) => setTimeout(r, 10))
   }
@@ -168,8 +169,10 @@ export async function hostileRun(options: HostileOptions): Promise<HostileReport
     const { token } = await victim.ask<{ token: unknown }>({ type: 'grant', peerId: legit.peerId }, 'granted')
     const warm = { ok: 0, failed: 0 }
     let warmed = false
-    await Promise.race([legitLoop(legit, victim, token, warm, () => warmed), new Promise((r) => setTimeout(r, 1_000))])
+    const warming = legitLoop(legit, victim, token, warm, () => warmed)
+    await new Promise((r) => setTimeout(r, 1_000))
     warmed = true
+    await warming
     const before = await victim.ask<{ rss: number }>({ type: 'rss' }, 'rss')
 
     const self = attacker.peerId.toString()
@@ -211,9 +214,12 @@ export async function hostileRun(options: HostileOptions): Promise<HostileReport
 
     const after = { ok: 0, failed: 0 }
     let done = false
-    await Promise.race([legitLoop(legit, victim, token, after, () => done), new Promise((r) => setTimeout(r, 1_500))])
+    const serving = legitLoop(legit, victim, token, after, () => done)
+    await new Promise((r) => setTimeout(r, 1_500))
     done = true
-    const report = exited ? undefined : await victim.ask<{ rss: number; errors: Record<string, number>; tags: string[] }>({ type: 'rss' }, 'rss')
+    await serving
+    const report = exited ? undefined : await victim.ask<{ rss: number; errors: Record<string, number>; tags: string[]; memory: unknown }>({ type: 'rss' }, 'rss')
+    if (process.env.HOSTILE_DEBUG) console.log(JSON.stringify({ before, after: report }))
     return {
       framesSent,
       streamsOpened: streams.length,

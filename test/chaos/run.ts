@@ -1,14 +1,27 @@
 // `npm run chaos`: the fault campaign. Simulated: seeded runs of 5 peers under loss, duplication,
 // reordering, partitions and crashes, each checked against its history (simulated.ts, history.ts).
 // Prints runs, operations, violations and the seeds that failed (each replays with --seed).
+// Hostile wire: a bare libp2p node floods a peer process with bad frames and streams while a
+// legitimate runtime keeps using it (hostile.ts).
 //
-//   npm run chaos                        1,000 simulated runs from seed 1
+//   npm run chaos                        1,000 simulated runs from seed 1, then 100,000 hostile frames
 //   npm run chaos -- --runs 50 --seed 7  50 runs from seed 7
+//   npm run chaos -- --only hostile      one part only (simulated | hostile)
 import '../../runtime/polyfill.js'
 import { parseArgs } from 'node:util'
+import { hostileRun } from './hostile.js'
 import { simulatedRun } from './simulated.js'
 
-const { values } = parseArgs({ options: { runs: { type: 'string', default: '1000' }, seed: { type: 'string', default: '1' }, quiet: { type: 'boolean', default: false } } })
+const { values } = parseArgs({
+  options: {
+    runs: { type: 'string', default: '1000' },
+    seed: { type: 'string', default: '1' },
+    frames: { type: 'string', default: '100000' },
+    streams: { type: 'string', default: '300' },
+    only: { type: 'string' },
+    quiet: { type: 'boolean', default: false },
+  },
+})
 const runs = Number(values.runs)
 const first = Number(values.seed)
 if (!Number.isSafeInteger(runs) || runs < 1 || !Number.isSafeInteger(first)) {
@@ -16,6 +29,14 @@ if (!Number.isSafeInteger(runs) || runs < 1 || !Number.isSafeInteger(first)) {
   process.exit(2)
 }
 
+let violationsTotal = 0
+const part = (name: string) => values.only === undefined || values.only === name
+
+if (part('simulated')) violationsTotal += await simulated()
+if (part('hostile')) violationsTotal += await hostile()
+process.exit(violationsTotal === 0 ? 0 : 1)
+
+async function simulated(): Promise<number> {
 const started = Date.now()
 let operations = 0
 let acknowledged = 0
@@ -37,4 +58,22 @@ for (let seed = first; seed < first + runs; seed++) {
 settle.sort((a, b) => a - b)
 console.log(`simulated: runs=${runs} peers=5 operations=${operations} acknowledged=${acknowledged} violations=${violations.length} failed_seeds=${failed.length ? failed.join(',') : 'none'}`)
 console.log(`simulated: converged after heal p50=${settle[Math.floor(settle.length / 2)]} ms p99=${settle[Math.floor(settle.length * 0.99)]} ms (virtual); wall ${Math.round((Date.now() - started) / 1000)} s`)
-process.exit(violations.length === 0 ? 0 : 1)
+return violations.length
+}
+
+async function hostile(): Promise<number> {
+  const r = await hostileRun({ frames: Number(values.frames), streams: Number(values.streams), seed: first })
+  const growth = r.rssAfterMb - r.rssBeforeMb
+  const problems = [
+    !r.alive && 'the peer died',
+    growth >= 100 && `RSS grew ${growth.toFixed(1)} MB`,
+    r.legitDuring.ok === 0 && 'no legitimate request served during the attack',
+    (r.legitAfter.ok === 0 || r.legitAfter.failed > 0) && 'legitimate requests failed after the attack',
+    JSON.stringify(r.tags) !== JSON.stringify(['kept']) && `the peer's CRDT state changed: ${JSON.stringify(r.tags)}`,
+  ].filter((p): p is string => typeof p === 'string')
+  const rejected = Object.entries(r.rejected).map(([code, n]) => `${code}=${n}`).join(' ')
+  console.log(`hostile: frames=${r.framesSent} streams=${r.streamsOpened} alive=${r.alive} rss_growth_mb=${growth.toFixed(1)} legit_during=${r.legitDuring.ok}/${r.legitDuring.ok + r.legitDuring.failed} legit_after=${r.legitAfter.ok}/${r.legitAfter.ok + r.legitAfter.failed} wall ${Math.round(r.ms / 1000)} s`)
+  console.log(`hostile: rejected ${rejected}`)
+  for (const p of problems) console.log(`hostile violation: ${p}`)
+  return problems.length
+}

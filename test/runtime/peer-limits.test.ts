@@ -46,6 +46,19 @@ describe('per-peer inbound rate limit', () => {
     expect(later.value).toEqual({ value: 'pong' })
   })
 
+  it('a flood of bad messages is counted whole but answered only up to a bounded rate', async () => {
+    const sim = await Simulation.create({ seed: 12, peers: 2, faults: { minDelayMs: 1, maxDelayMs: 2 } })
+    sims.push(sim)
+    const [server, flooder] = sim.runtimes as [Runtime, Runtime]
+    await drive(sim, Promise.all(Array.from({ length: 600 }, () => flooder.router.send(server.peerId, 'timeout', { kind: 'no-such-kind', payload: null }))), 500)
+    await sim.run(100)
+    expect(server.metrics().errors['UNKNOWN_PROTOCOL']).toBe(600)
+    // each answer the flooder got shows up on its side as a remote error
+    const answered = flooder.metrics().errors['REMOTE_UNKNOWN_PROTOCOL'] ?? 0
+    expect(answered).toBeGreaterThan(0)
+    expect(answered).toBeLessThanOrEqual(200)
+  })
+
   it('the limits are validated config', async () => {
     await expect(createRuntime({ limits: { maxInboundPerPeerPerSecond: 0 } })).rejects.toBeInstanceOf(ConfigInvalid)
     await expect(createRuntime({ limits: { maxStreamsPerPeer: 2 } })).rejects.toThrow(/maxStreamsPerPeer/)
