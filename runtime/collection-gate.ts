@@ -43,6 +43,8 @@ export interface GatedRequest {
   /** the capability presented with the request */
   credential: CapabilityToken
   timeoutMs: number
+  /** the enclosing operation's deadline (this peer's clock): it travels as the remaining budget */
+  deadline?: number
   /** the right the responder must hold here for its reply to be used */
   replyRight?: Right
 }
@@ -109,7 +111,8 @@ export class CollectionGate {
   /** Sends a gated request; resolves with the reply's body once the responder's capability is checked. */
   async request(peer: string, family: PatternFamily, request: GatedRequest): Promise<unknown> {
     const payload = { collection: request.collection, capability: request.credential, body: request.body }
-    const reply = await this.router.request(peer, family, { kind: request.kind, payload }, request.timeoutMs)
+    const message = request.deadline === undefined ? { kind: request.kind, payload } : { kind: request.kind, payload, deadline: request.deadline }
+    const reply = await this.router.request(peer, family, message, request.timeoutMs)
     const parsed = replySchema.safeParse(reply)
     if (!parsed.success) throw invalidInput(`${family} ${request.kind} reply`, parsed.error.issues)
     if (request.replyRight !== undefined) {

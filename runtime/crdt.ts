@@ -25,7 +25,7 @@ import { Subject, filter, type Observable } from 'rxjs'
 import { createActor, fromCallback, type Actor } from 'xstate'
 import * as Y from 'yjs'
 import { z } from 'zod'
-import { AuraError, InvalidInput, NotFound, PermissionDenied, isAuraError } from '../effects/errors.js'
+import { AuraError, Cancelled, DeadlineExceeded, InvalidInput, NotFound, PermissionDenied, isAuraError } from '../effects/errors.js'
 import { capabilityTokenSchema, type CapabilityToken, type Right } from '../effects/crypto/capability.js'
 import {
   VectorClock,
@@ -72,6 +72,7 @@ import {
 } from './crdt-wire.js'
 import { CollectionGate, rootIssuer, type Authorizer, type GatedKind } from './collection-gate.js'
 import { backoffTimerActor } from './effect-actors.js'
+import { currentDeadline, currentSignal } from './timeout-context.js'
 import type { RuntimeEventInput } from './events.js'
 import { isTransient } from './retry.js'
 import type { PatternFamily, Router } from './router.js'
@@ -373,11 +374,26 @@ export class CrdtCoordinator {
     this.releases.push(await this.gate.serve(family, this.namespace, (peer) => this.credentialFor(peer), kinds))
   }
 
-  /** A request to `peerId` about this collection, with this peer's capability; the reply's body. */
+  /**
+   * A request to `peerId` about this collection, with this peer's capability; the reply's body.
+   * Inside a timeout scope (withTimeout) it waits no longer than the scope has left, and the
+   * peer is told that budget.
+   */
   async request(peerId: string, family: PatternFamily, kind: string, body: unknown, replyRight?: Right, timeoutMs = this.requestTimeoutMs): Promise<unknown> {
     if (!this.gate) throw new InvalidInput('coordinator is not attached to a runtime')
+    const deadline = currentDeadline()
+    const wait = deadline === undefined ? timeoutMs : Math.min(timeoutMs, deadline - this.now())
+    if (wait <= 0) throw new DeadlineExceeded(`no time left for ${family}/${kind} to ${peerId}`, { peer: peerId, kind })
     const credential = await this.credentialFor(peerId)
-    return this.gate.request(peerId, family, { collection: this.namespace, kind, body, credential, timeoutMs, ...(replyRight ? { replyRight } : {}) })
+    return this.gate.request(peerId, family, {
+      collection: this.namespace,
+      kind,
+      body,
+      credential,
+      timeoutMs: wait,
+      ...(deadline !== undefined ? { deadline } : {}),
+      ...(replyRight ? { replyRight } : {}),
+    })
   }
 
   /** Makes an application type known here, so documents of it can be created and synced. */
@@ -863,12 +879,39 @@ export class CrdtCoordinator {
     } catch (error) {
       return Promise.reject(error)
     }
+    // Started inside withTimeout: the caller is answered no later than its deadline, or its cancel.
+    const signal = currentSignal()
+    const deadline = currentDeadline()
+    if (signal?.aborted) return Promise.reject(this.scopeEnded(deadline))
     return new Promise<SyncResult>((resolve, reject) => {
+      const waiters = this.waiters.get(peerId)!
       // A SYNC during a round is queued: the caller's round is the next one either way.
       const waiter: SyncWaiter = { round: actor.getSnapshot().context.round + 1, startedAt: this.now(), resolve, reject }
-      this.waiters.get(peerId)!.push(waiter)
+      if (signal) {
+        const abandon = () => {
+          const at = waiters.indexOf(waiter)
+          if (at >= 0) waiters.splice(at, 1)
+          reject(this.scopeEnded(deadline))
+        }
+        signal.addEventListener('abort', abandon, { once: true })
+        waiter.resolve = (result) => {
+          signal.removeEventListener('abort', abandon)
+          resolve(result)
+        }
+        waiter.reject = (error) => {
+          signal.removeEventListener('abort', abandon)
+          reject(error)
+        }
+      }
+      waiters.push(waiter)
       actor.send(policy ? { type: 'SYNC', policy } : { type: 'SYNC' })
     })
+  }
+
+  private scopeEnded(deadline: number | undefined): AuraError {
+    return deadline !== undefined && this.now() >= deadline
+      ? new DeadlineExceeded('sync outlived the enclosing timeout', { deadline })
+      : new Cancelled('sync cancelled with the enclosing operation')
   }
 
   private syncActor(peerId: string): SyncActor {

@@ -24,6 +24,7 @@ import { LOG_LIMIT } from '../../runtime/crdt-persistence.js'
 import { createRuntime, type Runtime } from '../../runtime/runtime.js'
 import { Simulation } from '../../runtime/simulation.js'
 import { sharing } from '../fixtures/crdt-access.js'
+import { drive } from '../fixtures/simulation-drive.js'
 
 /** One sync between two unattached coordinators, by hand: a pulls from b, then pushes. */
 async function syncByHand(a: CrdtCoordinator, b: CrdtCoordinator) {
@@ -441,6 +442,25 @@ describe('retry and delta propagation (simulated network, virtual clock)', () =>
       expect(results.map((r) => r.pulled)).toEqual([['counter'], [], [], []])
       // two rounds in all: the queued callers share the second round's result
       expect(new Set(results.map((r) => r.pulled)).size).toBe(2)
+    } finally {
+      await sim.stop()
+    }
+  })
+
+  it('a sync started inside withTimeout ends with the enclosing deadline, not after its own retries', async () => {
+    const sim = await Simulation.create({ seed: 10, peers: 2, faults: { minDelayMs: 1, maxDelayMs: 3 } })
+    try {
+      const [a] = await sharing(Promise.all(sim.runtimes.map((r) => CrdtCoordinator.attach(r, { requestTimeoutMs: 1_000 }))))
+      sim.hub.partition([[sim.runtimes[0]!.peerId], [sim.runtimes[1]!.peerId]])
+      const startedAt = sim.clock.now()
+      const policy = { maxAttempts: 10, initialDelayMs: 500, maxDelayMs: 5_000, multiplier: 2, jitter: 'none' as const }
+      let sync: Promise<unknown> | undefined
+      const outer = sim.runtimes[0]!.timeouts.withTimeout(300, () => (sync = a!.syncWithRetry(sim.runtimes[1]!.peerId, policy)))
+      expect((await drive(sim, outer, 10_000)).error).toMatchObject({ code: 'DEADLINE_EXCEEDED' })
+      // the sync itself is answered at the deadline too, not when its own retries run out
+      const outcome = await drive(sim, sync!, 10_000)
+      expect(outcome.error).toMatchObject({ code: 'DEADLINE_EXCEEDED' })
+      expect(outcome.at - startedAt).toBeLessThan(400)
     } finally {
       await sim.stop()
     }
