@@ -11,7 +11,7 @@
 
 import * as Y from 'yjs'
 import { z } from 'zod'
-import { InvalidInput } from '../effects/errors.js'
+import { Conflict, InvalidInput } from '../effects/errors.js'
 import {
   createCmHandler,
   createCvHandler,
@@ -158,31 +158,54 @@ class OpDocument extends BaseDocument implements CrdtDocument {
     readonly handler: CmHandler<any, any>,
   ) {
     super(name, handler.type.name)
+    // Only types with a state encoding can fold their log into a snapshot.
+    if (handler.type.encodeState !== undefined) this.collect = (stable) => handler.compact(stable) > 0
   }
+
+  readonly collect?: (stable: VectorClock) => boolean
 
   protected computeVersion(): VectorClock {
     return this.handler.clock()
   }
 
+  /** The ops the peer lacks; a peer behind the compacted snapshot gets it first: { snapshot, ops }. */
   missingFor(remote: VectorClock): WireValue | undefined {
     if (remote.dominates(this.version())) return undefined
-    const ops = this.handler.opsSince(remote)
-    return ops.length === 0 ? undefined : ops.map((op) => encodeCausalOp(this.handler.type, op))
+    const type = this.handler.type
+    const ops = this.handler.opsSince(remote).map((op) => encodeCausalOp(type, op))
+    const snapshot = this.handler.snapshotFor(remote)
+    if (snapshot !== undefined) return { snapshot: { state: type.encodeState!(snapshot.state), clock: snapshot.clock.encode() }, ops }
+    return ops.length === 0 ? undefined : ops
   }
 
   prepare(payload: unknown): PreparedApply {
-    if (!Array.isArray(payload)) throw new InvalidInput('cm payload must be an array of causal ops', { doc: this.name })
-    if (payload.length > MAX_META_ENTRIES) throw new InvalidInput('too many ops in one message', { ops: payload.length })
-    const ops = payload.map((wire) => decodeCausalOp(this.handler.type, wire))
+    const type = this.handler.type
+    const parsed = opPayloadSchema.safeParse(payload)
+    if (!parsed.success) throw new InvalidInput('cm payload must be causal ops, or { snapshot, ops }', { doc: this.name, issues: parsed.error.issues })
+    const body = Array.isArray(parsed.data) ? { ops: parsed.data } : parsed.data
+    if (body.snapshot !== undefined && type.decodeState === undefined) throw new InvalidInput(`${type.name} has no snapshots`, { doc: this.name })
+    const snapshot = body.snapshot && { state: type.decodeState!(body.snapshot.state), clock: VectorClock.decode(body.snapshot.clock) }
+    const ops = body.ops.map((wire) => decodeCausalOp(type, wire))
+    // Checked here, not in apply: a message is rejected whole before anything changes.
+    const folded = this.handler.snapshotFor(VectorClock.empty)?.clock ?? VectorClock.empty
+    if (snapshot && !snapshot.clock.dominates(folded) && !this.handler.clock().dominates(snapshot.clock)) {
+      throw new Conflict('snapshot crosses this replica\'s own compaction', { doc: this.name })
+    }
     return {
       apply: () => {
-        let changed = false
+        let changed = snapshot !== undefined && this.handler.adopt(snapshot)
         for (const op of ops) if (this.handler.receive(op).delivered.length > 0) changed = true
         return changed
       },
     }
   }
 }
+
+const opListSchema = z.array(z.unknown()).max(MAX_META_ENTRIES)
+const opPayloadSchema = z.union([
+  opListSchema,
+  z.object({ snapshot: z.object({ state: z.unknown(), clock: z.unknown() }).strict().optional(), ops: opListSchema }).strict(),
+])
 
 const meetMessageSchema = z
   .object({ origin: z.string().min(1).max(256), counter: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER), constraint: z.unknown() })

@@ -9,6 +9,7 @@ export type {
   CausalOp,
   CmHandler,
   CmReceipt,
+  CmSnapshot,
   CmType,
   CvHandler,
   CvType,

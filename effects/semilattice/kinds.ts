@@ -52,6 +52,19 @@ export interface CmType<S, Op> {
   equals(a: S, b: S): boolean
   encodeOp(op: Op): WireValue
   decodeOp(wire: unknown): Op
+  /**
+   * Optional: a state on the wire. Types that have it let their handlers compact the op log:
+   * ops every replica has delivered are folded into a snapshot, and a replica behind the
+   * snapshot is sent it (with the ops after it) instead of ops no longer kept.
+   */
+  encodeState?(s: S): WireValue
+  decodeState?(wire: unknown): S
+}
+
+/** The state at a causally closed cut of ops (`clock`), as a compacted op log keeps it. */
+export interface CmSnapshot<S> {
+  readonly state: S
+  readonly clock: VectorClock
 }
 
 /** An operation with the causal context it was issued in. */
@@ -112,8 +125,21 @@ export interface CmHandler<S, Op> {
   receive(op: CausalOp<Op>): CmReceipt<Op>
   /** Ops buffered, waiting for their dependencies. */
   pending(): number
-  /** Delivered ops a peer at `since` has not seen, in an order that respects causality. */
+  /** Delivered ops a peer at `since` has not seen and the log still holds, in causal order. */
   opsSince(since: VectorClock): CausalOp<Op>[]
+  /** The snapshot a peer at `since` needs first (it lacks ops folded into it); undefined if none. */
+  snapshotFor(since: VectorClock): CmSnapshot<S> | undefined
+  /**
+   * Folds delivered ops every replica has (seq ≤ stable) into the snapshot and drops them from
+   * the log; returns how many went. A no-op for types without a state encoding.
+   */
+  compact(stable: VectorClock): number
+  /**
+   * Takes a peer's snapshot: what this replica delivered beyond it is replayed on top. Conflict
+   * if this replica folded ops the snapshot lacks (two compactions that crossed); false when it
+   * brought nothing new.
+   */
+  adopt(snapshot: CmSnapshot<S>): boolean
 }
 
 export interface CmReceipt<Op> {

@@ -9,6 +9,7 @@ export interface CounterOp {
   readonly add: number
 }
 
+const stateSchema = z.number().int().min(-Number.MAX_SAFE_INTEGER).max(Number.MAX_SAFE_INTEGER)
 const opSchema = z.object({ add: z.number().int().min(-Number.MAX_SAFE_INTEGER).max(Number.MAX_SAFE_INTEGER) }).strict()
 
 export const opCounter = {
@@ -18,4 +19,6 @@ export const opCounter = {
   equals: (a, b) => a === b,
   encodeOp: (op) => ({ add: op.add }),
   decodeOp: (wire) => parseWire(opSchema, wire, 'counter op'),
+  encodeState: (s) => s,
+  decodeState: (wire) => parseWire(stateSchema, wire, 'counter state'),
 } satisfies CmType<number, CounterOp>

@@ -19,6 +19,8 @@ const opSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('remove'), element, tags: z.array(z.string().max(300)).max(WIRE_LIMITS.entries) }).strict(),
 ])
 
+const stateSchema = z.array(z.tuple([element, z.array(z.string().max(300)).min(1).max(WIRE_LIMITS.entries)])).max(WIRE_LIMITS.entries)
+
 export const opOrSet = {
   name: 'op-or-set',
   initial: (): OpORSetState => new Map(),
@@ -41,6 +43,8 @@ export const opOrSet = {
   },
   encodeOp: (op): WireValue => (op.kind === 'add' ? { kind: 'add', element: op.element } : { kind: 'remove', element: op.element, tags: [...op.tags] }),
   decodeOp: (wire) => parseWire(opSchema, wire, 'or-set op'),
+  encodeState: (s): WireValue => [...s].map(([e, tags]) => [e, [...tags]]),
+  decodeState: (wire): OpORSetState => new Map(parseWire(stateSchema, wire, 'or-set state').map(([e, tags]) => [e, new Set(tags)])),
 
   addOp: (element: string): ORSetOp => ({ kind: 'add', element }),
   /** A remove of the tags of `element` observed in `s`. */

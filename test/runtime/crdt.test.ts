@@ -15,6 +15,7 @@ import {
   opCounter,
   orSet,
   pnCounter,
+  VectorClock,
   type CvType,
   type ORSetState,
   type PNCounterState,
@@ -121,6 +122,30 @@ describe('sync protocol (in process)', () => {
 
 describe('tombstone collection', () => {
   const removalsOf = (c: CrdtCoordinator, name: string) => (c.state(name) as ORSetState).removals.size
+
+  it('the op log of a Cm document is compacted once every known peer delivered the ops; a new peer gets the snapshot', async () => {
+    const a = new CrdtCoordinator('a')
+    const b = new CrdtCoordinator('b')
+    for (const c of [a, b]) c.cm('ops', opCounter)
+    for (let i = 0; i < 20; i++) await a.emitOp('ops', { add: 1 })
+    await syncByHand(b, a)
+    await syncByHand(b, a) // b's second request tells a it delivered all 20
+    const log = (c: CrdtCoordinator) => c.handler<ReturnType<typeof createCmHandler>>('ops').opsSince(VectorClock.empty).length
+    expect(log(a)).toBe(20)
+    expect(a.collectRemovals()).toEqual(['ops'])
+    expect(log(a)).toBe(0)
+    expect(a.state('ops')).toBe(20)
+    // a peer a never heard of is sent the snapshot and the ops after it, over the wire form
+    await a.emitOp('ops', { add: 5 })
+    const fresh = new CrdtCoordinator('fresh')
+    await syncByHand(fresh, a)
+    expect(fresh.state('ops')).toBe(25)
+    expect(log(fresh)).toBe(1)
+    // and b, which already had the folded ops, only the new one
+    const { response } = await syncByHand(b, a)
+    expect(JSON.stringify(response)).not.toContain('snapshot')
+    expect(b.state('ops')).toBe(25)
+  })
 
   it('drops the removal records every known peer has seen; a peer behind them, or unknown, still converges', async () => {
     const a = new CrdtCoordinator('a')
