@@ -24,7 +24,7 @@ import { checkKey, checkValue } from '../effects/storage/storage-input.js'
 import type { Clock } from '../effects/time/index.js'
 import { createStorageOperationMachine, type StorageOperation, type StorageOpInput, type ValidatedOp } from '../machines/storage.js'
 import type { RuntimeEventInput } from './events.js'
-import { HybridLogicalClock, type HlcTimestamp } from './hybrid-clock.js'
+import { DEFAULT_MAX_CLOCK_DRIFT_MS, HybridLogicalClock, type HlcTimestamp } from './hybrid-clock.js'
 import type { Router } from './router.js'
 import { StorageMeta } from './storage-meta.js'
 import {
@@ -81,6 +81,8 @@ export const storageCoordinatorOptionsSchema = z
     /** resolvers declared up front (persisted on first use; a conflicting stored one is an error) */
     namespaces: z.record(z.string(), resolverSchema).default({}),
     cacheSize: z.number().int().nonnegative().default(1024),
+    /** how far ahead of the local clock a replica's timestamp may be; beyond it the merge is refused (ClockDrift) */
+    maxClockDriftMs: z.number().int().positive().max(Number.MAX_SAFE_INTEGER).default(DEFAULT_MAX_CLOCK_DRIFT_MS),
     emit: z.custom<(event: RuntimeEventInput) => void>((v) => typeof v === 'function').optional(),
     inspect: z.custom<(event: unknown) => void>((v) => typeof v === 'function').optional(),
   })
@@ -235,7 +237,7 @@ export class StorageCoordinator {
       o.emit?.({ type: 'error', code: isAuraError(error) ? error.code : 'STORAGE', where: 'storage.meta', message: String(error) }),
     )
     this.#self = this.#meta.writerIndex(peerId)
-    this.#hlc = new HybridLogicalClock(o.clock, peerId, this.#meta.lease)
+    this.#hlc = new HybridLogicalClock(o.clock, peerId, this.#meta.lease, o.maxClockDriftMs)
 
     this.#machine = createStorageOperationMachine({
       validate: (input) => this.#validate(input),
@@ -516,6 +518,8 @@ export class StorageCoordinator {
       const parsed = storedRecordSchema.safeParse(entry[1])
       if (!parsed.success) throw new InvalidInput(`replica record ${index} is malformed`, { issues: parsed.error.issues })
       const record = parsed.data as StoredRecord
+      // Every stamp is checked before anything is written, so a refused batch leaves no trace.
+      this.#hlc.checkDrift(recordStamp(record))
       if (isTombstone(record)) {
         if (type) throw new InvalidInput('CRDT namespaces hold no tombstones', { index })
       } else {
