@@ -10,9 +10,10 @@
 // every chunk is merged. A retry resends only the chunks not yet acknowledged (merging is
 // idempotent, so a chunk whose ack was lost is harmless to resend).
 //
-// Nothing is dropped silently: every peer that has not acknowledged when a replication settles
-// (failed, timed out, or cut short by a failed quorum) gets repair entries, persisted in
-// `aura.replication.repair`, which repair() retries later (anti-entropy can drive it).
+// Nothing is dropped silently: before the first send, a repair intent for every target peer and
+// key is persisted (repair-intents.ts) and each peer's is cleared when it acknowledges, so every
+// peer that has not — failed, timed out, cut short by a failed quorum, or the origin died first —
+// is retried by repair() later, after a restart too (anti-entropy can drive it).
 
 import { Subject, type Observable, type Subscription } from 'rxjs'
 import { createActor, fromCallback, toPromise } from 'xstate'
@@ -38,11 +39,12 @@ import { deadlineTimerActor } from './effect-actors.js'
 import type { RuntimeEventInput } from './events.js'
 import { withRetry, type RetryPolicy } from './retry.js'
 import type { Router } from './router.js'
+import { RepairIntents, type RepairEntry } from './repair-intents.js'
 import type { StorageCoordinator, StoredRecord } from './storage.js'
 
 export type { ReplicationPolicy, PeerResult } from '../machines/replication.js'
+export type { RepairEntry } from './repair-intents.js'
 
-const REPAIR = 'aura.replication.repair'
 const FAMILY = 'replication'
 
 const DEFAULT_POLICY: RetryPolicy = { maxAttempts: 6, initialDelayMs: 50, maxDelayMs: 1_000, multiplier: 2, jitter: 'equal' }
@@ -101,22 +103,18 @@ export interface ReplicationResult {
   settled: Promise<ReplicationOutput>
 }
 
-export interface RepairEntry {
-  peer: string
-  namespace: string
-  key: StorageKey
-}
-
 export class ReplicationCoordinator {
   readonly #o: z.output<typeof replicationCoordinatorOptionsSchema>
   readonly #progress = new Subject<ReplicationProgress>()
   readonly progress$: Observable<ReplicationProgress> = this.#progress.asObservable()
+  readonly #repairs: RepairIntents
   #seq = 0
 
   constructor(options: ReplicationCoordinatorOptions) {
     const parsed = replicationCoordinatorOptionsSchema.safeParse(options)
     if (!parsed.success) throw new InvalidInput('invalid replication coordinator options', { issues: parsed.error.issues })
     this.#o = parsed.data
+    this.#repairs = new RepairIntents(this.#o.storage.effect)
   }
 
   /** Serves 'apply' from peers: merged only if the sender holds 'replicate' on the namespace. */
@@ -186,13 +184,17 @@ export class ReplicationCoordinator {
       },
     })
 
+    const intent = await this.#repairs.record(namespace, records.map(([key]) => key), peers)
+    const clearing: Array<Promise<void>> = []
     const actor = createActor(machine, { input: input.data, ...(this.#o.inspect ? { inspect: this.#o.inspect } : {}) })
     const satisfied = new Promise<ReplicationResult>((resolve, reject) => {
       let previous: Record<string, PeerResult> = {}
       let answered = false
-      const settled = toPromise(actor).then((output) => {
+      const settled = toPromise(actor).then(async (output) => {
         this.#o.emit?.({ type: 'latency', name: 'replication.settled', ms: this.#o.clock.now() - startedAt })
-        return this.#remember(namespace, records, output).then(() => output)
+        for (const peer of peers) if (output.peers[peer]?.status !== 'acked') intent.missed(peer)
+        await Promise.all(clearing)
+        return output
       })
       // The repair bookkeeping must not become an unhandled rejection when nobody awaits `settled`.
       settled.catch((error) => this.#o.emit?.({ type: 'error', code: isAuraError(error) ? error.code : 'STORAGE', where: 'replication.repair', message: String(error) }))
@@ -200,6 +202,7 @@ export class ReplicationCoordinator {
         const { results } = snapshot.context
         for (const [peer, r] of Object.entries(results)) {
           if (previous[peer]?.status !== r.status && r.status !== 'pending') {
+            if (r.status === 'acked') clearing.push(intent.acked(peer))
             this.#progress.next({ id, namespace, peer, status: r.status, attempts: r.attempts, ...(r.error ? { error: { code: r.error.code, message: r.error.message } } : {}) })
           }
         }
@@ -232,12 +235,7 @@ export class ReplicationCoordinator {
 
   /** Keys awaiting repair, per peer. */
   pendingRepairs(): RepairEntry[] {
-    const out: RepairEntry[] = []
-    for (const { key } of this.#repairs().range()) {
-      const [peer, namespace, encoded] = key as [string, string, string]
-      out.push({ peer, namespace, key: JSON.parse(encoded) as StorageKey })
-    }
-    return out
+    return this.#repairs.pending()
   }
 
   /**
@@ -248,7 +246,7 @@ export class ReplicationCoordinator {
   repairOn(ticks: Observable<unknown>, options: ReplicateOptions): Subscription {
     let running = false
     return ticks.subscribe(() => {
-      if (running || this.pendingRepairs().length === 0) return
+      if (running || this.#repairs.idle().length === 0) return
       running = true
       this.repair(options)
         .catch((error) => this.#o.emit?.({ type: 'error', code: isAuraError(error) ? error.code : 'STORAGE', where: 'replication.repairOn', message: String(error) }))
@@ -256,10 +254,11 @@ export class ReplicationCoordinator {
     })
   }
 
-  /** Retries every pending repair (all-ack per peer and namespace); entries acknowledged are removed. */
+  /** Retries every pending repair no replication is working on (all-ack per peer and namespace); entries acknowledged are removed. */
   async repair(options: ReplicateOptions): Promise<{ repaired: number; remaining: number }> {
     const groups = new Map<string, RepairEntry[]>()
-    for (const entry of this.pendingRepairs()) {
+    // entries a replication in flight covers are left to it: it acks them or leaves them for next time
+    for (const entry of this.#repairs.idle()) {
       const group = `${entry.peer}\u0000${entry.namespace}`
       groups.set(group, [...(groups.get(group) ?? []), entry])
     }
@@ -325,27 +324,6 @@ export class ReplicationCoordinator {
     }
     if (current.length > 0) chunks.push(current)
     return chunks
-  }
-
-  #repairs() {
-    return this.#o.storage.effect.namespace(REPAIR)
-  }
-
-  /** Persists a repair entry for every key a peer did not acknowledge. */
-  async #remember(namespace: string, records: Array<[StorageKey, StoredRecord]>, output: ReplicationOutput): Promise<void> {
-    const missed = Object.entries(output.peers).flatMap(([peer, r]) => (r.status === 'acked' ? [] : [peer]))
-    const acked = output.acked
-    const ops = [
-      ...missed.flatMap((peer) => records.map(([key]) => ({ type: 'put' as const, namespace: REPAIR, key: [peer, namespace, JSON.stringify(key)], value: 1 }))),
-      // a repair that went through clears what earlier replications left for that peer
-      ...acked.flatMap((peer) =>
-        records.flatMap(([key]) => {
-          const repairKey = [peer, namespace, JSON.stringify(key)]
-          return this.#repairs().has(repairKey) ? [{ type: 'delete' as const, namespace: REPAIR, key: repairKey }] : []
-        }),
-      ),
-    ]
-    if (ops.length > 0) await this.#o.storage.effect.batch(ops)
   }
 }
 
