@@ -39,11 +39,14 @@ import { deadlineTimerActor } from './effect-actors.js'
 import type { RuntimeEventInput } from './events.js'
 import { withRetry, type RetryPolicy } from './retry.js'
 import type { Router } from './router.js'
+import { NamespaceReconciler, type ReconcileResult } from './namespace-reconciliation.js'
 import { RepairIntents, type RepairEntry } from './repair-intents.js'
 import type { StorageCoordinator, StoredRecord } from './storage.js'
+import { estimateRecordBytes } from './storage-record.js'
 
 export type { ReplicationPolicy, PeerResult } from '../machines/replication.js'
 export type { RepairEntry } from './repair-intents.js'
+export type { ReconcileResult } from './namespace-reconciliation.js'
 
 const FAMILY = 'replication'
 
@@ -73,6 +76,24 @@ export type ReplicationCoordinatorOptions = z.input<typeof replicationCoordinato
 
 /** The token each peer is shown: one for all (e.g. from a namespace owner they trust), or one per peer. */
 export type PresentedCapability = CapabilityToken | Readonly<Record<string, CapabilityToken>>
+
+export interface ReconcileOptions {
+  /** shown to the peer: 'replicate' on the namespace there */
+  capability: PresentedCapability
+  /** authorizes merging what is pulled here ('replicate' on the namespace here); default: `capability` when it is one token */
+  localCapability?: CapabilityToken
+  /** default: the coordinator's defaultTimeoutMs */
+  timeoutMs?: number
+}
+
+export interface ReconcileOnOptions extends ReconcileOptions {
+  namespaces: readonly string[]
+}
+
+const token = z.custom<CapabilityToken>((v) => typeof v === 'object' && v !== null)
+const reconcileOptionsShape = { capability: z.custom<PresentedCapability>((v) => typeof v === 'object' && v !== null), localCapability: token.optional(), timeoutMs: z.number().positive().optional() }
+const reconcileArgsSchema = z.object({ peer: z.string().min(1).max(128), namespace: z.string().min(1).max(100), options: z.object(reconcileOptionsShape).strict() })
+const reconcileOnSchema = z.object({ ...reconcileOptionsShape, namespaces: z.array(z.string().min(1).max(100)).min(1) }).strict()
 
 export interface ReplicateOptions {
   capability: PresentedCapability
@@ -108,6 +129,7 @@ export class ReplicationCoordinator {
   readonly #progress = new Subject<ReplicationProgress>()
   readonly progress$: Observable<ReplicationProgress> = this.#progress.asObservable()
   readonly #repairs: RepairIntents
+  readonly #reconciler: NamespaceReconciler
   #seq = 0
 
   constructor(options: ReplicationCoordinatorOptions) {
@@ -115,11 +137,19 @@ export class ReplicationCoordinator {
     if (!parsed.success) throw new InvalidInput('invalid replication coordinator options', { issues: parsed.error.issues })
     this.#o = parsed.data
     this.#repairs = new RepairIntents(this.#o.storage.effect)
+    this.#reconciler = new NamespaceReconciler({
+      storage: this.#o.storage,
+      router: this.#o.router,
+      clock: this.#o.clock,
+      maxReplyBytes: this.#maxChunkBytes(),
+      push: (peer, namespace, records, capability, deadlineAt) => this.#push(peer, namespace, records, capability, deadlineAt),
+    })
   }
 
-  /** Serves 'apply' from peers: merged only if the sender holds 'replicate' on the namespace. */
+  /** Serves 'apply', 'digest' and 'pull' from peers, each only if the sender holds 'replicate' on the namespace. */
   async attach(): Promise<void> {
     await this.#o.router.register(FAMILY, {
+      ...this.#reconciler.handlers(),
       apply: async ({ envelope, from }) => {
         const p = (envelope.payload ?? {}) as Record<string, unknown>
         if (typeof p.namespace !== 'string') throw new InvalidInput('apply needs a namespace')
@@ -276,6 +306,51 @@ export class ReplicationCoordinator {
     return { repaired, remaining: this.pendingRepairs().length }
   }
 
+  /**
+   * Brings `namespace` here and on `peer` to the same records without the writer: exchanges Merkle
+   * digests, pulls what this peer lacks, pushes what `peer` lacks, both merged by the namespace's
+   * resolver (namespace-reconciliation.ts). `capability` must grant this peer 'replicate' on the
+   * namespace there, and `localCapability` (or the same token, e.g. from an owner both trust) here;
+   * PermissionDenied otherwise, with nothing applied on either side.
+   */
+  async reconcile(peer: string, namespace: string, options: ReconcileOptions): Promise<ReconcileResult> {
+    const parsed = reconcileArgsSchema.safeParse({ peer, namespace, options })
+    if (!parsed.success) throw new InvalidInput('invalid reconcile request', { issues: parsed.error.issues })
+    const capability = this.#capabilities(options.capability, [peer])(peer)
+    const local = options.localCapability ?? (typeof (options.capability as CapabilityToken).signature === 'string' ? capability : undefined)
+    if (local === undefined) throw new InvalidInput('reconcile needs a localCapability when capabilities are given per peer')
+    // Checked before any digest is asked for, so a peer without the right here learns nothing.
+    await this.#o.storage.authorizeOwn(namespace, 'replicate', local)
+    const startedAt = this.#o.clock.now()
+    const result = await this.#reconciler.reconcile(peer, namespace, { remote: capability, local }, startedAt + (options.timeoutMs ?? this.#o.defaultTimeoutMs))
+    this.#o.emit?.({ type: 'latency', name: 'replication.reconcile', ms: this.#o.clock.now() - startedAt })
+    return result
+  }
+
+  /**
+   * Reconciles `namespaces` with every peer an anti-entropy round completed with: pass
+   * `antiEntropy.progress$` (its PeerCompleted events name the peers; `rounds$` summaries do not).
+   * A peer still being reconciled when it completes again is skipped, not queued.
+   */
+  reconcileOn(progress: Observable<{ type: string; peerId?: string }>, options: ReconcileOnOptions): Subscription {
+    const parsed = reconcileOnSchema.safeParse(options)
+    if (!parsed.success) throw new InvalidInput('invalid reconcileOn options', { issues: parsed.error.issues })
+    const { namespaces, ...reconcileOptions } = options
+    const running = new Set<string>()
+    return progress.subscribe((event) => {
+      const peer = event.peerId
+      if (event.type !== 'PeerCompleted' || peer === undefined || running.has(peer)) return
+      running.add(peer)
+      void (async () => {
+        for (const namespace of namespaces) {
+          await this.reconcile(peer, namespace, reconcileOptions).catch((error: unknown) =>
+            this.#o.emit?.({ type: 'error', code: isAuraError(error) ? error.code : 'NETWORK', where: 'replication.reconcileOn', message: String(error), remote: peer }),
+          )
+        }
+      })().finally(() => running.delete(peer))
+    })
+  }
+
   // ---------------------------------------------------------------------------------------------
 
   async #sendChunks(
@@ -307,13 +382,25 @@ export class ReplicationCoordinator {
     return (peer) => byPeer[peer]!
   }
 
+  #maxChunkBytes(): number {
+    return this.#o.chunkBytes ?? Math.max(1024, Math.floor(this.#o.router.maxFrameBytes * 0.75))
+  }
+
+  /** Sends records to one peer to merge, in chunks, until every chunk is acknowledged. */
+  async #push(peer: string, namespace: string, records: Array<[StorageKey, StoredRecord]>, capability: unknown, deadlineAt: number): Promise<void> {
+    const chunks = this.#chunk(records)
+    const resolver = this.#o.storage.resolverOf(namespace)
+    const payloadOf = (i: number) => ({ namespace, resolver, records: chunks[i]!, capability })
+    await this.#sendChunks(peer, chunks.length, new Set(), payloadOf, deadlineAt, new AbortController().signal)
+  }
+
   #chunk(records: Array<[StorageKey, StoredRecord]>): Array<Array<[StorageKey, StoredRecord]>> {
-    const maxBytes = this.#o.chunkBytes ?? Math.max(1024, Math.floor(this.#o.router.maxFrameBytes * 0.75))
+    const maxBytes = this.#maxChunkBytes()
     const chunks: Array<Array<[StorageKey, StoredRecord]>> = []
     let current: Array<[StorageKey, StoredRecord]> = []
     let bytes = 0
     for (const entry of records) {
-      const size = estimateBytes(entry)
+      const size = estimateRecordBytes(entry)
       if (current.length > 0 && (current.length >= this.#o.chunkRecords || bytes + size > maxBytes)) {
         chunks.push(current)
         current = []
@@ -324,19 +411,5 @@ export class ReplicationCoordinator {
     }
     if (current.length > 0) chunks.push(current)
     return chunks
-  }
-}
-
-/** Rough encoded size of a [key, record] pair, for chunking (bytes dominate large values). */
-function estimateBytes([key, record]: [StorageKey, StoredRecord]): number {
-  const data = record[4]
-  const keyBytes = typeof key === 'string' ? key.length * 3 : 32
-  if (data instanceof Uint8Array) return keyBytes + data.byteLength + 96
-  if (typeof data === 'string') return keyBytes + data.length * 3 + 96
-  if (data === null || typeof data !== 'object') return keyBytes + 112
-  try {
-    return keyBytes + JSON.stringify(data).length * 2 + 96
-  } catch {
-    return keyBytes + 4096
   }
 }

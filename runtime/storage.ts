@@ -143,6 +143,9 @@ export interface MergeRequest {
   capability: unknown
 }
 
+/** Told every record written to a namespace, once it has committed (normalized key). */
+export type RecordListener = (key: StorageKey, record: StoredRecord) => void
+
 export interface MergeResult {
   /** keys whose local record changed */
   applied: number
@@ -192,6 +195,8 @@ export class StorageCoordinator {
   readonly #self: number
   #selfCapability: Promise<CapabilityToken> | undefined
   #router: Router | undefined
+  /** per stored namespace name: who wants to see every record written there (digests) */
+  readonly #listeners = new Map<string, Set<RecordListener>>()
 
   constructor(peerId: string, storage: Storage, options: StorageCoordinatorOptions) {
     const parsed = storageCoordinatorOptionsSchema.safeParse(options)
@@ -361,8 +366,32 @@ export class StorageCoordinator {
 
   /** Checks that this peer may replicate `namespace` with `capability` (before sending anything). */
   async authorizeOwn(namespace: string, right: Right, capability: unknown): Promise<void> {
+    await this.authorizePeer(this.peerId, namespace, right, capability)
+  }
+
+  /** Checks that `holder` (an authenticated peer) may do `right` on `namespace`: PermissionDenied if not. */
+  async authorizePeer(holder: string, namespace: string, right: Right, capability: unknown): Promise<void> {
     checkUserNamespace(namespace)
-    await this.#check(capability, this.peerId, namespace, right)
+    await this.#check(capability, holder, namespace, right)
+  }
+
+  /** Calls `listener` with every record committed to `namespace` from now on; returns the unsubscribe. */
+  onRecord(namespace: string, listener: RecordListener): () => void {
+    const name = storageNameOf(checkUserNamespace(namespace))
+    let set = this.#listeners.get(name)
+    if (!set) this.#listeners.set(name, (set = new Set()))
+    set.add(listener)
+    return () => void set.delete(listener)
+  }
+
+  /** How many records (tombstones included) a namespace holds here. */
+  count(namespace: string): number {
+    return this.#state(checkUserNamespace(namespace)).db.count()
+  }
+
+  /** Every record of a namespace in key order (local, unchecked). */
+  *entries(namespace: string): Iterable<[StorageKey, StoredRecord]> {
+    for (const { key, value } of this.#state(checkUserNamespace(namespace)).db.range<DiskRecord>()) yield [key, this.#fromDisk(value)]
   }
 
   /** The stored records of `keys` (local, unchecked: callers authorize first); missing keys are left out. */
@@ -643,9 +672,11 @@ export class StorageCoordinator {
     while (state.exclusive) await state.exclusive
     const ts = this.#stamp()
     this.#meta.writeAheadOfSingle(this.#hlc.wall)
-    const write = state.db.put(key, record(ts))
+    const stored = record(ts)
+    const write = state.db.put(key, stored)
     state.lastWrite = write
     await write
+    this.#written(state.name, key, stored)
     return ts
   }
 
@@ -720,8 +751,18 @@ export class StorageCoordinator {
   }
 
   /** Commits a batch of records with the lease and writer-table entries they need. */
-  #commit(ops: BatchOp[]): Promise<void> {
-    return this.#meta.commit(ops, this.#hlc.wall)
+  async #commit(ops: BatchOp[]): Promise<void> {
+    await this.#meta.commit(ops, this.#hlc.wall)
+    if (this.#listeners.size > 0) for (const op of ops) if (op.type === 'put') this.#written(op.namespace, op.key, op.value as DiskRecord)
+  }
+
+  /** Tells the namespace's listeners (if any) about a committed record. */
+  #written(name: string, key: StorageKey, stored: DiskRecord): void {
+    const listeners = this.#listeners.get(name)
+    if (listeners === undefined || listeners.size === 0) return
+    const normalized = checkKey(key).key
+    const record = this.#fromDisk(stored)
+    for (const listener of listeners) listener(normalized, record)
   }
 
   /** A record this peer writes, in stored form (a tombstone when `deleted`). */
