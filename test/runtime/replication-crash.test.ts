@@ -92,9 +92,10 @@ describe('repair intent survives the origin dying before replication settles (re
 
     const originAgain = await start(originDir!)
     expect(originAgain.peerId).toBe(origin.peerId)
-    expect(await originAgain.call('pending')).toEqual([{ peer: c.peerId, namespace: 'docs', key: 'k' }])
-    await originAgain.call('connect', { addresses: [cAgain.addresses[0]] })
-    expect(await originAgain.call('repair', { capability })).toEqual({ repaired: 1, remaining: 0 })
+    // B's entry may still be there too: its clearing after the ack can be cut short by the kill
+    expect(await originAgain.call('pending')).toContainEqual({ peer: c.peerId, namespace: 'docs', key: 'k' })
+    await originAgain.call('connect', { addresses: [b.addresses[0], cAgain.addresses[0]] })
+    expect(await originAgain.call('repair', { capability })).toMatchObject({ remaining: 0 })
     expect(await eventually(() => cAgain.call('read', { namespace: 'docs', key: 'k' }), 'quorum-acked')).toBe('quorum-acked')
     expect(await originAgain.call('pending')).toEqual([])
   }, 120_000)
