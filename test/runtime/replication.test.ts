@@ -246,6 +246,16 @@ describe('namespace reconciliation between replicas, without the writer', () => 
     expect(await c.replication.reconcile(b.runtime.peerId, 'docs', { capability: capC })).toEqual({ pulled: 0, pushed: 0 })
   })
 
+  it('a CRDT namespace reconciles by join: counters incremented on two replicas hold the sum on both', async () => {
+    const [owner, b, c] = (await cluster(3, { crdt: true })) as [Node, Node, Node]
+    await seed(b, 'counters', { hits: gCounter.encode(gCounter.increment(gCounter.bottom(), 'b', 4)) })
+    await seed(c, 'counters', { hits: gCounter.encode(gCounter.increment(gCounter.bottom(), 'c', 5)) })
+    const result = await b.replication.reconcile(c.runtime.peerId, 'counters', { capability: await grant(owner, b, 'counters', ['replicate']) })
+    expect(result).toEqual({ pulled: 1, pushed: 1 })
+    for (const node of [b, c]) expect(gCounter.value(gCounter.decode(await read(node, 'counters', 'hits')))).toBe(9)
+    expect([...b.storage.entries('counters')]).toEqual([...c.storage.entries('counters')])
+  })
+
   it('a request without replicate on the namespace is denied with PermissionDenied and applies nothing', async () => {
     const { b, c, capB, readOnlyB } = await divergedReplicas()
     const [before] = [{ b: contents(b), c: contents(c) }]
