@@ -212,13 +212,13 @@ describe('namespace reconciliation between replicas, without the writer', () => 
    * (k1 older on B and newer on C, k2 only on B, k3 only on C, k4 deleted only on B) on top of
    * 300 records both hold, then stops for good.
    */
-  async function divergedReplicas(): Promise<{ b: Node; c: Node; capB: CapabilityToken; capC: CapabilityToken; readOnlyB: CapabilityToken }> {
+  async function divergedReplicas(commonKeys = 300): Promise<{ b: Node; c: Node; capB: CapabilityToken; capC: CapabilityToken; readOnlyB: CapabilityToken }> {
     const [w, b, c] = (await cluster()) as [Node, Node, Node]
     const capW = await grant(w, w, 'docs', ['write', 'delete', 'replicate'])
     const to = async (peers: Node[], keys: string[]) => {
       await w.replication.replicateToPeers('docs', keys, peers.map((p) => p.runtime.peerId), { kind: 'all' }, { capability: capW })
     }
-    const common = Array.from({ length: 300 }, (_, i) => ({ key: `common-${i}`, data: { i } }))
+    const common = Array.from({ length: commonKeys }, (_, i) => ({ key: `common-${i}`, data: { i } }))
     await w.storage.storeMany('docs', common, capW)
     await to([b, c], common.map((e) => e.key))
     await seed(w, 'docs', { k1: 'older', k2: 'only on b', k4: 'to be deleted' })
@@ -244,6 +244,21 @@ describe('namespace reconciliation between replicas, without the writer', () => 
     expect(await Promise.all(['k1', 'k2', 'k3', 'k4'].map((k) => read(c, 'docs', k)))).toEqual(['newer', 'only on b', 'only on c', undefined])
     // converged: an exchange from the other side finds nothing to move
     expect(await c.replication.reconcile(b.runtime.peerId, 'docs', { capability: capC })).toEqual({ pulled: 0, pushed: 0 })
+  })
+
+  it('costs follow the difference, not the namespace: ten times the records, the same four keys apart, far under twice the bytes', async () => {
+    const bytesFor = async (commonKeys: number) => {
+      const { b, c, capB } = await divergedReplicas(commonKeys)
+      let bytes = 0
+      const sub = b.runtime.events$.subscribe((e) => void (e.type === 'wire' && (bytes += e.bytes)))
+      expect(await b.replication.reconcile(c.runtime.peerId, 'docs', { capability: capB })).toEqual({ pulled: 3, pushed: 3 })
+      sub.unsubscribe()
+      for (const r of runtimes.splice(0)) await r.stop()
+      return bytes
+    }
+    const small = await bytesFor(300)
+    const large = await bytesFor(3_000)
+    expect(large).toBeLessThan(2 * small)
   })
 
   it('a CRDT namespace reconciles by join: counters incremented on two replicas hold the sum on both', async () => {
