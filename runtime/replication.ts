@@ -8,7 +8,8 @@
 // Wire (request/reply): apply { namespace, resolver, records: [[key, StoredRecord]], capability }
 // → { applied, unchanged }. Keys go in chunks that fit a frame; a peer acks a replication once
 // every chunk is merged. A retry resends only the chunks not yet acknowledged (merging is
-// idempotent, so a chunk whose ack was lost is harmless to resend).
+// idempotent, so a chunk whose ack was lost is harmless to resend). 'digest' and 'pull' serve
+// namespace reconciliation between replicas (namespace-reconciliation.ts), which pushes by 'apply'.
 //
 // Nothing is dropped silently: before the first send, a repair intent for every target peer and
 // key is persisted (repair-intents.ts) and each peer's is cleared when it acknowledges, so every
