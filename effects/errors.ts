@@ -24,6 +24,8 @@ export type AuraErrorCode =
   | 'STORAGE'
   | 'CONFLICT'
   | 'DECODE'
+  /** a peer's timestamp lies further ahead of our physical clock than the accepted drift */
+  | 'CLOCK_DRIFT'
 
 export class AuraError extends Error {
   readonly code: AuraErrorCode
@@ -70,6 +72,7 @@ export const ChannelClosed = define('CHANNEL_CLOSED', 'ChannelClosed')
 export const StorageError = define('STORAGE', 'StorageError')
 export const Conflict = define('CONFLICT', 'Conflict')
 export const DecodeError = define('DECODE', 'DecodeError')
+export const ClockDrift = define('CLOCK_DRIFT', 'ClockDrift')
 
 export const isAuraError = (e: unknown): e is AuraError => e instanceof AuraError
 

@@ -9,53 +9,26 @@
 //   the responder's documents the requester's filter does not hold; the requester finds the
 //   reverse with the responder's filter.
 //
-// Merkle (digest 'merkle'), one request per tree level, see effects/semilattice/merkle.ts:
-//   { digest: 'merkle', op: 'root', depth }              → { hash, count }
-//   { digest: 'merkle', op: 'children', depth, prefixes } → { nodes: MerkleNode[] }
-//   { digest: 'merkle', op: 'buckets', depth, prefixes }  → { buckets: [prefix, entries][] }
+// Merkle (digest 'merkle'), one request per tree level: see merkle-exchange.ts.
 
 import { z } from 'zod'
 import { InvalidInput } from '../effects/errors.js'
-import {
-  BloomFilter,
-  bloomParameters,
-  compareChildren,
-  decodeBucketEntries,
-  decodeMerkleNodes,
-  diffBuckets,
-  MERKLE_MAX_DEPTH,
-  MerkleTree,
-  merkleDepthFor,
-  parseWire,
-  type MerkleEntry,
-} from '../effects/semilattice/index.js'
+import { BloomFilter, bloomParameters, MerkleTree, merkleDepthFor, parseWire } from '../effects/semilattice/index.js'
 import type { DigestOutcome, DigestStatus } from '../machines/anti-entropy.js'
 import type { CrdtCoordinator } from './crdt.js'
+import { answerMerkle, diffBelowRoot, merkleRequestSchema, remoteRoot, type MerkleRequest } from './merkle-exchange.js'
 
 /** Names a bloom reply lists at most; the rest are found in later rounds. */
 export const MAX_LACKING = 20_000
-/** Prefixes per merkle request. */
-export const MAX_PREFIXES = 4_096
-
-const prefixSchema = z.string().max(MERKLE_MAX_DEPTH).regex(/^[0-9a-f]*$/)
-const depthSchema = z.number().int().min(1).max(MERKLE_MAX_DEPTH)
-
 export const digestRequestSchema = z.union([
   z.object({ digest: z.literal('bloom'), salt: z.string().min(1).max(64), filter: z.custom<Uint8Array>((v) => v instanceof Uint8Array), count: z.number().int().min(0) }).strict(),
-  z.discriminatedUnion('op', [
-    z.object({ digest: z.literal('merkle'), op: z.literal('root'), depth: depthSchema }).strict(),
-    z.object({ digest: z.literal('merkle'), op: z.literal('children'), depth: depthSchema, prefixes: z.array(prefixSchema).max(MAX_PREFIXES) }).strict(),
-    z.object({ digest: z.literal('merkle'), op: z.literal('buckets'), depth: depthSchema, prefixes: z.array(prefixSchema).max(MAX_PREFIXES) }).strict(),
-  ]),
+  merkleRequestSchema,
 ])
 export type DigestRequest = z.infer<typeof digestRequestSchema>
 
 const bloomReplySchema = z
   .object({ filter: z.custom<Uint8Array>((v) => v instanceof Uint8Array), count: z.number().int().min(0), lacking: z.array(z.string().min(1).max(256)).max(MAX_LACKING), truncated: z.boolean() })
   .strict()
-const rootReplySchema = z.object({ hash: z.string().max(64), count: z.number().int().min(0) }).strict()
-const childrenReplySchema = z.object({ nodes: z.unknown() }).strict()
-const bucketsReplySchema = z.object({ buckets: z.array(z.tuple([prefixSchema, z.unknown()])).max(MAX_PREFIXES) }).strict()
 
 const item = (salt: string, name: string, hash: string): string => `${salt}|${name}|${hash}`
 
@@ -123,15 +96,7 @@ export class CollectionDigest {
       }
       return { filter: this.bloom(request.salt).serialize(), count: this.count(), lacking, truncated }
     }
-    const tree = this.tree(request.depth)
-    switch (request.op) {
-      case 'root':
-        return { hash: tree.root().hash, count: tree.size }
-      case 'children':
-        return { nodes: request.prefixes.flatMap((p) => tree.children(p)) }
-      case 'buckets':
-        return { buckets: request.prefixes.map((p) => [p, tree.bucketEntries(p) as unknown as string[][]]) }
-    }
+    return answerMerkle(this.tree(request.depth), request)
   }
 
   /** The initiator's side: which documents differ from the peer's. */
@@ -154,40 +119,15 @@ export class CollectionDigest {
     const depth = merkleDepthFor(Math.max(1, this.count()))
     const tree = this.tree(depth)
     let bytes = 0
-    const ask = async (request: DigestRequest): Promise<unknown> => {
+    const ask = async (request: MerkleRequest): Promise<unknown> => {
       const reply = await send(request)
       bytes += sizeOf(request) + sizeOf(reply)
       return reply
     }
-    const root = parseWire(rootReplySchema, await ask({ digest: 'merkle', op: 'root', depth }), 'merkle root reply')
+    const root = await remoteRoot(ask, depth)
     if (root.hash === tree.root().hash) return { status: 'equal', differing: [], bytes }
-    let frontier = ['']
-    for (let level = 0; level < depth && frontier.length > 0; level++) {
-      const next: string[] = []
-      for (let i = 0; i < frontier.length; i += MAX_PREFIXES) {
-        const prefixes = frontier.slice(i, i + MAX_PREFIXES)
-        const reply = parseWire(childrenReplySchema, await ask({ digest: 'merkle', op: 'children', depth, prefixes }), 'merkle children reply')
-        next.push(...compareChildren(tree, prefixes, decodeMerkleNodes(reply.nodes)))
-      }
-      frontier = next
-    }
-    const onlyLocal: string[] = []
-    const onlyRemote: string[] = []
-    const different: string[] = []
-    for (let i = 0; i < frontier.length; i += MAX_PREFIXES) {
-      const prefixes = frontier.slice(i, i + MAX_PREFIXES)
-      const reply = parseWire(bucketsReplySchema, await ask({ digest: 'merkle', op: 'buckets', depth, prefixes }), 'merkle buckets reply')
-      const asked = new Set(prefixes)
-      for (const [prefix, wire] of reply.buckets) {
-        if (!asked.has(prefix)) throw new InvalidInput('merkle bucket was not requested', { prefix })
-        const entries: MerkleEntry[] = decodeBucketEntries(wire)
-        const d = diffBuckets(tree.bucketEntries(prefix), entries)
-        onlyLocal.push(...d.onlyLocal)
-        onlyRemote.push(...d.onlyRemote)
-        different.push(...d.different)
-      }
-    }
-    return outcome(onlyRemote, onlyLocal, different, bytes)
+    const diff = await diffBelowRoot(tree, ask)
+    return outcome(diff.onlyRemote, diff.onlyLocal, diff.different, bytes)
   }
 }
 

@@ -10,6 +10,7 @@ import type { Clock } from '../effects/time/index.js'
 import type { Random } from '../effects/random/index.js'
 import type { Crypto } from '../effects/crypto/index.js'
 import type { Choreography } from './choreography.js'
+import { DEFAULT_MAX_CLOCK_DRIFT_MS } from './hybrid-clock.js'
 
 const isObject = (v: unknown) => typeof v === 'object' && v !== null
 
@@ -65,6 +66,13 @@ export const runtimeConfigSchema = z
       })
       .strict()
       .default({ defaultTimeoutMs: 30_000, autoJoin: false, retainFinishedMs: DEFAULT_RETAIN_FINISHED_MS }),
+    storage: z
+      .object({
+        /** how far ahead of this peer's clock a replicated record's timestamp may be (ClockDrift beyond) */
+        maxClockDriftMs: z.number().int().positive().max(Number.MAX_SAFE_INTEGER).default(DEFAULT_MAX_CLOCK_DRIFT_MS),
+      })
+      .strict()
+      .default({ maxClockDriftMs: DEFAULT_MAX_CLOCK_DRIFT_MS }),
     /** scales every timeout: production 1, tests and simulation lower */
     timeoutProfile: z
       .object({ name: z.string().min(1), factor: z.number().positive().max(100) })

@@ -2,8 +2,17 @@
 // when clocks agree, never go backwards on one peer, and always sort after every timestamp the
 // peer has observed, so a write made after receiving another is ordered after it even when the
 // sender's wall clock runs ahead. Ties between peers are broken by peer id, making the order total.
+//
+// Drift bound. Observing a timestamp moves this clock to it, and the storage lease persists that,
+// so one remote stamp near 2^53 would pin every later local stamp there for good (and make its
+// sender's writes win every LWW comparison). A remote stamp more than `maxDriftMs` ahead of the
+// local physical clock is therefore refused (ClockDrift) instead of observed.
 
+import { ClockDrift } from '../effects/errors.js'
 import type { Clock } from '../effects/time/index.js'
+
+/** How far ahead of the local physical clock a remote timestamp may be, by default. */
+export const DEFAULT_MAX_CLOCK_DRIFT_MS = 60_000
 
 export interface HlcTimestamp {
   readonly wall: number
@@ -25,12 +34,22 @@ export class HybridLogicalClock {
   readonly peer: string
   #wall: number
   #logical = 0
+  readonly maxDriftMs: number
 
   /** `floor`: a wall time no timestamp of this clock may go below (e.g. a persisted lease). */
-  constructor(clock: Pick<Clock, 'now'>, peer: string, floor = 0) {
+  constructor(clock: Pick<Clock, 'now'>, peer: string, floor = 0, maxDriftMs = DEFAULT_MAX_CLOCK_DRIFT_MS) {
     this.#clock = clock
     this.peer = peer
     this.#wall = floor
+    this.maxDriftMs = maxDriftMs
+  }
+
+  /** Throws ClockDrift when `remote` lies further ahead of the physical clock than the bound. */
+  checkDrift(remote: { wall: number }): void {
+    const limit = this.#clock.now() + this.maxDriftMs
+    if (remote.wall > limit) {
+      throw new ClockDrift('remote timestamp is too far ahead of the local clock', { reason: 'clock-drift', wall: remote.wall, limit, maxClockDriftMs: this.maxDriftMs })
+    }
   }
 
   /** A new timestamp, later than every one issued or observed before. */
@@ -45,8 +64,9 @@ export class HybridLogicalClock {
     return { wall: this.#wall, logical: this.#logical, peer: this.peer }
   }
 
-  /** Moves past a timestamp received from another peer. */
+  /** Moves past a timestamp received from another peer (ClockDrift, unmoved, beyond the bound). */
   observe(remote: { wall: number; logical: number }): void {
+    this.checkDrift(remote)
     if (remote.wall > this.#wall) {
       this.#wall = remote.wall
       this.#logical = remote.logical

@@ -24,7 +24,7 @@ export { AntiEntropy, type RoundSummary, type AntiEntropyConfig, type AntiEntrop
 export { createInspector, type RuntimeInspector, type InspectorOptions } from './inspection.js'
 export { startDashboard, type Dashboard, type DashboardOptions } from './dashboard.js'
 export { StorageCoordinator, type StorageCoordinatorOptions } from './storage.js'
-export { ReplicationCoordinator, type ReplicationCoordinatorOptions } from './replication.js'
+export { ReplicationCoordinator, type ReplicationCoordinatorOptions, type ReconcileOptions, type ReconcileOnOptions, type ReconcileResult } from './replication.js'
 export { HybridLogicalClock } from './hybrid-clock.js'
 export { Router, protocolFor, type PatternFamily, type InboundMessage, type OutboundMessage } from './router.js'
 export { encodeEnvelope, decodeEnvelope, envelopeSchema, type Envelope } from './wire.js'

@@ -8,11 +8,13 @@
 // Wire (request/reply): apply { namespace, resolver, records: [[key, StoredRecord]], capability }
 // → { applied, unchanged }. Keys go in chunks that fit a frame; a peer acks a replication once
 // every chunk is merged. A retry resends only the chunks not yet acknowledged (merging is
-// idempotent, so a chunk whose ack was lost is harmless to resend).
+// idempotent, so a chunk whose ack was lost is harmless to resend). 'digest' and 'pull' serve
+// namespace reconciliation between replicas (namespace-reconciliation.ts), which pushes by 'apply'.
 //
-// Nothing is dropped silently: every peer that has not acknowledged when a replication settles
-// (failed, timed out, or cut short by a failed quorum) gets repair entries, persisted in
-// `aura.replication.repair`, which repair() retries later (anti-entropy can drive it).
+// Nothing is dropped silently: before the first send, a repair intent for every target peer and
+// key is persisted (repair-intents.ts) and each peer's is cleared when it acknowledges, so every
+// peer that has not — failed, timed out, cut short by a failed quorum, or the origin died first —
+// is retried by repair() later, after a restart too (anti-entropy can drive it).
 
 import { Subject, type Observable, type Subscription } from 'rxjs'
 import { createActor, fromCallback, toPromise } from 'xstate'
@@ -38,11 +40,15 @@ import { deadlineTimerActor } from './effect-actors.js'
 import type { RuntimeEventInput } from './events.js'
 import { withRetry, type RetryPolicy } from './retry.js'
 import type { Router } from './router.js'
+import { NamespaceReconciler, type ReconcileResult } from './namespace-reconciliation.js'
+import { RepairIntents, type RepairEntry } from './repair-intents.js'
 import type { StorageCoordinator, StoredRecord } from './storage.js'
+import { estimateRecordBytes } from './storage-record.js'
 
 export type { ReplicationPolicy, PeerResult } from '../machines/replication.js'
+export type { RepairEntry } from './repair-intents.js'
+export type { ReconcileResult } from './namespace-reconciliation.js'
 
-const REPAIR = 'aura.replication.repair'
 const FAMILY = 'replication'
 
 const DEFAULT_POLICY: RetryPolicy = { maxAttempts: 6, initialDelayMs: 50, maxDelayMs: 1_000, multiplier: 2, jitter: 'equal' }
@@ -71,6 +77,24 @@ export type ReplicationCoordinatorOptions = z.input<typeof replicationCoordinato
 
 /** The token each peer is shown: one for all (e.g. from a namespace owner they trust), or one per peer. */
 export type PresentedCapability = CapabilityToken | Readonly<Record<string, CapabilityToken>>
+
+export interface ReconcileOptions {
+  /** shown to the peer: 'replicate' on the namespace there */
+  capability: PresentedCapability
+  /** authorizes merging what is pulled here ('replicate' on the namespace here); default: `capability` when it is one token */
+  localCapability?: CapabilityToken
+  /** default: the coordinator's defaultTimeoutMs */
+  timeoutMs?: number
+}
+
+export interface ReconcileOnOptions extends ReconcileOptions {
+  namespaces: readonly string[]
+}
+
+const token = z.custom<CapabilityToken>((v) => typeof v === 'object' && v !== null)
+const reconcileOptionsShape = { capability: z.custom<PresentedCapability>((v) => typeof v === 'object' && v !== null), localCapability: token.optional(), timeoutMs: z.number().positive().optional() }
+const reconcileArgsSchema = z.object({ peer: z.string().min(1).max(128), namespace: z.string().min(1).max(100), options: z.object(reconcileOptionsShape).strict() })
+const reconcileOnSchema = z.object({ ...reconcileOptionsShape, namespaces: z.array(z.string().min(1).max(100)).min(1) }).strict()
 
 export interface ReplicateOptions {
   capability: PresentedCapability
@@ -101,27 +125,32 @@ export interface ReplicationResult {
   settled: Promise<ReplicationOutput>
 }
 
-export interface RepairEntry {
-  peer: string
-  namespace: string
-  key: StorageKey
-}
-
 export class ReplicationCoordinator {
   readonly #o: z.output<typeof replicationCoordinatorOptionsSchema>
   readonly #progress = new Subject<ReplicationProgress>()
   readonly progress$: Observable<ReplicationProgress> = this.#progress.asObservable()
+  readonly #repairs: RepairIntents
+  readonly #reconciler: NamespaceReconciler
   #seq = 0
 
   constructor(options: ReplicationCoordinatorOptions) {
     const parsed = replicationCoordinatorOptionsSchema.safeParse(options)
     if (!parsed.success) throw new InvalidInput('invalid replication coordinator options', { issues: parsed.error.issues })
     this.#o = parsed.data
+    this.#repairs = new RepairIntents(this.#o.storage.effect)
+    this.#reconciler = new NamespaceReconciler({
+      storage: this.#o.storage,
+      router: this.#o.router,
+      clock: this.#o.clock,
+      maxReplyBytes: this.#maxChunkBytes(),
+      push: (peer, namespace, records, capability, deadlineAt) => this.#push(peer, namespace, records, capability, deadlineAt),
+    })
   }
 
-  /** Serves 'apply' from peers: merged only if the sender holds 'replicate' on the namespace. */
+  /** Serves 'apply', 'digest' and 'pull' from peers, each only if the sender holds 'replicate' on the namespace. */
   async attach(): Promise<void> {
     await this.#o.router.register(FAMILY, {
+      ...this.#reconciler.handlers(),
       apply: async ({ envelope, from }) => {
         const p = (envelope.payload ?? {}) as Record<string, unknown>
         if (typeof p.namespace !== 'string') throw new InvalidInput('apply needs a namespace')
@@ -186,13 +215,17 @@ export class ReplicationCoordinator {
       },
     })
 
+    const intent = await this.#repairs.record(namespace, records.map(([key]) => key), peers)
+    const clearing: Array<Promise<void>> = []
     const actor = createActor(machine, { input: input.data, ...(this.#o.inspect ? { inspect: this.#o.inspect } : {}) })
     const satisfied = new Promise<ReplicationResult>((resolve, reject) => {
       let previous: Record<string, PeerResult> = {}
       let answered = false
-      const settled = toPromise(actor).then((output) => {
+      const settled = toPromise(actor).then(async (output) => {
         this.#o.emit?.({ type: 'latency', name: 'replication.settled', ms: this.#o.clock.now() - startedAt })
-        return this.#remember(namespace, records, output).then(() => output)
+        for (const peer of peers) if (output.peers[peer]?.status !== 'acked') intent.missed(peer)
+        await Promise.all(clearing)
+        return output
       })
       // The repair bookkeeping must not become an unhandled rejection when nobody awaits `settled`.
       settled.catch((error) => this.#o.emit?.({ type: 'error', code: isAuraError(error) ? error.code : 'STORAGE', where: 'replication.repair', message: String(error) }))
@@ -200,6 +233,7 @@ export class ReplicationCoordinator {
         const { results } = snapshot.context
         for (const [peer, r] of Object.entries(results)) {
           if (previous[peer]?.status !== r.status && r.status !== 'pending') {
+            if (r.status === 'acked') clearing.push(intent.acked(peer))
             this.#progress.next({ id, namespace, peer, status: r.status, attempts: r.attempts, ...(r.error ? { error: { code: r.error.code, message: r.error.message } } : {}) })
           }
         }
@@ -232,12 +266,7 @@ export class ReplicationCoordinator {
 
   /** Keys awaiting repair, per peer. */
   pendingRepairs(): RepairEntry[] {
-    const out: RepairEntry[] = []
-    for (const { key } of this.#repairs().range()) {
-      const [peer, namespace, encoded] = key as [string, string, string]
-      out.push({ peer, namespace, key: JSON.parse(encoded) as StorageKey })
-    }
-    return out
+    return this.#repairs.pending()
   }
 
   /**
@@ -248,7 +277,7 @@ export class ReplicationCoordinator {
   repairOn(ticks: Observable<unknown>, options: ReplicateOptions): Subscription {
     let running = false
     return ticks.subscribe(() => {
-      if (running || this.pendingRepairs().length === 0) return
+      if (running || this.#repairs.idle().length === 0) return
       running = true
       this.repair(options)
         .catch((error) => this.#o.emit?.({ type: 'error', code: isAuraError(error) ? error.code : 'STORAGE', where: 'replication.repairOn', message: String(error) }))
@@ -256,10 +285,11 @@ export class ReplicationCoordinator {
     })
   }
 
-  /** Retries every pending repair (all-ack per peer and namespace); entries acknowledged are removed. */
+  /** Retries every pending repair no replication is working on (all-ack per peer and namespace); entries acknowledged are removed. */
   async repair(options: ReplicateOptions): Promise<{ repaired: number; remaining: number }> {
     const groups = new Map<string, RepairEntry[]>()
-    for (const entry of this.pendingRepairs()) {
+    // entries a replication in flight covers are left to it: it acks them or leaves them for next time
+    for (const entry of this.#repairs.idle()) {
       const group = `${entry.peer}\u0000${entry.namespace}`
       groups.set(group, [...(groups.get(group) ?? []), entry])
     }
@@ -275,6 +305,51 @@ export class ReplicationCoordinator {
       }
     }
     return { repaired, remaining: this.pendingRepairs().length }
+  }
+
+  /**
+   * Brings `namespace` here and on `peer` to the same records without the writer: exchanges Merkle
+   * digests, pulls what this peer lacks, pushes what `peer` lacks, both merged by the namespace's
+   * resolver (namespace-reconciliation.ts). `capability` must grant this peer 'replicate' on the
+   * namespace there, and `localCapability` (or the same token, e.g. from an owner both trust) here;
+   * PermissionDenied otherwise, with nothing applied on either side.
+   */
+  async reconcile(peer: string, namespace: string, options: ReconcileOptions): Promise<ReconcileResult> {
+    const parsed = reconcileArgsSchema.safeParse({ peer, namespace, options })
+    if (!parsed.success) throw new InvalidInput('invalid reconcile request', { issues: parsed.error.issues })
+    const capability = this.#capabilities(options.capability, [peer])(peer)
+    const local = options.localCapability ?? (typeof (options.capability as CapabilityToken).signature === 'string' ? capability : undefined)
+    if (local === undefined) throw new InvalidInput('reconcile needs a localCapability when capabilities are given per peer')
+    // Checked before any digest is asked for, so a peer without the right here learns nothing.
+    await this.#o.storage.authorizeOwn(namespace, 'replicate', local)
+    const startedAt = this.#o.clock.now()
+    const result = await this.#reconciler.reconcile(peer, namespace, { remote: capability, local }, startedAt + (options.timeoutMs ?? this.#o.defaultTimeoutMs))
+    this.#o.emit?.({ type: 'latency', name: 'replication.reconcile', ms: this.#o.clock.now() - startedAt })
+    return result
+  }
+
+  /**
+   * Reconciles `namespaces` with every peer an anti-entropy round completed with: pass
+   * `antiEntropy.progress$` (its PeerCompleted events name the peers; `rounds$` summaries do not).
+   * A peer still being reconciled when it completes again is skipped, not queued.
+   */
+  reconcileOn(progress: Observable<{ type: string; peerId?: string }>, options: ReconcileOnOptions): Subscription {
+    const parsed = reconcileOnSchema.safeParse(options)
+    if (!parsed.success) throw new InvalidInput('invalid reconcileOn options', { issues: parsed.error.issues })
+    const { namespaces, ...reconcileOptions } = options
+    const running = new Set<string>()
+    return progress.subscribe((event) => {
+      const peer = event.peerId
+      if (event.type !== 'PeerCompleted' || peer === undefined || running.has(peer)) return
+      running.add(peer)
+      void (async () => {
+        for (const namespace of namespaces) {
+          await this.reconcile(peer, namespace, reconcileOptions).catch((error: unknown) =>
+            this.#o.emit?.({ type: 'error', code: isAuraError(error) ? error.code : 'NETWORK', where: 'replication.reconcileOn', message: String(error), remote: peer }),
+          )
+        }
+      })().finally(() => running.delete(peer))
+    })
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -308,13 +383,25 @@ export class ReplicationCoordinator {
     return (peer) => byPeer[peer]!
   }
 
+  #maxChunkBytes(): number {
+    return this.#o.chunkBytes ?? Math.max(1024, Math.floor(this.#o.router.maxFrameBytes * 0.75))
+  }
+
+  /** Sends records to one peer to merge, in chunks, until every chunk is acknowledged. */
+  async #push(peer: string, namespace: string, records: Array<[StorageKey, StoredRecord]>, capability: unknown, deadlineAt: number): Promise<void> {
+    const chunks = this.#chunk(records)
+    const resolver = this.#o.storage.resolverOf(namespace)
+    const payloadOf = (i: number) => ({ namespace, resolver, records: chunks[i]!, capability })
+    await this.#sendChunks(peer, chunks.length, new Set(), payloadOf, deadlineAt, new AbortController().signal)
+  }
+
   #chunk(records: Array<[StorageKey, StoredRecord]>): Array<Array<[StorageKey, StoredRecord]>> {
-    const maxBytes = this.#o.chunkBytes ?? Math.max(1024, Math.floor(this.#o.router.maxFrameBytes * 0.75))
+    const maxBytes = this.#maxChunkBytes()
     const chunks: Array<Array<[StorageKey, StoredRecord]>> = []
     let current: Array<[StorageKey, StoredRecord]> = []
     let bytes = 0
     for (const entry of records) {
-      const size = estimateBytes(entry)
+      const size = estimateRecordBytes(entry)
       if (current.length > 0 && (current.length >= this.#o.chunkRecords || bytes + size > maxBytes)) {
         chunks.push(current)
         current = []
@@ -325,40 +412,5 @@ export class ReplicationCoordinator {
     }
     if (current.length > 0) chunks.push(current)
     return chunks
-  }
-
-  #repairs() {
-    return this.#o.storage.effect.namespace(REPAIR)
-  }
-
-  /** Persists a repair entry for every key a peer did not acknowledge. */
-  async #remember(namespace: string, records: Array<[StorageKey, StoredRecord]>, output: ReplicationOutput): Promise<void> {
-    const missed = Object.entries(output.peers).flatMap(([peer, r]) => (r.status === 'acked' ? [] : [peer]))
-    const acked = output.acked
-    const ops = [
-      ...missed.flatMap((peer) => records.map(([key]) => ({ type: 'put' as const, namespace: REPAIR, key: [peer, namespace, JSON.stringify(key)], value: 1 }))),
-      // a repair that went through clears what earlier replications left for that peer
-      ...acked.flatMap((peer) =>
-        records.flatMap(([key]) => {
-          const repairKey = [peer, namespace, JSON.stringify(key)]
-          return this.#repairs().has(repairKey) ? [{ type: 'delete' as const, namespace: REPAIR, key: repairKey }] : []
-        }),
-      ),
-    ]
-    if (ops.length > 0) await this.#o.storage.effect.batch(ops)
-  }
-}
-
-/** Rough encoded size of a [key, record] pair, for chunking (bytes dominate large values). */
-function estimateBytes([key, record]: [StorageKey, StoredRecord]): number {
-  const data = record[4]
-  const keyBytes = typeof key === 'string' ? key.length * 3 : 32
-  if (data instanceof Uint8Array) return keyBytes + data.byteLength + 96
-  if (typeof data === 'string') return keyBytes + data.length * 3 + 96
-  if (data === null || typeof data !== 'object') return keyBytes + 112
-  try {
-    return keyBytes + JSON.stringify(data).length * 2 + 96
-  } catch {
-    return keyBytes + 4096
   }
 }

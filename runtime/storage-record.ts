@@ -23,6 +23,7 @@
 
 import { z } from 'zod'
 import { InvalidInput } from '../effects/errors.js'
+import type { StorageKey } from '../effects/storage/index.js'
 import { cvType, type AnyCvType } from '../effects/semilattice/registry.js'
 import { compareHlc, type HlcTimestamp } from './hybrid-clock.js'
 
@@ -92,4 +93,18 @@ export function resolveRecord(resolver: NamespaceResolver, local: StoredRecord |
   const later = compareRecords(incoming, local) > 0 ? incoming : local
   if (later === local && type.equals(joined, mine)) return undefined
   return [later[0], later[1], later[2], 0, type.encode(joined)]
+}
+
+/** Rough encoded size of a [key, record] pair, for chunking (bytes dominate large values). */
+export function estimateRecordBytes([key, record]: readonly [StorageKey, StoredRecord]): number {
+  const data = record[4]
+  const keyBytes = typeof key === 'string' ? key.length * 3 : 32
+  if (data instanceof Uint8Array) return keyBytes + data.byteLength + 96
+  if (typeof data === 'string') return keyBytes + data.length * 3 + 96
+  if (data === null || typeof data !== 'object') return keyBytes + 112
+  try {
+    return keyBytes + JSON.stringify(data).length * 2 + 96
+  } catch {
+    return keyBytes + 4096
+  }
 }

@@ -24,7 +24,7 @@ import { checkKey, checkValue } from '../effects/storage/storage-input.js'
 import type { Clock } from '../effects/time/index.js'
 import { createStorageOperationMachine, type StorageOperation, type StorageOpInput, type ValidatedOp } from '../machines/storage.js'
 import type { RuntimeEventInput } from './events.js'
-import { HybridLogicalClock, type HlcTimestamp } from './hybrid-clock.js'
+import { DEFAULT_MAX_CLOCK_DRIFT_MS, HybridLogicalClock, type HlcTimestamp } from './hybrid-clock.js'
 import type { Router } from './router.js'
 import { StorageMeta } from './storage-meta.js'
 import {
@@ -81,6 +81,8 @@ export const storageCoordinatorOptionsSchema = z
     /** resolvers declared up front (persisted on first use; a conflicting stored one is an error) */
     namespaces: z.record(z.string(), resolverSchema).default({}),
     cacheSize: z.number().int().nonnegative().default(1024),
+    /** how far ahead of the local clock a replica's timestamp may be; beyond it the merge is refused (ClockDrift) */
+    maxClockDriftMs: z.number().int().positive().max(Number.MAX_SAFE_INTEGER).default(DEFAULT_MAX_CLOCK_DRIFT_MS),
     emit: z.custom<(event: RuntimeEventInput) => void>((v) => typeof v === 'function').optional(),
     inspect: z.custom<(event: unknown) => void>((v) => typeof v === 'function').optional(),
   })
@@ -141,6 +143,9 @@ export interface MergeRequest {
   capability: unknown
 }
 
+/** Told every record written to a namespace, once it has committed (normalized key). */
+export type RecordListener = (key: StorageKey, record: StoredRecord) => void
+
 export interface MergeResult {
   /** keys whose local record changed */
   applied: number
@@ -190,6 +195,8 @@ export class StorageCoordinator {
   readonly #self: number
   #selfCapability: Promise<CapabilityToken> | undefined
   #router: Router | undefined
+  /** per stored namespace name: who wants to see every record written there (digests) */
+  readonly #listeners = new Map<string, Set<RecordListener>>()
 
   constructor(peerId: string, storage: Storage, options: StorageCoordinatorOptions) {
     const parsed = storageCoordinatorOptionsSchema.safeParse(options)
@@ -235,7 +242,7 @@ export class StorageCoordinator {
       o.emit?.({ type: 'error', code: isAuraError(error) ? error.code : 'STORAGE', where: 'storage.meta', message: String(error) }),
     )
     this.#self = this.#meta.writerIndex(peerId)
-    this.#hlc = new HybridLogicalClock(o.clock, peerId, this.#meta.lease)
+    this.#hlc = new HybridLogicalClock(o.clock, peerId, this.#meta.lease, o.maxClockDriftMs)
 
     this.#machine = createStorageOperationMachine({
       validate: (input) => this.#validate(input),
@@ -372,6 +379,25 @@ export class StorageCoordinator {
     const cached = this.#verifier.authorizeCached(capability, { holder, namespace, right })
     if (cached !== undefined) return this.#checkOwner(namespace, cached.effective.root)
     await this.#check(capability, holder, namespace, right)
+  }
+
+  /** Calls `listener` with every record committed to `namespace` from now on; returns the unsubscribe. */
+  onRecord(namespace: string, listener: RecordListener): () => void {
+    const name = storageNameOf(checkUserNamespace(namespace))
+    let set = this.#listeners.get(name)
+    if (!set) this.#listeners.set(name, (set = new Set()))
+    set.add(listener)
+    return () => void set.delete(listener)
+  }
+
+  /** How many records (tombstones included) a namespace holds here. */
+  count(namespace: string): number {
+    return this.#state(checkUserNamespace(namespace)).db.count()
+  }
+
+  /** Every record of a namespace in key order (local, unchecked). */
+  *entries(namespace: string): Iterable<[StorageKey, StoredRecord]> {
+    for (const { key, value } of this.#state(checkUserNamespace(namespace)).db.range<DiskRecord>()) yield [key, this.#fromDisk(value)]
   }
 
   /** The stored records of `keys` (local, unchecked: callers authorize first); missing keys are left out. */
@@ -527,6 +553,8 @@ export class StorageCoordinator {
       const parsed = storedRecordSchema.safeParse(entry[1])
       if (!parsed.success) throw new InvalidInput(`replica record ${index} is malformed`, { issues: parsed.error.issues })
       const record = parsed.data as StoredRecord
+      // Every stamp is checked before anything is written, so a refused batch leaves no trace.
+      this.#hlc.checkDrift(recordStamp(record))
       if (isTombstone(record)) {
         if (type) throw new InvalidInput('CRDT namespaces hold no tombstones', { index })
       } else {
@@ -650,9 +678,11 @@ export class StorageCoordinator {
     while (state.exclusive) await state.exclusive
     const ts = this.#stamp()
     this.#meta.writeAheadOfSingle(this.#hlc.wall)
-    const write = state.db.put(key, record(ts))
+    const stored = record(ts)
+    const write = state.db.put(key, stored)
     state.lastWrite = write
     await write
+    this.#written(state.name, key, stored)
     return ts
   }
 
@@ -727,8 +757,18 @@ export class StorageCoordinator {
   }
 
   /** Commits a batch of records with the lease and writer-table entries they need. */
-  #commit(ops: BatchOp[]): Promise<void> {
-    return this.#meta.commit(ops, this.#hlc.wall)
+  async #commit(ops: BatchOp[]): Promise<void> {
+    await this.#meta.commit(ops, this.#hlc.wall)
+    if (this.#listeners.size > 0) for (const op of ops) if (op.type === 'put') this.#written(op.namespace, op.key, op.value as DiskRecord)
+  }
+
+  /** Tells the namespace's listeners (if any) about a committed record. */
+  #written(name: string, key: StorageKey, stored: DiskRecord): void {
+    const listeners = this.#listeners.get(name)
+    if (listeners === undefined || listeners.size === 0) return
+    const normalized = checkKey(key).key
+    const record = this.#fromDisk(stored)
+    for (const listener of listeners) listener(normalized, record)
   }
 
   /** A record this peer writes, in stored form (a tombstone when `deleted`). */
