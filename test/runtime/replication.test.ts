@@ -18,6 +18,7 @@ import { ReplicationCoordinator, type ReplicationProgress } from '../../runtime/
 import { HybridLogicalClock, compareHlc } from '../../runtime/hybrid-clock.js'
 import { CrdtCoordinator } from '../../runtime/crdt.js'
 import { AntiEntropy } from '../../runtime/anti-entropy.js'
+import { sharing } from '../fixtures/crdt-access.js'
 
 const HOUR = 3_600_000
 const dirs: string[] = []
@@ -288,9 +289,10 @@ describe('namespace reconciliation between replicas, without the writer', () => 
   it('reconcileOn(antiEntropy.progress$) reconciles with every peer a running anti-entropy round completes with', async () => {
     const { b, c, capB } = await divergedReplicas()
     const engines: AntiEntropy[] = []
-    for (const node of [b, c]) {
-      const crdt = await CrdtCoordinator.attach(node.runtime)
-      engines.push(await AntiEntropy.attach(node.runtime, crdt, { syncInterval: 100, peerSelection: { kind: 'random', k: 2 }, digest: 'merkle' }))
+    // the rounds need the peers to let each other into their collections first
+    const crdts = await sharing(Promise.all([b, c].map((node) => CrdtCoordinator.attach(node.runtime))))
+    for (const [i, node] of [b, c].entries()) {
+      engines.push(await AntiEntropy.attach(node.runtime, crdts[i]!, { syncInterval: 100, peerSelection: { kind: 'random', k: 2 }, digest: 'merkle' }))
     }
     const subscription = b.replication.reconcileOn(engines[0]!.progress$, { namespaces: ['docs'], capability: capB })
     engines[0]!.start()
