@@ -1,15 +1,19 @@
 // `npm run chaos`: the fault campaign. Simulated: seeded runs of 5 peers under loss, duplication,
 // reordering, partitions and crashes, each checked against its history (simulated.ts, history.ts).
 // Prints runs, operations, violations and the seeds that failed (each replays with --seed).
+// Real processes: 5 peer processes on TCP with seeded SIGKILLs and restarts while writing 2,000
+// replicated keys and CRDT updates (processes.ts).
 // Hostile wire: a bare libp2p node floods a peer process with bad frames and streams while a
 // legitimate runtime keeps using it (hostile.ts).
 //
 //   npm run chaos                        1,000 simulated runs from seed 1, then 100,000 hostile frames
 //   npm run chaos -- --runs 50 --seed 7  50 runs from seed 7
-//   npm run chaos -- --only hostile      one part only (simulated | hostile)
+//   npm run chaos -- --only hostile      one part only (simulated | processes | hostile)
+//   npm run chaos -- --keys 500          acknowledged writes the process campaign reaches
 import '../../runtime/polyfill.js'
 import { parseArgs } from 'node:util'
 import { hostileRun } from './hostile.js'
+import { processCampaign } from './processes.js'
 import { simulatedRun } from './simulated.js'
 
 const { values } = parseArgs({
@@ -18,6 +22,7 @@ const { values } = parseArgs({
     seed: { type: 'string', default: '1' },
     frames: { type: 'string', default: '100000' },
     streams: { type: 'string', default: '300' },
+    keys: { type: 'string', default: '2000' },
     only: { type: 'string' },
     quiet: { type: 'boolean', default: false },
   },
@@ -33,6 +38,7 @@ let violationsTotal = 0
 const part = (name: string) => values.only === undefined || values.only === name
 
 if (part('simulated')) violationsTotal += await simulated()
+if (part('processes')) violationsTotal += await processes()
 if (part('hostile')) violationsTotal += await hostile()
 process.exit(violationsTotal === 0 ? 0 : 1)
 
@@ -59,6 +65,13 @@ settle.sort((a, b) => a - b)
 console.log(`simulated: runs=${runs} peers=5 operations=${operations} acknowledged=${acknowledged} violations=${violations.length} failed_seeds=${failed.length ? failed.join(',') : 'none'}`)
 console.log(`simulated: converged after heal p50=${settle[Math.floor(settle.length / 2)]} ms p99=${settle[Math.floor(settle.length * 0.99)]} ms (virtual); wall ${Math.round((Date.now() - started) / 1000)} s`)
 return violations.length
+}
+
+async function processes(): Promise<number> {
+  const r = await processCampaign({ keys: Number(values.keys), seed: first })
+  console.log(`processes: peers=5 acked_writes=${r.ackedWrites} acked_increments=${r.ackedIncrements} kills=${r.kills} lost_acked_writes=${r.lostAckedWrites} diverged=${r.diverged} counter_mismatch=${r.counterMismatch} converged_after=${r.convergedAfterMs} ms wall ${Math.round(r.ms / 1000)} s`)
+  for (const v of r.violations) console.log(`processes violation: ${v}`)
+  return r.violations.length
 }
 
 async function hostile(): Promise<number> {
