@@ -20,6 +20,8 @@ export type Operation =
 
 /** What each replica holds once the run has quiesced, by peer index. */
 export interface Observed {
+  /** false for a peer that crashed for good: it is left out of every check */
+  live: boolean[]
   storage: Array<Map<string, unknown>>
   counters: number[]
   sets: string[][]
@@ -44,15 +46,18 @@ const FINAL = new Set(['completed', 'failed', 'cancelled'])
 /** Only what a converged cluster must satisfy; `check` adds the promises made to clients. */
 export function divergence(observed: Observed): string[] {
   const out: string[] = []
-  const [first, ...rest] = observed.storage
-  for (const [index, replica] of rest.entries()) {
-    const differing = differingKeys(first!, replica)
-    if (differing.length > 0) out.push(`storage: peer ${index + 1} differs from peer 0 on ${differing.length} key(s), e.g. ${differing.slice(0, 3).join(', ')}`)
+  const live = liveIndexes(observed)
+  const first = live[0]!
+  for (const index of live.slice(1)) {
+    const differing = differingKeys(observed.storage[first]!, observed.storage[index]!)
+    if (differing.length > 0) out.push(`storage: peer ${index} differs from peer ${first} on ${differing.length} key(s), e.g. ${differing.slice(0, 3).join(', ')}`)
   }
-  if (new Set(observed.counters).size > 1) out.push(`counter: replicas differ ${JSON.stringify(observed.counters)}`)
-  const sets = new Set(observed.sets.map((s) => JSON.stringify(s)))
+  const counters = live.map((i) => observed.counters[i])
+  if (new Set(counters).size > 1) out.push(`counter: replicas differ ${JSON.stringify(counters)}`)
+  const sets = new Set(live.map((i) => JSON.stringify(observed.sets[i])))
   if (sets.size > 1) out.push(`set: replicas differ (${sets.size} distinct states)`)
-  for (const [id, views] of observed.sessions) {
+  for (const [id, all] of observed.sessions) {
+    const views = all.filter((v) => observed.live[v.peer])
     const open = views.filter((v) => !FINAL.has(v.status))
     if (open.length > 0) out.push(`session ${id}: still ${open.map((v) => `${v.status} on peer ${v.peer}`).join(', ')}`)
     const outcomes = new Set(views.map((v) => `${v.status}/${v.outcome ?? ''}`))
@@ -64,8 +69,10 @@ export function divergence(observed: Observed): string[] {
 export function check(history: History, observed: Observed): string[] {
   const out = divergence(observed)
   for (const op of history.operations) {
-    if (op.kind === 'write' && op.ok) {
+    // A write whose origin died for good survives if some live peer acknowledged it (async: none did).
+    if (op.kind === 'write' && op.ok && (observed.live[op.peer] || op.acked.some((p) => observed.live[p]))) {
       for (const target of [op.peer, ...op.targets]) {
+        if (!observed.live[target]) continue
         const held = observed.storage[target]!.get(op.key)
         // A later write to the same key may win (LWW); a unique key must hold exactly this value.
         if (held === undefined) out.push(`storage: acknowledged write ${op.key} (${op.policy.kind}, acked by ${op.acked.join('/')}) missing on peer ${target}`)
@@ -74,18 +81,23 @@ export function check(history: History, observed: Observed): string[] {
     }
   }
   const increments = history.operations.filter((o): o is Extract<Operation, { kind: 'increment' }> => o.kind === 'increment')
-  const acked = increments.filter((o) => o.ok).reduce((n, o) => n + o.by, 0)
+  // an increment acknowledged only by a peer that then died for good may die with it
+  const acked = increments.filter((o) => o.ok && observed.live[o.peer]).reduce((n, o) => n + o.by, 0)
   const attempted = increments.reduce((n, o) => n + o.by, 0)
-  for (const [peer, value] of observed.counters.entries()) {
+  for (const peer of liveIndexes(observed)) {
+    const value = observed.counters[peer]!
     if (value < acked) out.push(`counter: peer ${peer} counts ${value}, lost ${acked - value} acknowledged increment(s)`)
     if (value > attempted) out.push(`counter: peer ${peer} counts ${value}, more than the ${attempted} ever made (doubled)`)
   }
   for (const op of history.operations) {
     if (op.kind !== 'add' || !op.ok) continue
-    for (const [peer, set] of observed.sets.entries()) if (!set.includes(op.element)) out.push(`set: acknowledged add ${op.element} missing on peer ${peer}`)
+    if (!observed.live[op.peer]) continue // an add made only on a peer that then died for good may die with it
+    for (const peer of liveIndexes(observed)) if (!observed.sets[peer]!.includes(op.element)) out.push(`set: acknowledged add ${op.element} missing on peer ${peer}`)
   }
   return out
 }
+
+const liveIndexes = (observed: Observed): number[] => observed.live.flatMap((alive, i) => (alive ? [i] : []))
 
 function differingKeys(a: Map<string, unknown>, b: Map<string, unknown>): string[] {
   const keys = new Set([...a.keys(), ...b.keys()])

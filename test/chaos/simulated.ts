@@ -80,13 +80,15 @@ export async function simulatedRun(seed: number, options: RunOptions = {}): Prom
       sim.clock.setTimeout(() => sim.hub.partition([side]), at)
       sim.clock.setTimeout(() => sim.hub.heal(), at + 200 + random.int(1_500))
     }
+    // In half the runs the crashed peer never returns: the survivors must converge without it.
     const victim = random.int(n)
     const crashAt = random.int(activeMs)
+    const gone = random.int(2) === 0 ? victim : undefined
     sim.clock.setTimeout(() => {
       crashed.add(victim)
       sim.hub.crash(ids[victim]!)
     }, crashAt)
-    sim.clock.setTimeout(() => void comeBack(sim, victim, crashed), crashAt + 300 + random.int(1_500))
+    if (gone === undefined) sim.clock.setTimeout(() => void comeBack(sim, victim, crashed), crashAt + 300 + random.int(1_500))
 
     // Clients: operations at seeded times, each recorded with its outcome.
     for (let id = 0; id < operations; id++) {
@@ -101,21 +103,25 @@ export async function simulatedRun(seed: number, options: RunOptions = {}): Prom
 
     await sim.run(activeMs + 2_000)
     sim.hub.heal()
-    for (const index of [...crashed]) await comeBack(sim, index, crashed)
-    for (const a of sim.runtimes) for (const b of sim.runtimes) if (a !== b && !a.connectedPeers().includes(b.peerId)) await a.connect(b.addresses()[0]!).catch(() => undefined)
-    for (const p of peers) p.antiEntropy.start()
+    for (const index of [...crashed]) if (index !== gone) await comeBack(sim, index, crashed)
+    const live = peers.filter((_, i) => i !== gone)
+    if (gone !== undefined) for (const p of live) p.crdt.forgetPeer(ids[gone]!)
+    for (const a of live) for (const b of live) if (a !== b && !a.runtime.connectedPeers().includes(b.runtime.peerId)) await a.runtime.connect(b.runtime.addresses()[0]!).catch(() => undefined)
+    for (const p of live) p.antiEntropy.start()
 
     const started = sim.clock.now()
     let converged = false
+    // Repairs owed to a peer gone for good are never due; every other one is.
+    const owed = (p: Peer) => p.runtime.replication.pendingRepairs().filter((r) => gone === undefined || r.peer !== ids[gone]).length
     while (!converged && sim.clock.now() - started < settleMs) {
       await sim.run(500)
-      converged = divergence(await observe(peers)).length === 0 && peers.every((p) => p.runtime.replication.pendingRepairs().length === 0)
+      converged = divergence(await observe(peers, gone)).length === 0 && live.every((p) => owed(p) === 0)
     }
     const convergedAfterMs = sim.clock.now() - started
-    const observed = await observe(peers)
+    const observed = await observe(peers, gone)
     const violations = check(history, observed).map((v) => `seed ${seed}: ${v}`)
-    for (const p of peers) {
-      const left = p.runtime.replication.pendingRepairs().length
+    for (const p of live) {
+      const left = owed(p)
       if (left > 0) violations.push(`seed ${seed}: ${left} repair(s) still pending on ${p.runtime.peerId.slice(-6)}`)
     }
     const acknowledged = history.operations.filter((o) => o.kind !== 'session' && o.ok).length
@@ -150,7 +156,10 @@ async function setUp(sim: Simulation): Promise<Peer[]> {
       })
     }
   }
-  for (const p of peers) p.runtime.replication.repairOn(p.antiEntropy.rounds$, { capability: p.toPeers, timeoutMs: 1_000 })
+  for (const p of peers) {
+    p.runtime.replication.repairOn(p.antiEntropy.rounds$, { capability: p.toPeers, timeoutMs: 1_000 })
+    p.runtime.replication.reconcileOn(p.antiEntropy.progress$, { namespaces: [NAMESPACE], capability: p.toPeers, localCapability: p.own, timeoutMs: 2_000 })
+  }
   return peers
 }
 
@@ -211,7 +220,8 @@ async function act(id: number, draw: number, index: number, peers: Peer[], rando
   }
 }
 
-async function observe(peers: Peer[]): Promise<Observed> {
+/** What every replica holds; a peer gone for good is marked not live (it is owed nothing). */
+async function observe(peers: Peer[], gone: number | undefined): Promise<Observed> {
   const storage: Array<Map<string, unknown>> = []
   for (const p of peers) {
     const listed = await p.runtime.storage.list(NAMESPACE, '', p.own).catch(() => [])
@@ -226,6 +236,7 @@ async function observe(peers: Peer[]): Promise<Observed> {
     }
   }
   return {
+    live: peers.map((_, i) => i !== gone),
     storage,
     counters: peers.map((p) => pnCounter.value(p.crdt.state<PNCounterState>('hits'))),
     sets: peers.map((p) => orSet.values(p.crdt.state<ORSetState>('tags')).map(String).sort()),
