@@ -723,7 +723,7 @@ export class CrdtCoordinator {
       this.views.learn(from, [[name, { version: remote.get(name)!.version, mark: remote.get(name)!.mark }]], this.now())
     }
     this.countBytes(payload, { docs })
-    this.publishStatus(from)
+    this.publishStatusIfObserved(from)
     return { docs }
   }
 
@@ -845,7 +845,7 @@ export class CrdtCoordinator {
         hooks.onPush?.(push.length)
         await this.pushTo(peerId, push)
       }
-      this.publishStatus(peerId)
+      this.publishStatusIfObserved(peerId)
       return {
         pulled: changed,
         pushed: push.map((d) => d.name),
@@ -1048,6 +1048,14 @@ export class CrdtCoordinator {
     const report = this.syncStatus(peerId)
     if (this.statusSubject.observed) this.statusSubject.next(report)
     return report
+  }
+
+  /**
+   * A status report reads every document's version (O(collection)): exchanges and pushes, which
+   * only anti-entropy and peers drive, publish one only when someone listens to status$.
+   */
+  private publishStatusIfObserved(peerId: string): void {
+    if (this.statusSubject.observed) this.statusSubject.next(this.syncStatus(peerId))
   }
 
   metrics(): CrdtMetrics {
