@@ -134,6 +134,13 @@ function verdictOf(outcome: SessionOutcome): Verdict {
   return outcome.kind === 'failure' || outcome.kind === 'cancelled' ? { kind: outcome.kind, reason: outcome.reason.slice(0, 1024) } : { kind: outcome.kind }
 }
 
+/**
+ * How long one report or verdict request waits for its answer. A lost frame is only noticed by
+ * this timeout, and past the deadline every such wait delays the verdict; a round trip on a link
+ * that works takes far less.
+ */
+const AGREEMENT_ATTEMPT_MS = 1_000
+
 /** Asked for a verdict the leader has not decided yet: ask again later. */
 class VerdictPending extends Error {}
 
@@ -649,7 +656,7 @@ export class SessionManager {
     const sends = context.participants
       .filter((p) => p.peerId !== this.self)
       .map((p) =>
-        withRetry(async () => this.deps.router.request(p.peerId, 'session', message, 5_000), {
+        withRetry(async () => this.deps.router.request(p.peerId, 'session', message, this.attemptMs(until)), {
           clock: this.deps.clock,
           random: this.deps.random,
           deadlineAt: until,
@@ -670,7 +677,8 @@ export class SessionManager {
     const message = { kind: 'report', session: input.sessionId, payload: { sessionId: input.sessionId, ...input.proposal } }
     return withRetry(
       async () => {
-        const reply = parse(reportReply, await this.deps.router.request(input.leaderPeerId, 'session', message, 5_000), 'report reply')
+        const answer = await this.deps.router.request(input.leaderPeerId, 'session', message, this.attemptMs(input.deadlineAt))
+        const reply = parse(reportReply, answer, 'report reply')
         if (input.untilVerdict && reply.verdict === null) throw new VerdictPending('the leader has not decided yet')
         return reply.verdict
       },
@@ -700,6 +708,10 @@ export class SessionManager {
     if (kept.keepUntil > this.deps.clock.now()) return kept.verdict
     void this.verdicts.delete(sessionId).catch((error) => this.report(error, 'session/verdicts'))
     return undefined
+  }
+
+  private attemptMs(until: number): number {
+    return Math.max(1, Math.min(AGREEMENT_ATTEMPT_MS, until - this.deps.clock.now()))
   }
 
   private verdictGraceMs(): number {
