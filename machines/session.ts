@@ -475,7 +475,7 @@ export const sessionMachine = setup({
             // or its message already here) until one needs sending or waiting, or the end.
             advancing: {
               always: [
-                { guard: 'protocolDone', target: '#session.agreeing' },
+                { guard: 'protocolDone', target: '#session.agreeing', actions: 'proposeDone' },
                 { guard: 'selfSends', target: 'sending' },
                 { guard: 'selfReceives', target: 'awaiting' },
                 { actions: 'advance' },
