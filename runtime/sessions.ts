@@ -674,7 +674,9 @@ export class SessionManager {
    * deadline) or until the leader answers a verdict (`untilVerdict`, past it).
    */
   private reportToLeader(input: ReportInput, signal: AbortSignal): Promise<Verdict | null> {
-    const message = { kind: 'report', session: input.sessionId, payload: { sessionId: input.sessionId, ...input.proposal } }
+    // a reason past the wire's limit would have the leader refuse the report for good
+    const proposal = input.proposal.reason === undefined ? input.proposal : { ...input.proposal, reason: input.proposal.reason.slice(0, 1024) }
+    const message = { kind: 'report', session: input.sessionId, payload: { sessionId: input.sessionId, ...proposal } }
     return withRetry(
       async () => {
         const answer = await this.deps.router.request(input.leaderPeerId, 'session', message, this.attemptMs(input.deadlineAt))

@@ -2,7 +2,7 @@
 // two-party greeting (client → server 'hello', server → client 'welcome') the client gets
 // 'welcome' and is done, but its acknowledgement never reaches the server, whose delivery of
 // 'welcome' then runs into the deadline. Each peer deciding alone ended client completed/success,
-// server failed/timeout.
+// server failed/timeout. Now the leader (whichever of the two created the session) decides.
 import { afterEach, describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import { defineChoreography } from '../../runtime/choreography.js'
@@ -26,7 +26,8 @@ afterEach(async () => {
   for (const sim of simulations.splice(0)) await sim.stop()
 })
 
-async function greetingPair(options: { retainFinishedMs?: number; serverRuns?: boolean } = {}) {
+/** The greeting's two peers; the one that does not lead runs what it is invited to (unless told not to). */
+async function greetingPair(options: { retainFinishedMs?: number; invitedRuns?: boolean; leads?: 'client' | 'server' } = {}) {
   const sim = await Simulation.create({
     seed: 'agreement',
     peers: 2,
@@ -35,8 +36,9 @@ async function greetingPair(options: { retainFinishedMs?: number; serverRuns?: b
   })
   simulations.push(sim)
   const [client, server] = sim.runtimes as [Runtime, Runtime]
-  if (options.serverRuns ?? true) {
-    server.sessions.invitations$.subscribe((invite) => void server.sessions.executeProtocol(invite.sessionId, invite.protocol).catch(() => undefined))
+  const invited = options.leads === 'server' ? client : server
+  if (options.invitedRuns ?? true) {
+    invited.sessions.invitations$.subscribe((invite) => void invited.sessions.executeProtocol(invite.sessionId, invite.protocol).catch(() => undefined))
   }
   return { sim, client, server }
 }
@@ -52,12 +54,10 @@ const ending = (runtime: Runtime, sessionId: string) => {
 }
 
 describe('session outcome agreement', () => {
-  it("a lost acknowledgement of the server's last message does not split the outcome", async () => {
-    const { sim, client, server } = await greetingPair()
-    const roster = [
-      { peerId: client.peerId, role: 'client' },
-      { peerId: server.peerId, role: 'server' },
-    ]
+  it.each(['client', 'server'] as const)("a lost acknowledgement of the server's last message does not split the outcome (%s leads)", async (leads) => {
+    const { sim, client, server } = await greetingPair({ leads })
+    const roster = rosterOf(client, server)
+    const leader = leads === 'client' ? client : server
     let sessionId: string | undefined
     // The moment the client holds 'welcome' (its cursor passes the last step), cut the link: the
     // acknowledgement it is about to send is lost, and so is every retry the server makes.
@@ -69,7 +69,7 @@ describe('session outcome agreement', () => {
         sim.hub.partition([[client.peerId], [server.peerId]])
       }
     })
-    void client.sessions.createSession('greeting', roster, { timeoutMs: 1_000, protocol: 'greeting' }).then((session) => {
+    void leader.sessions.createSession('greeting', roster, { timeoutMs: 1_000, protocol: 'greeting' }).then((session) => {
       sessionId = session.id
       void session.executeProtocol().catch(() => undefined)
     })
@@ -82,7 +82,8 @@ describe('session outcome agreement', () => {
     const ended = await sim.runUntil(() => [client, server].every((r) => FINALS.includes(r.sessions.get(id)?.state().status ?? '')), 30_000)
     expect(ended).toBe(true)
     expect(ending(server, id)).toBe(ending(client, id))
-    // The server never learnt that 'welcome' arrived, so it could not report done: not a success.
+    // The server never learnt that 'welcome' arrived: it could not report done (client leads) nor
+    // decide success (server leads), so the agreed outcome is a timeout.
     expect(ending(client, id)).toBe('failed/timeout')
   })
 
@@ -114,7 +115,7 @@ describe('session outcome agreement', () => {
   })
 
   it('only the leader gives a verdict and only the leader takes reports: anything else is refused and changes nothing', async () => {
-    const { sim, client, server } = await greetingPair({ serverRuns: false })
+    const { sim, client, server } = await greetingPair({ invitedRuns: false })
     const session = (await drive(sim, client.sessions.createSession('greeting', rosterOf(client, server), { timeoutMs: 5_000, protocol: 'greeting' }), 1_000)).value!
     const result = session.executeProtocol()
     await sim.run(50)
