@@ -4,7 +4,16 @@
 // kept (before the protocol is known in `pending`, afterwards in `received` under a later step)
 // and consumed when the cursor reaches them, so delivery order does not matter and duplicates
 // are dropped. The deadline is absolute and re-armed on restore by the invoked `deadlineTimer`.
-import { assign, fromCallback, fromPromise, setup } from 'xstate'
+//
+// Agreement: the outcome is the leader's (the session's creator) to decide, so every participant
+// ends the same way. A participant whose projection is done, or that wants to fail or cancel,
+// does not end by itself: in `agreeing` it reports to the leader and waits for the verdict, and
+// once its deadline passes it asks the leader for it. The leader decides success when its own
+// projection is done and every participant has reported done before its deadline, timeout at
+// its deadline, failure or cancellation when it or a participant calls for them. Each peer builds
+// its outcome from the verdict's kind (its own results, its own last step). Only a leader
+// unreachable for `verdictGraceMs` past the deadline makes a participant time out alone.
+import { and, assign, fromCallback, fromPromise, setup } from 'xstate'
 import { z } from 'zod'
 import { errorInfo, type DeadlineEvent, type DeadlineTimerInput } from './timeout.js'
 
@@ -19,8 +28,12 @@ export const sessionInputSchema = z
     sessionType: z.string().min(1),
     selfPeerId: z.string().min(1),
     participants: z.array(participantSchema).min(1),
+    /** the creator: it decides the outcome every participant ends with */
+    leaderPeerId: z.string().min(1),
     createdAt: z.number().finite(),
     deadlineAt: z.number().finite(),
+    /** how long past the deadline a participant keeps asking an unreachable leader for the verdict */
+    verdictGraceMs: z.number().finite().nonnegative(),
     limits: z.object({
       maxParticipants: z.number().int().min(1),
       maxMessageBytes: z.number().int().min(1),
@@ -31,6 +44,9 @@ export const sessionInputSchema = z
     const roles = input.participants.map((p) => p.role)
     if (!peers.includes(input.selfPeerId)) {
       ctx.addIssue({ code: 'custom', path: ['selfPeerId'], message: 'selfPeerId is not a participant' })
+    }
+    if (!peers.includes(input.leaderPeerId)) {
+      ctx.addIssue({ code: 'custom', path: ['leaderPeerId'], message: 'leaderPeerId is not a participant' })
     }
     if (new Set(peers).size !== peers.length) {
       ctx.addIssue({ code: 'custom', path: ['participants'], message: 'duplicate peer id' })
@@ -78,14 +94,28 @@ export type SessionOutcome =
 
 export type PendingMessage = { step: number; from: string; payload: unknown }
 
+/** What the leader decided; each peer turns it into its own outcome (its results, its last step). */
+export const verdictSchema = z
+  .object({ kind: z.enum(['success', 'failure', 'timeout', 'cancelled']), reason: z.string().max(1024).optional() })
+  .strict()
+export type Verdict = z.infer<typeof verdictSchema>
+
+/** What a participant reports to the leader: its projection is done, or it calls for an end. */
+export const proposalSchema = z
+  .object({ kind: z.enum(['done', 'failure', 'cancelled', 'timeout']), reason: z.string().max(1024).optional() })
+  .strict()
+export type Proposal = z.infer<typeof proposalSchema>
+
 export type SessionContext = {
   sessionId: string
   sessionType: string
   selfPeerId: string
   selfRole: string
   participants: SessionParticipant[]
+  leaderPeerId: string
   createdAt: number
   deadlineAt: number
+  verdictGraceMs: number
   limits: SessionInput['limits']
   joined: string[]
   protocol: SessionProtocol | null
@@ -93,6 +123,10 @@ export type SessionContext = {
   received: Record<number, Record<string, unknown>>
   sent: number[]
   pending: PendingMessage[]
+  /** leader: the participants (itself included) whose projection is done */
+  reportedDone: string[]
+  /** participant: what it reports to the leader while agreeing */
+  proposal: Proposal | null
   outcome: SessionOutcome | null
   error: { code: string; message: string } | null
 }
@@ -104,12 +138,19 @@ export type SessionEvent =
   | { type: 'RECEIVE'; step: number; from: string; payload: unknown }
   | { type: 'CANCEL'; reason?: string }
   | { type: 'FAIL'; reason: string }
+  /** leader: a participant's report (the runtime has checked it comes from that participant) */
+  | ({ type: 'REPORT'; from: string } & Proposal)
+  /** participant: the leader's verdict (the runtime has checked it comes from the leader) */
+  | ({ type: 'VERDICT' } & Verdict)
   | DeadlineEvent
 
 export type SessionOutput = { sessionId: string; outcome: SessionOutcome }
 
 export type SendStepInput = { sessionId: string; stepIndex: number; step: SessionStep; toPeerIds: string[] }
-export type ReleaseInput = { sessionId: string; outcome: SessionOutcome }
+/** `announce`: this peer is the leader, and its verdict goes to every participant once durable. */
+export type ReleaseInput = { sessionId: string; outcome: SessionOutcome; announce: boolean }
+/** Reports `proposal` to the leader until acknowledged; with `untilVerdict`, until it answers a verdict. */
+export type ReportInput = { sessionId: string; leaderPeerId: string; proposal: Proposal; untilVerdict: boolean; deadlineAt: number }
 
 // ---------------------------------------------------------------------------------------------
 // Pure reading of the context
@@ -149,6 +190,57 @@ const resultsOf = (ctx: Ctx): SessionResults => {
   return out
 }
 
+const timeoutOf = (ctx: Ctx): SessionOutcome => {
+  const step = currentStep(ctx)
+  return { kind: 'timeout', lastKnownState: step ? { cursor: ctx.cursor, step: step.label } : { cursor: ctx.cursor } }
+}
+
+/** This peer's outcome for the leader's verdict: the kind is shared, the details are its own. */
+function outcomeFor(ctx: Ctx, verdict: Verdict): SessionOutcome {
+  switch (verdict.kind) {
+    case 'success':
+      return { kind: 'success', results: resultsOf(ctx) }
+    case 'failure':
+      return { kind: 'failure', reason: verdict.reason ?? 'failed', partialResults: resultsOf(ctx) }
+    case 'timeout':
+      return timeoutOf(ctx)
+    case 'cancelled':
+      return { kind: 'cancelled', reason: verdict.reason ?? 'cancelled' }
+  }
+}
+
+const isLeader = (ctx: Ctx): boolean => ctx.selfPeerId === ctx.leaderPeerId
+const reportFrom = (ctx: Ctx, event: SessionEvent, kind: Proposal['kind']): boolean =>
+  event.type === 'REPORT' && isLeader(ctx) && event.kind === kind && event.from !== ctx.selfPeerId && roleOf(ctx, event.from) !== undefined
+
+// ---------------------------------------------------------------------------------------------
+// Transitions shared by several states
+
+/** Leader, before it has decided: a participant's report is recorded (done) or decides (failure, cancel). */
+const leaderHearsReport = [
+  { guard: 'reportsDone', actions: 'recordDone' },
+  { guard: 'reportsFailure', target: '#session.terminating', actions: 'failByReport' },
+  { guard: 'reportsCancel', target: '#session.terminating', actions: 'cancelByReport' },
+] as const
+
+/** CANCEL, FAIL, DEADLINE before the outcome is known: the leader decides, a participant proposes. */
+const endingCalledFor = {
+  CANCEL: [
+    { guard: 'isLeader', target: '#session.terminating', actions: 'cancel' },
+    { target: '#session.agreeing', actions: 'proposeCancel' },
+  ],
+  FAIL: [
+    { guard: 'isLeader', target: '#session.terminating', actions: 'fail' },
+    { target: '#session.agreeing', actions: 'proposeFailure' },
+  ],
+  DEADLINE: [
+    { guard: 'isLeader', target: '#session.terminating', actions: 'timeOut' },
+    { target: '#session.agreeing.askingLeader', actions: 'proposeTimeout' },
+  ],
+  REPORT: leaderHearsReport,
+  VERDICT: { guard: 'fromParticipantsSide', target: '#session.terminating', actions: 'adoptVerdict' },
+} as const
+
 // ---------------------------------------------------------------------------------------------
 // Machine
 
@@ -166,9 +258,21 @@ export const sessionMachine = setup({
     sendStep: fromPromise<void, SendStepInput>(async () => {
       throw new Error('sendStep actor not provided')
     }),
+    reportToLeader: fromPromise<Verdict | null, ReportInput>(async () => {
+      throw new Error('reportToLeader actor not provided')
+    }),
     release: fromPromise<void, ReleaseInput>(async () => undefined),
   },
   guards: {
+    isLeader: ({ context }) => isLeader(context),
+    // A verdict is the leader's to give; the leader itself never takes one.
+    fromParticipantsSide: ({ context, event }) => event.type === 'VERDICT' && !isLeader(context),
+    reportsDone: ({ context, event }) =>
+      reportFrom(context, event, 'done') && event.type === 'REPORT' && !context.reportedDone.includes(event.from),
+    reportsFailure: ({ context, event }) => reportFrom(context, event, 'failure'),
+    reportsCancel: ({ context, event }) => reportFrom(context, event, 'cancelled'),
+    allReportedDone: ({ context }) => context.participants.every((p) => context.reportedDone.includes(p.peerId)),
+    answeredVerdict: ({ event }) => (event as { output?: unknown }).output != null,
     isRosterJoin: ({ context, event }) =>
       event.type === 'JOIN' && context.participants.some((p) => p.peerId === event.peerId && p.role === event.role),
     canUnjoin: ({ context, event }) =>
@@ -195,6 +299,7 @@ export const sessionMachine = setup({
       const sender = step && peerOf(context, step.from)
       return sender !== undefined && hasPayload(context, context.cursor, sender)
     },
+    sendTimedOut: ({ event }) => errorInfo((event as { error?: unknown }).error, 'NETWORK').code === 'DEADLINE_EXCEEDED',
     outcomeSuccess: ({ context }) => context.outcome?.kind === 'success',
     outcomeCancelled: ({ context }) => context.outcome?.kind === 'cancelled',
   },
@@ -232,6 +337,11 @@ export const sessionMachine = setup({
       sent: ({ context }) => [...context.sent, context.cursor],
       cursor: ({ context }) => context.cursor + 1,
     }),
+    // ---- the leader's decisions (the outcome is set only by the leader, or from its verdict)
+    recordSelfDone: assign({ reportedDone: ({ context }) => [...context.reportedDone, context.selfPeerId] }),
+    recordDone: assign({
+      reportedDone: ({ context, event }) => (event.type === 'REPORT' ? [...context.reportedDone, event.from] : context.reportedDone),
+    }),
     succeed: assign({ outcome: ({ context }) => ({ kind: 'success' as const, results: resultsOf(context) }) }),
     cancel: assign({
       outcome: ({ event }) => ({
@@ -246,22 +356,57 @@ export const sessionMachine = setup({
         partialResults: resultsOf(context),
       }),
     }),
-    failParticipantLeft: assign({
-      outcome: ({ context }) => ({
+    cancelByReport: assign({
+      outcome: ({ event }) => ({
+        kind: 'cancelled' as const,
+        reason: event.type === 'REPORT' ? `cancelled by ${event.from}: ${event.reason ?? 'cancelled'}` : 'cancelled',
+      }),
+    }),
+    failByReport: assign({
+      outcome: ({ context, event }) => ({
         kind: 'failure' as const,
-        reason: 'participant left',
+        reason: event.type === 'REPORT' ? `failed by ${event.from}: ${event.reason ?? 'failed'}` : 'failed',
         partialResults: resultsOf(context),
       }),
     }),
-    timeOut: assign({
-      outcome: ({ context }) => {
-        const step = currentStep(context)
-        return {
-          kind: 'timeout' as const,
-          lastKnownState: step ? { cursor: context.cursor, step: step.label } : { cursor: context.cursor },
-        }
+    failParticipantLeft: assign({
+      outcome: ({ context }) => ({ kind: 'failure' as const, reason: 'participant left', partialResults: resultsOf(context) }),
+    }),
+    failSend: assign(({ context, event }) => {
+      const info = errorInfo((event as { error?: unknown }).error, 'NETWORK')
+      return {
+        error: { code: info.code, message: info.message },
+        outcome: { kind: 'failure' as const, reason: `sending step ${context.cursor} failed: ${info.message}`, partialResults: resultsOf(context) },
+      }
+    }),
+    timeOut: assign({ outcome: ({ context }) => timeoutOf(context) }),
+    // ---- a participant's proposals to the leader, and what it does with the verdict
+    proposeDone: assign({ proposal: () => ({ kind: 'done' as const }) }),
+    proposeCancel: assign({
+      proposal: ({ event }) => ({ kind: 'cancelled' as const, reason: (event.type === 'CANCEL' ? event.reason : undefined) ?? 'cancelled' }),
+    }),
+    proposeFailure: assign({
+      proposal: ({ event }) => ({ kind: 'failure' as const, reason: event.type === 'FAIL' ? event.reason : 'failed' }),
+    }),
+    proposeParticipantLeft: assign({ proposal: () => ({ kind: 'failure' as const, reason: 'participant left' }) }),
+    proposeSendFailure: assign(({ context, event }) => {
+      const info = errorInfo((event as { error?: unknown }).error, 'NETWORK')
+      return {
+        error: { code: info.code, message: info.message },
+        proposal: { kind: 'failure' as const, reason: `sending step ${context.cursor} failed: ${info.message}` },
+      }
+    }),
+    proposeTimeout: assign({ proposal: () => ({ kind: 'timeout' as const }) }),
+    adoptVerdict: assign({
+      outcome: ({ context, event }) => {
+        if (event.type === 'VERDICT') return outcomeFor(context, { kind: event.kind, ...(event.reason !== undefined ? { reason: event.reason } : {}) })
+        return outcomeFor(context, (event as unknown as { output: Verdict }).output)
       },
     }),
+    timeOutAlone: assign(({ context }) => ({
+      outcome: timeoutOf(context),
+      error: { code: 'VERDICT_UNAVAILABLE', message: `no verdict from leader ${context.leaderPeerId} within the grace of ${context.verdictGraceMs} ms` },
+    })),
   },
 }).createMachine({
   id: 'session',
@@ -273,8 +418,10 @@ export const sessionMachine = setup({
       selfPeerId: input.selfPeerId,
       selfRole,
       participants: input.participants.map((p) => ({ peerId: p.peerId, role: p.role })),
+      leaderPeerId: input.leaderPeerId,
       createdAt: input.createdAt,
       deadlineAt: input.deadlineAt,
+      verdictGraceMs: input.verdictGraceMs,
       limits: { ...input.limits },
       joined: [input.selfPeerId],
       protocol: null,
@@ -282,6 +429,8 @@ export const sessionMachine = setup({
       received: {},
       sent: [],
       pending: [],
+      reportedDone: [],
+      proposal: null,
       outcome: null,
       error: null,
     }
@@ -295,9 +444,7 @@ export const sessionMachine = setup({
         LEAVE: { guard: 'canUnjoin', actions: 'recordLeave' },
         EXECUTE: { guard: 'isRunnableProtocol', target: 'active', actions: 'startProtocol' },
         RECEIVE: { guard: 'canBuffer', actions: 'bufferMessage' },
-        CANCEL: { target: 'terminating', actions: 'cancel' },
-        FAIL: { target: 'terminating', actions: 'fail' },
-        DEADLINE: { target: 'terminating', actions: 'timeOut' },
+        ...endingCalledFor,
       },
     },
     active: {
@@ -305,9 +452,7 @@ export const sessionMachine = setup({
       initial: 'waitingForParticipants',
       on: {
         RECEIVE: { guard: 'fitsProtocol', actions: 'recordMessage' },
-        CANCEL: { target: 'terminating', actions: 'cancel' },
-        FAIL: { target: 'terminating', actions: 'fail' },
-        DEADLINE: { target: 'terminating', actions: 'timeOut' },
+        ...endingCalledFor,
       },
       states: {
         waitingForParticipants: {
@@ -320,14 +465,17 @@ export const sessionMachine = setup({
         running: {
           initial: 'advancing',
           on: {
-            LEAVE: { guard: 'isOtherParticipant', target: '#session.terminating', actions: 'failParticipantLeft' },
+            LEAVE: [
+              { guard: and(['isOtherParticipant', 'isLeader']), target: '#session.terminating', actions: 'failParticipantLeft' },
+              { guard: 'isOtherParticipant', target: '#session.agreeing', actions: 'proposeParticipantLeft' },
+            ],
           },
           states: {
             // Transient: walks the cursor over every step that is already satisfied (skipped,
             // or its message already here) until one needs sending or waiting, or the end.
             advancing: {
               always: [
-                { guard: 'protocolDone', target: '#session.terminating', actions: 'succeed' },
+                { guard: 'protocolDone', target: '#session.agreeing', actions: 'proposeDone' },
                 { guard: 'selfSends', target: 'sending' },
                 { guard: 'selfReceives', target: 'awaiting' },
                 { actions: 'advance' },
@@ -353,25 +501,10 @@ export const sessionMachine = setup({
                 onError: [
                   // Could not deliver before the deadline: that is the session timing out,
                   // whichever of the two timers noticed first.
-                  {
-                    guard: ({ event }) => errorInfo(event.error, 'NETWORK').code === 'DEADLINE_EXCEEDED',
-                    target: '#session.terminating',
-                    actions: 'timeOut',
-                  },
-                  {
-                  target: '#session.terminating',
-                  actions: assign(({ context, event }) => {
-                    const info = errorInfo(event.error, 'NETWORK')
-                    return {
-                      error: { code: info.code, message: info.message },
-                      outcome: {
-                        kind: 'failure' as const,
-                        reason: `sending step ${context.cursor} failed: ${info.message}`,
-                        partialResults: resultsOf(context),
-                      },
-                    }
-                  }),
-                  },
+                  { guard: and(['sendTimedOut', 'isLeader']), target: '#session.terminating', actions: 'timeOut' },
+                  { guard: 'sendTimedOut', target: '#session.agreeing.askingLeader', actions: 'proposeTimeout' },
+                  { guard: 'isLeader', target: '#session.terminating', actions: 'failSend' },
+                  { target: '#session.agreeing', actions: 'proposeSendFailure' },
                 ],
               },
             },
@@ -379,11 +512,87 @@ export const sessionMachine = setup({
         },
       },
     },
+    // The outcome is being agreed. The leader collects done reports; a participant reports what
+    // it has to say and waits for the leader's verdict, which it adopts whenever it arrives.
+    agreeing: {
+      initial: 'choosingSide',
+      on: {
+        REPORT: leaderHearsReport,
+        VERDICT: { guard: 'fromParticipantsSide', target: 'terminating', actions: 'adoptVerdict' },
+        // A participant changing its mind (the application cancels, say) reports that instead.
+        CANCEL: [
+          { guard: 'isLeader', target: 'terminating', actions: 'cancel' },
+          { target: '.reporting', reenter: true, actions: 'proposeCancel' },
+        ],
+        FAIL: [
+          { guard: 'isLeader', target: 'terminating', actions: 'fail' },
+          { target: '.reporting', reenter: true, actions: 'proposeFailure' },
+        ],
+      },
+      states: {
+        // Transient: entered with a proposal (participant) or after the leader's own projection.
+        choosingSide: {
+          always: [{ guard: 'isLeader', target: 'collecting', actions: 'recordSelfDone' }, { target: 'reporting' }],
+        },
+        // Leader: its projection is done; success once every participant has reported done.
+        collecting: {
+          invoke: { id: 'deadline', src: 'deadlineTimer', input: ({ context }) => ({ deadlineAt: context.deadlineAt }) },
+          always: { guard: 'allReportedDone', target: '#session.terminating', actions: 'succeed' },
+          on: { DEADLINE: { target: '#session.terminating', actions: 'timeOut' } },
+        },
+        // Participant: tells the leader (retried until acknowledged); the answer may be the verdict.
+        reporting: {
+          invoke: [
+            { id: 'deadline', src: 'deadlineTimer', input: ({ context }) => ({ deadlineAt: context.deadlineAt }) },
+            {
+              id: 'reportToLeader',
+              src: 'reportToLeader',
+              input: ({ context }) => ({
+                sessionId: context.sessionId,
+                leaderPeerId: context.leaderPeerId,
+                proposal: context.proposal ?? { kind: 'done' as const },
+                untilVerdict: false,
+                deadlineAt: context.deadlineAt,
+              }),
+              onDone: [{ guard: 'answeredVerdict', target: '#session.terminating', actions: 'adoptVerdict' }, { target: 'awaitingVerdict' }],
+              onError: { target: 'awaitingVerdict' },
+            },
+          ],
+          on: { DEADLINE: { target: 'askingLeader' } },
+        },
+        // Participant: reported; the leader announces its verdict when it decides.
+        awaitingVerdict: {
+          invoke: { id: 'deadline', src: 'deadlineTimer', input: ({ context }) => ({ deadlineAt: context.deadlineAt }) },
+          on: { DEADLINE: { target: 'askingLeader' } },
+        },
+        // Participant, past its deadline: asks the leader (with backoff) instead of deciding timeout
+        // alone. This state's DEADLINE is the end of the grace: then, and only then, it does.
+        askingLeader: {
+          invoke: [
+            { id: 'grace', src: 'deadlineTimer', input: ({ context }) => ({ deadlineAt: context.deadlineAt + context.verdictGraceMs }) },
+            {
+              id: 'askLeader',
+              src: 'reportToLeader',
+              input: ({ context }) => ({
+                sessionId: context.sessionId,
+                leaderPeerId: context.leaderPeerId,
+                proposal: context.proposal ?? { kind: 'timeout' as const },
+                untilVerdict: true,
+                deadlineAt: context.deadlineAt + context.verdictGraceMs,
+              }),
+              onDone: { guard: 'answeredVerdict', target: '#session.terminating', actions: 'adoptVerdict' },
+              // gave up early (the leader refused, say): the grace timer still ends the wait
+            },
+          ],
+          on: { DEADLINE: { target: '#session.terminating', actions: 'timeOutAlone' } },
+        },
+      },
+    },
     terminating: {
       invoke: {
         id: 'release',
         src: 'release',
-        input: ({ context }) => ({ sessionId: context.sessionId, outcome: context.outcome! }),
+        input: ({ context }) => ({ sessionId: context.sessionId, outcome: context.outcome!, announce: isLeader(context) }),
         onDone: [
           { guard: 'outcomeSuccess', target: 'completed' },
           { guard: 'outcomeCancelled', target: 'cancelled' },

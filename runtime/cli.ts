@@ -4,7 +4,7 @@
 //
 //   npm start                      3 peers
 //   npm start -- --peers 5         5 peers
-//   npm start -- --kill-one        SIGKILL one peer mid-session: the others must end Failed
+//   npm start -- --kill-one        SIGKILL one peer (the last, never the leader) mid-session: the others must end Failed
 //                                  (timeout) at the deadline, never hang
 //   npm start -- --data ./data     keep the LMDB folders under ./data (default: a temp folder)
 //   npm start -- --dashboard       serve a live dashboard on 127.0.0.1 (stays up until Ctrl+C)

@@ -15,6 +15,9 @@ import { DEFAULT_MAX_CLOCK_DRIFT_MS } from './hybrid-clock.js'
 const isObject = (v: unknown) => typeof v === 'object' && v !== null
 
 const DEFAULT_RETAIN_FINISHED_MS = 10 * 60_000
+// Long next to a session's own timeout, short enough that a leader gone for good does not keep
+// its participants waiting for ever.
+const DEFAULT_VERDICT_GRACE_MS = 60_000
 
 const DEFAULT_LIMITS = {
   maxParticipants: 32,
@@ -63,9 +66,13 @@ export const runtimeConfigSchema = z
         /** how long a finished (completed, failed, cancelled) session stays readable before it is
          * dropped from memory and storage; endSession drops it at once */
         retainFinishedMs: z.number().int().nonnegative().max(30 * 24 * 3600_000).default(DEFAULT_RETAIN_FINISHED_MS),
+        /** how long past its deadline a participant keeps asking the session's leader for the
+         * verdict before it times out on its own (the one way outcomes can differ: a leader gone
+         * for good). Scaled by the timeout profile */
+        verdictGraceMs: z.number().int().nonnegative().max(7 * 24 * 3600_000).default(DEFAULT_VERDICT_GRACE_MS),
       })
       .strict()
-      .default({ defaultTimeoutMs: 30_000, autoJoin: false, retainFinishedMs: DEFAULT_RETAIN_FINISHED_MS }),
+      .default({ defaultTimeoutMs: 30_000, autoJoin: false, retainFinishedMs: DEFAULT_RETAIN_FINISHED_MS, verdictGraceMs: DEFAULT_VERDICT_GRACE_MS }),
     storage: z
       .object({
         /** how far ahead of this peer's clock a replicated record's timestamp may be (ClockDrift beyond) */

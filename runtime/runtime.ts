@@ -121,6 +121,7 @@ export async function createRuntime(input: RuntimeConfigInput = {}): Promise<Run
       timeoutFactor: config.timeoutProfile.factor,
       autoJoin: config.sessions.autoJoin,
       retainFinishedMs: config.sessions.retainFinishedMs,
+      verdictGraceMs: config.sessions.verdictGraceMs,
       ...(inspect ? { inspect } : {}),
     })
     const timeouts = new TimeoutCoordinator({ clock, random, bus, router, factor: config.timeoutProfile.factor, ...(inspect ? { inspect } : {}) })

@@ -7,7 +7,15 @@
 //   join   {sessionId, role}   joiner → everyone (a request: retried until the peer knows the session)
 //   step   {sessionId, protocol, step, payload}   a choreography message (request, acked once
 //                              the receiver's actor has it; retried; duplicates are dropped)
-//   end    {sessionId, kind, reason}              a peer failed or cancelled: the others stop too
+//   report {sessionId, kind, reason?}             participant → leader: its projection is done,
+//                              or it calls for failure, cancellation, or is past its deadline
+//                              (a request; the reply carries the verdict once decided)
+//   verdict {sessionId, kind, reason?}            leader → participants: the outcome's kind, sent
+//                              once it is on disk, retried until acknowledged or the grace is over
+//
+// The leader (the creator) decides the outcome and every participant adopts it: see
+// machines/session.ts. A leader keeps a decided verdict answerable until the deadline plus the
+// verdict grace, even past the session's retention or endSession (a small record of its own).
 //
 // The actor's persisted snapshot is written to storage at every transition; a restarted peer
 // restores its sessions, deadlines included (the deadline is an absolute time in context and its
@@ -29,7 +37,17 @@ import type { Clock } from '../effects/time/index.js'
 import type { Random } from '../effects/random/index.js'
 import type { Crypto } from '../effects/crypto/index.js'
 import type { Namespace, Storage } from '../effects/storage/index.js'
-import { sessionMachine, sessionInputSchema, type SessionInput, type SessionOutcome, type SessionEvent } from '../machines/session.js'
+import {
+  proposalSchema,
+  sessionMachine,
+  sessionInputSchema,
+  verdictSchema,
+  type ReportInput,
+  type SessionEvent,
+  type SessionInput,
+  type SessionOutcome,
+  type Verdict,
+} from '../machines/session.js'
 import type { Choreography, StepContext } from './choreography.js'
 import { deadlineTimerActor } from './effect-actors.js'
 import type { EventBus } from './events.js'
@@ -50,7 +68,7 @@ export interface CreateSessionConfig {
   protocol?: string
 }
 
-export type SessionStatus = 'created' | 'active' | 'terminating' | 'completed' | 'failed' | 'cancelled'
+export type SessionStatus = 'created' | 'active' | 'agreeing' | 'terminating' | 'completed' | 'failed' | 'cancelled'
 
 export interface SessionResult {
   sessionId: string
@@ -92,13 +110,39 @@ interface StoredSession {
 }
 
 const SESSIONS_NAMESPACE = 'aura.sessions'
+/** verdicts of sessions this peer led and already forgot, kept until participants stop asking */
+const VERDICTS_NAMESPACE = 'aura.sessions.verdicts'
+
+interface StoredVerdict {
+  verdict: Verdict
+  /** this peer's clock: past it no participant asks any more (deadline plus verdict grace) */
+  keepUntil: number
+}
 
 const invitePayload = z.object({ input: z.unknown(), protocol: z.string().max(64).optional() }).strict()
 const joinPayload = z.object({ sessionId: z.string().min(1).max(128), role: z.string().min(1).max(64) }).strict()
 const stepPayload = z
   .object({ sessionId: z.string().min(1).max(128), protocol: z.string().min(1).max(64), step: z.number().int().nonnegative(), payload: z.unknown() })
   .strict()
-const endPayload = z.object({ sessionId: z.string().min(1).max(128), kind: z.enum(['failure', 'cancelled']), reason: z.string().max(1024) }).strict()
+const sessionIdField = { sessionId: z.string().min(1).max(128) }
+const reportPayload = proposalSchema.extend(sessionIdField).strict()
+const reportReply = z.object({ verdict: verdictSchema.nullable() }).strict()
+const verdictPayload = verdictSchema.extend(sessionIdField).strict()
+
+/** The leader's outcome as the verdict it announces: the kind, and a reason where there is one. */
+function verdictOf(outcome: SessionOutcome): Verdict {
+  return outcome.kind === 'failure' || outcome.kind === 'cancelled' ? { kind: outcome.kind, reason: outcome.reason.slice(0, 1024) } : { kind: outcome.kind }
+}
+
+/**
+ * How long one report or verdict request waits for its answer. A lost frame is only noticed by
+ * this timeout, and past the deadline every such wait delays the verdict; a round trip on a link
+ * that works takes far less.
+ */
+const AGREEMENT_ATTEMPT_MS = 1_000
+
+/** Asked for a verdict the leader has not decided yet: ask again later. */
+class VerdictPending extends Error {}
 
 const rosterSize = z.object({ participants: z.array(z.unknown()), limits: z.object({ maxParticipants: z.number() }).partial().optional() })
 
@@ -124,6 +168,8 @@ export interface SessionManagerDeps {
   limits: { maxParticipants: number; maxConcurrentSessions: number; maxMessageBytes: number }
   defaultTimeoutMs: number
   timeoutFactor: number
+  /** how long past its deadline a participant asks an unreachable leader for the verdict (unscaled) */
+  verdictGraceMs: number
   autoJoin: boolean
   /** a finished session is forgotten (memory and storage) this long after it finished */
   retainFinishedMs: number
@@ -158,7 +204,8 @@ export class Session {
 export class SessionManager {
   private readonly actors = new Map<string, SessionActor>()
   private readonly protocols = new Map<string, Choreography>()
-  private readonly endedRemotely = new Set<string>()
+  /** verdict announcements in flight (the leader's), stopped with the manager */
+  private readonly announcements = new Set<AbortController>()
   /** choreography named by the invite, kept with the snapshot so a restarted peer can execute it */
   private readonly inviteProtocols = new Map<string, string>()
   private readonly writes = new Set<Promise<void>>()
@@ -169,10 +216,12 @@ export class SessionManager {
   private readonly invitationsSubject = new Subject<Invitation>()
   readonly invitations$: Observable<Invitation> = this.invitationsSubject.asObservable()
   private readonly store: Namespace
+  private readonly verdicts: Namespace
   private readonly self: string
 
   constructor(private readonly deps: SessionManagerDeps) {
     this.store = deps.storage.namespace(SESSIONS_NAMESPACE)
+    this.verdicts = deps.storage.namespace(VERDICTS_NAMESPACE)
     this.self = deps.crypto.peerId
   }
 
@@ -182,7 +231,8 @@ export class SessionManager {
       invite: (m) => this.onInvite(m),
       join: (m) => this.onJoin(m),
       step: (m) => this.onStep(m),
-      end: (m) => this.onEnd(m),
+      report: (m) => this.onReport(m),
+      verdict: (m) => this.onVerdict(m),
     })
     this.resume()
   }
@@ -212,8 +262,10 @@ export class SessionManager {
       sessionType,
       selfPeerId: this.self,
       participants,
+      leaderPeerId: this.self,
       createdAt: now,
       deadlineAt: enclosingDeadline(now + timeoutMs),
+      verdictGraceMs: this.verdictGraceMs(),
       limits: { maxParticipants: this.deps.limits.maxParticipants, maxMessageBytes: this.deps.limits.maxMessageBytes },
     })
     const actor = this.spawn(input, undefined, options.protocol)
@@ -339,7 +391,7 @@ export class SessionManager {
     actor.stop()
     this.actors.delete(sessionId)
     this.inviteProtocols.delete(sessionId)
-    this.endedRemotely.delete(sessionId)
+    await this.keepVerdict(actor.getSnapshot().context)
     const retained = this.retention.get(sessionId)
     if (retained) this.deps.clock.clearTimeout(retained.timer)
     this.retention.delete(sessionId)
@@ -361,6 +413,8 @@ export class SessionManager {
     this.stopped = true
     for (const { timer } of this.retention.values()) this.deps.clock.clearTimeout(timer)
     this.retention.clear()
+    for (const announcement of this.announcements) announcement.abort()
+    this.announcements.clear()
     for (const actor of this.actors.values()) actor.stop()
     this.actors.clear()
     this.invitationsSubject.complete()
@@ -371,9 +425,11 @@ export class SessionManager {
 
   private async onInvite({ envelope, from, deadlineAt }: InboundMessage): Promise<void> {
     const { input: raw, protocol } = parse(invitePayload, envelope.payload, 'invite')
-    const input = onLocalClock(this.validateInput(raw), deadlineAt)
+    // The grace is this peer's own patience with the leader, not the inviter's.
+    const input = { ...onLocalClock(this.validateInput(raw), deadlineAt), verdictGraceMs: this.verdictGraceMs() }
     if (input.selfPeerId !== this.self) throw new PermissionDenied('invite addressed to another peer')
     if (!input.participants.some((p) => p.peerId === from)) throw new PermissionDenied('inviter is not a participant of the session', { from })
+    if (input.leaderPeerId !== from) throw new PermissionDenied('only the leader invites to its session', { from, leader: input.leaderPeerId })
     if (this.actors.has(input.sessionId)) return // a retried invite
     this.ensureCapacity()
     const actor = this.spawn(input, undefined, protocol)
@@ -431,14 +487,37 @@ export class SessionManager {
     await this.persist(message.sessionId)
   }
 
-  private onEnd({ envelope, from }: InboundMessage): void {
-    const message = parse(endPayload, envelope.payload, 'end')
-    const actor = this.actor(message.sessionId)
-    if (!actor.getSnapshot().context.participants.some((p) => p.peerId === from)) throw new PermissionDenied('peer is not a participant of the session')
-    this.endedRemotely.add(message.sessionId)
-    const reason = `${message.kind === 'cancelled' ? 'cancelled' : 'failed'} by ${from}: ${message.reason}`
-    const event: SessionEvent = message.kind === 'cancelled' ? { type: 'CANCEL', reason } : { type: 'FAIL', reason }
+  /**
+   * Leader: a participant reports. Recorded (on disk) before the reply, which carries the verdict
+   * once decided, so a participant asking after its deadline gets it here.
+   */
+  private async onReport({ envelope, from }: InboundMessage): Promise<z.infer<typeof reportReply>> {
+    const { sessionId, ...proposal } = parse(reportPayload, envelope.payload, 'report')
+    const actor = this.actors.get(sessionId)
+    if (!actor) {
+      const kept = this.keptVerdict(sessionId)
+      if (kept) return { verdict: kept }
+      throw new UnknownSession(`unknown session ${sessionId}`, { sessionId })
+    }
+    const { context } = actor.getSnapshot()
+    if (context.leaderPeerId !== this.self) throw new PermissionDenied('this peer does not lead the session', { sessionId })
+    if (!context.participants.some((p) => p.peerId === from)) throw new PermissionDenied('peer is not a participant of the session', { from })
+    const event: SessionEvent = { type: 'REPORT', from, ...proposal }
     if (actor.getSnapshot().can(event)) actor.send(event)
+    await this.persist(sessionId)
+    const outcome = actor.getSnapshot().context.outcome
+    return { verdict: outcome ? verdictOf(outcome) : null }
+  }
+
+  /** Participant: the leader's verdict. Adopted (and on disk) before it is acknowledged. */
+  private async onVerdict({ envelope, from }: InboundMessage): Promise<void> {
+    const { sessionId, ...verdict } = parse(verdictPayload, envelope.payload, 'verdict')
+    const actor = this.actor(sessionId)
+    const { context } = actor.getSnapshot()
+    if (context.leaderPeerId !== from || from === this.self) throw new PermissionDenied('only the leader gives the verdict', { from })
+    const event: SessionEvent = { type: 'VERDICT', ...verdict }
+    if (actor.getSnapshot().can(event)) actor.send(event)
+    await this.persist(sessionId)
   }
 
   // ---- actors -----------------------------------------------------------------------------
@@ -448,7 +527,8 @@ export class SessionManager {
       actors: {
         deadlineTimer: deadlineTimerActor(this.deps.clock),
         sendStep: fromPromise(async ({ input: stepInput, signal }) => this.sendStep(stepInput, signal)),
-        release: fromPromise(async ({ input: releaseInput }) => this.release(releaseInput.sessionId, releaseInput.outcome)),
+        reportToLeader: fromPromise(async ({ input: reportInput, signal }) => this.reportToLeader(reportInput, signal)),
+        release: fromPromise(async ({ input: releaseInput }) => this.release(releaseInput.sessionId, releaseInput.outcome, releaseInput.announce)),
       },
     })
     const restored = snapshot as SessionSnapshot | undefined
@@ -529,9 +609,16 @@ export class SessionManager {
         // a finished one keeps the time it finished (none recorded: its retention starts now)
         if (snapshot.status === 'done') this.retain(snapshot.context.sessionId, value.finishedAt ?? this.deps.clock.now())
         this.spawn(undefined, snapshot, value.protocol)
+        // A verdict decided before the crash may not have reached everyone: announce it again
+        // (a participant that has it just acknowledges). A session still terminating does so itself.
+        const { context } = snapshot
+        if (snapshot.status === 'done' && context.leaderPeerId === this.self && context.outcome) this.announce(context, verdictOf(context.outcome))
       } catch (error) {
         this.report(error, `session/resume ${String(key)}`)
       }
+    }
+    for (const { key, value } of this.verdicts.range<StoredVerdict>()) {
+      if (value.keepUntil <= this.deps.clock.now()) void this.verdicts.delete(key).catch((error) => this.report(error, 'session/verdicts'))
     }
   }
 
@@ -549,16 +636,88 @@ export class SessionManager {
     await Promise.all(input.toPeerIds.map((peer) => this.deliver(peer, message, context.deadlineAt, signal)))
   }
 
-  private async release(sessionId: string, outcome: SessionOutcome): Promise<void> {
-    if (this.endedRemotely.has(sessionId) || (outcome.kind !== 'failure' && outcome.kind !== 'cancelled')) return
-    const { context } = this.actor(sessionId).getSnapshot()
-    const payload = { sessionId, kind: outcome.kind, reason: outcome.reason.slice(0, 1024) }
-    // Best effort, one attempt each: a peer that misses this still stops at the shared deadline.
-    await Promise.all(
-      context.participants
-        .filter((p) => p.peerId !== this.self)
-        .map((p) => this.deps.router.request(p.peerId, 'session', { kind: 'end', session: sessionId, payload }, 1_000).catch(() => undefined)),
+  /**
+   * Leader: the verdict goes to disk first (a restarted leader answers what it announced), then to
+   * every participant in the background; the session ends here meanwhile. Participants: nothing.
+   */
+  private async release(sessionId: string, outcome: SessionOutcome, announce: boolean): Promise<void> {
+    if (!announce) return
+    await this.persist(sessionId)
+    this.announce(this.actor(sessionId).getSnapshot().context, verdictOf(outcome))
+  }
+
+  /** Sends the verdict to each participant, retried with backoff until acknowledged or the grace ends. */
+  private announce(context: SessionSnapshot['context'], verdict: Verdict): void {
+    const until = context.deadlineAt + context.verdictGraceMs
+    if (this.stopped || this.deps.clock.now() >= until) return
+    const controller = new AbortController()
+    this.announcements.add(controller)
+    const message = { kind: 'verdict', session: context.sessionId, payload: { sessionId: context.sessionId, ...verdict } }
+    const sends = context.participants
+      .filter((p) => p.peerId !== this.self)
+      .map((p) =>
+        withRetry(async () => this.deps.router.request(p.peerId, 'session', message, this.attemptMs(until)), {
+          clock: this.deps.clock,
+          random: this.deps.random,
+          deadlineAt: until,
+          signal: controller.signal,
+          policy: { maxAttempts: 100_000, initialDelayMs: 25, maxDelayMs: 1_000, multiplier: 2, jitter: 'equal' },
+          // a participant that does not know the session (its invite never came) will not learn it
+          isRetryable: (error) => isTransient(error) && !(isAuraError(error) && error.code === 'UNKNOWN_SESSION'),
+        }).catch(() => undefined),
+      )
+    void Promise.all(sends).finally(() => this.announcements.delete(controller))
+  }
+
+  /**
+   * Participant: reports its proposal to the leader, retried until acknowledged (before the
+   * deadline) or until the leader answers a verdict (`untilVerdict`, past it).
+   */
+  private reportToLeader(input: ReportInput, signal: AbortSignal): Promise<Verdict | null> {
+    // a reason past the wire's limit would have the leader refuse the report for good
+    const proposal = input.proposal.reason === undefined ? input.proposal : { ...input.proposal, reason: input.proposal.reason.slice(0, 1024) }
+    const message = { kind: 'report', session: input.sessionId, payload: { sessionId: input.sessionId, ...proposal } }
+    return withRetry(
+      async () => {
+        const answer = await this.deps.router.request(input.leaderPeerId, 'session', message, this.attemptMs(input.deadlineAt))
+        const reply = parse(reportReply, answer, 'report reply')
+        if (input.untilVerdict && reply.verdict === null) throw new VerdictPending('the leader has not decided yet')
+        return reply.verdict
+      },
+      {
+        clock: this.deps.clock,
+        random: this.deps.random,
+        deadlineAt: input.deadlineAt,
+        signal,
+        policy: { maxAttempts: 100_000, initialDelayMs: 25, maxDelayMs: 1_000, multiplier: 2, jitter: 'equal' },
+        // Past the deadline every failure is worth another try: the grace bounds the asking.
+        isRetryable: (error) => input.untilVerdict || isTransient(error),
+      },
     )
+  }
+
+  /** Leader, forgetting a decided session: keeps its verdict while participants may still ask. */
+  private async keepVerdict(context: SessionSnapshot['context']): Promise<void> {
+    const keepUntil = context.deadlineAt + context.verdictGraceMs
+    if (context.leaderPeerId !== this.self || !context.outcome || this.deps.clock.now() >= keepUntil) return
+    const record: StoredVerdict = { verdict: verdictOf(context.outcome), keepUntil }
+    await this.verdicts.put(context.sessionId, record)
+  }
+
+  private keptVerdict(sessionId: string): Verdict | undefined {
+    const kept = this.verdicts.get<StoredVerdict>(sessionId)
+    if (!kept) return undefined
+    if (kept.keepUntil > this.deps.clock.now()) return kept.verdict
+    void this.verdicts.delete(sessionId).catch((error) => this.report(error, 'session/verdicts'))
+    return undefined
+  }
+
+  private attemptMs(until: number): number {
+    return Math.max(1, Math.min(AGREEMENT_ATTEMPT_MS, until - this.deps.clock.now()))
+  }
+
+  private verdictGraceMs(): number {
+    return this.deps.verdictGraceMs * this.deps.timeoutFactor
   }
 
   /** A request that is retried (backoff, until the session deadline) until the peer acknowledges it. */
@@ -680,8 +839,8 @@ function onLocalClock(input: SessionInput, localDeadlineAt: number | undefined):
 }
 
 function inputOf(context: SessionSnapshot['context']): SessionInput {
-  const { sessionId, sessionType, selfPeerId, participants, createdAt, deadlineAt, limits } = context
-  return { sessionId, sessionType, selfPeerId, participants, createdAt, deadlineAt, limits }
+  const { sessionId, sessionType, selfPeerId, participants, leaderPeerId, createdAt, deadlineAt, verdictGraceMs, limits } = context
+  return { sessionId, sessionType, selfPeerId, participants, leaderPeerId, createdAt, deadlineAt, verdictGraceMs, limits }
 }
 
 function statusOf(snapshot: SessionSnapshot): SessionStatus {

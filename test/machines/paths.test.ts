@@ -72,7 +72,18 @@ const protocol = {
 const specs: PathSpec[] = [
   {
     machine: sessionMachine,
-    inputs: [{ sessionId: 's', sessionType: 't', selfPeerId: 'A', participants: roster, createdAt: 0, deadlineAt: 100, limits: { maxParticipants: 8, maxMessageBytes: 1024 } }],
+    // A leads, then A is a participant under B: each side has transitions of its own
+    inputs: ['A', 'B'].map((leaderPeerId) => ({
+      sessionId: 's',
+      sessionType: 't',
+      selfPeerId: 'A',
+      participants: roster,
+      leaderPeerId,
+      createdAt: 0,
+      deadlineAt: 100,
+      verdictGraceMs: 50,
+      limits: { maxParticipants: 8, maxMessageBytes: 1024 },
+    })),
     events: [
       { type: 'JOIN', peerId: 'B', role: 'b' },
       { type: 'JOIN', peerId: 'C', role: 'c' },
@@ -87,6 +98,15 @@ const specs: PathSpec[] = [
       error('sendStep', { code: 'DEADLINE_EXCEEDED', message: 'late' }),
       done('release'),
       error('release'),
+      { type: 'REPORT', from: 'B', kind: 'done' },
+      { type: 'REPORT', from: 'C', kind: 'done' },
+      { type: 'REPORT', from: 'C', kind: 'failure', reason: 'test' },
+      { type: 'REPORT', from: 'C', kind: 'cancelled', reason: 'test' },
+      { type: 'VERDICT', kind: 'success' },
+      done('reportToLeader', null),
+      done('reportToLeader', { kind: 'failure', reason: 'test' }),
+      error('reportToLeader'),
+      done('askLeader', { kind: 'timeout' }),
     ],
   },
   {

@@ -7,15 +7,18 @@ import {
   sessionMachine,
   sessionProtocolSchema,
   type ReleaseInput,
+  type ReportInput,
   type SendStepInput,
   type SessionEvent,
   type SessionInput,
   type SessionProtocol,
+  type Verdict,
 } from '../../machines/session.js'
 import type { DeadlineEvent, DeadlineTimerInput } from '../../machines/timeout.js'
 
 const START = 1_700_000_000_000
 const DEADLINE_IN = 60_000
+const GRACE = 30_000
 const PEERS = [
   { peerId: 'peer-a', role: 'alpha' },
   { peerId: 'peer-b', role: 'beta' },
@@ -36,8 +39,10 @@ function inputFor(selfPeerId: string, over: Partial<SessionInput> = {}): Session
     sessionType: 'ceremony',
     selfPeerId,
     participants: PEERS,
+    leaderPeerId: 'peer-a',
     createdAt: START,
     deadlineAt: START + DEADLINE_IN,
+    verdictGraceMs: GRACE,
     limits: { maxParticipants: 8, maxMessageBytes: 65_536 },
     ...over,
   }
@@ -62,15 +67,18 @@ const flush = async (times = 3) => {
 
 type SessionActor = ActorRefFrom<typeof sessionMachine>
 type Receive = Extract<SessionEvent, { type: 'RECEIVE' }>
+type Mail = { to: string; event: SessionEvent }
 
 /**
- * Three session actors wired in memory: `sendStep` puts a RECEIVE for every recipient in flight;
- * the test decides when, in which order and how often to deliver. Peers in `down` keep their mail.
+ * Three session actors wired in memory: `sendStep` puts a RECEIVE for every recipient in flight,
+ * a report goes in flight to the leader (acknowledged at once, no verdict in the answer) and the
+ * leader's release puts its verdict in flight to the others. The test decides when, in which
+ * order and how often to deliver (duplicates: steps only). Peers in `down` keep their mail.
  */
 class Mesh {
   readonly clock = new VirtualClock(START)
   readonly actors = new Map<string, SessionActor>()
-  readonly inflight: { to: string; event: Receive }[] = []
+  readonly inflight: Mail[] = []
   readonly down = new Set<string>()
   readonly released: ReleaseInput[] = []
   readonly sends: { from: string; input: SendStepInput }[] = []
@@ -89,8 +97,16 @@ class Mesh {
             })
           }
         }),
+        reportToLeader: fromPromise<Verdict | null, ReportInput>(async ({ input }) => {
+          this.inflight.push({ to: input.leaderPeerId, event: { type: 'REPORT', from: peerId, ...input.proposal } })
+          return null
+        }),
         release: fromPromise<void, ReleaseInput>(async ({ input }) => {
           this.released.push(input)
+          if (!input.announce) return
+          const { kind } = input.outcome
+          const reason = input.outcome.kind === 'failure' || input.outcome.kind === 'cancelled' ? { reason: input.outcome.reason } : {}
+          for (const p of PEERS) if (p.peerId !== peerId) this.inflight.push({ to: p.peerId, event: { type: 'VERDICT', kind, ...reason } })
         }),
       },
     })
@@ -115,23 +131,24 @@ class Mesh {
     }
   }
 
-  deliver(msg: { to: string; event: Receive }): void {
+  deliver(msg: Mail): void {
     const actor = this.actors.get(msg.to)!
     if (!actor.getSnapshot().can(msg.event)) this.rejected++
     actor.send(msg.event)
   }
 
   /** Delivers everything deliverable, batch by batch, until nothing moves. */
-  async pump(opts: { reverse?: boolean; duplicate?: boolean } = {}): Promise<void> {
+  async pump(opts: { reverse?: boolean; duplicate?: boolean; lose?: (m: Mail) => boolean } = {}): Promise<void> {
     for (let round = 0; round < 200; round++) {
       await flush()
+      if (opts.lose) for (const m of this.inflight.filter(opts.lose)) this.inflight.splice(this.inflight.indexOf(m), 1)
       const ready = this.inflight.filter((m) => !this.down.has(m.to))
       if (ready.length === 0) return
       for (const m of ready) this.inflight.splice(this.inflight.indexOf(m), 1)
       if (opts.reverse) ready.reverse()
       for (const m of ready) {
         this.deliver(m)
-        if (opts.duplicate) this.deliver(m)
+        if (opts.duplicate && m.event.type === 'RECEIVE') this.deliver(m)
       }
     }
     throw new Error('mesh did not settle')
@@ -142,11 +159,25 @@ class Mesh {
   }
 }
 
-/** A lone session actor (peer-a) whose sends go nowhere but are recorded. */
-function lone(opts: { input?: Partial<SessionInput>; sendFails?: boolean; releaseFails?: boolean; holdRelease?: boolean } = {}) {
+/**
+ * A lone session actor (peer-a, the leader, unless `self` says otherwise) whose sends go nowhere
+ * but are recorded; its reports to the leader are recorded and answered by `answer` (default:
+ * acknowledged, no verdict yet).
+ */
+function lone(
+  opts: {
+    self?: string
+    input?: Partial<SessionInput>
+    sendFails?: boolean
+    releaseFails?: boolean
+    holdRelease?: boolean
+    answer?: (input: ReportInput) => Promise<Verdict | null>
+  } = {},
+) {
   const clock = new VirtualClock(START)
   const sends: SendStepInput[] = []
   const released: ReleaseInput[] = []
+  const reports: ReportInput[] = []
   const armed: number[] = []
   const machine = sessionMachine.provide({
     actors: {
@@ -160,16 +191,19 @@ function lone(opts: { input?: Partial<SessionInput>; sendFails?: boolean; releas
         if (opts.holdRelease) await new Promise(() => undefined)
         if (opts.releaseFails) throw new Error('storage down')
       }),
+      reportToLeader: fromPromise<Verdict | null, ReportInput>(async ({ input }) => {
+        reports.push(input)
+        return opts.answer ? opts.answer(input) : null
+      }),
     },
   })
-  const input = inputFor('peer-a', opts.input)
+  const input = inputFor(opts.self ?? 'peer-a', opts.input)
   const actor = createActor(machine, { input, clock }).start()
-  return { clock, actor, sends, released, armed, machine, input }
+  return { clock, actor, sends, released, reports, armed, machine, input }
 }
 
-const joinOthers = (actor: SessionActor) => {
-  actor.send({ type: 'JOIN', peerId: 'peer-b', role: 'beta' })
-  actor.send({ type: 'JOIN', peerId: 'peer-c', role: 'gamma' })
+const joinOthers = (actor: SessionActor, self = 'peer-a') => {
+  for (const p of PEERS) if (p.peerId !== self) actor.send({ type: 'JOIN', peerId: p.peerId, role: p.role })
 }
 
 /** Asserts the event is not enabled and that sending it changes nothing. */
@@ -294,7 +328,7 @@ describe('sessionMachine: created', () => {
     await flush()
     expect(a.actor.getSnapshot().value).toBe('cancelled')
     expect(a.actor.getSnapshot().output).toEqual({ sessionId: 's-1', outcome: { kind: 'cancelled', reason: 'user' } })
-    expect(a.released).toEqual([{ sessionId: 's-1', outcome: { kind: 'cancelled', reason: 'user' } }])
+    expect(a.released).toEqual([{ sessionId: 's-1', outcome: { kind: 'cancelled', reason: 'user' }, announce: true }])
 
     const b = lone()
     b.actor.send({ type: 'FAIL', reason: 'peer rejected' })
@@ -355,6 +389,11 @@ describe('sessionMachine: active', () => {
     expect(sends).toEqual([
       { sessionId: 's-1', stepIndex: 3, step: twoToAlpha.steps[3], toPeerIds: ['peer-b', 'peer-c'] },
     ])
+    // the leader's projection is done; success waits for the others' reports
+    expect(actor.getSnapshot().value).toEqual({ agreeing: 'collecting' })
+    actor.send({ type: 'REPORT', from: 'peer-b', kind: 'done' })
+    actor.send({ type: 'REPORT', from: 'peer-c', kind: 'done' })
+    await flush()
     expect(actor.getSnapshot().value).toBe('completed')
     expect(actor.getSnapshot().context.sent).toEqual([3])
     expect(actor.getSnapshot().output?.outcome).toEqual({
@@ -428,6 +467,8 @@ describe('sessionMachine: terminating and final', () => {
     { type: 'CANCEL' },
     { type: 'FAIL', reason: 'x' },
     { type: 'DEADLINE' },
+    { type: 'REPORT', from: 'peer-b', kind: 'failure', reason: 'x' },
+    { type: 'VERDICT', kind: 'failure', reason: 'x' },
   ]
 
   it('terminating waits for release and accepts nothing else', async () => {
@@ -506,7 +547,7 @@ describe('sessionMachine: three peers run a choreography', () => {
     mesh.actors.get('peer-a')!.send({ type: 'EXECUTE', protocol: ceremony() })
     mesh.actors.get('peer-b')!.send({ type: 'EXECUTE', protocol: ceremony() })
     await mesh.pump()
-    const held = mesh.inflight.filter((m) => m.to === 'peer-c')
+    const held = mesh.inflight.filter((m): m is { to: string; event: Receive } => m.to === 'peer-c' && m.event.type === 'RECEIVE')
     expect(held.map((m) => m.event.step)).toEqual([0, 1])
     mesh.down.delete('peer-c')
     mesh.deliver(held[1]!) // commit:beta first: before its step, and before the protocol is known
@@ -585,5 +626,229 @@ describe('sessionMachine: durable deadline', () => {
     await flush()
     expect(restored.getSnapshot().value).toBe('failed')
     expect(restored.getSnapshot().output?.outcome.kind).toBe('timeout')
+  })
+})
+
+describe('sessionMachine: agreeing (the leader decides, participants adopt)', () => {
+  // peer-a leads; a one-step protocol from beta to alpha leaves gamma nothing to do
+  const oneStep: SessionProtocol = { name: 'one-step', steps: [{ label: 'b1', from: 'beta', to: ['alpha'] }] }
+
+  /** peer-b, a participant, with the one-step protocol sent: its projection is done. */
+  async function doneParticipant(opts: Parameters<typeof lone>[0] = {}) {
+    const peer = lone({ self: 'peer-b', ...opts })
+    joinOthers(peer.actor, 'peer-b')
+    peer.actor.send({ type: 'EXECUTE', protocol: oneStep })
+    await flush()
+    return peer
+  }
+
+  it('leader: success needs every participant to report done; strangers, self and repeats do not count', async () => {
+    const { actor, released } = lone()
+    joinOthers(actor)
+    actor.send({ type: 'REPORT', from: 'peer-c', kind: 'done' }) // early, while the leader still runs
+    actor.send({ type: 'EXECUTE', protocol: oneStep })
+    actor.send({ type: 'RECEIVE', step: 0, from: 'peer-b', payload: 'b1' })
+    expect(actor.getSnapshot().value).toEqual({ agreeing: 'collecting' })
+    expect(actor.getSnapshot().context.reportedDone).toEqual(['peer-c', 'peer-a'])
+    expectForbidden(actor, { type: 'REPORT', from: 'peer-c', kind: 'done' })
+    expectForbidden(actor, { type: 'REPORT', from: 'peer-x', kind: 'done' })
+    expectForbidden(actor, { type: 'REPORT', from: 'peer-a', kind: 'done' })
+    // a participant past its deadline says so; the leader's own deadline decides timeouts
+    expectForbidden(actor, { type: 'REPORT', from: 'peer-b', kind: 'timeout' })
+    expectForbidden(actor, { type: 'VERDICT', kind: 'failure' })
+    actor.send({ type: 'REPORT', from: 'peer-b', kind: 'done' })
+    await flush()
+    expect(actor.getSnapshot().value).toBe('completed')
+    expect(released).toEqual([{ sessionId: 's-1', outcome: { kind: 'success', results: { 0: { 'peer-b': 'b1' } } }, announce: true }])
+  })
+
+  it('leader: its deadline while collecting decides timeout; a participant calling for failure or cancel decides that', async () => {
+    const timedOut = lone()
+    joinOthers(timedOut.actor)
+    timedOut.actor.send({ type: 'EXECUTE', protocol: oneStep })
+    timedOut.actor.send({ type: 'RECEIVE', step: 0, from: 'peer-b', payload: 'b1' })
+    await timedOut.clock.advance(DEADLINE_IN)
+    await flush()
+    expect(timedOut.actor.getSnapshot().value).toBe('failed')
+    expect(timedOut.actor.getSnapshot().output?.outcome).toEqual({ kind: 'timeout', lastKnownState: { cursor: 1 } })
+
+    const failed = lone()
+    joinOthers(failed.actor)
+    failed.actor.send({ type: 'EXECUTE', protocol: oneStep })
+    failed.actor.send({ type: 'REPORT', from: 'peer-c', kind: 'failure', reason: 'disk full' })
+    await flush()
+    expect(failed.actor.getSnapshot().value).toBe('failed')
+    expect(failed.actor.getSnapshot().output?.outcome).toEqual({ kind: 'failure', reason: 'failed by peer-c: disk full', partialResults: {} })
+
+    const cancelled = lone()
+    cancelled.actor.send({ type: 'REPORT', from: 'peer-b', kind: 'cancelled', reason: 'user' })
+    await flush()
+    expect(cancelled.actor.getSnapshot().output?.outcome).toEqual({ kind: 'cancelled', reason: 'cancelled by peer-b: user' })
+  })
+
+  it('leader in collecting: CANCEL and FAIL decide at once', async () => {
+    for (const [event, status] of [[{ type: 'CANCEL', reason: 'stop' }, 'cancelled'], [{ type: 'FAIL', reason: 'bad' }, 'failed']] as const) {
+      const { actor } = lone()
+      joinOthers(actor)
+      actor.send({ type: 'EXECUTE', protocol: oneStep })
+      actor.send({ type: 'RECEIVE', step: 0, from: 'peer-b', payload: 'b1' })
+      actor.send(event)
+      await flush()
+      expect(actor.getSnapshot().value).toBe(status)
+    }
+  })
+
+  it('participant: done is reported to the leader, not decided; the verdict makes its own outcome', async () => {
+    const { actor, reports, released, sends } = await doneParticipant()
+    expect(sends.map((s) => s.stepIndex)).toEqual([0])
+    expect(reports).toEqual([{ sessionId: 's-1', leaderPeerId: 'peer-a', proposal: { kind: 'done' }, untilVerdict: false, deadlineAt: START + DEADLINE_IN }])
+    expect(actor.getSnapshot().value).toEqual({ agreeing: 'awaitingVerdict' })
+    expect(actor.getSnapshot().context.outcome).toBeNull()
+    expectForbidden(actor, { type: 'REPORT', from: 'peer-c', kind: 'done' }) // only the leader collects
+    actor.send({ type: 'VERDICT', kind: 'success' })
+    await flush()
+    expect(actor.getSnapshot().value).toBe('completed')
+    expect(actor.getSnapshot().output?.outcome).toEqual({ kind: 'success', results: {} })
+    expect(released).toEqual([{ sessionId: 's-1', outcome: { kind: 'success', results: {} }, announce: false }])
+  })
+
+  it('participant: a verdict in the answer to its report ends it at once', async () => {
+    const { actor } = await doneParticipant({ answer: async () => ({ kind: 'failure', reason: 'failed by peer-c: no' }) })
+    await flush()
+    expect(actor.getSnapshot().value).toBe('failed')
+    expect(actor.getSnapshot().output?.outcome).toEqual({ kind: 'failure', reason: 'failed by peer-c: no', partialResults: {} })
+  })
+
+  it('participant: a report that cannot be delivered waits for the verdict all the same', async () => {
+    const { actor } = await doneParticipant({ answer: async () => Promise.reject(new Error('leader unreachable')) })
+    await flush()
+    expect(actor.getSnapshot().value).toEqual({ agreeing: 'awaitingVerdict' })
+  })
+
+  it('participant: at its deadline it asks the leader for the verdict instead of timing out alone', async () => {
+    let answerVerdict: (v: Verdict) => void = () => undefined
+    const { actor, clock, reports, armed } = await doneParticipant({
+      answer: (input) => (input.untilVerdict ? new Promise((resolve) => (answerVerdict = resolve)) : Promise.resolve(null)),
+    })
+    await clock.advance(DEADLINE_IN)
+    await flush()
+    expect(actor.getSnapshot().value).toEqual({ agreeing: 'askingLeader' })
+    expect(reports.at(-1)).toEqual({ sessionId: 's-1', leaderPeerId: 'peer-a', proposal: { kind: 'done' }, untilVerdict: true, deadlineAt: START + DEADLINE_IN + GRACE })
+    expect(armed.at(-1)).toBe(START + DEADLINE_IN + GRACE)
+    answerVerdict({ kind: 'timeout' })
+    await flush()
+    expect(actor.getSnapshot().value).toBe('failed')
+    expect(actor.getSnapshot().output?.outcome).toEqual({ kind: 'timeout', lastKnownState: { cursor: 1 } })
+    expect(actor.getSnapshot().context.error).toBeNull()
+  })
+
+  it('participant: a leader silent for the whole grace leaves it to time out alone, saying so', async () => {
+    const { actor, clock } = await doneParticipant({ answer: (input) => (input.untilVerdict ? new Promise(() => undefined) : Promise.resolve(null)) })
+    await clock.advance(DEADLINE_IN + GRACE - 1)
+    expect(actor.getSnapshot().value).toEqual({ agreeing: 'askingLeader' })
+    await clock.advance(1)
+    await flush()
+    expect(actor.getSnapshot().value).toBe('failed')
+    expect(actor.getSnapshot().output?.outcome.kind).toBe('timeout')
+    expect(actor.getSnapshot().context.error?.code).toBe('VERDICT_UNAVAILABLE')
+  })
+
+  it('participant: a verdict while waiting for the leader to answer is taken too', async () => {
+    const { actor, clock } = await doneParticipant({ answer: (input) => (input.untilVerdict ? new Promise(() => undefined) : Promise.resolve(null)) })
+    await clock.advance(DEADLINE_IN)
+    actor.send({ type: 'VERDICT', kind: 'cancelled', reason: 'cancelled by peer-c: user' })
+    await flush()
+    expect(actor.getSnapshot().output?.outcome).toEqual({ kind: 'cancelled', reason: 'cancelled by peer-c: user' })
+  })
+
+  it('participant: CANCEL, FAIL, a failed send, a LEAVE and its deadline become proposals to the leader', async () => {
+    const cases: Array<{ setUp: (p: ReturnType<typeof lone>) => Promise<void>; proposal: unknown; state: unknown }> = [
+      { setUp: async (p) => void p.actor.send({ type: 'CANCEL', reason: 'user' }), proposal: { kind: 'cancelled', reason: 'user' }, state: { agreeing: 'awaitingVerdict' } },
+      { setUp: async (p) => void p.actor.send({ type: 'FAIL', reason: 'bad' }), proposal: { kind: 'failure', reason: 'bad' }, state: { agreeing: 'awaitingVerdict' } },
+      {
+        setUp: async (p) => {
+          joinOthers(p.actor, 'peer-b')
+          p.actor.send({ type: 'EXECUTE', protocol: oneStep })
+        },
+        proposal: { kind: 'failure', reason: 'sending step 0 failed: peer unreachable' },
+        state: { agreeing: 'awaitingVerdict' },
+      },
+      {
+        setUp: async (p) => {
+          joinOthers(p.actor, 'peer-b')
+          p.actor.send({ type: 'EXECUTE', protocol: twoToAlpha })
+          p.actor.send({ type: 'LEAVE', peerId: 'peer-c' })
+        },
+        proposal: { kind: 'failure', reason: 'participant left' },
+        state: { agreeing: 'awaitingVerdict' },
+      },
+      { setUp: async (p) => void (await p.clock.advance(DEADLINE_IN)), proposal: { kind: 'timeout' }, state: { agreeing: 'askingLeader' } },
+    ]
+    for (const [i, c] of cases.entries()) {
+      const p = lone({ self: 'peer-b', sendFails: i === 2, answer: (input) => (input.untilVerdict ? new Promise(() => undefined) : Promise.resolve(null)) })
+      await c.setUp(p)
+      await flush()
+      expect(p.actor.getSnapshot().value, `case ${i}`).toEqual(c.state)
+      expect(p.reports.at(-1)?.proposal, `case ${i}`).toEqual(c.proposal)
+      expect(p.actor.getSnapshot().context.outcome, `case ${i}`).toBeNull()
+    }
+  })
+
+  it('participant: cancelling while agreeing reports the cancel instead', async () => {
+    const { actor, reports } = await doneParticipant()
+    actor.send({ type: 'CANCEL', reason: 'changed my mind' })
+    await flush()
+    expect(reports.map((r) => r.proposal)).toEqual([{ kind: 'done' }, { kind: 'cancelled', reason: 'changed my mind' }])
+    actor.send({ type: 'FAIL', reason: 'worse' })
+    await flush()
+    expect(reports.at(-1)?.proposal).toEqual({ kind: 'failure', reason: 'worse' })
+    expect(actor.getSnapshot().value).toEqual({ agreeing: 'awaitingVerdict' })
+  })
+
+  it('participant: the verdict ends it from any state before its own end, e.g. not yet executed', async () => {
+    const { actor } = lone({ self: 'peer-c' })
+    actor.send({ type: 'VERDICT', kind: 'cancelled', reason: 'invite failed' })
+    await flush()
+    expect(actor.getSnapshot().value).toBe('cancelled')
+    const running = lone({ self: 'peer-c' })
+    joinOthers(running.actor, 'peer-c')
+    running.actor.send({ type: 'EXECUTE', protocol: twoToAlpha })
+    running.actor.send({ type: 'RECEIVE', step: 1, from: 'peer-c', payload: 'not from c to c' })
+    running.actor.send({ type: 'VERDICT', kind: 'timeout' })
+    await flush()
+    expect(running.actor.getSnapshot().output?.outcome).toEqual({ kind: 'timeout', lastKnownState: { cursor: 1, step: 'c1' } })
+  })
+
+  it('participant restored while asking re-arms the grace from the snapshot', async () => {
+    const { actor, clock, machine, input, armed } = await doneParticipant({ answer: (i) => (i.untilVerdict ? new Promise(() => undefined) : Promise.resolve(null)) })
+    await clock.advance(DEADLINE_IN + 10)
+    expect(actor.getSnapshot().value).toEqual({ agreeing: 'askingLeader' })
+    const persisted = JSON.parse(JSON.stringify(actor.getPersistedSnapshot()))
+    actor.stop()
+    const restored = createActor(
+      machine.provide({ actors: { reportToLeader: fromPromise<Verdict | null, ReportInput>(() => new Promise(() => undefined)) } }),
+      { snapshot: persisted, input, clock },
+    ).start()
+    expect(armed.at(-1)).toBe(START + DEADLINE_IN + GRACE)
+    await clock.advance(GRACE)
+    await flush()
+    expect(restored.getSnapshot().value).toBe('failed')
+    expect(restored.getSnapshot().context.error?.code).toBe('VERDICT_UNAVAILABLE')
+  })
+
+  it('a three-peer mesh where every step arrives but gamma\'s done report is lost: all time out alike', async () => {
+    const mesh = new Mesh()
+    mesh.startAll()
+    mesh.joinAll()
+    for (const actor of mesh.actors.values()) actor.send({ type: 'EXECUTE', protocol: ceremony() })
+    const gammasReport = (m: Mail) => m.event.type === 'REPORT' && m.event.from === 'peer-c'
+    await mesh.pump({ lose: gammasReport })
+    expect(mesh.snapshot('peer-a').value).toEqual({ agreeing: 'collecting' })
+    expect(mesh.snapshot('peer-b').value).toEqual({ agreeing: 'awaitingVerdict' })
+    expect(mesh.snapshot('peer-c').value).toEqual({ agreeing: 'awaitingVerdict' })
+    await mesh.clock.advance(DEADLINE_IN)
+    await mesh.pump({ lose: gammasReport })
+    const endings = PEERS.map((p) => `${String(mesh.snapshot(p.peerId).value)}/${mesh.snapshot(p.peerId).output?.outcome.kind}`)
+    expect(endings).toEqual(['failed/timeout', 'failed/timeout', 'failed/timeout'])
   })
 })

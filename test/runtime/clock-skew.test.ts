@@ -94,6 +94,8 @@ describe('deadlines under clock skew', () => {
     const session = (await drive(sim, a.sessions.createSession('ping', participants, { timeoutMs: 1_500, protocol: 'ping' }), 1_000)).value!
     const result = await drive(sim, session.executeProtocol(), 3_000)
     expect(result.value?.status).toBe('completed')
+    // b ends when the leader's verdict reaches it, a message after a ends
+    await sim.runUntil(() => b.sessions.get(session.id)!.state().status !== 'agreeing', 100)
     const remote = b.sessions.get(session.id)!.state()
     expect(remote.status).toBe('completed')
     // b's deadline is the session's on b's clock: 2 s later in b's numbers than in a's
