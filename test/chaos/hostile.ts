@@ -21,11 +21,12 @@ import { encodeEnvelope, type Envelope } from '../../runtime/wire.js'
 const VICTIM = fileURLToPath(new URL('../fixtures/victim-process.ts', import.meta.url))
 const FAMILIES: PatternFamily[] = ['session', 'crdt', 'anti-entropy', 'storage', 'replication', 'transport', 'timeout']
 const KINDS: Record<PatternFamily, string[]> = {
-  session: ['invite', 'join', 'step', 'leave', 'cancel', 'status'],
+  session: ['invite', 'join', 'step', 'report', 'verdict'],
   crdt: ['sync', 'push', 'delta'],
   'anti-entropy': ['digest'],
   storage: ['put', 'putMany', 'get', 'getMany', 'delete', 'list'],
-  replication: ['apply'],
+  replication: ['apply', 'digest', 'pull'],
+  // transport speaks its own frame format on its protocol: envelopes there are garbage to its decoder
   transport: ['open', 'data', 'ack', 'close'],
   timeout: ['run', 'cancel'],
 }
