@@ -65,7 +65,8 @@ export async function simulatedRun(seed: number, options: RunOptions = {}): Prom
     seed,
     peers: n,
     faults: { dropRate: 0.1, duplicateRate: 0.05, reorder: true, minDelayMs: 1, maxDelayMs: 40 },
-    runtime: { protocols: [greeting], sessions: { autoJoin: true } },
+    // a short verdict grace: a participant whose leader died for good ends (timeout) within the settle window
+    runtime: { protocols: [greeting], sessions: { autoJoin: true, verdictGraceMs: 5_000 } },
   })
   const history = new History()
   try {
