@@ -1,31 +1,49 @@
 // Typed errors shared by every layer. Each has a stable `code` so callers (and metrics) can
 // branch on it without string matching, and a `details` object safe to log.
 
-export type AuraErrorCode =
-  | 'INVALID_INPUT'
-  | 'CONFIG_INVALID'
-  | 'PERMISSION_DENIED'
-  | 'NOT_FOUND'
-  | 'FRAME_TOO_LARGE'
-  | 'MALFORMED_FRAME'
-  | 'UNKNOWN_SESSION'
-  | 'UNKNOWN_ROLE'
-  | 'UNKNOWN_PROTOCOL'
-  | 'INVALID_TRANSITION'
-  | 'LIMIT_EXCEEDED'
-  | 'DEADLINE_EXCEEDED'
-  | 'ATTEMPT_BUDGET_EXHAUSTED'
-  | 'CANCELLED'
-  | 'NETWORK'
-  | 'PEER_UNREACHABLE'
-  | 'BUDGET_EXHAUSTED'
-  | 'EPOCH_REGRESSION'
-  | 'CHANNEL_CLOSED'
-  | 'STORAGE'
-  | 'CONFLICT'
-  | 'DECODE'
+/**
+ * Every error code, and whether retrying the same operation can help. This table is the one
+ * answer to "retry this?" for every pattern (the retry machine's default predicate, withRetry,
+ * transport sends, CRDT and session retries). Retryable: the peer, the network or time may
+ * change the outcome; not: the request itself is wrong, not allowed, or over a limit.
+ */
+export const ERROR_CODES = {
+  INVALID_INPUT: { retryable: false },
+  CONFIG_INVALID: { retryable: false },
+  PERMISSION_DENIED: { retryable: false },
+  NOT_FOUND: { retryable: true },
+  FRAME_TOO_LARGE: { retryable: false },
+  MALFORMED_FRAME: { retryable: true },
+  UNKNOWN_SESSION: { retryable: true },
+  UNKNOWN_ROLE: { retryable: false },
+  UNKNOWN_PROTOCOL: { retryable: false },
+  INVALID_TRANSITION: { retryable: true },
+  LIMIT_EXCEEDED: { retryable: false },
+  DEADLINE_EXCEEDED: { retryable: true },
+  ATTEMPT_BUDGET_EXHAUSTED: { retryable: true },
+  CANCELLED: { retryable: false },
+  NETWORK: { retryable: true },
+  PEER_UNREACHABLE: { retryable: true },
+  // a channel's budget, epoch or closing are final for that channel
+  BUDGET_EXHAUSTED: { retryable: false },
+  EPOCH_REGRESSION: { retryable: false },
+  CHANNEL_CLOSED: { retryable: false },
+  STORAGE: { retryable: true },
+  CONFLICT: { retryable: true },
+  DECODE: { retryable: true },
   /** a peer's timestamp lies further ahead of our physical clock than the accepted drift */
-  | 'CLOCK_DRIFT'
+  CLOCK_DRIFT: { retryable: true },
+} as const satisfies Record<string, { retryable: boolean }>
+
+export type AuraErrorCode = keyof typeof ERROR_CODES
+
+/** Whether retrying can help: false for a known permanent code, true otherwise (unknown errors included). */
+export function isRetryable(error: unknown): boolean {
+  if (error === null || typeof error !== 'object') return true
+  const e = error as { retryable?: unknown; code?: unknown }
+  if (e.retryable === false) return false
+  return !(typeof e.code === 'string' && Object.hasOwn(ERROR_CODES, e.code) && !ERROR_CODES[e.code as AuraErrorCode].retryable)
+}
 
 export class AuraError extends Error {
   readonly code: AuraErrorCode
@@ -73,6 +91,31 @@ export const StorageError = define('STORAGE', 'StorageError')
 export const Conflict = define('CONFLICT', 'Conflict')
 export const DecodeError = define('DECODE', 'DecodeError')
 export const ClockDrift = define('CLOCK_DRIFT', 'ClockDrift')
+
+// Each error is also a type: `catch (e) { if (e instanceof DeadlineExceeded) … }`, `let e: DeadlineExceeded`.
+export type InvalidInput = InstanceType<typeof InvalidInput>
+export type ConfigInvalid = InstanceType<typeof ConfigInvalid>
+export type PermissionDenied = InstanceType<typeof PermissionDenied>
+export type NotFound = InstanceType<typeof NotFound>
+export type FrameTooLarge = InstanceType<typeof FrameTooLarge>
+export type MalformedFrame = InstanceType<typeof MalformedFrame>
+export type UnknownSession = InstanceType<typeof UnknownSession>
+export type UnknownRole = InstanceType<typeof UnknownRole>
+export type UnknownProtocol = InstanceType<typeof UnknownProtocol>
+export type InvalidTransition = InstanceType<typeof InvalidTransition>
+export type LimitExceeded = InstanceType<typeof LimitExceeded>
+export type DeadlineExceeded = InstanceType<typeof DeadlineExceeded>
+export type AttemptBudgetExhausted = InstanceType<typeof AttemptBudgetExhausted>
+export type Cancelled = InstanceType<typeof Cancelled>
+export type NetworkError = InstanceType<typeof NetworkError>
+export type PeerUnreachable = InstanceType<typeof PeerUnreachable>
+export type BudgetExhausted = InstanceType<typeof BudgetExhausted>
+export type EpochRegression = InstanceType<typeof EpochRegression>
+export type ChannelClosed = InstanceType<typeof ChannelClosed>
+export type StorageError = InstanceType<typeof StorageError>
+export type Conflict = InstanceType<typeof Conflict>
+export type DecodeError = InstanceType<typeof DecodeError>
+export type ClockDrift = InstanceType<typeof ClockDrift>
 
 export const isAuraError = (e: unknown): e is AuraError => e instanceof AuraError
 

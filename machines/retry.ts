@@ -2,6 +2,7 @@
 // retryable-error predicate, and a deadline. The delay is computed by the injected `backoffTimer`
 // with `backoffDelay` below and the Random effect, so the runtime and the tests share one formula
 // and the machine itself stays free of clocks and randomness.
+import { isRetryable } from '../effects/errors.js'
 import { assign, fromCallback, fromPromise, not, setup } from 'xstate'
 import { z } from 'zod'
 import { errorInfo, type DeadlineEvent, type DeadlineTimerInput, type ErrorInfo } from './timeout.js'
@@ -42,15 +43,8 @@ export function backoffDelay(attempt: number, policy: BackoffPolicy, uniform01: 
   }
 }
 
-const NON_RETRYABLE_CODES = new Set(['INVALID_INPUT', 'PERMISSION_DENIED', 'CANCELLED'])
-
-/** Default predicate: everything is retryable except errors that say otherwise or cannot improve by retrying. */
-export function defaultIsRetryable(error: unknown): boolean {
-  if (error === null || typeof error !== 'object') return true
-  const e = error as { retryable?: unknown; code?: unknown }
-  if (e.retryable === false) return false
-  return !(typeof e.code === 'string' && NON_RETRYABLE_CODES.has(e.code))
-}
+/** Default predicate: the shared error table (effects/errors.ts) says which codes a retry cannot fix. */
+export const defaultIsRetryable = isRetryable
 
 export type AttemptInput = { attempt: number; deadlineAt?: number }
 export type BackoffTimerInput = { attempt: number; policy: BackoffPolicy; deadlineAt?: number }

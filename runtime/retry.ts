@@ -3,7 +3,7 @@
 // retries (session step delivery, CRDT sync, replication), so they all behave the same way.
 
 import { createActor, fromPromise, toPromise } from 'xstate'
-import { AttemptBudgetExhausted, AuraError, Cancelled, DeadlineExceeded, isAuraError } from '../effects/errors.js'
+import { AttemptBudgetExhausted, AuraError, Cancelled, DeadlineExceeded, isRetryable } from '../effects/errors.js'
 import type { Clock } from '../effects/time/index.js'
 import type { Random } from '../effects/random/index.js'
 import { backoffDelay, retryMachine, retryInputSchema, type AttemptInput, type BackoffPolicy } from '../machines/retry.js'
@@ -24,10 +24,8 @@ export interface RetryOptions {
   inspect?: (event: unknown) => void
 }
 
-/** Errors that no retry can fix. */
-const PERMANENT = new Set(['INVALID_INPUT', 'PERMISSION_DENIED', 'CANCELLED', 'UNKNOWN_ROLE', 'UNKNOWN_PROTOCOL', 'FRAME_TOO_LARGE', 'LIMIT_EXCEEDED', 'CONFIG_INVALID'])
-
-export const isTransient = (error: unknown): boolean => !(isAuraError(error) && PERMANENT.has(error.code))
+/** Whether a retry can help: the shared error table (effects/errors.ts ERROR_CODES). */
+export const isTransient = isRetryable
 
 /**
  * Runs `operation` with retries. The first attempt runs directly — most operations succeed at

@@ -351,8 +351,8 @@ interface Inbound {
   delivered: Map<string, number>
 }
 
-const NON_RETRYABLE = new Set<string>(['CHANNEL_CLOSED', 'EPOCH_REGRESSION', 'BUDGET_EXHAUSTED', 'PERMISSION_DENIED', 'LIMIT_EXCEEDED'])
-const retryableSend = (error: unknown) => isTransient(error) && !(isAuraError(error) && NON_RETRYABLE.has(error.code))
+// a closed channel, a spent budget or an old epoch are final (the error table says so)
+const retryableSend = isTransient
 
 const KNOWN_CODES = new Set<AuraErrorCode>(['CHANNEL_CLOSED', 'EPOCH_REGRESSION', 'LIMIT_EXCEEDED', 'PERMISSION_DENIED', 'BUDGET_EXHAUSTED', 'INVALID_INPUT'])
 
