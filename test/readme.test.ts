@@ -8,6 +8,24 @@ import { fileURLToPath } from 'node:url'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 
+/** Runs the README block marked `<!-- example:<name> -->` against this checkout; returns what it printed. */
+function runBlock(name: string): string {
+  const readme = readFileSync(join(root, 'README.md'), 'utf8')
+  const match = new RegExp(`<!-- example:${name}[^>]*-->\\s*\`\`\`ts\\n([\\s\\S]*?)\`\`\``).exec(readme)
+  if (!match) throw new Error(`no README block example:${name}`)
+  const source = match[1]!
+    .replace("from 'aura-orchestration/testing'", `from ${JSON.stringify(join(root, 'runtime', 'testing', 'index.ts'))}`)
+    .replace("from 'aura-orchestration'", `from ${JSON.stringify(join(root, 'runtime', 'index.ts'))}`)
+  const dir = mkdtempSync(join(root, '.tmp-readme-'))
+  try {
+    const file = join(dir, 'example.ts')
+    writeFileSync(file, source)
+    return execFileSync(process.execPath, ['--import', 'tsx', file], { cwd: root, encoding: 'utf8', timeout: 60_000 })
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
 describe('README', () => {
   it('shows the two commands first, then npm start', () => {
     const readme = readFileSync(join(root, 'README.md'), 'utf8')
@@ -19,21 +37,15 @@ describe('README', () => {
     expect(start).toBeGreaterThan(test)
   })
 
+  it('checkProtocol example runs as written', () => {
+    const output = runBlock('check-protocol')
+    expect(output).toMatch(/^greeting holds$/m)
+  })
+
   it('embedding example runs as written', () => {
-    const readme = readFileSync(join(root, 'README.md'), 'utf8')
-    const match = /<!-- example:embedding[^>]*-->\s*```ts\n([\s\S]*?)```/.exec(readme)
-    expect(match).not.toBeNull()
-    const source = match![1]!.replace("from 'aura-orchestration'", `from ${JSON.stringify(join(root, 'runtime', 'index.ts'))}`)
-    const dir = mkdtempSync(join(root, '.tmp-readme-'))
-    try {
-      const file = join(dir, 'example.ts')
-      writeFileSync(file, source)
-      const output = execFileSync(process.execPath, ['--import', 'tsx', file], { cwd: root, encoding: 'utf8', timeout: 60_000 })
-      expect(output).toMatch(/^completed \{"kind":"success"/m)
-      expect(output).toMatch(/welcome, you said hello/)
-      expect(output).toMatch(/^42 \d+/m)
-    } finally {
-      rmSync(dir, { recursive: true, force: true })
-    }
+    const output = runBlock('embedding')
+    expect(output).toMatch(/^completed \{"kind":"success"/m)
+    expect(output).toMatch(/welcome, you said hello/)
+    expect(output).toMatch(/^42 \d+/m)
   })
 })
