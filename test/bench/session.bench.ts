@@ -9,6 +9,7 @@ import { tcp } from '@libp2p/tcp'
 import { yamux } from '@libp2p/yamux'
 import { lpStream } from '@libp2p/utils'
 import { createLibp2p } from 'libp2p'
+import { open } from 'lmdb'
 import { assign, createActor, setup } from 'xstate'
 import { z } from 'zod'
 import { createRuntime, type Runtime } from '../../runtime/runtime.js'
@@ -16,6 +17,7 @@ import { defineChoreography } from '../../runtime/choreography.js'
 import { quantile, sample, type BenchReport } from './report.js'
 
 const SESSIONS = 200
+const CONCURRENT = 100
 const PINGS = 2_000
 const LOCAL_MESSAGES = 50_000
 
@@ -41,6 +43,55 @@ async function rawPingPongMs(): Promise<number> {
   return quantile(samples, 0.5)
 }
 
+/**
+ * The floor under a 2-party session: the same messages the runtime exchanges for one (invite,
+ * join, ping, pong, the participant's report, the leader's verdict), written by hand on one raw
+ * libp2p stream, with an awaited LMDB put wherever the runtime must be durable before it answers
+ * (each receipt, and the verdict before it is announced). No envelopes, no validation, no actors.
+ */
+async function sessionFloorMs(): Promise<number> {
+  const make = () => createLibp2p({ addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] }, transports: [tcp()], connectionEncrypters: [noise()], streamMuxers: [yamux()] })
+  const [a, b] = await Promise.all([make(), make()])
+  const dirs = [mkdtempSync(join(tmpdir(), 'aura-floor-')), mkdtempSync(join(tmpdir(), 'aura-floor-'))]
+  const [clientDb, serverDb] = dirs.map((path) => open({ path }))
+  const message = (label: string, n: number) => new TextEncoder().encode(JSON.stringify({ label, n, session: 'x'.repeat(32) }))
+  await b.handle('/bench/floor/1.0.0', async (stream) => {
+    const lp = lpStream(stream)
+    for (let n = 0; ; n++) {
+      if (!(await lp.read().catch(() => undefined))) return // invite
+      await serverDb!.put(`s${n}`, 'invited')
+      await lp.write(message('join', n))
+      await lp.read() // ping
+      await serverDb!.put(`s${n}`, 'pinged')
+      await lp.write(message('pong', n))
+      await serverDb!.put(`s${n}`, 'done')
+      await lp.write(message('report', n))
+      await lp.read() // verdict
+      await serverDb!.put(`s${n}`, 'completed')
+    }
+  })
+  const lp = lpStream(await a.dialProtocol(b.getMultiaddrs()[0]!, '/bench/floor/1.0.0'))
+  let n = 0
+  const samples = await sample(SESSIONS, async () => {
+    n++
+    await clientDb!.put(`c${n}`, 'created')
+    await lp.write(message('invite', n))
+    await lp.read() // join
+    await clientDb!.put(`c${n}`, 'joined')
+    await lp.write(message('ping', n))
+    await lp.read() // pong
+    await clientDb!.put(`c${n}`, 'ponged')
+    await lp.read() // report
+    await clientDb!.put(`c${n}`, 'completed') // the verdict is durable before it is announced
+    await lp.write(message('verdict', n))
+  }, 20)
+  await a.stop()
+  await b.stop()
+  for (const db of [clientDb!, serverDb!]) await db.close()
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true })
+  return quantile(samples, 0.5)
+}
+
 const pingPong = defineChoreography({
   name: 'bench-ping-pong',
   roles: ['client', 'server'],
@@ -50,7 +101,7 @@ const pingPong = defineChoreography({
   ],
 })
 
-async function sessionRoundTrip(): Promise<{ p50: number; p99: number; requestP50: number }> {
+async function sessionRoundTrip(): Promise<{ p50: number; p99: number; requestP50: number; concurrentPerS: number }> {
   const dirs = [mkdtempSync(join(tmpdir(), 'aura-bench-')), mkdtempSync(join(tmpdir(), 'aura-bench-'))]
   const runtimes: Runtime[] = []
   for (const dataDir of dirs) runtimes.push(await createRuntime({ dataDir, protocols: [pingPong], sessions: { autoJoin: true } }))
@@ -66,9 +117,16 @@ async function sessionRoundTrip(): Promise<{ p50: number; p99: number; requestP5
     const result = await session.executeProtocol()
     if (result.status !== 'completed') throw new Error(`session ${result.status}`)
   }, 20)
+  // 100 sessions at once: what group commit and pipelining could win shows here
+  const concurrentStart = performance.now()
+  const results = await Promise.all(
+    Array.from({ length: CONCURRENT }, async () => (await client.sessions.createSession('bench', roster, { timeoutMs: 30_000, protocol: pingPong.name })).executeProtocol()),
+  )
+  const concurrentMs = performance.now() - concurrentStart
+  if (results.some((r) => r.status !== 'completed')) throw new Error('a concurrent session did not complete')
   for (const runtime of runtimes) await runtime.stop()
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true })
-  return { p50: quantile(samples, 0.5), p99: quantile(samples, 0.99), requestP50: quantile(requests, 0.5) }
+  return { p50: quantile(samples, 0.5), p99: quantile(samples, 0.99), requestP50: quantile(requests, 0.5), concurrentPerS: (CONCURRENT / concurrentMs) * 1000 }
 }
 
 const counterMachine = setup({ types: { events: {} as { type: 'INC' } } }).createMachine({
@@ -108,11 +166,15 @@ export const sessionBench = {
   name: 'session',
   async run(report: BenchReport): Promise<void> {
     const ping = await rawPingPongMs()
+    const floor = await sessionFloorMs()
     const session = await sessionRoundTrip()
     report.add('pingpong.tcp.p50_ms', ping, 'ms', 'raw libp2p stream ping-pong, TCP loopback (baseline)')
     report.add('session.tcp.p50_ms', session.p50, 'ms', '2-party session: create, invite, join, ping, pong, complete')
     report.add('session.tcp.p99_ms', session.p99, 'ms')
     report.add('session.tcp.ratio_vs_pingpong', session.p50 / ping, 'x', 'session round trip / raw ping-pong (p50)')
+    report.add('session.floor.tcp.p50_ms', floor, 'ms', 'the same 6 messages by hand on a raw stream, an awaited LMDB put at each durable point')
+    report.add('session.tcp.ratio_vs_floor', session.p50 / floor, 'x', 'session round trip / hand-written floor (p50), goal <= 1.5')
+    report.add('session.tcp.per_s_concurrent_100', session.concurrentPerS, 'sessions/s', '100 sessions created and run at once between 2 runtimes')
     report.add('router.request.tcp.p50_ms', session.requestP50, 'ms', 'bare router.request round trip, TCP loopback')
     report.add('router.request.tcp.ratio_vs_pingpong', session.requestP50 / ping, 'x', 'router.request round trip / raw ping-pong (p50)')
     const local = await localRouting()
