@@ -153,6 +153,24 @@ export class SimulatedNetworkHub {
     this.mustGet(peerId).comeBack()
   }
 
+  /**
+   * A crashed peer's process starts again: a new network for the same peer id replaces the old
+   * one, which stays crashed for good (the old process is dead; nothing it sends gets out). The
+   * new one starts with no connections and no handlers — the new process registers its own — and
+   * in a later incarnation than every frame sent to or from the old one, so those are lost.
+   */
+  reincarnate(peerId: string, options: { maxFrameBytes?: number } = {}): SimulatedNetwork {
+    const old = this.mustGet(peerId)
+    if (old.downReason() !== 'crashed') throw new InvalidInput(`peer ${peerId} has not crashed; only a crashed peer can be reincarnated`, { peerId })
+    const limit = frameBytes.optional().safeParse(options.maxFrameBytes)
+    if (!limit.success) throw new ConfigInvalid('invalid maxFrameBytes', { issues: limit.error.issues })
+    const network = new SimulatedNetwork(this, peerId, limit.data ?? old.maxFrameBytes)
+    // goDown bumped the old incarnation, so frames of the old life already compare unequal
+    network.incarnation = old.incarnation
+    this.networks.set(peerId, network)
+    return network
+  }
+
   // ---- used by SimulatedNetwork -------------------------------------------------------------
 
   /** @internal */

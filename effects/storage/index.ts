@@ -48,3 +48,4 @@ export const NAMESPACE_NAME = /^[A-Za-z0-9_.:-]{1,64}$/
 
 export { LmdbStorage } from './lmdb.js'
 export { MemoryStorage, compareKeys } from './memory.js'
+export { CrashableStorage } from './crashable.js'

@@ -16,3 +16,4 @@ export interface Clock {
 export { SystemClock } from './system.js'
 export { VirtualClock } from './virtual.js'
 export { OffsetClock } from './offset.js'
+export { CrashableClock } from './crashable.js'

@@ -3,6 +3,13 @@
 // replicated storage keys under every policy, bump a PN-Counter, add to an OR-Set and run
 // sessions. Then every fault heals, anti-entropy and repair run until the cluster quiesces, and
 // the history is checked (history.ts). The same seed replays the same run.
+//
+// The crash is a real one (Simulation.crash): the peer's runtime dies with everything in its
+// memory, its clients die with it (an operation in flight there has an unknown outcome: it is
+// recorded as not acknowledged), and only what it had written to its disk survives. The return is
+// a real restart (Simulation.restart): a new runtime over the same disk, to which `attachPeer`
+// (the onStart hook) attaches the CRDT coordinator, anti-entropy, repair and the session handler
+// again, as it did on the first start.
 
 import { z } from 'zod'
 import { SeededRandom } from '../../effects/random/index.js'
@@ -13,8 +20,7 @@ import { defineChoreography } from '../../runtime/choreography.js'
 import { CrdtCoordinator } from '../../runtime/crdt.js'
 import { Simulation } from '../../runtime/simulation.js'
 import type { Runtime } from '../../runtime/runtime.js'
-import { sharing } from '../fixtures/crdt-access.js'
-import { History, check, divergence, type Observed, type WritePolicy } from './history.js'
+import { History, check, divergence, type Observed, type Operation, type WritePolicy } from './history.js'
 
 export interface RunOptions {
   peers?: number
@@ -61,18 +67,34 @@ export async function simulatedRun(seed: number, options: RunOptions = {}): Prom
   const operations = options.operations ?? 60
   const settleMs = options.settleMs ?? 30_000
   const random = new SeededRandom(`chaos/${seed}`)
+  // peers[i] is peer i's current incarnation: onStart replaces it on a restart
+  const peers: Peer[] = []
   const sim = await Simulation.create({
     seed,
     peers: n,
     faults: { dropRate: 0.1, duplicateRate: 0.05, reorder: true, minDelayMs: 1, maxDelayMs: 40 },
     // a short verdict grace: a participant whose leader died for good ends (timeout) within the settle window
     runtime: { protocols: [greeting], sessions: { autoJoin: true, verdictGraceMs: 5_000 } },
+    onStart: async (runtime, index, { simulation }) => void (peers[index] = await attachPeer(simulation, runtime, peers[index])),
   })
   const history = new History()
   try {
-    const peers = await setUp(sim)
     const ids = sim.runtimes.map((r) => r.peerId)
     const crashed = new Set<number>()
+    const clients = new Clients(history, n)
+    const restarts = new Map<number, Promise<void>>()
+    // One restart per crash, whether the timer or the end of the active phase asks first.
+    const comeBack = (index: number): Promise<void> => {
+      let restart = restarts.get(index)
+      if (restart === undefined) {
+        restart = sim.restart(index).then(() => {
+          crashed.delete(index)
+          restarts.delete(index)
+        })
+        restarts.set(index, restart)
+      }
+      return restart
+    }
 
     // Faults: a partition or two that heal, and a crash with a restart, at seeded times.
     for (let i = 0; i < 2; i++) {
@@ -87,9 +109,10 @@ export async function simulatedRun(seed: number, options: RunOptions = {}): Prom
     const gone = random.int(2) === 0 ? victim : undefined
     sim.clock.setTimeout(() => {
       crashed.add(victim)
-      sim.hub.crash(ids[victim]!)
+      sim.crash(victim)
+      clients.crashed(victim)
     }, crashAt)
-    if (gone === undefined) sim.clock.setTimeout(() => void comeBack(sim, victim, crashed), crashAt + 300 + random.int(1_500))
+    if (gone === undefined) sim.clock.setTimeout(() => void comeBack(victim), crashAt + 300 + random.int(1_500))
 
     // Clients: operations at seeded times, each recorded with its outcome.
     for (let id = 0; id < operations; id++) {
@@ -98,13 +121,13 @@ export async function simulatedRun(seed: number, options: RunOptions = {}): Prom
       const draw = random.int(10)
       sim.clock.setTimeout(() => {
         if (crashed.has(peer)) return // a crashed peer has no clients
-        void act(id, draw, peer, peers, random, history)
+        void act(id, draw, peer, peers, random, history, clients)
       }, at)
     }
 
     await sim.run(activeMs + 2_000)
     sim.hub.heal()
-    for (const index of [...crashed]) if (index !== gone) await comeBack(sim, index, crashed)
+    for (const index of [...crashed]) if (index !== gone) await comeBack(index)
     const live = peers.filter((_, i) => i !== gone)
     if (gone !== undefined) for (const p of live) p.crdt.forgetPeer(ids[gone]!)
     for (const a of live) for (const b of live) if (a !== b && !a.runtime.connectedPeers().includes(b.runtime.peerId)) await a.runtime.connect(b.runtime.addresses()[0]!).catch(() => undefined)
@@ -132,48 +155,70 @@ export async function simulatedRun(seed: number, options: RunOptions = {}): Prom
   }
 }
 
-async function setUp(sim: Simulation): Promise<Peer[]> {
-  const now = sim.clock.now()
-  const coordinators = await sharing(Promise.all(sim.runtimes.map((r) => CrdtCoordinator.attach(r, { requestTimeoutMs: 300 }))))
-  const peers: Peer[] = []
-  for (const [i, runtime] of sim.runtimes.entries()) {
-    const crdt = coordinators[i]!
-    crdt.cv('hits', pnCounter)
-    crdt.cv('tags', orSet)
-    const antiEntropy = await AntiEntropy.attach(runtime, crdt, { syncInterval: 250, peerSelection: { kind: 'random', k: 2 }, requestTimeoutMs: 400 })
-    const own = await runtime.storage.grant({ audience: runtime.peerId, namespace: NAMESPACE, rights: ['read', 'write', 'replicate'], notBefore: now, expiresAt: now + DAY })
-    peers.push({ runtime, crdt, antiEntropy, own, toPeers: {} })
-    runtime.sessions.invitations$.subscribe((invite) => void runtime.sessions.executeProtocol(invite.sessionId, invite.protocol).catch(() => undefined))
-  }
-  for (const receiver of peers) {
-    for (const writer of peers) {
-      if (writer === receiver) continue
-      writer.toPeers[receiver.runtime.peerId] = await receiver.runtime.storage.grant({
-        audience: writer.runtime.peerId,
-        namespace: NAMESPACE,
-        rights: ['replicate'],
-        notBefore: now,
-        expiresAt: now + DAY,
-      })
-    }
-  }
-  for (const p of peers) {
-    p.runtime.replication.repairOn(p.antiEntropy.rounds$, { capability: p.toPeers, timeoutMs: 1_000 })
-    p.runtime.replication.reconcileOn(p.antiEntropy.progress$, { namespaces: [NAMESPACE], capability: p.toPeers, localCapability: p.own, timeoutMs: 2_000 })
-  }
-  return peers
+/**
+ * Attaches the harness's services to a runtime: on its first start (no `before`), issuing its
+ * capabilities; on a restart, to the new runtime, reusing them. CRDT capabilities were persisted
+ * by the coordinator (addCapability) and come back with it; the storage ones (own, toPeers) are
+ * tokens the harness keeps. The peer's identity is the same, so every token still holds.
+ */
+async function attachPeer(sim: Simulation, runtime: Runtime, before: Peer | undefined): Promise<Peer> {
+  const crdt = await CrdtCoordinator.attach(runtime, { requestTimeoutMs: 300 })
+  crdt.cv('hits', pnCounter)
+  crdt.cv('tags', orSet)
+  const { own, toPeers } = before ?? (await issueCapabilities(sim, runtime, crdt))
+  const antiEntropy = await AntiEntropy.attach(runtime, crdt, { syncInterval: 250, peerSelection: { kind: 'random', k: 2 }, requestTimeoutMs: 400 })
+  runtime.sessions.invitations$.subscribe((invite) => void runtime.sessions.executeProtocol(invite.sessionId, invite.protocol).catch(() => undefined))
+  runtime.replication.repairOn(antiEntropy.rounds$, { capability: toPeers, timeoutMs: 1_000 })
+  runtime.replication.reconcileOn(antiEntropy.progress$, { namespaces: [NAMESPACE], capability: toPeers, localCapability: own, timeoutMs: 2_000 })
+  return { runtime, crdt, antiEntropy, own, toPeers }
 }
 
-async function comeBack(sim: Simulation, index: number, crashed: Set<number>): Promise<void> {
-  if (!crashed.delete(index)) return
-  const runtime = sim.runtimes[index]!
-  sim.hub.restart(runtime.peerId)
-  for (const other of sim.runtimes) if (other !== runtime) await runtime.connect(other.addresses()[0]!).catch(() => undefined)
+/** First start: every other peer lets this one read and replicate its CRDT collection and replicate to its namespace. */
+async function issueCapabilities(sim: Simulation, runtime: Runtime, crdt: CrdtCoordinator): Promise<Pick<Peer, 'own' | 'toPeers'>> {
+  const now = sim.clock.now()
+  const own = await runtime.storage.grant({ audience: runtime.peerId, namespace: NAMESPACE, rights: ['read', 'write', 'replicate'], notBefore: now, expiresAt: now + DAY })
+  const toPeers: Record<string, CapabilityToken> = {}
+  for (const other of sim.runtimes) {
+    if (other === runtime) continue
+    crdt.addCapability(await other.storage.grant({ audience: runtime.peerId, namespace: crdt.collection, rights: ['read', 'replicate'], notBefore: now, expiresAt: now + DAY }))
+    toPeers[other.peerId] = await other.storage.grant({ audience: runtime.peerId, namespace: NAMESPACE, rights: ['replicate'], notBefore: now, expiresAt: now + DAY })
+  }
+  return { own, toPeers }
+}
+
+/**
+ * Client operations in flight, per peer. A client dies with its process: at a crash, each
+ * operation in flight on that peer is recorded as not acknowledged (its outcome is unknown — it
+ * may or may not have reached the disk), and whatever it settles to later is ignored.
+ */
+class Clients {
+  private readonly open: Array<Map<number, Operation>>
+
+  constructor(
+    private readonly history: History,
+    peers: number,
+  ) {
+    this.open = Array.from({ length: peers }, () => new Map())
+  }
+
+  /** `unknown` is what is recorded if the peer crashes before the operation settles. */
+  begin(peer: number, id: number, unknown: Operation): void {
+    this.open[peer]!.set(id, unknown)
+  }
+
+  settle(peer: number, id: number, operation: Operation): void {
+    if (this.open[peer]!.delete(id)) this.history.record(operation)
+  }
+
+  crashed(peer: number): void {
+    for (const unknown of this.open[peer]!.values()) this.history.record(unknown)
+    this.open[peer]!.clear()
+  }
 }
 
 const POLICIES: WritePolicy[] = [{ kind: 'all' }, { kind: 'quorum', k: 2 }, { kind: 'async' }]
 
-async function act(id: number, draw: number, index: number, peers: Peer[], random: SeededRandom, history: History): Promise<void> {
+async function act(id: number, draw: number, index: number, peers: Peer[], random: SeededRandom, history: History, clients: Clients): Promise<void> {
   const peer = peers[index]!
   const others = peers.map((_, i) => i).filter((i) => i !== index)
   if (draw < 5) {
@@ -181,6 +226,7 @@ async function act(id: number, draw: number, index: number, peers: Peer[], rando
     const key = draw < 4 ? `k${id}` : `shared${id % 3}`
     const value = `v${id}`
     const policy = POLICIES[random.int(POLICIES.length)]!
+    clients.begin(index, id, { kind: 'write', peer: index, key, value, policy, targets: others, ok: false, acked: [] })
     let ok = false
     let acked: number[] = []
     try {
@@ -197,14 +243,16 @@ async function act(id: number, draw: number, index: number, peers: Peer[], rando
     } catch {
       ok = false
     }
-    history.record({ kind: 'write', peer: index, key, value, policy, targets: others, ok, acked })
+    clients.settle(index, id, { kind: 'write', peer: index, key, value, policy, targets: others, ok, acked })
   } else if (draw < 7) {
+    clients.begin(index, id, { kind: 'increment', peer: index, by: 1, ok: false })
     const ok = await peer.crdt.mutate<PNCounterState>('hits', (s, r) => pnCounter.increment(s, r, 1)).then(() => true, () => false)
-    history.record({ kind: 'increment', peer: index, by: 1, ok })
+    clients.settle(index, id, { kind: 'increment', peer: index, by: 1, ok })
   } else if (draw < 9) {
     const element = `e${id}`
+    clients.begin(index, id, { kind: 'add', peer: index, element, ok: false })
     const ok = await peer.crdt.mutate<ORSetState>('tags', (s, r) => orSet.add(s, r, element)).then(() => true, () => false)
-    history.record({ kind: 'add', peer: index, element, ok })
+    clients.settle(index, id, { kind: 'add', peer: index, element, ok })
   } else {
     const partner = others[random.int(others.length)]!
     const roster = [

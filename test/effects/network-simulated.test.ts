@@ -244,6 +244,30 @@ describe('SimulatedNetworkHub', () => {
     expect(seenByA.at(-1)).toEqual({ type: 'peer:connect', peerId: 'b' })
   })
 
+  it('reincarnate: a crashed peer gets a new network under the same id; the old one stays dead, frames of the old life are lost', async () => {
+    const { clock, nets, received, hub } = setup(4, { minDelayMs: 10, maxDelayMs: 10 })
+    expect(() => hub.reincarnate('b')).toThrow(/has not crashed/)
+    await nets.a!.send('b', P, frame(1)) // in flight to b's old life
+    hub.crash('b')
+    const reborn = hub.reincarnate('b')
+    expect(reborn).not.toBe(nets.b)
+    expect(reborn.peerId).toBe('b')
+    expect(reborn.connectedPeers()).toEqual([])
+    const newLife: IncomingFrame[] = []
+    await reborn.handle(P, (f) => newLife.push(f))
+    await nets.b!.send('c', P, frame(2)) // the old process, still running, reaches no one
+    await expect(nets.b!.connect('/sim/c')).rejects.toMatchObject({ code: 'PEER_UNREACHABLE' })
+    clock.runAll()
+    expect(newLife).toHaveLength(0)
+    expect(received.b).toHaveLength(0)
+    expect(received.c).toHaveLength(0)
+    await expect(reborn.connect('/sim/a')).resolves.toBe('a')
+    await nets.a!.send('b', P, frame(3))
+    clock.runAll()
+    expect(newLife.map(seqOf)).toEqual([3])
+    expect(received.b).toHaveLength(0)
+  })
+
   it('rejects unknown peers and oversized frames, and reports frames too large for the receiver', async () => {
     const clock = new TestClock()
     const hub = new SimulatedNetworkHub({ clock, random: new TestRandom(1), maxFrameBytes: 100 })

@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { isAuraError } from '../../effects/errors.js'
 import {
+  CrashableStorage,
   LmdbStorage,
   MemoryStorage,
   compareKeys,
@@ -300,5 +301,31 @@ describe('LmdbStorage durability', () => {
       }
       expect(code).toBe('CONFIG_INVALID')
     }
+  })
+})
+
+describe('CrashableStorage', () => {
+  it('reads and writes through to its storage until killed; then refuses every write with a StorageError and keeps what was written', async () => {
+    const disk = new MemoryStorage()
+    const view = new CrashableStorage(disk)
+    await view.namespace('n').put('a', 1)
+    await view.batch([{ type: 'put', namespace: 'n', key: 'b', value: 2 }])
+    expect(disk.namespace('n').get('a')).toBe(1)
+    view.kill()
+    await expect(view.namespace('n').put('c', 3)).rejects.toMatchObject({ code: 'STORAGE' })
+    await expect(view.namespace('n').delete('a')).rejects.toMatchObject({ code: 'STORAGE' })
+    await expect(view.namespace('other').put('x', 1)).rejects.toMatchObject({ code: 'STORAGE' })
+    await expect(view.batch([{ type: 'delete', namespace: 'n', key: 'b' }])).rejects.toMatchObject({ code: 'STORAGE' })
+    // reads still answer, and the disk holds exactly what was written before the kill
+    expect([...view.namespace('n').range()].map((e) => e.key)).toEqual(['a', 'b'])
+    expect(view.namespace('n').count()).toBe(2)
+    // the next incarnation opens the same disk through a fresh view
+    const next = new CrashableStorage(disk)
+    await next.namespace('n').put('c', 3)
+    expect(disk.namespace('n').get('c')).toBe(3)
+    // closing a view kills it and leaves the disk open
+    await next.close()
+    await expect(next.namespace('n').put('d', 4)).rejects.toMatchObject({ code: 'STORAGE' })
+    expect(disk.namespace('n').count()).toBe(3)
   })
 })

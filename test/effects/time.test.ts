@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { createActor, createMachine } from 'xstate'
-import { SystemClock, VirtualClock } from '../../effects/time/index.js'
+import { CrashableClock, SystemClock, VirtualClock } from '../../effects/time/index.js'
 
 describe('VirtualClock', () => {
   it('fires timers in due order, same-instant timers in insertion order, setting now to each due time', async () => {
@@ -173,5 +173,31 @@ describe('SystemClock', () => {
     const ac = new AbortController()
     ac.abort()
     await expect(clock.sleep(10_000, ac.signal)).rejects.toBeDefined()
+  })
+})
+
+describe('CrashableClock', () => {
+  it('passes timers through until killed; kill clears its pending timers (not the base clock\'s others) and ignores new ones', async () => {
+    const base = new VirtualClock(0)
+    const view = new CrashableClock(base)
+    const fired: string[] = []
+    view.setTimeout(() => fired.push('view@10'), 10)
+    const cleared = view.setTimeout(() => fired.push('cleared'), 15)
+    view.clearTimeout(cleared)
+    view.setTimeout(() => fired.push('view@30'), 30)
+    base.setTimeout(() => fired.push('base@40'), 40)
+    await base.advance(20)
+    expect(fired).toEqual(['view@10'])
+    expect(view.pendingTimers()).toBe(1)
+    view.kill()
+    expect(view.dead).toBe(true)
+    expect(view.pendingTimers()).toBe(0)
+    view.setTimeout(() => fired.push('after kill'), 1)
+    const sleeping = view.sleep(5).then(() => fired.push('slept'))
+    await base.advance(100)
+    expect(fired).toEqual(['view@10', 'base@40'])
+    expect(base.pendingTimers()).toBe(0)
+    expect(view.now()).toBe(120)
+    void sleeping
   })
 })
