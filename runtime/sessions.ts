@@ -135,7 +135,7 @@ function verdictOf(outcome: SessionOutcome): Verdict {
 }
 
 /**
- * How long one report or verdict request waits for its answer. A lost frame is only noticed by
+ * How long one session request (invite, step, report, verdict) waits for its answer. A lost frame is only noticed by
  * this timeout, and past the deadline every such wait delays the verdict; a round trip on a link
  * that works takes far less.
  */
@@ -724,8 +724,9 @@ export class SessionManager {
   private deliver(peerId: string, message: { kind: string; session: string; payload: unknown }, deadlineAt: number, signal?: AbortSignal): Promise<void> {
     return withRetry(
       async () => {
-        const remaining = Math.max(1, deadlineAt - this.deps.clock.now())
-        await this.deps.router.request(peerId, 'session', { ...message, deadline: deadlineAt }, Math.min(remaining, 5_000))
+        // a lost frame is noticed by this wait alone: keep it short so a session shorter than a
+        // few seconds still gets retries in (duplicates are dropped by the receiver)
+        await this.deps.router.request(peerId, 'session', { ...message, deadline: deadlineAt }, this.attemptMs(deadlineAt))
       },
       {
         clock: this.deps.clock,
