@@ -11,16 +11,15 @@
 // (the onStart hook) attaches the CRDT coordinator, anti-entropy, repair and the session handler
 // again, as it did on the first start.
 
-import { z } from 'zod'
 import { SeededRandom } from '../../effects/random/index.js'
 import { orSet, pnCounter, type ORSetState, type PNCounterState } from '../../effects/semilattice/index.js'
 import type { CapabilityToken } from '../../effects/crypto/capability.js'
 import { AntiEntropy } from '../../runtime/anti-entropy.js'
-import { defineChoreography } from '../../runtime/choreography.js'
 import { CrdtCoordinator } from '../../runtime/crdt.js'
 import { Simulation } from '../../runtime/simulation.js'
 import type { Runtime } from '../../runtime/runtime.js'
 import { History, check, divergence, type Observed, type Operation, type WritePolicy } from './history.js'
+import { greeting } from '../fixtures/greeting.js'
 
 export interface RunOptions {
   peers?: number
@@ -43,14 +42,6 @@ export interface RunReport {
 const NAMESPACE = 'chaos'
 const DAY = 24 * 3_600_000
 
-const greeting = defineChoreography({
-  name: 'greeting',
-  roles: ['client', 'server'],
-  steps: [
-    { label: 'hello', from: 'client', to: ['server'], payload: z.object({ text: z.string() }), produce: () => ({ text: 'hello' }) },
-    { label: 'welcome', from: 'server', to: ['client'], payload: z.object({ text: z.string() }), produce: () => ({ text: 'welcome' }) },
-  ],
-})
 
 interface Peer {
   runtime: Runtime

@@ -1,25 +1,9 @@
 // checkProtocol: a user's own choreography, property-tested in the simulator under fault
 // schedules, against the session laws and the user's invariants.
 import { describe, expect, it } from 'vitest'
-import { z } from 'zod'
-import { defineChoreography } from '../../runtime/choreography.js'
 import { checkProtocol, faultSchedule } from '../../runtime/testing/check-protocol.js'
+import { greeting } from '../fixtures/greeting.js'
 
-// The README's greeting.
-const greeting = defineChoreography({
-  name: 'greeting',
-  roles: ['client', 'server'],
-  steps: [
-    { label: 'hello', from: 'client', to: ['server'], payload: z.object({ text: z.string() }), produce: () => ({ text: 'hello' }) },
-    {
-      label: 'welcome',
-      from: 'server',
-      to: ['client'],
-      payload: z.object({ text: z.string() }),
-      produce: (ctx) => ({ text: `welcome, you said ${(ctx.received.hello?.client as { text: string }).text}` }),
-    },
-  ],
-})
 
 describe('checkProtocol', () => {
   it('the greeting keeps the session laws and its own invariant under drops, duplicates, reordering and partitions', async () => {

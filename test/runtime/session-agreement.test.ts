@@ -4,22 +4,13 @@
 // 'welcome' then runs into the deadline. Each peer deciding alone ended client completed/success,
 // server failed/timeout. Now the leader (whichever of the two created the session) decides.
 import { afterEach, describe, expect, it } from 'vitest'
-import { z } from 'zod'
-import { defineChoreography } from '../../runtime/choreography.js'
 import { Simulation } from '../../runtime/simulation.js'
 import type { Runtime } from '../../runtime/runtime.js'
 import { drive } from '../fixtures/simulation-drive.js'
+import { greeting } from '../fixtures/greeting.js'
 
 const FINALS = ['completed', 'failed', 'cancelled']
 
-const greeting = defineChoreography({
-  name: 'greeting',
-  roles: ['client', 'server'],
-  steps: [
-    { label: 'hello', from: 'client', to: ['server'], payload: z.object({ text: z.string() }), produce: () => ({ text: 'hello' }) },
-    { label: 'welcome', from: 'server', to: ['client'], payload: z.object({ text: z.string() }), produce: () => ({ text: 'welcome' }) },
-  ],
-})
 
 const simulations: Simulation[] = []
 afterEach(async () => {
