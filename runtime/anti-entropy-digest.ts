@@ -58,7 +58,7 @@ export class CollectionDigest {
   }
 
   private count(): number {
-    return this.coordinator.documents().length
+    return this.coordinator.documentCount()
   }
 
   bloom(salt: string): BloomFilter {

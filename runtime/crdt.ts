@@ -418,6 +418,11 @@ export class CrdtCoordinator {
     return [...this.docs.keys()].sort()
   }
 
+  /** How many documents the collection holds (documents() sorts every name; this does not). */
+  documentCount(): number {
+    return this.docs.size
+  }
+
   document(name: string): CrdtDocument | undefined {
     return this.docs.get(name)
   }
