@@ -77,9 +77,14 @@ export const runtimeConfigSchema = z
       .object({
         /** how far ahead of this peer's clock a replicated record's timestamp may be (ClockDrift beyond) */
         maxClockDriftMs: z.number().int().positive().max(Number.MAX_SAFE_INTEGER).default(DEFAULT_MAX_CLOCK_DRIFT_MS),
+        /** peers whose root capabilities this peer accepts besides its own (cluster members, an
+         * administrator): a token a trusted root issued itself is enough, no pairwise grants */
+        trustedRoots: z.array(z.string().min(1).max(128)).max(10_000).default([]),
+        /** namespaces (exact names) that accept only capabilities rooted at one of the listed owners */
+        owners: z.record(z.string().min(1).max(256), z.array(z.string().min(1).max(128)).min(1)).default({}),
       })
       .strict()
-      .default({ maxClockDriftMs: DEFAULT_MAX_CLOCK_DRIFT_MS }),
+      .default({ maxClockDriftMs: DEFAULT_MAX_CLOCK_DRIFT_MS, trustedRoots: [], owners: {} }),
     /** scales every timeout: production 1, tests and simulation lower */
     timeoutProfile: z
       .object({ name: z.string().min(1), factor: z.number().positive().max(100) })

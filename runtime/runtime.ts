@@ -135,7 +135,15 @@ export async function createRuntime(input: RuntimeConfigInput = {}): Promise<Run
 
     const transport = new TransportCoordinator(net.peerId, net, { clock, random })
     const emit = (event: RuntimeEventInput) => bus.emit(event)
-    const store = new StorageCoordinator(net.peerId, storage, { crypto, clock, emit, maxClockDriftMs: config.storage.maxClockDriftMs, ...(inspect ? { inspect } : {}) })
+    const store = new StorageCoordinator(net.peerId, storage, {
+      crypto,
+      clock,
+      emit,
+      maxClockDriftMs: config.storage.maxClockDriftMs,
+      trustedRoots: config.storage.trustedRoots,
+      owners: config.storage.owners,
+      ...(inspect ? { inspect } : {}),
+    })
     const replication = new ReplicationCoordinator({ storage: store, router, clock, random, emit, ...(inspect ? { inspect } : {}) })
     await store.attach({ router })
     await replication.attach()

@@ -2,6 +2,8 @@
 // delta and digest, answers are joined only from peers trusted to replicate, and a collection is
 // attached once (several side by side under their own namespaces).
 import { afterEach, describe, expect, it } from 'vitest'
+import { issueRoot } from '../../effects/crypto/capability.js'
+import { Ed25519Crypto } from '../../effects/crypto/index.js'
 import { orSet, type ORSetState } from '../../effects/semilattice/index.js'
 import { AntiEntropy } from '../../runtime/anti-entropy.js'
 import { CrdtCoordinator } from '../../runtime/crdt.js'
@@ -85,6 +87,31 @@ describe('CRDT collections are closed to peers without a capability', () => {
     const { v } = await pair()
     await v.mutate<ORSetState>('tags', (s, r) => orSet.add(s, r, 'local'))
     expect(tags(v)).toEqual(['local', 'owner'])
+  })
+})
+
+describe('a cluster administrator', () => {
+  it('peers that trust one root (storage.trustedRoots) sync with the single token it gave each, no pairwise grants; a peer that does not trust it is refused', async () => {
+    const admin = await Ed25519Crypto.generate()
+    const config = { transport: 'memory' as const, storage: { trustedRoots: [admin.peerId] } }
+    const [a, b, outsider] = await Promise.all([createRuntime(config), createRuntime(config), createRuntime({ transport: 'memory' })])
+    runtimes.push(a!, b!, outsider!)
+    for (const other of [b!, outsider!]) await a!.connect(other.addresses()[0]!)
+    const now = Date.now()
+    const member = (peer: string) => issueRoot(admin, { audience: peer, namespace: 'crdt.*', rights: ['read', 'replicate'], notBefore: now, expiresAt: now + HOUR })
+    const [ca, cb, co] = await Promise.all([a!, b!, outsider!].map((r) => CrdtCoordinator.attach(r)))
+    for (const [c, r] of [[ca!, a!], [cb!, b!], [co!, outsider!]] as const) c.addCapability(await member(r.peerId))
+    cb!.cv('tags', orSet)
+    await cb!.mutate<ORSetState>('tags', (s, r) => orSet.add(s, r, 'member'))
+    await ca!.syncWithPeer(b!.peerId)
+    expect(tags(ca!)).toEqual(['member'])
+    // the outsider holds the same kind of token, but does not trust the administrator
+    await expect(ca!.syncWithPeer(outsider!.peerId)).rejects.toMatchObject({ code: 'PERMISSION_DENIED' })
+  })
+
+  it('trusted roots and owners are validated config', async () => {
+    await expect(createRuntime({ transport: 'memory', storage: { trustedRoots: [''] } })).rejects.toMatchObject({ code: 'CONFIG_INVALID' })
+    await expect(createRuntime({ transport: 'memory', storage: { owners: { docs: [] } } })).rejects.toMatchObject({ code: 'CONFIG_INVALID' })
   })
 })
 
