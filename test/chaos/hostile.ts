@@ -157,6 +157,17 @@ async function legitLoop(runtime: Runtime, victim: Victim, token: unknown, count
   }
 }
 
+/** Legitimate traffic for `ms` of wall time; resolves with its counts once the last request settled. */
+async function legitFor(ms: number, runtime: Runtime, victim: Victim, token: unknown): Promise<{ ok: number; failed: number }> {
+  const counts = { ok: 0, failed: 0 }
+  let done = false
+  const serving = legitLoop(runtime, victim, token, counts, () => done)
+  await new Promise((r) => setTimeout(r, ms))
+  done = true
+  await serving
+  return counts
+}
+
 export async function hostileRun(options: HostileOptions): Promise<HostileReport> {
   const started = Date.now()
   const random = new SeededRandom(`hostile/${options.seed ?? 1}`)
@@ -168,12 +179,7 @@ export async function hostileRun(options: HostileOptions): Promise<HostileReport
   try {
     await legit.connect(victim.address)
     const { token } = await victim.ask<{ token: unknown }>({ type: 'grant', peerId: legit.peerId }, 'granted')
-    const warm = { ok: 0, failed: 0 }
-    let warmed = false
-    const warming = legitLoop(legit, victim, token, warm, () => warmed)
-    await new Promise((r) => setTimeout(r, 1_000))
-    warmed = true
-    await warming
+    await legitFor(1_000, legit, victim, token) // warm up: what a served peer holds is allocated
     const before = await victim.ask<{ rss: number }>({ type: 'rss' }, 'rss')
 
     const self = attacker.peerId.toString()
@@ -213,12 +219,7 @@ export async function hostileRun(options: HostileOptions): Promise<HostileReport
     attacking = false
     await legitDuring
 
-    const after = { ok: 0, failed: 0 }
-    let done = false
-    const serving = legitLoop(legit, victim, token, after, () => done)
-    await new Promise((r) => setTimeout(r, 1_500))
-    done = true
-    await serving
+    const after = await legitFor(1_500, legit, victim, token)
     const report = exited ? undefined : await victim.ask<{ rss: number; errors: Record<string, number>; tags: string[]; memory: unknown }>({ type: 'rss' }, 'rss')
     if (process.env.HOSTILE_DEBUG) console.log(JSON.stringify({ before, after: report }))
     return {
