@@ -1,5 +1,5 @@
 // Timeout coordination (pattern 6). A deadline is an absolute time on this peer's clock (between
-// peers it travels as the budget left, see runtime/wire.ts); a child gets min(requested, what the
+// peers it travels as the budget left, see runtime/core/wire.ts); a child gets min(requested, what the
 // parent has left). Expiry stops the operation actor, and
 // stopping a promise actor aborts its `signal`, which is how the work and everything it spawned
 // learns to give up. Time enters only through the injected `deadlineTimer` (durable: re-armed

@@ -2,34 +2,34 @@
 // property-testing live in 'aura-orchestration/testing'; the dashboard, the inspector and the
 // statecharts for the visualizer in 'aura-orchestration/dev'.
 
-import './polyfill.js'
+import '../effects/network/polyfill.js'
 
 // the runtime and its configuration
-export { createRuntime, type Runtime } from './runtime.js'
-export { parseRuntimeConfig, type RuntimeConfig, type RuntimeConfigInput } from './config.js'
-export type { RuntimeEvent } from './events.js'
-export type { MetricsSnapshot, LatencySummary } from './metrics.js'
+export { createRuntime, type Runtime } from './core/runtime.js'
+export { parseRuntimeConfig, type RuntimeConfig, type RuntimeConfigInput } from './core/config.js'
+export type { RuntimeEvent } from './core/events.js'
+export type { MetricsSnapshot, LatencySummary } from './core/metrics.js'
 
 // sessions (pattern 4) and timeouts (pattern 6)
-export { defineChoreography, type Choreography, type ChoreographyDefinition, type ChoreographyStep, type StepContext } from './choreography.js'
-export { thresholdCeremony, groupKeyOf } from './protocols/threshold-ceremony.js'
-export type { SessionManager, Session, SessionResult, SessionView, SessionParticipant, CreateSessionConfig, Invitation } from './sessions.js'
-export type { TimeoutCoordinator, TimeoutPolicy, CoordinatedResult, Operation, NamedOperation, OperationContext, RemoteHandler } from './timeouts.js'
-export { currentDeadline, currentSignal, type TimeoutScope } from './timeout-context.js'
-export { withRetry, type RetryPolicy } from './retry.js'
+export { defineChoreography, type Choreography, type ChoreographyDefinition, type ChoreographyStep, type StepContext } from './sessions/choreography.js'
+export { thresholdCeremony, groupKeyOf } from './sessions/protocols/threshold-ceremony.js'
+export type { SessionManager, Session, SessionResult, SessionView, SessionParticipant, CreateSessionConfig, Invitation } from './sessions/session-manager.js'
+export type { TimeoutCoordinator, TimeoutPolicy, CoordinatedResult, Operation, NamedOperation, OperationContext, RemoteHandler } from './timeouts/timeout-coordinator.js'
+export { currentDeadline, currentSignal, type TimeoutScope } from './timeouts/timeout-context.js'
+export { withRetry, type RetryPolicy } from './timeouts/with-retry.js'
 
 // transport (pattern 5)
-export type { TransportCoordinator, Channel, ChannelConfig, ChannelMessage, ChannelSendOptions, ContextManager } from './transport.js'
+export type { TransportCoordinator, Channel, ChannelConfig, ChannelMessage, ChannelSendOptions, ContextManager } from './transport/transport-coordinator.js'
 
 // storage and replication (pattern 3)
-export type { StorageCoordinator, StorageCoordinatorOptions, StoreReceipt } from './storage.js'
-export type { ReplicationCoordinator, ReconcileOptions, ReconcileOnOptions, ReconcileResult } from './replication.js'
-export * as capabilities from '../effects/crypto/capability.js'
+export type { StorageCoordinator, StorageCoordinatorOptions, StoreReceipt } from './storage/storage-coordinator.js'
+export type { ReplicationCoordinator, ReconcileOptions, ReconcileOnOptions, ReconcileResult } from './storage/replication-coordinator.js'
+export * as capabilities from './core/capability.js'
 
 // CRDT coordination (pattern 1) and anti-entropy (pattern 2)
-export { CrdtCoordinator, type CrdtMetrics, type SyncResult, type SyncStatus, type SyncStatusReport } from './crdt.js'
-export { AntiEntropy, type RoundSummary, type AntiEntropyConfigInput, type AntiEntropyProgress } from './anti-entropy.js'
-export * as semilattice from '../effects/semilattice/index.js'
+export { CrdtCoordinator, type CrdtMetrics, type SyncResult, type SyncStatus, type SyncStatusReport } from './crdt/crdt-coordinator.js'
+export { AntiEntropy, type RoundSummary, type AntiEntropyConfigInput, type AntiEntropyProgress } from './anti-entropy/anti-entropy.js'
+export * as semilattice from './crdt/lattices/index.js'
 
 // effects a service may inject (interfaces, and the real handlers createRuntime uses by default)
 export { Libp2pNetwork, type Network } from '../effects/network/index.js'

@@ -1,4 +1,4 @@
-import '../runtime/polyfill.js'
+import '../effects/network/polyfill.js'
 import fc from 'fast-check'
 
 // Property tests replay: one fixed seed unless FC_SEED picks another. fast-check prints the

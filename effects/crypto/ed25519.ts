@@ -3,7 +3,7 @@ import { generateKeyPair, generateKeyPairFromSeed, privateKeyFromProtobuf, priva
 import type { Ed25519PrivateKey, PrivateKey } from '@libp2p/interface'
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import { InvalidInput } from '../errors.js'
-import type { Crypto } from './index.js'
+import type { Crypto } from './crypto.js'
 
 const ED25519_PUBLIC_KEY_BYTES = 32
 const ED25519_SIGNATURE_BYTES = 64

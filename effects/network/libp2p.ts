@@ -29,7 +29,7 @@ import {
   UnknownProtocol,
   invalidInput,
 } from '../errors.js'
-import { DEFAULT_MAX_FRAME_BYTES, type FrameError, type FrameHandler, type Network, type PeerEvent, type SendOptions } from './index.js'
+import { DEFAULT_MAX_FRAME_BYTES, type FrameError, type FrameHandler, type Network, type PeerEvent, type SendOptions } from './network.js'
 
 // Frames are bounded, so one peer with a buggy or hostile sender cannot make us buffer without
 // limit; 64 MiB is far above anything the router sends and still fits in memory twice.

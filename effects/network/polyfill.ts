@@ -1,6 +1,6 @@
 // libp2p v3 and its noise encrypter call Promise.withResolvers, which Node only gained in 22; we
-// run on Node 20. Effects may not import runtime/, so the network handler carries its own copy of
-// this shim and imports it before anything from libp2p is evaluated.
+// run on Node 20. Every entry point (runtime, testing, dev, peer-process) and the libp2p handler
+// import this one shim before anything from libp2p is evaluated.
 type Resolvers<T> = { promise: Promise<T>; resolve: (v: T | PromiseLike<T>) => void; reject: (e?: unknown) => void }
 
 const PromiseWithResolvers = Promise as unknown as { withResolvers?: <T>() => Resolvers<T> }

@@ -11,7 +11,7 @@ import { z } from 'zod'
 import { Cancelled, ConfigInvalid, FrameTooLarge, InvalidInput, NetworkError, PeerUnreachable, invalidInput } from '../errors.js'
 import type { Random } from '../random/index.js'
 import type { Clock } from '../time/index.js'
-import { DEFAULT_MAX_FRAME_BYTES, type FrameError, type FrameHandler, type Network, type PeerEvent, type SendOptions } from './index.js'
+import { DEFAULT_MAX_FRAME_BYTES, type FrameError, type FrameHandler, type Network, type PeerEvent, type SendOptions } from './network.js'
 
 const rate = z.number().min(0).max(1)
 const delay = z.number().int().min(0)

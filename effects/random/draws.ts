@@ -1,5 +1,5 @@
 import { InvalidInput } from '../errors.js'
-import type { Random } from './index.js'
+import type { Random } from './random.js'
 
 const TWO_32 = 0x1_0000_0000
 

@@ -1,5 +1,5 @@
 import { StorageError } from '../errors.js'
-import type { BatchOp, Entry, Namespace, RangeOptions, Storage, StorageKey } from './index.js'
+import type { BatchOp, Entry, Namespace, RangeOptions, Storage, StorageKey } from './store.js'
 
 /**
  * One process's handle on storage that outlives it, which a simulated crash can kill. The

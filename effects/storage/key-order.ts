@@ -15,7 +15,7 @@
 // with a shorter prefix first. A one-element array is the same key as its element (lmdb reads
 // it back unwrapped), which the key validation normalizes up front.
 
-import type { StorageKey } from './index.js'
+import type { StorageKey } from './store.js'
 
 const floatView = new DataView(new ArrayBuffer(8))
 const utf8 = new TextEncoder()

@@ -1,7 +1,7 @@
 import { open, type Database, type Key, type RootDatabase } from 'lmdb'
 import { z } from 'zod'
 import { ConfigInvalid, StorageError, isAuraError } from '../errors.js'
-import type { BatchOp, Entry, Namespace, RangeOptions, Storage, StorageKey } from './index.js'
+import type { BatchOp, Entry, Namespace, RangeOptions, Storage, StorageKey } from './store.js'
 import { compareBytes } from './key-order.js'
 import {
   DEFAULT_MAX_VALUE_BYTES,

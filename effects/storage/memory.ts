@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import { ConfigInvalid, StorageError, invalidInput } from '../errors.js'
-import type { BatchOp, Entry, Namespace, RangeOptions, Storage, StorageKey } from './index.js'
+import type { BatchOp, Entry, Namespace, RangeOptions, Storage, StorageKey } from './store.js'
 import { compareBytes, keyToSortable } from './key-order.js'
 import {
   DEFAULT_MAX_VALUE_BYTES,

@@ -3,7 +3,7 @@
 
 import { z } from 'zod'
 import { InvalidInput, invalidInput } from '../errors.js'
-import { NAMESPACE_NAME, type BatchOp, type RangeOptions, type StorageKey } from './index.js'
+import { NAMESPACE_NAME, type BatchOp, type RangeOptions, type StorageKey } from './store.js'
 import { MAX_KEY_BYTES, encodeKey } from './key-order.js'
 
 export const DEFAULT_MAX_VALUE_BYTES = 16 * 1024 * 1024

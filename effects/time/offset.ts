@@ -1,4 +1,4 @@
-import type { Clock, TimerHandle } from './index.js'
+import type { Clock, TimerHandle } from './clock.js'
 
 /**
  * Another clock read `offsetMs` ahead (or behind, if negative): a peer whose wall clock is skewed.

@@ -1,5 +1,5 @@
 import { Cancelled } from '../errors.js'
-import type { Clock, TimerHandle } from './index.js'
+import type { Clock, TimerHandle } from './clock.js'
 
 export interface SystemClockOptions {
   /**

@@ -1,4 +1,4 @@
-import type { Clock, TimerHandle } from './index.js'
+import type { Clock, TimerHandle } from './clock.js'
 import { sleepOn } from './system.js'
 
 interface Timer {

@@ -10,12 +10,12 @@
 //   lossless    with no loss and no partition, and time enough, every peer completes
 
 import fc from 'fast-check'
-import type { Choreography } from '../choreography.js'
+import type { Choreography } from '../sessions/choreography.js'
 import { sessionMachine } from '../../machines/session.js'
 import type { SessionOutcome } from '../../machines/session.js'
-import type { Session } from '../sessions.js'
-import { Simulation, type TraceEvent } from '../simulation.js'
-import { finalEntries, lifecycleViolations } from '../trace-check.js'
+import type { Session } from '../sessions/session-manager.js'
+import { Simulation, type TraceEvent } from './simulation.js'
+import { finalEntries, lifecycleViolations } from './trace-check.js'
 
 /** One run's faults: rates and delays for the whole run, and at most one partition that heals. */
 export interface FaultSchedule {

@@ -1,7 +1,7 @@
 // `npm run bench`: runs every benchmark, prints one table, writes bench-results.json.
 // `npm run bench -- session` runs only the benches whose name contains "session".
 
-import '../../runtime/polyfill.js'
+import '../../effects/network/polyfill.js'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { BenchReport } from './report.js'

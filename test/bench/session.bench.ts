@@ -12,8 +12,8 @@ import { createLibp2p } from 'libp2p'
 import { open } from 'lmdb'
 import { assign, createActor, setup } from 'xstate'
 import { z } from 'zod'
-import { createRuntime, type Runtime } from '../../runtime/runtime.js'
-import { defineChoreography } from '../../runtime/choreography.js'
+import { createRuntime, type Runtime } from '../../runtime/core/runtime.js'
+import { defineChoreography } from '../../runtime/sessions/choreography.js'
 import { quantile, sample, type BenchReport } from './report.js'
 
 const SESSIONS = 200

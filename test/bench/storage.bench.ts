@@ -10,9 +10,9 @@ import { open } from 'lmdb'
 import { Ed25519Crypto } from '../../effects/crypto/ed25519.js'
 import { LmdbStorage } from '../../effects/storage/index.js'
 import { SystemClock } from '../../effects/time/index.js'
-import { createRuntime, type Runtime } from '../../runtime/runtime.js'
-import { ReplicationCoordinator } from '../../runtime/replication.js'
-import { StorageCoordinator } from '../../runtime/storage.js'
+import { createRuntime, type Runtime } from '../../runtime/core/runtime.js'
+import { ReplicationCoordinator } from '../../runtime/storage/replication-coordinator.js'
+import { StorageCoordinator } from '../../runtime/storage/storage-coordinator.js'
 import { quantile, sample, type BenchReport } from './report.js'
 
 const BATCH = 1_000

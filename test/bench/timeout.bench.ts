@@ -5,8 +5,8 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createRuntime, type Runtime } from '../../runtime/runtime.js'
-import { Simulation } from '../../runtime/simulation.js'
+import { createRuntime, type Runtime } from '../../runtime/core/runtime.js'
+import { Simulation } from '../../runtime/testing/simulation.js'
 import { quantile, type BenchReport } from './report.js'
 
 const FANOUT = 10

@@ -5,7 +5,7 @@
 // chain and budget charge, the channel machine's SEND/ACK steps, and the retry machine.
 
 import { Libp2pNetwork } from '../../effects/network/libp2p.js'
-import { TransportCoordinator } from '../../runtime/transport.js'
+import { TransportCoordinator } from '../../runtime/transport/transport-coordinator.js'
 import { quantile, sample, type BenchReport } from './report.js'
 
 const RAW = '/aura/bench-raw/1.0.0'

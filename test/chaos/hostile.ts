@@ -4,7 +4,7 @@
 // writing to and reading from the same peer. Reported: frames sent, whether the peer lived, its RSS
 // growth, and the legitimate requests served during and after the attack.
 
-import '../../runtime/polyfill.js'
+import '../../effects/network/polyfill.js'
 import { fork, type ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { noise } from '@libp2p/noise'
@@ -14,9 +14,9 @@ import { yamux } from '@libp2p/yamux'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { SeededRandom } from '../../effects/random/index.js'
-import { protocolFor, type PatternFamily } from '../../runtime/router.js'
-import { createRuntime, type Runtime } from '../../runtime/runtime.js'
-import { encodeEnvelope, type Envelope } from '../../runtime/wire.js'
+import { protocolFor, type PatternFamily } from '../../runtime/core/router.js'
+import { createRuntime, type Runtime } from '../../runtime/core/runtime.js'
+import { encodeEnvelope, type Envelope } from '../../runtime/core/wire.js'
 
 const VICTIM = fileURLToPath(new URL('../fixtures/victim-process.ts', import.meta.url))
 const FAMILIES: PatternFamily[] = ['session', 'crdt', 'anti-entropy', 'storage', 'replication', 'transport', 'timeout']

@@ -10,7 +10,7 @@
 //   npm run chaos -- --runs 50 --seed 7  50 runs from seed 7
 //   npm run chaos -- --only hostile      one part only (simulated | processes | hostile)
 //   npm run chaos -- --keys 500          acknowledged writes the process campaign reaches
-import '../../runtime/polyfill.js'
+import '../../effects/network/polyfill.js'
 import { parseArgs } from 'node:util'
 import { hostileRun } from './hostile.js'
 import { processCampaign } from './processes.js'

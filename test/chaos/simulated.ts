@@ -12,12 +12,12 @@
 // again, as it did on the first start.
 
 import { SeededRandom } from '../../effects/random/index.js'
-import { orSet, pnCounter, type ORSetState, type PNCounterState } from '../../effects/semilattice/index.js'
-import type { CapabilityToken } from '../../effects/crypto/capability.js'
-import { AntiEntropy } from '../../runtime/anti-entropy.js'
-import { CrdtCoordinator } from '../../runtime/crdt.js'
-import { Simulation } from '../../runtime/simulation.js'
-import type { Runtime } from '../../runtime/runtime.js'
+import { orSet, pnCounter, type ORSetState, type PNCounterState } from '../../runtime/crdt/lattices/index.js'
+import type { CapabilityToken } from '../../runtime/core/capability.js'
+import { AntiEntropy } from '../../runtime/anti-entropy/anti-entropy.js'
+import { CrdtCoordinator } from '../../runtime/crdt/crdt-coordinator.js'
+import { Simulation } from '../../runtime/testing/simulation.js'
+import type { Runtime } from '../../runtime/core/runtime.js'
 import { History, check, divergence, type Observed, type Operation, type WritePolicy } from './history.js'
 import { greeting } from '../fixtures/greeting.js'
 

@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest'
 import { AuraError, DeadlineExceeded, ERROR_CODES, LimitExceeded, PermissionDenied, isRetryable, type AuraErrorCode } from '../../effects/errors.js'
 import { defaultIsRetryable } from '../../machines/retry.js'
-import { isTransient } from '../../runtime/retry.js'
+import { isTransient } from '../../runtime/timeouts/with-retry.js'
 
 describe('error table', () => {
   it('permanent codes are not retried, transient ones are, unknown errors are', () => {

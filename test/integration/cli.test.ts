@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const run = (...args: string[]) =>
-  spawnSync(process.execPath, ['--import', 'tsx', join(root, 'runtime', 'cli.ts'), ...args], { cwd: root, encoding: 'utf8', timeout: 120_000 })
+  spawnSync(process.execPath, ['--import', 'tsx', join(root, 'tools', 'cli.ts'), ...args], { cwd: root, encoding: 'utf8', timeout: 120_000 })
 
 describe('npm start', () => {
   it('runs a 3-peer ceremony to completion and exits 0', () => {

@@ -1,4 +1,4 @@
-// Durable sessions with real processes: each peer is an OS process (runtime/peer-process.ts) with
+// Durable sessions with real processes: each peer is an OS process (tools/peer-process.ts) with
 // libp2p TCP and its own LMDB folder. A participant is SIGKILLed mid-session and restarted from
 // the same folder — before the deadline the session completes; after it, every peer ends Failed
 // with a timeout and nobody waits forever.
@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os'
 import { join, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-const peerProcess = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'runtime', 'peer-process.ts')
+const peerProcess = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'tools', 'peer-process.ts')
 
 type Message = { type: string; [key: string]: unknown }
 interface Peer {

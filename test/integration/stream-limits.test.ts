@@ -7,7 +7,7 @@ import { yamux } from '@libp2p/yamux'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import type { Stream } from '@libp2p/interface'
-import { createRuntime } from '../../runtime/runtime.js'
+import { createRuntime } from '../../runtime/core/runtime.js'
 
 const cleanups: Array<() => Promise<void> | void> = []
 afterEach(async () => {

@@ -1,0 +1,142 @@
+// Collection digests for anti-entropy: one digest for all documents of a coordinator, built
+// from (document name, version hash) entries, so a round costs in proportion to what differs.
+//
+// Bloom ('anti-entropy'/'digest', digest 'bloom'):
+//   request  { digest: 'bloom', salt, filter: bytes, count }
+//   reply    { filter: bytes, count, lacking: string[], truncated }
+//   Items are `salt|name|versionHash`; the salt changes every round, so a false positive (a
+//   difference the filter hides) does not hide the same difference next round. `lacking` are
+//   the responder's documents the requester's filter does not hold; the requester finds the
+//   reverse with the responder's filter.
+//
+// Merkle (digest 'merkle'), one request per tree level: see merkle-exchange.ts.
+
+import { z } from 'zod'
+import { InvalidInput } from '../../effects/errors.js'
+import { BloomFilter, bloomParameters, MerkleTree, merkleDepthFor, parseWire } from '../crdt/lattices/index.js'
+import type { DigestOutcome, DigestStatus } from '../../machines/anti-entropy.js'
+import type { CrdtCoordinator } from '../crdt/crdt-coordinator.js'
+import { answerMerkle, diffBelowRoot, merkleRequestSchema, remoteRoot, type MerkleRequest } from '../storage/merkle-exchange.js'
+
+/** Names a bloom reply lists at most; the rest are found in later rounds. */
+export const MAX_LACKING = 20_000
+export const digestRequestSchema = z.union([
+  z.object({ digest: z.literal('bloom'), salt: z.string().min(1).max(64), filter: z.custom<Uint8Array>((v) => v instanceof Uint8Array), count: z.number().int().min(0) }).strict(),
+  merkleRequestSchema,
+])
+export type DigestRequest = z.infer<typeof digestRequestSchema>
+
+const bloomReplySchema = z
+  .object({ filter: z.custom<Uint8Array>((v) => v instanceof Uint8Array), count: z.number().int().min(0), lacking: z.array(z.string().min(1).max(256)).max(MAX_LACKING), truncated: z.boolean() })
+  .strict()
+
+const item = (salt: string, name: string, hash: string): string => `${salt}|${name}|${hash}`
+
+/** Sends a digest request and resolves with the reply (the runtime binds it to the router). */
+export type DigestTransport = (request: DigestRequest) => Promise<unknown>
+
+export interface DigestSizes {
+  /** minimum bloom filter bits */
+  bloomFilterSize: number
+  maxDigestBytes: number
+}
+
+/** The local side of both digests: answers peers, and runs the initiator's exchange. */
+export class CollectionDigest {
+  private readonly trees = new Map<number, MerkleTree>()
+
+  constructor(
+    private readonly coordinator: CrdtCoordinator,
+    private readonly sizes: DigestSizes,
+  ) {
+    // Trees are kept current as documents change, so a round never rebuilds one.
+    coordinator.changes$.subscribe((name) => {
+      if (this.trees.size === 0) return
+      const hash = coordinator.versionHashOf(name)
+      for (const tree of this.trees.values()) tree.set(name, hash)
+    })
+  }
+
+  private count(): number {
+    return this.coordinator.documentCount()
+  }
+
+  bloom(salt: string): BloomFilter {
+    const n = this.count()
+    const bits = Math.max(this.sizes.bloomFilterSize, bloomParameters({ expectedItems: n, falsePositiveRate: 0.01 }).bits)
+    const filter = BloomFilter.withSize(bits, bloomParameters({ expectedItems: Math.max(1, n) }).hashes)
+    for (const [name, hash] of this.coordinator.digestEntries()) filter.add(item(salt, name, hash))
+    return filter
+  }
+
+  tree(depth: number): MerkleTree {
+    let tree = this.trees.get(depth)
+    if (tree === undefined) this.trees.set(depth, (tree = MerkleTree.build(this.coordinator.digestEntries(), depth)))
+    return tree
+  }
+
+  /** Answers a peer's digest request. Throws InvalidInput for a malformed or oversized one. */
+  answer(input: unknown): unknown {
+    if (input !== null && typeof input === 'object' && (input as { filter?: unknown }).filter instanceof Uint8Array) {
+      const bytes = (input as { filter: Uint8Array }).filter.byteLength
+      if (bytes > this.sizes.maxDigestBytes) throw new InvalidInput('digest too large', { bytes, maxBytes: this.sizes.maxDigestBytes })
+    }
+    const request = parseWire(digestRequestSchema, input, 'anti-entropy digest')
+    if (request.digest === 'bloom') {
+      const theirs = BloomFilter.deserialize(request.filter, { maxBytes: this.sizes.maxDigestBytes })
+      const lacking: string[] = []
+      let truncated = false
+      for (const [name, hash] of this.coordinator.digestEntries()) {
+        if (theirs.has(item(request.salt, name, hash))) continue
+        if (lacking.length >= MAX_LACKING) {
+          truncated = true
+          break
+        }
+        lacking.push(name)
+      }
+      return { filter: this.bloom(request.salt).serialize(), count: this.count(), lacking, truncated }
+    }
+    return answerMerkle(this.tree(request.depth), request)
+  }
+
+  /** The initiator's side: which documents differ from the peer's. */
+  async compare(kind: 'bloom' | 'merkle', salt: string, send: DigestTransport, sizeOf: (v: unknown) => number): Promise<DigestOutcome> {
+    return kind === 'bloom' ? this.compareBloom(salt, send, sizeOf) : this.compareMerkle(send, sizeOf)
+  }
+
+  private async compareBloom(salt: string, send: DigestTransport, sizeOf: (v: unknown) => number): Promise<DigestOutcome> {
+    const mine = this.bloom(salt)
+    const request: DigestRequest = { digest: 'bloom', salt, filter: mine.serialize(), count: this.count() }
+    const raw = await send(request)
+    const reply = parseWire(bloomReplySchema, raw, 'bloom digest reply')
+    const theirs = BloomFilter.deserialize(reply.filter, { maxBytes: this.sizes.maxDigestBytes })
+    const remoteLacks: string[] = []
+    for (const [name, hash] of this.coordinator.digestEntries()) if (!theirs.has(item(salt, name, hash))) remoteLacks.push(name)
+    return outcome(reply.lacking, remoteLacks, [], sizeOf(request) + sizeOf(raw))
+  }
+
+  private async compareMerkle(send: DigestTransport, sizeOf: (v: unknown) => number): Promise<DigestOutcome> {
+    const depth = merkleDepthFor(Math.max(1, this.count()))
+    const tree = this.tree(depth)
+    let bytes = 0
+    const ask = async (request: MerkleRequest): Promise<unknown> => {
+      const reply = await send(request)
+      bytes += sizeOf(request) + sizeOf(reply)
+      return reply
+    }
+    const root = await remoteRoot(ask, depth)
+    if (root.hash === tree.root().hash) return { status: 'equal', differing: [], bytes }
+    const diff = await diffBelowRoot(tree, ask)
+    return outcome(diff.onlyRemote, diff.onlyLocal, diff.different, bytes)
+  }
+}
+
+/** localLacks: the peer has them and we do not (or not that version); remoteLacks: the reverse. */
+function outcome(localLacks: string[], remoteLacks: string[], both: string[], bytes: number): DigestOutcome {
+  const differing = [...new Set([...localLacks, ...remoteLacks, ...both])].sort()
+  let status: DigestStatus
+  if (differing.length === 0) status = 'equal'
+  else if (both.length > 0 || (localLacks.length > 0 && remoteLacks.length > 0)) status = 'diverged'
+  else status = localLacks.length > 0 ? 'local-behind' : 'remote-behind'
+  return { status, differing, bytes }
+}

@@ -1,0 +1,297 @@
+// The router carries actor messages between peers. One libp2p protocol per pattern family
+// (`/aura/<family>/1.0.0`), frames are envelopes (see wire.ts), and every incoming frame is
+// decoded, validated and authenticated (the envelope's `from` must be the peer the transport
+// authenticated) before a handler sees it. Bad frames are counted and answered with a typed error;
+// they never reach a handler and never stop the peer.
+//
+// Two delivery styles share the same path:
+//   - `send`: one-way message (ordered per peer and family).
+//   - `request`: the envelope carries an `id`; the handler's return value goes back as a `reply`
+//     (or its typed error as `error`) and the caller's promise settles with it.
+// Messages to self skip the codec and network but go through the same validation and dispatch.
+
+import { AuraError, DeadlineExceeded, LimitExceeded, MalformedFrame, PermissionDenied, UnknownProtocol, isAuraError, type AuraErrorCode } from '../../effects/errors.js'
+import type { IncomingFrame, Network } from '../../effects/network/index.js'
+import type { Clock } from '../../effects/time/index.js'
+import type { Random } from '../../effects/random/index.js'
+import { decodeEnvelope, encodeEnvelope, type Envelope } from './wire.js'
+import type { EventBus } from './events.js'
+import { outsideTimeoutScope } from '../timeouts/timeout-context.js'
+import { PeerRateLimiter } from './peer-rate-limit.js'
+
+export type PatternFamily = 'session' | 'crdt' | 'anti-entropy' | 'storage' | 'replication' | 'transport' | 'timeout'
+
+export const protocolFor = (family: PatternFamily): string => `/aura/${family}/1.0.0`
+
+export interface InboundMessage {
+  envelope: Envelope
+  /** authenticated sender */
+  from: string
+  family: PatternFamily
+  /** the sender's deadline on this peer's clock: arrival time plus the envelope's budgetMs */
+  deadlineAt?: number
+}
+
+/** A handler may return a value: for a request it becomes the reply payload. */
+export type KindHandler = (message: InboundMessage) => unknown | Promise<unknown>
+
+export interface OutboundMessage {
+  kind: string
+  to?: string
+  session?: string
+  /** absolute, on this peer's clock; it travels as the budget left (envelope.budgetMs) */
+  deadline?: number
+  epoch?: number
+  payload: unknown
+}
+
+const REPLY = 'reply'
+const ERROR_ANSWERS_PER_PEER_PER_SECOND = 200
+const ERROR = 'error'
+
+interface Pending {
+  resolve: (value: unknown) => void
+  reject: (error: unknown) => void
+  timer: unknown
+  /** only this peer may answer: request ids are sequential, so guessable */
+  peer: string
+}
+
+export interface RouterOptions {
+  network: Network
+  bus: EventBus
+  clock: Clock
+  random: Random
+  maxFrameBytes: number
+  /** inbound messages a peer may send per second before it gets LIMIT_EXCEEDED; default: no limit */
+  maxInboundPerPeerPerSecond?: number
+}
+
+const DONE: Promise<void> = Promise.resolve()
+
+const isThenable = (value: unknown): value is PromiseLike<unknown> =>
+  value !== null && (typeof value === 'object' || typeof value === 'function') && typeof (value as { then?: unknown }).then === 'function'
+
+export class Router {
+  private readonly handlers = new Map<PatternFamily, Map<string, KindHandler>>()
+  private readonly pending = new Map<string, Pending>()
+  private readonly network: Network
+  private readonly bus: EventBus
+  private readonly clock: Clock
+  private readonly random: Random
+  readonly maxFrameBytes: number
+  private readonly inboundLimit: PeerRateLimiter | undefined
+  /** typed-error answers per peer and second; the rejections beyond it are still counted */
+  private readonly errorAnswers: PeerRateLimiter
+  // Request ids: a random prefix per router (so a late answer to an earlier incarnation of this
+  // peer never matches) and a counter. One random draw per request cost more than the rest of
+  // building the request; unguessability is not needed because answers are matched on the peer.
+  private idPrefix: string | undefined
+  private idCounter = 0
+
+  constructor(options: RouterOptions) {
+    this.network = options.network
+    this.bus = options.bus
+    this.clock = options.clock
+    this.random = options.random
+    this.maxFrameBytes = options.maxFrameBytes
+    this.errorAnswers = new PeerRateLimiter(options.clock, ERROR_ANSWERS_PER_PEER_PER_SECOND)
+    this.inboundLimit = options.maxInboundPerPeerPerSecond === undefined ? undefined : new PeerRateLimiter(options.clock, options.maxInboundPerPeerPerSecond)
+  }
+
+  get self(): string {
+    return this.network.peerId
+  }
+
+  /** Registers handlers for a family's message kinds; the first registration opens the protocol. */
+  async register(family: PatternFamily, kinds: Record<string, KindHandler>): Promise<void> {
+    let table = this.handlers.get(family)
+    const first = !table
+    if (!table) this.handlers.set(family, (table = new Map()))
+    for (const [kind, handler] of Object.entries(kinds)) table.set(kind, handler)
+    // Inbound frames never run in the timeout scope of whatever first opened the protocol or dialled
+    // the connection: a peer's message is not part of a local operation.
+    if (first) await this.network.handle(protocolFor(family), (frame) => outsideTimeoutScope(() => this.onFrame(family, frame)))
+  }
+
+  /** One-way message. Rejects with the network's typed error if the frame cannot be sent. */
+  send(peerId: string, family: PatternFamily, message: OutboundMessage): Promise<void> {
+    let envelope: Envelope
+    try {
+      envelope = this.envelope(message, undefined)
+    } catch (error) {
+      return Promise.reject(error)
+    }
+    return this.dispatchOut(peerId, family, envelope)
+  }
+
+  /** Request/response: resolves with the remote handler's return value, rejects with its typed error. */
+  request<T = unknown>(peerId: string, family: PatternFamily, message: OutboundMessage, timeoutMs = 10_000): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      // inside the executor: a bad message rejects instead of throwing at the caller
+      const id = this.nextRequestId()
+      const envelope = this.envelope(message, id)
+      const timer = this.clock.setTimeout(() => {
+        this.pending.delete(id)
+        reject(new DeadlineExceeded(`no reply to ${message.kind} from ${peerId} within ${timeoutMs} ms`, { peer: peerId, kind: message.kind }))
+      }, timeoutMs)
+      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer, peer: peerId })
+      this.dispatchOut(peerId, family, envelope).catch((error: unknown) => this.settle(id, undefined, error))
+    })
+  }
+
+  private nextRequestId(): string {
+    this.idPrefix ??= `${this.random.id(8)}.`
+    return this.idPrefix + (this.idCounter++).toString(36)
+  }
+
+  /** Fields in the same order as always (v, kind, from, to, optional headers, payload, id). */
+  private envelope(message: OutboundMessage, id: string | undefined): Envelope {
+    const envelope: Envelope = { v: 1, kind: message.kind, from: this.self, to: message.to ?? message.kind } as Envelope
+    if (message.session !== undefined) envelope.session = message.session
+    if (message.deadline !== undefined) envelope.budgetMs = Math.max(0, message.deadline - this.clock.now())
+    if (message.epoch !== undefined) envelope.epoch = message.epoch
+    envelope.payload = message.payload
+    if (id !== undefined) envelope.id = id
+    return envelope
+  }
+
+  /** Never throws: every failure is a rejected promise, as for an async function. */
+  private dispatchOut(peerId: string, family: PatternFamily, envelope: Envelope): Promise<void> {
+    // Replies and typed errors come back on the family's protocol: listen on it before sending,
+    // even if this peer serves no kinds of that family itself.
+    if (!this.handlers.has(family)) return this.register(family, {}).then(() => this.dispatchOut(peerId, family, envelope))
+    if (peerId === this.self) {
+      // Local delivery: same validation and dispatch, no codec, no network.
+      this.bus.emit({ type: 'wire', direction: 'out', kind: envelope.kind, remote: peerId, bytes: 0, session: envelope.session })
+      queueMicrotask(() => outsideTimeoutScope(() => this.dispatchIn(family, envelope, peerId, 0)))
+      return DONE
+    }
+    let frame: Uint8Array
+    try {
+      frame = encodeEnvelope(envelope, this.maxFrameBytes)
+    } catch (error) {
+      return Promise.reject(error)
+    }
+    return this.network.send(peerId, protocolFor(family), frame).then(() => {
+      this.bus.emit({ type: 'wire', direction: 'out', kind: envelope.kind, remote: peerId, bytes: frame.length, session: envelope.session })
+    })
+  }
+
+  private onFrame(family: PatternFamily, frame: IncomingFrame): void {
+    let envelope: Envelope
+    try {
+      envelope = decodeEnvelope(frame.bytes, this.maxFrameBytes)
+    } catch (error) {
+      this.reject(family, frame.from, undefined, error, 'decode')
+      return
+    }
+    this.dispatchIn(family, envelope, frame.from, frame.bytes.length)
+  }
+
+  private dispatchIn(family: PatternFamily, envelope: Envelope, from: string, bytes: number): void {
+    this.bus.emit({ type: 'wire', direction: 'in', kind: envelope.kind, remote: from, bytes, session: envelope.session })
+    if (envelope.from !== from) {
+      this.reject(family, from, envelope, new PermissionDenied('envelope sender does not match the authenticated peer', { claimed: envelope.from, peer: from }), 'auth')
+      return
+    }
+    if (envelope.kind === REPLY || envelope.kind === ERROR) {
+      this.onAnswer(envelope, from)
+      return
+    }
+    // Answers above are to our own requests and never limited; everything else a peer sends is.
+    if (from !== this.self && this.inboundLimit?.take(from) === false) {
+      this.reject(family, from, envelope, new LimitExceeded(`more than ${this.inboundLimit.perSecond} messages a second from this peer`, { kind: envelope.kind }), 'rate-limit')
+      return
+    }
+    const handler = this.handlers.get(family)?.get(envelope.kind)
+    if (!handler) {
+      this.reject(family, from, envelope, new UnknownProtocol(`no handler for ${family}/${envelope.kind}`, { family, kind: envelope.kind }), 'dispatch')
+      return
+    }
+    // Most handlers answer synchronously; only a returned promise is waited on.
+    let result: unknown
+    try {
+      const message: InboundMessage = { envelope, from, family }
+      if (envelope.budgetMs !== undefined) message.deadlineAt = this.clock.now() + envelope.budgetMs
+      result = handler(message)
+    } catch (error) {
+      this.handlerFailed(family, from, envelope, error)
+      return
+    }
+    if (isThenable(result)) {
+      // Promise.resolve returns a native promise as is and tames a foreign thenable.
+      Promise.resolve(result).then(
+        (value) => this.handled(family, from, envelope, value),
+        (error: unknown) => this.handlerFailed(family, from, envelope, error),
+      )
+    } else this.handled(family, from, envelope, result)
+  }
+
+  private handled(family: PatternFamily, from: string, envelope: Envelope, result: unknown): void {
+    if (envelope.id !== undefined) void this.answer(from, family, { kind: REPLY, payload: result }, envelope.id)
+  }
+
+  private handlerFailed(family: PatternFamily, from: string, envelope: Envelope, error: unknown): void {
+    this.reject(family, from, envelope, error, `${family}/${envelope.kind}`)
+  }
+
+  private onAnswer(envelope: Envelope, from: string): void {
+    const id = envelope.id
+    const pending = id === undefined ? undefined : this.pending.get(id)
+    if (id === undefined || pending === undefined || pending.peer !== from) {
+      if (envelope.kind === ERROR) {
+        const payload = envelope.payload as { code?: string; message?: string } | undefined
+        this.bus.emit({ type: 'error', code: `REMOTE_${payload?.code ?? 'UNKNOWN'}`, where: 'remote', message: String(payload?.message ?? ''), remote: from })
+      }
+      return
+    }
+    if (envelope.kind === REPLY) this.settle(id, envelope.payload)
+    else {
+      const payload = (envelope.payload ?? {}) as { code?: AuraErrorCode; message?: string; details?: Record<string, unknown> }
+      this.settle(id, undefined, new AuraError(payload.code ?? 'NETWORK', payload.message ?? 'remote error', { ...(payload.details ?? {}), remote: from }))
+    }
+  }
+
+  private settle(id: string, value: unknown, error?: unknown): void {
+    const pending = this.pending.get(id)
+    if (!pending) return
+    this.pending.delete(id)
+    this.clock.clearTimeout(pending.timer)
+    if (error !== undefined) pending.reject(error)
+    else pending.resolve(value)
+  }
+
+  /** Counts a rejected inbound message and tells the sender why (never answering an answer). */
+  private reject(family: PatternFamily, from: string, envelope: Envelope | undefined, error: unknown, where: string): void {
+    const typed = isAuraError(error) ? error : new MalformedFrame(error instanceof Error ? error.message : String(error))
+    this.bus.emit({ type: 'error', code: typed.code, where, message: typed.message, remote: from })
+    if (envelope && (envelope.kind === REPLY || envelope.kind === ERROR)) return
+    if (from === this.self && envelope?.id === undefined) return
+    // Telling a peer why costs a send (and, to a peer that does not speak the protocol back, a
+    // failed stream negotiation each time): a flood of bad frames gets a bounded number of answers.
+    if (!this.errorAnswers.take(from)) return
+    const payload = { code: typed.code, message: typed.message, details: sanitizeDetails(typed.details) }
+    void this.answer(from, family, { kind: ERROR, payload }, envelope?.id).catch(() => {})
+  }
+
+  private answer(to: string, family: PatternFamily, message: OutboundMessage, id: string | undefined): Promise<void> {
+    return this.dispatchOut(to, family, this.envelope(message, id)).catch((error: unknown) => {
+      this.bus.emit({ type: 'error', code: isAuraError(error) ? error.code : 'NETWORK', where: 'answer', message: String(error), remote: to })
+    })
+  }
+
+  /** Rejects every outstanding request (on stop). */
+  close(): void {
+    for (const id of [...this.pending.keys()]) this.settle(id, undefined, new AuraError('CANCELLED', 'router closed'))
+  }
+}
+
+/** zod issues and nested errors can be large or non-serialisable; send only a small summary. */
+function sanitizeDetails(details: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  for (const [key, value] of Object.entries(details)) {
+    if (value === null || ['string', 'number', 'boolean'].includes(typeof value)) out[key] = value
+  }
+  return out
+}

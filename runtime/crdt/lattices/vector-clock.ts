@@ -1,0 +1,133 @@
+// Version vectors: replica id → number of that replica's events seen. Immutable; every
+// operation returns a new clock. Zero entries are never stored, so two clocks that mean the
+// same thing are structurally equal and encode to the same bytes.
+
+import { z } from 'zod'
+import { InvalidInput } from '../../../effects/errors.js'
+import { counterSchema, parseWire, replicaIdSchema, WIRE_LIMITS } from './lattice-wire.js'
+
+export type ClockOrder = 'equal' | 'before' | 'after' | 'concurrent'
+
+/** Wire form: a plain record, keys sorted. */
+export type VectorClockWire = Record<string, number>
+
+export const vectorClockSchema = z
+  .record(replicaIdSchema, counterSchema)
+  .refine((r) => Object.keys(r).length <= WIRE_LIMITS.entries, 'too many replicas')
+
+export class VectorClock {
+  static readonly empty = new VectorClock(new Map())
+
+  private constructor(private readonly counts: ReadonlyMap<string, number>) {}
+
+  /** From trusted entries (zeros dropped); use `decode` for anything from the wire. */
+  static of(entries: Iterable<readonly [string, number]> | Record<string, number>): VectorClock {
+    const iter = Symbol.iterator in entries ? (entries as Iterable<readonly [string, number]>) : Object.entries(entries)
+    const counts = new Map<string, number>()
+    for (const [replica, n] of iter) {
+      if (!Number.isSafeInteger(n) || n < 0) throw new InvalidInput('vector clock entry must be a non-negative integer', { replica, n })
+      if (n > 0) counts.set(replica, n)
+    }
+    return counts.size === 0 ? VectorClock.empty : new VectorClock(counts)
+  }
+
+  static decode(wire: unknown): VectorClock {
+    return VectorClock.of(parseWire(vectorClockSchema, wire, 'vector clock'))
+  }
+
+  get(replica: string): number {
+    return this.counts.get(replica) ?? 0
+  }
+
+  get size(): number {
+    return this.counts.size
+  }
+
+  replicas(): IterableIterator<string> {
+    return this.counts.keys()
+  }
+
+  entries(): IterableIterator<[string, number]> {
+    return this.counts.entries()
+  }
+
+  increment(replica: string, by = 1): VectorClock {
+    return this.with(replica, this.get(replica) + by)
+  }
+
+  with(replica: string, n: number): VectorClock {
+    if (!Number.isSafeInteger(n) || n < 0) throw new InvalidInput('vector clock entry must be a non-negative integer', { replica, n })
+    const counts = new Map(this.counts)
+    if (n === 0) counts.delete(replica)
+    else counts.set(replica, n)
+    return new VectorClock(counts)
+  }
+
+  /** Pointwise maximum: the least clock that dominates both. */
+  merge(other: VectorClock): VectorClock {
+    if (other.counts.size === 0) return this
+    if (this.counts.size === 0) return other
+    let counts: Map<string, number> | undefined
+    for (const [replica, n] of other.counts) {
+      if (n > this.get(replica)) {
+        counts ??= new Map(this.counts)
+        counts.set(replica, n)
+      }
+    }
+    return counts === undefined ? this : new VectorClock(counts)
+  }
+
+  /** Pointwise minimum: the greatest clock both dominate. */
+  meet(other: VectorClock): VectorClock {
+    const counts = new Map<string, number>()
+    for (const [replica, n] of this.counts) {
+      const m = Math.min(n, other.get(replica))
+      if (m > 0) counts.set(replica, m)
+    }
+    return counts.size === 0 ? VectorClock.empty : new VectorClock(counts)
+  }
+
+  compare(other: VectorClock): ClockOrder {
+    let less = false
+    let greater = false
+    for (const [replica, n] of this.counts) {
+      const m = other.get(replica)
+      if (n > m) greater = true
+      else if (n < m) less = true
+    }
+    for (const [replica, m] of other.counts) {
+      if (!this.counts.has(replica) && m > 0) less = true
+    }
+    if (less && greater) return 'concurrent'
+    if (less) return 'before'
+    if (greater) return 'after'
+    return 'equal'
+  }
+
+  /** True when this clock has seen everything `other` has (pointwise ≥, equal included). */
+  dominates(other: VectorClock): boolean {
+    for (const [replica, m] of other.counts) if (this.get(replica) < m) return false
+    return true
+  }
+
+  equals(other: VectorClock): boolean {
+    return this.compare(other) === 'equal'
+  }
+
+  /** The entries where this clock is ahead of `other`. */
+  aheadOf(other: VectorClock): VectorClock {
+    const counts = new Map<string, number>()
+    for (const [replica, n] of this.counts) if (n > other.get(replica)) counts.set(replica, n)
+    return counts.size === 0 ? VectorClock.empty : new VectorClock(counts)
+  }
+
+  encode(): VectorClockWire {
+    const out: VectorClockWire = {}
+    for (const replica of [...this.counts.keys()].sort()) out[replica] = this.counts.get(replica)!
+    return out
+  }
+
+  toJSON(): VectorClockWire {
+    return this.encode()
+  }
+}

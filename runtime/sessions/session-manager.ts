@@ -1,0 +1,851 @@
+// Session management over the session machine: create, invite, join, run a choreography, end.
+//
+// Each participant runs its own session actor (the machine projects the choreography onto its
+// role). Peers exchange these messages on `/aura/session/1.0.0`:
+//   invite {input}             creator → others: the roster, deadline and limits (the invitee
+//                              moves the deadline onto its own clock by the envelope's budget)
+//   join   {sessionId, role}   joiner → everyone (a request: retried until the peer knows the session)
+//   step   {sessionId, protocol, step, payload}   a choreography message (request, acked once
+//                              the receiver's actor has it; retried; duplicates are dropped)
+//   report {sessionId, kind, reason?}             participant → leader: its projection is done,
+//                              or it calls for failure, cancellation, or is past its deadline
+//                              (a request; the reply carries the verdict once decided)
+//   verdict {sessionId, kind, reason?}            leader → participants: the outcome's kind, sent
+//                              once it is on disk, retried until acknowledged or the grace is over
+//
+// The leader (the creator) decides the outcome and every participant adopts it: see
+// machines/session.ts. A leader keeps a decided verdict answerable until the deadline plus the
+// verdict grace, even past the session's retention or endSession (a small record of its own).
+//
+// The actor's persisted snapshot is written to storage at every transition; a restarted peer
+// restores its sessions, deadlines included (the deadline is an absolute time in context and its
+// timer an invoked actor, which XState restarts on restore).
+
+import { Subject, type Observable } from 'rxjs'
+import { createActor, fromPromise, type Actor, type SnapshotFrom } from 'xstate'
+import {
+  InvalidInput,
+  InvalidTransition,
+  LimitExceeded,
+  PermissionDenied,
+  UnknownProtocol,
+  UnknownRole,
+  UnknownSession,
+  isAuraError,
+} from '../../effects/errors.js'
+import type { Clock } from '../../effects/time/index.js'
+import type { Random } from '../../effects/random/index.js'
+import type { Crypto } from '../../effects/crypto/index.js'
+import type { Namespace, Storage } from '../../effects/storage/index.js'
+import {
+  proposalSchema,
+  sessionMachine,
+  sessionInputSchema,
+  verdictSchema,
+  type ReportInput,
+  type SessionEvent,
+  type SessionInput,
+  type SessionOutcome,
+  type Verdict,
+} from '../../machines/session.js'
+import type { Choreography, StepContext } from './choreography.js'
+import { deadlineTimerActor } from '../core/effect-actors.js'
+import type { EventBus } from '../core/events.js'
+import type { InboundMessage, Router } from '../core/router.js'
+import { withRetry, isTransient } from '../timeouts/with-retry.js'
+import { currentSignal, enclosingDeadline, withEnclosingSignal } from '../timeouts/timeout-context.js'
+import { z } from 'zod'
+
+export interface SessionParticipant {
+  peerId: string
+  role: string
+}
+
+export interface CreateSessionConfig {
+  /** time the whole session may take; default from runtime config, scaled by the timeout profile */
+  timeoutMs?: number
+  /** choreography the invitees should run (its name travels in the invite) */
+  protocol?: string
+}
+
+export type SessionStatus = 'created' | 'active' | 'agreeing' | 'terminating' | 'completed' | 'failed' | 'cancelled'
+
+export interface SessionResult {
+  sessionId: string
+  status: 'completed' | 'failed' | 'cancelled'
+  outcome: SessionOutcome
+}
+
+export interface SessionView {
+  sessionId: string
+  sessionType: string
+  status: SessionStatus
+  role: string
+  participants: SessionParticipant[]
+  joined: string[]
+  deadlineAt: number
+  cursor: number
+  step?: string
+  outcome: SessionOutcome | null
+}
+
+export interface Invitation {
+  sessionId: string
+  sessionType: string
+  from: string
+  role: string
+  protocol?: string
+  participants: SessionParticipant[]
+  deadlineAt: number
+}
+
+type SessionActor = Actor<typeof sessionMachine>
+type SessionSnapshot = SnapshotFrom<typeof sessionMachine>
+
+interface StoredSession {
+  snapshot: unknown
+  protocol?: string
+  /** when the session reached a final state (this peer's clock); its retention counts from here */
+  finishedAt?: number
+}
+
+const SESSIONS_NAMESPACE = 'aura.sessions'
+/** verdicts of sessions this peer led and already forgot, kept until participants stop asking */
+const VERDICTS_NAMESPACE = 'aura.sessions.verdicts'
+
+interface StoredVerdict {
+  verdict: Verdict
+  /** this peer's clock: past it no participant asks any more (deadline plus verdict grace) */
+  keepUntil: number
+}
+
+const invitePayload = z.object({ input: z.unknown(), protocol: z.string().max(64).optional() }).strict()
+const joinPayload = z.object({ sessionId: z.string().min(1).max(128), role: z.string().min(1).max(64) }).strict()
+const stepPayload = z
+  .object({ sessionId: z.string().min(1).max(128), protocol: z.string().min(1).max(64), step: z.number().int().nonnegative(), payload: z.unknown() })
+  .strict()
+const sessionIdField = { sessionId: z.string().min(1).max(128) }
+const reportPayload = proposalSchema.extend(sessionIdField).strict()
+const reportReply = z.object({ verdict: verdictSchema.nullable() }).strict()
+const verdictPayload = verdictSchema.extend(sessionIdField).strict()
+
+/** The leader's outcome as the verdict it announces: the kind, and a reason where there is one. */
+function verdictOf(outcome: SessionOutcome): Verdict {
+  return outcome.kind === 'failure' || outcome.kind === 'cancelled' ? { kind: outcome.kind, reason: outcome.reason.slice(0, 1024) } : { kind: outcome.kind }
+}
+
+/**
+ * How long one session request (invite, step, report, verdict) waits for its answer. A lost frame is only noticed by
+ * this timeout, and past the deadline every such wait delays the verdict; a round trip on a link
+ * that works takes far less.
+ */
+const AGREEMENT_ATTEMPT_MS = 1_000
+
+/** Asked for a verdict the leader has not decided yet: ask again later. */
+class VerdictPending extends Error {}
+
+const rosterSize = z.object({ participants: z.array(z.unknown()), limits: z.object({ maxParticipants: z.number() }).partial().optional() })
+
+/** A step payload's size as it is carried (JSON), against a limit in bytes. */
+function checkMessageSize(label: string, payload: unknown, maxBytes: number): void {
+  const size = Buffer.byteLength(JSON.stringify(payload) ?? '')
+  if (size > maxBytes) throw new LimitExceeded(`step ${label} payload is ${size} bytes, over ${maxBytes}`, { step: label, bytes: size, max: maxBytes })
+}
+
+function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
+  const parsed = schema.safeParse(value)
+  if (!parsed.success) throw new InvalidInput(`invalid ${what}`, { issues: parsed.error.issues })
+  return parsed.data
+}
+
+export interface SessionManagerDeps {
+  router: Router
+  storage: Storage
+  clock: Clock
+  random: Random
+  crypto: Crypto
+  bus: EventBus
+  limits: { maxParticipants: number; maxConcurrentSessions: number; maxMessageBytes: number }
+  defaultTimeoutMs: number
+  timeoutFactor: number
+  /** how long past its deadline a participant asks an unreachable leader for the verdict (unscaled) */
+  verdictGraceMs: number
+  autoJoin: boolean
+  /** a finished session is forgotten (memory and storage) this long after it finished */
+  retainFinishedMs: number
+  inspect?: (event: unknown) => void
+}
+
+export class Session {
+  constructor(
+    private readonly manager: SessionManager,
+    readonly id: string,
+  ) {}
+
+  /** Runs a choreography (or the one named in the invite) to completion. */
+  executeProtocol(protocol?: Choreography | string, options: { signal?: AbortSignal } = {}): Promise<SessionResult> {
+    return this.manager.executeProtocol(this.id, protocol, options)
+  }
+
+  /** Resolves when the session reaches a final state. */
+  result(): Promise<SessionResult> {
+    return this.manager.result(this.id)
+  }
+
+  state(): SessionView {
+    return this.manager.view(this.id)
+  }
+
+  cancel(reason = 'cancelled by application'): void {
+    this.manager.cancel(this.id, reason)
+  }
+}
+
+export class SessionManager {
+  private readonly actors = new Map<string, SessionActor>()
+  private readonly protocols = new Map<string, Choreography>()
+  /** verdict announcements in flight (the leader's), stopped with the manager */
+  private readonly announcements = new Set<AbortController>()
+  /** choreography named by the invite, kept with the snapshot so a restarted peer can execute it */
+  private readonly inviteProtocols = new Map<string, string>()
+  private readonly writes = new Set<Promise<void>>()
+  private readonly scheduledWrites = new Map<string, Promise<void>>()
+  /** finished sessions: when they finished, and the clock timer that will forget them */
+  private readonly retention = new Map<string, { finishedAt: number; timer: unknown }>()
+  private stopped = false
+  private readonly invitationsSubject = new Subject<Invitation>()
+  readonly invitations$: Observable<Invitation> = this.invitationsSubject.asObservable()
+  private readonly store: Namespace
+  private readonly verdicts: Namespace
+  private readonly self: string
+
+  constructor(private readonly deps: SessionManagerDeps) {
+    this.store = deps.storage.namespace(SESSIONS_NAMESPACE)
+    this.verdicts = deps.storage.namespace(VERDICTS_NAMESPACE)
+    this.self = deps.crypto.peerId
+  }
+
+  async start(protocols: Choreography[]): Promise<void> {
+    for (const protocol of protocols) this.registerProtocol(protocol)
+    await this.deps.router.register('session', {
+      invite: (m) => this.onInvite(m),
+      join: (m) => this.onJoin(m),
+      step: (m) => this.onStep(m),
+      report: (m) => this.onReport(m),
+      verdict: (m) => this.onVerdict(m),
+    })
+    this.resume()
+  }
+
+  registerProtocol(protocol: Choreography): void {
+    if (!protocol || typeof protocol.name !== 'string' || !Array.isArray(protocol.steps)) throw new InvalidInput('not a choreography (use defineChoreography)')
+    this.protocols.set(protocol.name, protocol)
+  }
+
+  /**
+   * Creates a session with this peer as a participant, and invites the others. Inside a
+   * `withTimeout` (or coordinated timeout) the session's deadline is never past the operation's,
+   * and the operation's end cancels it (see timeout-context.ts).
+   */
+  async createSession(sessionType: string, participants: SessionParticipant[], config: CreateSessionConfig = {}): Promise<Session> {
+    const options = parse(
+      z.object({ timeoutMs: z.number().positive().finite().max(7 * 24 * 3600_000).optional(), protocol: z.string().min(1).max(64).optional() }).strict(),
+      config,
+      'session config',
+    )
+    if (options.protocol !== undefined && !this.protocols.has(options.protocol)) throw new UnknownProtocol(`no choreography named ${options.protocol}`)
+    this.ensureCapacity()
+    const now = this.deps.clock.now()
+    const timeoutMs = (options.timeoutMs ?? this.deps.defaultTimeoutMs) * this.deps.timeoutFactor
+    const input = this.validateInput({
+      sessionId: this.deps.random.id(16),
+      sessionType,
+      selfPeerId: this.self,
+      participants,
+      leaderPeerId: this.self,
+      createdAt: now,
+      deadlineAt: enclosingDeadline(now + timeoutMs),
+      verdictGraceMs: this.verdictGraceMs(),
+      limits: { maxParticipants: this.deps.limits.maxParticipants, maxMessageBytes: this.deps.limits.maxMessageBytes },
+    })
+    const actor = this.spawn(input, undefined, options.protocol)
+    this.cancelWhileRunning(actor, currentSignal())
+    const others = input.participants.filter((p) => p.peerId !== this.self)
+    try {
+      await Promise.all(
+        others.map((p) =>
+          this.deliver(p.peerId, { kind: 'invite', session: input.sessionId, payload: { input: { ...input, selfPeerId: p.peerId }, ...(options.protocol ? { protocol: options.protocol } : {}) } }, input.deadlineAt),
+        ),
+      )
+    } catch (error) {
+      // A peer refused (or never got) its invite: the session cannot run, so it ends here now
+      // (telling the peers that did accept) instead of holding a slot until its deadline.
+      const cancel: SessionEvent = { type: 'CANCEL', reason: `invite failed: ${error instanceof Error ? error.message : String(error)}` }
+      if (actor.getSnapshot().can(cancel)) actor.send(cancel)
+      throw error
+    }
+    return new Session(this, input.sessionId)
+  }
+
+  /** Joins a session we were invited to, in the role the roster gives us. */
+  async joinSession(sessionId: string, role: string): Promise<Session> {
+    parse(joinPayload, { sessionId, role }, 'join')
+    const actor = this.actor(sessionId)
+    this.sendTo(actor, { type: 'JOIN', peerId: this.self, role })
+    const snapshot = actor.getSnapshot()
+    const others = snapshot.context.participants.filter((p) => p.peerId !== this.self)
+    await Promise.all(others.map((p) => this.deliver(p.peerId, { kind: 'join', session: sessionId, payload: { sessionId, role } }, snapshot.context.deadlineAt)))
+    return new Session(this, sessionId)
+  }
+
+  get(sessionId: string): Session | undefined {
+    return this.actors.has(sessionId) ? new Session(this, sessionId) : undefined
+  }
+
+  list(): SessionView[] {
+    return [...this.actors.keys()].map((id) => this.view(id))
+  }
+
+  /**
+   * Runs the choreography to the end. An abort of `options.signal` (e.g. the signal a coordinated
+   * timeout gives its operation), or the end of the operation this is called inside, cancels the
+   * session here and, through `end`, on every peer.
+   */
+  async executeProtocol(sessionId: string, protocol?: Choreography | string, options: { signal?: AbortSignal } = {}): Promise<SessionResult> {
+    const actor = this.actor(sessionId)
+    const choreography = this.resolveProtocol(actor, protocol)
+    const roles = new Set(actor.getSnapshot().context.participants.map((p) => p.role))
+    if (roles.size !== choreography.roles.length || !choreography.roles.every((r) => roles.has(r))) {
+      throw new InvalidInput(`choreography ${choreography.name} roles do not match the session roster`, { roles: [...roles], expected: choreography.roles })
+    }
+    this.protocols.set(choreography.name, choreography)
+    this.sendTo(actor, { type: 'EXECUTE', protocol: choreography.wire })
+    this.cancelWhileRunning(actor, withEnclosingSignal(options.signal))
+    return this.result(sessionId)
+  }
+
+  /** Cancels the session when `signal` aborts, until the session ends. */
+  private cancelWhileRunning(actor: SessionActor, signal: AbortSignal | undefined): void {
+    if (!signal) return
+    const onAbort = () => {
+      const cancel: SessionEvent = { type: 'CANCEL', reason: String(signal.reason ?? 'aborted') }
+      if (actor.getSnapshot().can(cancel)) actor.send(cancel)
+    }
+    signal.addEventListener('abort', onAbort, { once: true })
+    if (signal.aborted) onAbort()
+    else void this.result(actor.getSnapshot().context.sessionId).finally(() => signal.removeEventListener('abort', onAbort))
+  }
+
+  result(sessionId: string): Promise<SessionResult> {
+    const actor = this.actor(sessionId)
+    return new Promise((resolve) => {
+      const check = (snapshot: SessionSnapshot) => {
+        if (snapshot.status !== 'done') return false
+        resolve(this.resultOf(snapshot))
+        return true
+      }
+      if (check(actor.getSnapshot())) return
+      const subscription = actor.subscribe({
+        next: (snapshot) => {
+          if (check(snapshot)) subscription.unsubscribe()
+        },
+        error: () => undefined,
+      })
+    })
+  }
+
+  view(sessionId: string): SessionView {
+    const snapshot = this.actor(sessionId).getSnapshot()
+    const { context } = snapshot
+    return {
+      sessionId,
+      sessionType: context.sessionType,
+      status: statusOf(snapshot),
+      role: roleOf(context.participants, this.self),
+      participants: context.participants.map(({ peerId, role }) => ({ peerId, role })),
+      joined: [...context.joined],
+      deadlineAt: context.deadlineAt,
+      cursor: context.cursor,
+      ...(context.protocol?.steps[context.cursor] ? { step: context.protocol.steps[context.cursor]!.label } : {}),
+      outcome: context.outcome,
+    }
+  }
+
+  cancel(sessionId: string, reason: string): void {
+    this.sendTo(this.actor(sessionId), { type: 'CANCEL', reason })
+  }
+
+  /** Cancels the session if it is still running, then forgets it (stored record included). */
+  async endSession(sessionId: string): Promise<SessionResult> {
+    const actor = this.actor(sessionId)
+    if (actor.getSnapshot().status !== 'done') this.cancel(sessionId, 'ended by application')
+    const result = await this.result(sessionId)
+    await this.forget(sessionId)
+    return result
+  }
+
+  /** Drops a session from memory and storage. */
+  private async forget(sessionId: string): Promise<void> {
+    const actor = this.actors.get(sessionId)
+    if (!actor) return
+    actor.stop()
+    this.actors.delete(sessionId)
+    this.inviteProtocols.delete(sessionId)
+    await this.keepVerdict(actor.getSnapshot().context)
+    const retained = this.retention.get(sessionId)
+    if (retained) this.deps.clock.clearTimeout(retained.timer)
+    this.retention.delete(sessionId)
+    await this.store.delete(sessionId)
+  }
+
+  /** Forgets a finished session `retainFinishedMs` after it finished (on the clock effect). */
+  private retain(sessionId: string, finishedAt: number): void {
+    if (this.retention.has(sessionId) || this.stopped) return
+    const delay = Math.max(0, finishedAt + this.deps.retainFinishedMs - this.deps.clock.now())
+    const timer = this.deps.clock.setTimeout(() => {
+      this.forget(sessionId).catch((error) => this.report(error, 'session/retention'))
+    }, delay)
+    this.retention.set(sessionId, { finishedAt, timer })
+  }
+
+  /** Stops every actor and waits for snapshot writes in flight (storage closes after this). */
+  async stop(): Promise<void> {
+    this.stopped = true
+    for (const { timer } of this.retention.values()) this.deps.clock.clearTimeout(timer)
+    this.retention.clear()
+    for (const announcement of this.announcements) announcement.abort()
+    this.announcements.clear()
+    for (const actor of this.actors.values()) actor.stop()
+    this.actors.clear()
+    this.invitationsSubject.complete()
+    await Promise.allSettled([...this.writes])
+  }
+
+  // ---- inbound ----------------------------------------------------------------------------
+
+  private async onInvite({ envelope, from, deadlineAt }: InboundMessage): Promise<void> {
+    const { input: raw, protocol } = parse(invitePayload, envelope.payload, 'invite')
+    // The grace is this peer's own patience with the leader, not the inviter's.
+    const input = { ...onLocalClock(this.validateInput(raw), deadlineAt), verdictGraceMs: this.verdictGraceMs() }
+    if (input.selfPeerId !== this.self) throw new PermissionDenied('invite addressed to another peer')
+    if (!input.participants.some((p) => p.peerId === from)) throw new PermissionDenied('inviter is not a participant of the session', { from })
+    if (input.leaderPeerId !== from) throw new PermissionDenied('only the leader invites to its session', { from, leader: input.leaderPeerId })
+    if (this.actors.has(input.sessionId)) return // a retried invite
+    this.ensureCapacity()
+    const actor = this.spawn(input, undefined, protocol)
+    // The invite is the inviter's join: it created the session with itself in the roster.
+    const inviterJoin: SessionEvent = { type: 'JOIN', peerId: from, role: roleOf(input.participants, from) }
+    if (actor.getSnapshot().can(inviterJoin)) actor.send(inviterJoin)
+    await this.persist(input.sessionId)
+    const role = roleOf(input.participants, this.self)
+    const invitation: Invitation = {
+      sessionId: input.sessionId,
+      sessionType: input.sessionType,
+      from,
+      role,
+      participants: input.participants,
+      deadlineAt: input.deadlineAt,
+      ...(protocol ? { protocol } : {}),
+    }
+    // Join first (its local part is synchronous) so subscribers see a joined session.
+    if (this.deps.autoJoin) void this.joinSession(input.sessionId, role).catch((error) => this.report(error, 'session/auto-join'))
+    this.invitationsSubject.next(invitation)
+  }
+
+  private async onJoin({ envelope, from }: InboundMessage): Promise<void> {
+    const { sessionId, role } = parse(joinPayload, envelope.payload, 'join')
+    const actor = this.actor(sessionId)
+    const member = actor.getSnapshot().context.participants.find((p) => p.peerId === from)
+    if (!member) throw new PermissionDenied('peer is not a participant of the session', { sessionId, from })
+    if (member.role !== role) throw new UnknownRole(`role ${role} is not the role of ${from} in this session`, { sessionId, role })
+    const event: SessionEvent = { type: 'JOIN', peerId: from, role }
+    if (actor.getSnapshot().can(event)) actor.send(event)
+    await this.persist(sessionId)
+  }
+
+  private async onStep({ envelope, from }: InboundMessage): Promise<void> {
+    const message = parse(stepPayload, envelope.payload, 'step')
+    const actor = this.actor(message.sessionId)
+    const { context } = actor.getSnapshot()
+    const choreography = this.protocols.get(message.protocol)
+    if (!choreography) throw new UnknownProtocol(`no choreography named ${message.protocol}`)
+    const step = choreography.steps[message.step]
+    if (!step) throw new InvalidInput(`step ${message.step} is out of range`, { step: message.step })
+    const sender = context.participants.find((p) => p.peerId === from)
+    if (!sender) throw new PermissionDenied('peer is not a participant of the session', { from })
+    if (sender.role !== step.from) throw new UnknownRole(`step ${step.label} is sent by ${step.from}, not ${sender.role}`, { step: step.label, role: sender.role })
+    if (!step.to.includes(roleOf(context.participants, this.self))) throw new UnknownRole(`step ${step.label} is not addressed to this peer's role`)
+    const payload = step.payload.safeParse(message.payload)
+    if (!payload.success) throw new InvalidInput(`payload of step ${step.label} failed its schema`, { issues: payload.error.issues })
+    // the session's limit as agreed in the invite, and never more than this peer's own
+    checkMessageSize(step.label, payload.data, Math.min(context.limits.maxMessageBytes, this.deps.limits.maxMessageBytes))
+    const event: SessionEvent = { type: 'RECEIVE', step: message.step, from, payload: payload.data }
+    // A retried step we already have is acknowledged again, not an error.
+    if (actor.getSnapshot().can(event)) actor.send(event)
+    // The reply is the sender's acknowledgement: give it only once the step is on disk, so a
+    // crash after the ack cannot lose a message the sender will never resend.
+    await this.persist(message.sessionId)
+  }
+
+  /**
+   * Leader: a participant reports. Recorded (on disk) before the reply, which carries the verdict
+   * once decided, so a participant asking after its deadline gets it here.
+   */
+  private async onReport({ envelope, from }: InboundMessage): Promise<z.infer<typeof reportReply>> {
+    const { sessionId, ...proposal } = parse(reportPayload, envelope.payload, 'report')
+    const actor = this.actors.get(sessionId)
+    if (!actor) {
+      const kept = this.keptVerdict(sessionId)
+      if (kept) return { verdict: kept }
+      throw new UnknownSession(`unknown session ${sessionId}`, { sessionId })
+    }
+    const { context } = actor.getSnapshot()
+    if (context.leaderPeerId !== this.self) throw new PermissionDenied('this peer does not lead the session', { sessionId })
+    if (!context.participants.some((p) => p.peerId === from)) throw new PermissionDenied('peer is not a participant of the session', { from })
+    const event: SessionEvent = { type: 'REPORT', from, ...proposal }
+    if (actor.getSnapshot().can(event)) actor.send(event)
+    await this.persist(sessionId)
+    const outcome = actor.getSnapshot().context.outcome
+    return { verdict: outcome ? verdictOf(outcome) : null }
+  }
+
+  /** Participant: the leader's verdict. Adopted (and on disk) before it is acknowledged. */
+  private async onVerdict({ envelope, from }: InboundMessage): Promise<void> {
+    const { sessionId, ...verdict } = parse(verdictPayload, envelope.payload, 'verdict')
+    const actor = this.actor(sessionId)
+    const { context } = actor.getSnapshot()
+    if (context.leaderPeerId !== from || from === this.self) throw new PermissionDenied('only the leader gives the verdict', { from })
+    const event: SessionEvent = { type: 'VERDICT', ...verdict }
+    if (actor.getSnapshot().can(event)) actor.send(event)
+    await this.persist(sessionId)
+  }
+
+  // ---- actors -----------------------------------------------------------------------------
+
+  private spawn(input: SessionInput | undefined, snapshot: unknown, protocol?: string): SessionActor {
+    const machine = sessionMachine.provide({
+      actors: {
+        deadlineTimer: deadlineTimerActor(this.deps.clock),
+        sendStep: fromPromise(async ({ input: stepInput, signal }) => this.sendStep(stepInput, signal)),
+        reportToLeader: fromPromise(async ({ input: reportInput, signal }) => this.reportToLeader(reportInput, signal)),
+        release: fromPromise(async ({ input: releaseInput }) => this.release(releaseInput.sessionId, releaseInput.outcome, releaseInput.announce)),
+      },
+    })
+    const restored = snapshot as SessionSnapshot | undefined
+    // On restore XState takes the context from the snapshot; the input is only there for its type.
+    const sessionId = restored ? restored.context.sessionId : input!.sessionId
+    let previous = ''
+    const actor: SessionActor = createActor(machine, {
+      input: input ?? inputOf(restored!.context),
+      ...(restored ? { snapshot: restored } : {}),
+      clock: this.deps.clock,
+      // Transitions go on the event stream with the event that caused them.
+      inspect: (inspection) => {
+        this.deps.inspect?.(inspection)
+        if (inspection.type !== '@xstate.snapshot' || inspection.actorRef !== actor) return
+        const value = (inspection.snapshot as SessionSnapshot).value
+        const text = JSON.stringify(value)
+        if (text === previous) return
+        previous = text
+        this.deps.bus.emit({ type: 'transition', actorId: sessionId, machine: 'session', state: value, event: inspection.event.type })
+      },
+    })
+    this.actors.set(sessionId, actor)
+    if (protocol) this.inviteProtocols.set(sessionId, protocol)
+    actor.subscribe({
+      next: (state) => {
+        if (state.status === 'done' && !this.retention.has(sessionId)) {
+          this.retain(sessionId, this.deps.clock.now())
+          this.deps.bus.emit({ type: 'latency', name: 'session.duration', ms: this.deps.clock.now() - state.context.createdAt })
+        }
+        void this.persist(sessionId)
+      },
+      error: (error) => this.report(error, 'session/actor'),
+    })
+    actor.start()
+    void this.persist(sessionId)
+    return actor
+  }
+
+  /**
+   * Writes the actor's current snapshot; resolves once it is durable. Transitions in one burst
+   * (an event and the eventless moves it triggers) share one write: the write is taken at the end
+   * of the current microtask queue and reads the latest snapshot then.
+   */
+  private persist(sessionId: string): Promise<void> {
+    if (this.stopped) return Promise.resolve()
+    const scheduled = this.scheduledWrites.get(sessionId)
+    if (scheduled) return scheduled
+    const write = Promise.resolve()
+      .then(() => {
+        this.scheduledWrites.delete(sessionId)
+        return this.write(sessionId)
+      })
+      .finally(() => this.writes.delete(write))
+    this.scheduledWrites.set(sessionId, write)
+    this.writes.add(write)
+    return write
+  }
+
+  private async write(sessionId: string): Promise<void> {
+    const actor = this.actors.get(sessionId)
+    if (!actor) return
+    const protocol = this.inviteProtocols.get(sessionId)
+    const finishedAt = this.retention.get(sessionId)?.finishedAt
+    const record: StoredSession = { snapshot: actor.getPersistedSnapshot(), ...(protocol ? { protocol } : {}), ...(finishedAt !== undefined ? { finishedAt } : {}) }
+    try {
+      await this.store.put(sessionId, record)
+    } catch (error) {
+      this.report(error, 'session/persist')
+    }
+  }
+
+  /** Restores every stored session; finished ones only until their retention runs out. */
+  private resume(): void {
+    for (const { key, value } of this.store.range<StoredSession>()) {
+      const snapshot = value.snapshot as SessionSnapshot
+      if (!snapshot || typeof snapshot !== 'object') continue
+      try {
+        // a finished one keeps the time it finished (none recorded: its retention starts now)
+        if (snapshot.status === 'done') this.retain(snapshot.context.sessionId, value.finishedAt ?? this.deps.clock.now())
+        this.spawn(undefined, snapshot, value.protocol)
+        // A verdict decided before the crash may not have reached everyone: announce it again
+        // (a participant that has it just acknowledges). A session still terminating does so itself.
+        const { context } = snapshot
+        if (snapshot.status === 'done' && context.leaderPeerId === this.self && context.outcome) this.announce(context, verdictOf(context.outcome))
+      } catch (error) {
+        this.report(error, `session/resume ${String(key)}`)
+      }
+    }
+    for (const { key, value } of this.verdicts.range<StoredVerdict>()) {
+      if (value.keepUntil <= this.deps.clock.now()) void this.verdicts.delete(key).catch((error) => this.report(error, 'session/verdicts'))
+    }
+  }
+
+  private async sendStep(input: { sessionId: string; stepIndex: number; toPeerIds: string[] }, signal: AbortSignal): Promise<void> {
+    const actor = this.actor(input.sessionId)
+    const { context } = actor.getSnapshot()
+    const choreography = this.protocolOf(context.protocol?.name)
+    const step = choreography.steps[input.stepIndex]
+    if (!step) throw new InvalidInput(`step ${input.stepIndex} is out of range`)
+    const produced = await step.produce(this.stepContext(input.sessionId))
+    const payload = step.payload.safeParse(produced)
+    if (!payload.success) throw new InvalidInput(`step ${step.label} produced a payload that fails its schema`, { issues: payload.error.issues })
+    checkMessageSize(step.label, payload.data, context.limits.maxMessageBytes)
+    const message = { kind: 'step', session: input.sessionId, payload: { sessionId: input.sessionId, protocol: choreography.name, step: input.stepIndex, payload: payload.data } }
+    await Promise.all(input.toPeerIds.map((peer) => this.deliver(peer, message, context.deadlineAt, signal)))
+  }
+
+  /**
+   * Leader: the verdict goes to disk first (a restarted leader answers what it announced), then to
+   * every participant in the background; the session ends here meanwhile. Participants: nothing.
+   */
+  private async release(sessionId: string, outcome: SessionOutcome, announce: boolean): Promise<void> {
+    if (!announce) return
+    await this.persist(sessionId)
+    this.announce(this.actor(sessionId).getSnapshot().context, verdictOf(outcome))
+  }
+
+  /** Sends the verdict to each participant, retried with backoff until acknowledged or the grace ends. */
+  private announce(context: SessionSnapshot['context'], verdict: Verdict): void {
+    const until = context.deadlineAt + context.verdictGraceMs
+    if (this.stopped || this.deps.clock.now() >= until) return
+    const controller = new AbortController()
+    this.announcements.add(controller)
+    const message = { kind: 'verdict', session: context.sessionId, payload: { sessionId: context.sessionId, ...verdict } }
+    const sends = context.participants
+      .filter((p) => p.peerId !== this.self)
+      .map((p) =>
+        withRetry(async () => this.deps.router.request(p.peerId, 'session', message, this.attemptMs(until)), {
+          clock: this.deps.clock,
+          random: this.deps.random,
+          deadlineAt: until,
+          signal: controller.signal,
+          policy: { maxAttempts: 100_000, initialDelayMs: 25, maxDelayMs: 1_000, multiplier: 2, jitter: 'equal' },
+          // a participant that does not know the session (its invite never came) will not learn it
+          isRetryable: (error) => isTransient(error) && !(isAuraError(error) && error.code === 'UNKNOWN_SESSION'),
+        }).catch(() => undefined),
+      )
+    void Promise.all(sends).finally(() => this.announcements.delete(controller))
+  }
+
+  /**
+   * Participant: reports its proposal to the leader, retried until acknowledged (before the
+   * deadline) or until the leader answers a verdict (`untilVerdict`, past it).
+   */
+  private reportToLeader(input: ReportInput, signal: AbortSignal): Promise<Verdict | null> {
+    // a reason past the wire's limit would have the leader refuse the report for good
+    const proposal = input.proposal.reason === undefined ? input.proposal : { ...input.proposal, reason: input.proposal.reason.slice(0, 1024) }
+    const message = { kind: 'report', session: input.sessionId, payload: { sessionId: input.sessionId, ...proposal } }
+    return withRetry(
+      async () => {
+        const answer = await this.deps.router.request(input.leaderPeerId, 'session', message, this.attemptMs(input.deadlineAt))
+        const reply = parse(reportReply, answer, 'report reply')
+        if (input.untilVerdict && reply.verdict === null) throw new VerdictPending('the leader has not decided yet')
+        return reply.verdict
+      },
+      {
+        clock: this.deps.clock,
+        random: this.deps.random,
+        deadlineAt: input.deadlineAt,
+        signal,
+        policy: { maxAttempts: 100_000, initialDelayMs: 25, maxDelayMs: 1_000, multiplier: 2, jitter: 'equal' },
+        // Past the deadline every failure is worth another try: the grace bounds the asking.
+        isRetryable: (error) => input.untilVerdict || isTransient(error),
+      },
+    )
+  }
+
+  /** Leader, forgetting a decided session: keeps its verdict while participants may still ask. */
+  private async keepVerdict(context: SessionSnapshot['context']): Promise<void> {
+    const keepUntil = context.deadlineAt + context.verdictGraceMs
+    if (context.leaderPeerId !== this.self || !context.outcome || this.deps.clock.now() >= keepUntil) return
+    const record: StoredVerdict = { verdict: verdictOf(context.outcome), keepUntil }
+    await this.verdicts.put(context.sessionId, record)
+  }
+
+  private keptVerdict(sessionId: string): Verdict | undefined {
+    const kept = this.verdicts.get<StoredVerdict>(sessionId)
+    if (!kept) return undefined
+    if (kept.keepUntil > this.deps.clock.now()) return kept.verdict
+    void this.verdicts.delete(sessionId).catch((error) => this.report(error, 'session/verdicts'))
+    return undefined
+  }
+
+  private attemptMs(until: number): number {
+    return Math.max(1, Math.min(AGREEMENT_ATTEMPT_MS, until - this.deps.clock.now()))
+  }
+
+  private verdictGraceMs(): number {
+    return this.deps.verdictGraceMs * this.deps.timeoutFactor
+  }
+
+  /** A request that is retried (backoff, until the session deadline) until the peer acknowledges it. */
+  private deliver(peerId: string, message: { kind: string; session: string; payload: unknown }, deadlineAt: number, signal?: AbortSignal): Promise<void> {
+    return withRetry(
+      async () => {
+        // a lost frame is noticed by this wait alone: keep it short so a session shorter than a
+        // few seconds still gets retries in (duplicates are dropped by the receiver)
+        await this.deps.router.request(peerId, 'session', { ...message, deadline: deadlineAt }, this.attemptMs(deadlineAt))
+      },
+      {
+        clock: this.deps.clock,
+        random: this.deps.random,
+        deadlineAt,
+        ...(signal ? { signal } : {}),
+        policy: { maxAttempts: 1_000, initialDelayMs: 25, maxDelayMs: 1_000, multiplier: 2, jitter: 'equal' },
+        isRetryable: isTransient,
+      },
+    )
+  }
+
+  private stepContext(sessionId: string): StepContext {
+    const { context } = this.actor(sessionId).getSnapshot()
+    const roleByPeer = new Map(context.participants.map((p) => [p.peerId, p.role]))
+    const received: Record<string, Record<string, unknown>> = {}
+    context.protocol?.steps.forEach((step, index) => {
+      for (const [peer, payload] of Object.entries(context.received[index] ?? {})) {
+        ;(received[step.label] ??= {})[roleByPeer.get(peer) ?? peer] = payload
+      }
+    })
+    return {
+      sessionId,
+      selfPeerId: this.self,
+      role: roleOf(context.participants, this.self),
+      roster: Object.fromEntries(context.participants.map((p) => [p.role, p.peerId])),
+      received,
+      sign: (data) => this.deps.crypto.sign(data),
+      hash: (data) => this.deps.crypto.hash(data),
+    }
+  }
+
+  // ---- helpers ----------------------------------------------------------------------------
+
+  private validateInput(raw: unknown): SessionInput {
+    // Counted before the schema: the schema also refuses a roster over the input's own limit, and
+    // that is the same limit broken, so it must not come out as INVALID_INPUT.
+    const roster = rosterSize.safeParse(raw)
+    const max = Math.min(this.deps.limits.maxParticipants, roster.success ? (roster.data.limits?.maxParticipants ?? Infinity) : Infinity)
+    if (roster.success && roster.data.participants.length > max) {
+      throw new LimitExceeded(`a session has at most ${max} participants`, { participants: roster.data.participants.length, max })
+    }
+    return parse(sessionInputSchema, raw, 'session input')
+  }
+
+  private ensureCapacity(): void {
+    const running = [...this.actors.values()].filter((a) => a.getSnapshot().status === 'active').length
+    if (running >= this.deps.limits.maxConcurrentSessions) {
+      throw new LimitExceeded(`at most ${this.deps.limits.maxConcurrentSessions} concurrent sessions`, { running })
+    }
+  }
+
+  private actor(sessionId: string): SessionActor {
+    const actor = typeof sessionId === 'string' ? this.actors.get(sessionId) : undefined
+    if (!actor) throw new UnknownSession(`unknown session ${String(sessionId)}`, { sessionId })
+    return actor
+  }
+
+  private sendTo(actor: SessionActor, event: SessionEvent): void {
+    const snapshot = actor.getSnapshot()
+    if (!snapshot.can(event)) {
+      throw new InvalidTransition(`${event.type} is not allowed in state ${JSON.stringify(snapshot.value)}`, { event: event.type, state: snapshot.value })
+    }
+    actor.send(event)
+  }
+
+  private resolveProtocol(actor: SessionActor, protocol: Choreography | string | undefined): Choreography {
+    if (protocol !== undefined && typeof protocol !== 'string') return protocol
+    const name = protocol ?? this.storedProtocolName(actor)
+    return this.protocolOf(name)
+  }
+
+  private storedProtocolName(actor: SessionActor): string | undefined {
+    return this.inviteProtocols.get(actor.getSnapshot().context.sessionId)
+  }
+
+  private protocolOf(name: string | undefined): Choreography {
+    const choreography = name !== undefined ? this.protocols.get(name) : undefined
+    if (!choreography) throw new UnknownProtocol(`no choreography named ${String(name)}`, { name })
+    return choreography
+  }
+
+  private resultOf(snapshot: SessionSnapshot): SessionResult {
+    const status = statusOf(snapshot)
+    return {
+      sessionId: snapshot.context.sessionId,
+      status: status === 'completed' || status === 'cancelled' ? status : 'failed',
+      outcome: snapshot.context.outcome ?? { kind: 'failure', reason: 'no outcome', partialResults: {} },
+    }
+  }
+
+  private report(error: unknown, where: string): void {
+    this.deps.bus.emit({ type: 'error', code: isAuraError(error) ? error.code : 'INVALID_TRANSITION', where, message: error instanceof Error ? error.message : String(error) })
+  }
+}
+
+function roleOf(participants: readonly SessionParticipant[], peerId: string): string {
+  const role = participants.find((p) => p.peerId === peerId)?.role
+  if (role === undefined) throw new UnknownRole(`peer ${peerId} has no role in this session`)
+  return role
+}
+
+/**
+ * The inviter's times are on the inviter's clock. The envelope's budget, turned into a deadline
+ * on this peer's clock at arrival, says where they fall here: shift them by the difference.
+ */
+function onLocalClock(input: SessionInput, localDeadlineAt: number | undefined): SessionInput {
+  if (localDeadlineAt === undefined) return input
+  const shift = localDeadlineAt - input.deadlineAt
+  return { ...input, createdAt: input.createdAt + shift, deadlineAt: localDeadlineAt }
+}
+
+function inputOf(context: SessionSnapshot['context']): SessionInput {
+  const { sessionId, sessionType, selfPeerId, participants, leaderPeerId, createdAt, deadlineAt, verdictGraceMs, limits } = context
+  return { sessionId, sessionType, selfPeerId, participants, leaderPeerId, createdAt, deadlineAt, verdictGraceMs, limits }
+}
+
+function statusOf(snapshot: SessionSnapshot): SessionStatus {
+  const value = snapshot.value
+  const top = typeof value === 'string' ? value : Object.keys(value as object)[0]
+  return top as SessionStatus
+}

@@ -1,0 +1,132 @@
+// Runs an async operation under the retry machine: exponential backoff with jitter, a maximum
+// number of attempts, a retryable-error predicate and a deadline. Used by every pattern that
+// retries (session step delivery, CRDT sync, replication), so they all behave the same way.
+
+import { createActor, fromPromise, toPromise } from 'xstate'
+import { AttemptBudgetExhausted, AuraError, Cancelled, DeadlineExceeded, isRetryable } from '../../effects/errors.js'
+import type { Clock } from '../../effects/time/index.js'
+import type { Random } from '../../effects/random/index.js'
+import { backoffDelay, retryMachine, retryInputSchema, type AttemptInput, type BackoffPolicy } from '../../machines/retry.js'
+import { backoffTimerActor, deadlineTimerActor } from '../core/effect-actors.js'
+
+export type RetryPolicy = BackoffPolicy
+
+export const DEFAULT_RETRY_POLICY: RetryPolicy = { maxAttempts: 5, initialDelayMs: 50, maxDelayMs: 2_000, multiplier: 2, jitter: 'equal' }
+
+export interface RetryOptions {
+  policy?: RetryPolicy
+  deadlineAt?: number
+  signal?: AbortSignal
+  isRetryable?: (error: unknown) => boolean
+  clock: Clock
+  random: Random
+  /** receives the actor's inspection events (observability) */
+  inspect?: (event: unknown) => void
+}
+
+/** Whether a retry can help: the shared error table (effects/errors.ts ERROR_CODES). */
+export const isTransient = isRetryable
+
+/**
+ * Runs `operation` with retries. The first attempt runs directly — most operations succeed at
+ * once, and creating a retry actor per call was the largest cost on hot paths (sessions and
+ * transport sends). Only when it fails with a retryable error do attempts 2..n run under the retry
+ * machine, on exactly the schedule the policy gives them: the first backoff is waited here, then
+ * the machine runs with the policy shifted by one attempt. `attempts` in errors counts them all.
+ */
+export async function withRetry<T>(operation: (attempt: number, signal: AbortSignal) => Promise<T>, options: RetryOptions): Promise<T> {
+  const policy = retryInputSchema.parse({ policy: options.policy ?? DEFAULT_RETRY_POLICY }).policy
+  const isRetryable = options.isRetryable ?? isTransient
+  const { clock, deadlineAt, signal } = options
+  if (signal?.aborted) throw new Cancelled('retry cancelled', { attempts: 0 })
+  if (deadlineAt !== undefined && clock.now() >= deadlineAt) throw new DeadlineExceeded('deadline passed before the first attempt', { attempts: 0 })
+  let first: unknown
+  try {
+    return await firstAttempt(operation, clock, deadlineAt, signal)
+  } catch (error) {
+    if (error instanceof FirstAttemptStopped) throw error.reason
+    if (!isRetryable(error)) throw error
+    first = error
+  }
+  if (policy.maxAttempts <= 1) throw new AttemptBudgetExhausted('gave up after 1 attempt', { attempts: 1 }, { cause: first })
+  const delay = backoffDelay(1, policy, options.random.float())
+  if (deadlineAt !== undefined && clock.now() + delay >= deadlineAt) throw new DeadlineExceeded('deadline passed after 1 attempt', { attempts: 1 }, { cause: first })
+  try {
+    await clock.sleep(delay, signal)
+  } catch {
+    throw new Cancelled('retry cancelled', { attempts: 1 })
+  }
+  const rest: RetryPolicy = { ...policy, maxAttempts: policy.maxAttempts - 1, initialDelayMs: Math.min(policy.maxDelayMs, policy.initialDelayMs * policy.multiplier) }
+  return runRetryMachine((attempt, attemptSignal) => operation(attempt + 1, attemptSignal), { ...options, policy: rest, isRetryable }, 1)
+}
+
+/** Attempt 1, stopped (signal aborted) by the deadline or the caller's signal like the machine would. */
+class FirstAttemptStopped {
+  constructor(readonly reason: unknown) {}
+}
+
+function firstAttempt<T>(operation: (attempt: number, signal: AbortSignal) => Promise<T>, clock: Clock, deadlineAt: number | undefined, outer: AbortSignal | undefined): Promise<T> {
+  const controller = new AbortController()
+  return new Promise<T>((resolve, reject) => {
+    let settled = false
+    const finish = (fn: () => void) => {
+      if (settled) return
+      settled = true
+      if (timer !== undefined) clock.clearTimeout(timer)
+      outer?.removeEventListener('abort', onAbort)
+      fn()
+    }
+    const stop = (reason: unknown) =>
+      finish(() => {
+        controller.abort(reason)
+        reject(new FirstAttemptStopped(reason))
+      })
+    const onAbort = () => stop(new Cancelled('retry cancelled', { attempts: 1 }))
+    const timer = deadlineAt !== undefined ? clock.setTimeout(() => stop(new DeadlineExceeded('deadline passed during attempt 1', { attempts: 1 })), deadlineAt - clock.now()) : undefined
+    outer?.addEventListener('abort', onAbort, { once: true })
+    operation(1, controller.signal).then(
+      (value) => finish(() => resolve(value)),
+      (error: unknown) => finish(() => reject(error)),
+    )
+  })
+}
+
+/** Attempts under the retry machine; `offset` attempts were already made before it started. */
+async function runRetryMachine<T>(operation: (attempt: number, signal: AbortSignal) => Promise<T>, options: RetryOptions & { policy: RetryPolicy; isRetryable: (error: unknown) => boolean }, offset: number): Promise<T> {
+  const input = retryInputSchema.parse({ policy: options.policy, ...(options.deadlineAt !== undefined ? { deadlineAt: options.deadlineAt } : {}) })
+  const machine = retryMachine.provide({
+    actors: {
+      attempt: fromPromise<unknown, AttemptInput>(({ input: { attempt }, signal }) => operation(attempt, signal)),
+      backoffTimer: backoffTimerActor(options.clock, options.random),
+      deadlineTimer: deadlineTimerActor(options.clock),
+    },
+    guards: {
+      isRetryable: ({ event }) => options.isRetryable((event as { error?: unknown }).error),
+    },
+  })
+  const actor = createActor(machine, { input, clock: options.clock, ...(options.inspect ? { inspect: options.inspect } : {}) })
+  const onAbort = () => actor.send({ type: 'CANCEL' })
+  options.signal?.addEventListener('abort', onAbort, { once: true })
+  if (options.signal?.aborted) onAbort()
+  try {
+    actor.start()
+    const output = await toPromise(actor)
+    const attempts = output.attempts + offset
+    switch (output.status) {
+      case 'succeeded':
+        return output.value as T
+      case 'exhausted':
+        throw new AttemptBudgetExhausted(`gave up after ${attempts} attempts`, { attempts }, { cause: output.error?.cause })
+      case 'deadlineExceeded':
+        throw new DeadlineExceeded(`deadline passed after ${attempts} attempts`, { attempts }, { cause: output.error?.cause })
+      case 'cancelled':
+        throw new Cancelled('retry cancelled', { attempts })
+      default:
+        // a non-retryable failure: the operation's own error, unchanged
+        throw output.error?.cause ?? new AuraError((output.error?.code as AuraError['code']) ?? 'NETWORK', output.error?.message ?? 'operation failed', { attempts })
+    }
+  } finally {
+    options.signal?.removeEventListener('abort', onAbort)
+    actor.stop()
+  }
+}

@@ -1,0 +1,75 @@
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+import { CausalContext, VectorClock } from '../../../../runtime/crdt/lattices/index.js'
+
+const clock = fc.dictionary(fc.constantFrom('a', 'b', 'c'), fc.nat(4)).map((r) => VectorClock.of(r))
+
+describe('VectorClock', () => {
+  it('merge is associative, commutative, idempotent and dominates both', () => {
+    fc.assert(
+      fc.property(clock, clock, clock, (a, b, c) => {
+        expect(a.merge(b).merge(c).equals(a.merge(b.merge(c)))).toBe(true)
+        expect(a.merge(b).equals(b.merge(a))).toBe(true)
+        expect(a.merge(a).equals(a)).toBe(true)
+        expect(a.merge(b).dominates(a) && a.merge(b).dominates(b)).toBe(true)
+      }),
+    )
+  })
+
+  it('compare is antisymmetric and agrees with dominates', () => {
+    const flip = { equal: 'equal', before: 'after', after: 'before', concurrent: 'concurrent' } as const
+    fc.assert(
+      fc.property(clock, clock, (a, b) => {
+        const o = a.compare(b)
+        expect(b.compare(a)).toBe(flip[o])
+        expect(a.dominates(b)).toBe(o === 'equal' || o === 'after')
+      }),
+    )
+  })
+
+  it('increment moves strictly after; immutability: the original is unchanged', () => {
+    fc.assert(
+      fc.property(clock, fc.constantFrom('a', 'b', 'z'), (a, r) => {
+        const before = a.encode()
+        expect(a.increment(r).compare(a)).toBe('after')
+        expect(a.encode()).toEqual(before)
+      }),
+    )
+  })
+
+  it('zero entries are dropped so equal clocks encode alike', () => {
+    expect(VectorClock.of({ a: 0, b: 2 }).encode()).toEqual({ b: 2 })
+    expect(VectorClock.decode({ b: 2, a: 0 }).equals(VectorClock.of({ b: 2 }))).toBe(true)
+  })
+
+  it('malformed wire clocks are InvalidInput', () => {
+    for (const bad of [{ a: -1 }, { a: 0.5 }, { a: '1' }, null, 'x', { '': 1 }, { a: Number.MAX_SAFE_INTEGER + 2 }]) {
+      expect(() => VectorClock.decode(bad)).toThrow(expect.objectContaining({ code: 'INVALID_INPUT' }))
+    }
+  })
+})
+
+describe('CausalContext', () => {
+  const dots = fc.array(fc.record({ replica: fc.constantFrom('a', 'b'), seq: fc.integer({ min: 1, max: 8 }) }))
+
+  it('contains exactly the dots put in, and union is set union', () => {
+    fc.assert(
+      fc.property(dots, dots, (xs, ys) => {
+        const u = CausalContext.ofDots(xs).union(CausalContext.ofDots(ys))
+        for (const r of ['a', 'b'])
+          for (let seq = 1; seq <= 9; seq++) {
+            const inAny = [...xs, ...ys].some((d) => d.replica === r && d.seq === seq)
+            expect(u.contains({ replica: r, seq })).toBe(inAny)
+          }
+        expect(u.equals(CausalContext.ofDots([...ys, ...xs]))).toBe(true)
+      }),
+    )
+  })
+
+  it('toClock is the contiguous prefix, above() the rest', () => {
+    const c = CausalContext.ofDots([1, 2, 3, 5, 6].map((seq) => ({ replica: 'a', seq })))
+    expect(c.toClock().encode()).toEqual({ a: 3 })
+    expect(c.above(VectorClock.of({ a: 3 })).encode()).toEqual({ a: [[5, 6]] })
+    expect(c.union(CausalContext.ofDots([{ replica: 'a', seq: 4 }])).toClock().encode()).toEqual({ a: 6 })
+  })
+})
