@@ -45,6 +45,30 @@ export function isRetryable(error: unknown): boolean {
   return !(typeof e.code === 'string' && Object.hasOwn(ERROR_CODES, e.code) && !ERROR_CODES[e.code as AuraErrorCode].retryable)
 }
 
+/** A machine's report of a failure (`ErrorInfo` in machines/): a code, a message, maybe the original error. */
+export interface FailureReport {
+  code?: string
+  message?: string
+  cause?: unknown
+}
+
+/**
+ * The error a machine's failure report stands for. The original error is kept when it is one of
+ * ours (or, with `keep: 'any'`, any Error: an application's own failure passes through unchanged);
+ * otherwise an AuraError of the reported code (`fallback` when the code is not one we know).
+ */
+export function errorFromReport(
+  report: FailureReport | undefined,
+  fallback: AuraErrorCode,
+  message: string,
+  options: { details?: Record<string, unknown>; keep?: 'typed' | 'any' } = {},
+): Error {
+  const cause = report?.cause
+  if (isAuraError(cause) || (options.keep === 'any' && cause instanceof Error)) return cause
+  const code = typeof report?.code === 'string' && Object.hasOwn(ERROR_CODES, report.code) ? (report.code as AuraErrorCode) : fallback
+  return new AuraError(code, report?.message ?? message, options.details ?? {}, cause === undefined ? undefined : { cause })
+}
+
 export class AuraError extends Error {
   readonly code: AuraErrorCode
   readonly details: Record<string, unknown>

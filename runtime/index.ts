@@ -5,7 +5,15 @@
 import '../effects/network/polyfill.js'
 
 // the runtime and its configuration
-export { createRuntime, type Runtime } from './core/runtime.js'
+export { createRuntime, type Runtime, type DefaultServices } from './core/runtime.js'
+// one factory per pattern's service: `createRuntime({ services: { notes: crdt(), sync: antiEntropy({...}) } })`
+export type { Components, Service, ServiceFactory } from './core/components.js'
+export { sessions } from './sessions/service.js'
+export { timeouts } from './timeouts/service.js'
+export { transport } from './transport/service.js'
+export { storage, replication } from './storage/service.js'
+export { crdt } from './crdt/service.js'
+export { antiEntropy } from './anti-entropy/service.js'
 export { parseRuntimeConfig, type RuntimeConfig, type RuntimeConfigInput } from './core/config.js'
 export type { RuntimeEvent } from './core/events.js'
 export type { MetricsSnapshot, LatencySummary } from './core/metrics.js'

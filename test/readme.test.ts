@@ -42,6 +42,11 @@ describe('README', () => {
     expect(output).toMatch(/^greeting holds$/m)
   })
 
+  it('services example runs as written', () => {
+    const output = runBlock('services')
+    expect(output).toMatch(/^differing 1 visits 3$/m)
+  })
+
   it('embedding example runs as written', () => {
     const output = runBlock('embedding')
     expect(output).toMatch(/^completed \{"kind":"success"/m)

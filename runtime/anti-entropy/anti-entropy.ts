@@ -30,6 +30,7 @@ import { backoffTimerActor } from '../core/effect-actors.js'
 import type { RuntimeEventInput } from '../core/events.js'
 import type { Router } from '../core/router.js'
 import type { Runtime } from '../core/runtime.js'
+import type { Components, Service } from '../core/components.js'
 
 export type { AntiEntropyConfig, AntiEntropyConfigInput, AntiEntropyProgress } from '../../machines/anti-entropy.js'
 
@@ -100,24 +101,39 @@ export class AntiEntropy {
     this.digest = new CollectionDigest(coordinator, { bloomFilterSize: this.config.bloomFilterSize, maxDigestBytes: this.config.maxDigestBytes })
   }
 
-  /** Anti-entropy for `coordinator` on `runtime`: registers the 'anti-entropy' family; call start(). */
-  static async attach(runtime: Runtime, coordinator: CrdtCoordinator, config: AntiEntropyConfigInput, options: { emit?: AntiEntropyDeps['emit']; inspect?: AntiEntropyDeps['inspect'] } = {}): Promise<AntiEntropy> {
-    const engine = new AntiEntropy(
-      {
-        router: runtime.router,
-        clock: runtime.effects.clock,
-        random: runtime.effects.random,
-        connectedPeers: () => runtime.connectedPeers(),
-        emit: runtime.emit,
-        ...(runtime.inspect ? { inspect: runtime.inspect } : {}),
-        ...options,
+  /**
+   * Anti-entropy for `coordinator` on `runtime`, added as its service `anti-entropy:<collection>`
+   * (registers the 'anti-entropy' family, stops with the runtime); call start() for periodic rounds.
+   */
+  static async attach(runtime: Runtime, coordinator: CrdtCoordinator, config: AntiEntropyConfigInput, options: Pick<AntiEntropyDeps, 'emit' | 'inspect'> = {}): Promise<AntiEntropy> {
+    return runtime.addService(`anti-entropy:${coordinator.collection}`, {
+      kind: 'anti-entropy',
+      create: (components) => new AntiEntropy({ ...AntiEntropy.depsOf(components), ...options }, coordinator, config).service({ periodic: false }),
+    })
+  }
+
+  /** What an anti-entropy engine takes from a runtime's components. */
+  static depsOf(components: Components): AntiEntropyDeps {
+    return {
+      router: components.router,
+      clock: components.clock,
+      random: components.random,
+      connectedPeers: () => components.connectedPeers(),
+      emit: (event) => components.bus.emit(event),
+      ...(components.inspect ? { inspect: components.inspect } : {}),
+    }
+  }
+
+  /** This engine as a runtime service: serves digests on start (and runs rounds if `periodic`), stops with the runtime. */
+  service(options: { periodic: boolean }): Service<AntiEntropy> {
+    return {
+      api: this,
+      start: async () => {
+        await this.register()
+        if (options.periodic) this.start()
       },
-      coordinator,
-      config,
-    )
-    runtime.onStop(() => engine.stop())
-    await engine.register()
-    return engine
+      stop: () => this.stop(),
+    }
   }
 
   /** Serves this collection's digests to peers holding 'read' on it (through the coordinator's gate). */

@@ -9,15 +9,13 @@ import type { Storage } from '../../effects/storage/index.js'
 import type { Clock } from '../../effects/time/index.js'
 import type { Random } from '../../effects/random/index.js'
 import type { Crypto } from '../../effects/crypto/index.js'
-import type { Choreography } from '../sessions/choreography.js'
-import { DEFAULT_MAX_CLOCK_DRIFT_MS } from '../storage/hybrid-clock.js'
+import { choreographySchema, sessionsOptionsSchema } from '../sessions/service.js'
+import { storageInitSchema } from '../storage/service.js'
+import { isServiceFactory, type ServiceFactory } from './components.js'
+import { SERVICE_NAME } from './services.js'
 
 const isObject = (v: unknown) => typeof v === 'object' && v !== null
 
-const DEFAULT_RETAIN_FINISHED_MS = 10 * 60_000
-// Long next to a session's own timeout, short enough that a leader gone for good does not keep
-// its participants waiting for ever.
-const DEFAULT_VERDICT_GRACE_MS = 60_000
 
 const DEFAULT_LIMITS = {
   maxParticipants: 32,
@@ -58,40 +56,17 @@ export const runtimeConfigSchema = z
       })
       .strict()
       .default(DEFAULT_LIMITS),
-    sessions: z
-      .object({
-        defaultTimeoutMs: z.number().positive().max(7 * 24 * 3600_000).default(30_000),
-        /** join sessions we are invited to automatically, with the role the invite gives us */
-        autoJoin: z.boolean().default(false),
-        /** how long a finished (completed, failed, cancelled) session stays readable before it is
-         * dropped from memory and storage; endSession drops it at once */
-        retainFinishedMs: z.number().int().nonnegative().max(30 * 24 * 3600_000).default(DEFAULT_RETAIN_FINISHED_MS),
-        /** how long past its deadline a participant keeps asking the session's leader for the
-         * verdict before it times out on its own (the one way outcomes can differ: a leader gone
-         * for good). Scaled by the timeout profile */
-        verdictGraceMs: z.number().int().nonnegative().max(7 * 24 * 3600_000).default(DEFAULT_VERDICT_GRACE_MS),
-      })
-      .strict()
-      .default({ defaultTimeoutMs: 30_000, autoJoin: false, retainFinishedMs: DEFAULT_RETAIN_FINISHED_MS, verdictGraceMs: DEFAULT_VERDICT_GRACE_MS }),
-    storage: z
-      .object({
-        /** how far ahead of this peer's clock a replicated record's timestamp may be (ClockDrift beyond) */
-        maxClockDriftMs: z.number().int().positive().max(Number.MAX_SAFE_INTEGER).default(DEFAULT_MAX_CLOCK_DRIFT_MS),
-        /** peers whose root capabilities this peer accepts besides its own (cluster members, an
-         * administrator): a token a trusted root issued itself is enough, no pairwise grants */
-        trustedRoots: z.array(z.string().min(1).max(128)).max(10_000).default([]),
-        /** namespaces (exact names) that accept only capabilities rooted at one of the listed owners */
-        owners: z.record(z.string().min(1).max(256), z.array(z.string().min(1).max(128)).min(1)).default({}),
-      })
-      .strict()
-      .default({ maxClockDriftMs: DEFAULT_MAX_CLOCK_DRIFT_MS, trustedRoots: [], owners: {} }),
+    /** options of the default sessions service (or give `services.sessions` instead) */
+    sessions: sessionsOptionsSchema.prefault({}),
+    /** options of the default storage service (or give `services.storage` instead) */
+    storage: storageInitSchema.prefault({}),
     /** scales every timeout: production 1, tests and simulation lower */
     timeoutProfile: z
       .object({ name: z.string().min(1), factor: z.number().positive().max(100) })
       .strict()
       .default({ name: 'production', factor: 1 }),
     /** choreographies this peer can run (needed before restored sessions resume) */
-    protocols: z.array(z.custom<Choreography>((v) => isObject(v) && Array.isArray((v as Choreography).steps))).default([]),
+    protocols: z.array(choreographySchema).default([]),
     /** true: start a Stately inspector (WebSocket relay on port 8080); or a function receiving
      * every actor's inspection events (e.g. the `inspect` of one shared createInspector()) */
     inspect: z.union([z.literal(true), z.custom<(event: unknown) => void>((v) => typeof v === 'function')]).optional(),
@@ -105,6 +80,9 @@ export const runtimeConfigSchema = z
       })
       .strict()
       .default({}),
+    /** services to run besides (or instead of) the defaults, by name: `{ notes: crdt({ namespace: 'notes' }) }`.
+     * A default (sessions, timeouts, transport, storage, replication) is replaced by a service of its kind */
+    services: z.record(z.string().regex(SERVICE_NAME, 'a service name: a letter, then letters, digits, _ . : -'), z.custom<ServiceFactory>(isServiceFactory, 'expected a service factory (crdt(), sessions(), ...)')).default({}),
   })
   .strict()
 

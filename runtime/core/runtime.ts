@@ -1,5 +1,7 @@
 // createRuntime: validates the config, builds the effect handlers (real ones unless injected),
-// wires router, metrics and the pattern coordinators, and restores persisted state.
+// the router and the event bus (the components every service may use, see components.ts), then
+// starts the services in dependency order: the defaults (storage, replication, sessions,
+// timeouts, transport) and whatever the config adds, e.g. `{ notes: crdt(), ae: antiEntropy() }`.
 
 import '../../effects/network/polyfill.js'
 import { mkdtempSync, rmSync } from 'node:fs'
@@ -7,26 +9,47 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Observable, Subscription } from 'rxjs'
 import { isAuraError } from '../../effects/errors.js'
-import { Libp2pNetwork, type Network } from '../../effects/network/index.js'
+import { Libp2pNetwork } from '../../effects/network/index.js'
 import { LmdbStorage, type Storage } from '../../effects/storage/index.js'
-import { SystemClock, type Clock } from '../../effects/time/index.js'
-import { CryptoRandom, type Random } from '../../effects/random/index.js'
-import { Ed25519Crypto, type Crypto } from '../../effects/crypto/index.js'
+import { SystemClock } from '../../effects/time/index.js'
+import { CryptoRandom } from '../../effects/random/index.js'
+import { Ed25519Crypto } from '../../effects/crypto/index.js'
 import { parseRuntimeConfig, type RuntimeConfig, type RuntimeConfigInput } from './config.js'
-import { EventBus, type RuntimeEvent, type RuntimeEventInput } from './events.js'
+import { EventBus, type RuntimeEvent } from './events.js'
 import { Metrics, type MetricsSnapshot } from './metrics.js'
 import { Router } from './router.js'
-import { SessionManager } from '../sessions/session-manager.js'
-import { TimeoutCoordinator } from '../timeouts/timeout-coordinator.js'
-import { TransportCoordinator } from '../transport/transport-coordinator.js'
+import { ConfigInvalid } from '../../effects/errors.js'
+import type { SessionManager } from '../sessions/session-manager.js'
+import type { TimeoutCoordinator } from '../timeouts/timeout-coordinator.js'
+import type { TransportCoordinator } from '../transport/transport-coordinator.js'
+import type { StorageCoordinator } from '../storage/storage-coordinator.js'
+import type { ReplicationCoordinator } from '../storage/replication-coordinator.js'
+import { sessions as sessionsService } from '../sessions/service.js'
+import { timeouts as timeoutsService } from '../timeouts/service.js'
+import { transport as transportService } from '../transport/service.js'
+import { replication as replicationService, storage as storageService } from '../storage/service.js'
 import { createInspector } from './inspection.js'
-import { StorageCoordinator } from '../storage/storage-coordinator.js'
-import { ReplicationCoordinator } from '../storage/replication-coordinator.js'
+import { bindComponents, type ApiOf, type Components, type ServiceFactory } from './components.js'
+import { ServiceSet } from './services.js'
 
 const IDENTITY_NAMESPACE = 'aura.identity'
 const PEERS_NAMESPACE = 'aura.peers'
 
-export interface Runtime {
+/** The services every runtime starts unless the config replaces them (by a service of the same kind). */
+export interface DefaultServices {
+  sessions: SessionManager
+  timeouts: TimeoutCoordinator
+  transport: TransportCoordinator
+  storage: StorageCoordinator
+  replication: ReplicationCoordinator
+}
+
+/** `services` of a runtime whose config added `Added`. */
+export type ServicesOf<Added> = string extends keyof Added
+  ? DefaultServices & Record<string, unknown> // services not known statically (e.g. a config built at run time)
+  : Omit<DefaultServices, keyof Added> & { [K in keyof Added]: ApiOf<Added[K]> }
+
+export interface Runtime<Services = DefaultServices> {
   readonly peerId: string
   readonly config: RuntimeConfig
   /** the LMDB folder in use: `config.dataDir`, or the temp folder made for this runtime (removed on stop); undefined when storage was injected */
@@ -37,27 +60,55 @@ export interface Runtime {
   connectedPeers(): string[]
   readonly events$: Observable<RuntimeEvent>
   metrics(): MetricsSnapshot
+  /** every running service's API by name: the defaults and those the config (or addService) added */
+  readonly services: Services
+  /** starts one more service (after the ones it depends on, which must be running) and resolves with its API */
+  addService<API>(name: string, factory: ServiceFactory<API>): Promise<API>
+  /** sessions running choreographies (the `sessions` service) */
   readonly sessions: SessionManager
+  /** coordinated deadlines across peers (the `timeouts` service) */
   readonly timeouts: TimeoutCoordinator
-  /** channels per (peer, context) over pooled connections, with budgets and epochs */
+  /** channels per (peer, context) over pooled connections, with budgets and epochs (the `transport` service) */
   readonly transport: TransportCoordinator
   /** capability-checked namespaced storage (on the storage effect), served to peers on 'storage' */
   readonly storage: StorageCoordinator
   /** replication of stored keys to peers under all-ack / quorum / async policies */
   readonly replication: ReplicationCoordinator
-  readonly router: Router
-  readonly effects: { network: Network; storage: Storage; clock: Clock; random: Random; crypto: Crypto }
-  /** puts an event on events$ (and so in metrics): for coordinators attached to this runtime */
-  emit(event: RuntimeEventInput): void
-  /** the actor inspection sink in use, if any (pass it to actors you create) */
-  readonly inspect: ((event: unknown) => void) | undefined
-  /** runs `hook` when the runtime stops, before the network and storage close (latest first) */
+  /** runs `hook` when the runtime stops, before its services stop and the network and storage close (latest first) */
   onStop(hook: () => Promise<void> | void): void
   stop(): Promise<void>
 }
 
-export async function createRuntime(input: RuntimeConfigInput = {}): Promise<Runtime> {
+type CreateRuntimeInput<Added> = Omit<RuntimeConfigInput, 'services'> & { services?: Added }
+
+/** The default services, configured from the config's top-level sections. */
+function defaultServices(config: RuntimeConfig): Record<keyof DefaultServices, ServiceFactory> {
+  return {
+    storage: storageService(config.storage),
+    replication: replicationService(),
+    sessions: sessionsService({ ...config.sessions, protocols: config.protocols }),
+    timeouts: timeoutsService(),
+    transport: transportService(),
+  }
+}
+
+/** Defaults overlaid with the config's services; a default is only replaced by one of its kind, and configured in one place. */
+function servicesToStart(config: RuntimeConfig, input: RuntimeConfigInput): Record<string, ServiceFactory> {
+  const defaults = defaultServices(config)
+  const given = config.services
+  for (const [name, factory] of Object.entries(given)) {
+    const replaced = defaults[name as keyof DefaultServices]
+    if (replaced && replaced.kind !== factory.kind) throw new ConfigInvalid(`services.${name} must be a ${replaced.kind} service, not ${factory.kind}`, { name })
+  }
+  const twice = (['sessions', 'storage'] as const).filter((name) => given[name] && input[name] !== undefined)
+  if (given.sessions && input.protocols !== undefined) twice.push('sessions')
+  if (twice.length > 0) throw new ConfigInvalid(`configure ${twice[0]} in one place: the top-level section or services.${twice[0]}, not both`, { service: twice[0] })
+  return { ...defaults, ...given }
+}
+
+export async function createRuntime<Added extends Record<string, ServiceFactory<any>> = {}>(input: CreateRuntimeInput<Added> = {}): Promise<Runtime<ServicesOf<Added>>> {
   const config = parseRuntimeConfig(input)
+  const factories = servicesToStart(config, input as RuntimeConfigInput)
   const injected = config.effects
   const clock = injected.clock ?? new SystemClock()
   const random = injected.random ?? new CryptoRandom()
@@ -109,47 +160,32 @@ export async function createRuntime(input: RuntimeConfigInput = {}): Promise<Run
       net.peerEvents.subscribe((event) => bus.emit({ type: 'peer', status: event.type === 'peer:connect' ? 'connect' : 'disconnect', remote: event.peerId })),
       net.frameErrors.subscribe((failure) => bus.emit({ type: 'error', code: failure.error.code, where: `network ${failure.protocol}`, message: failure.error.message, remote: failure.from })),
     ]
-    const sessions = new SessionManager({
-      router,
-      storage,
-      clock,
-      random,
-      crypto,
-      bus,
-      limits: config.limits,
-      defaultTimeoutMs: config.sessions.defaultTimeoutMs,
-      timeoutFactor: config.timeoutProfile.factor,
-      autoJoin: config.sessions.autoJoin,
-      retainFinishedMs: config.sessions.retainFinishedMs,
-      verdictGraceMs: config.sessions.verdictGraceMs,
-      ...(inspect ? { inspect } : {}),
-    })
-    const timeouts = new TimeoutCoordinator({ clock, random, bus, router, factor: config.timeoutProfile.factor, ...(inspect ? { inspect } : {}) })
     const peers = storage.namespace(PEERS_NAMESPACE)
-
     const connect = async (address: string): Promise<string> => {
       const peerId = await net.connect(address)
       await peers.put(peerId, { address, seenAt: clock.now() })
       return peerId
     }
-
-    const transport = new TransportCoordinator(net.peerId, net, { clock, random })
-    const emit = (event: RuntimeEventInput) => bus.emit(event)
-    const store = new StorageCoordinator(net.peerId, storage, {
-      crypto,
+    const components: Components = {
+      peerId: net.peerId,
+      router,
+      bus,
       clock,
-      emit,
-      maxClockDriftMs: config.storage.maxClockDriftMs,
-      trustedRoots: config.storage.trustedRoots,
-      owners: config.storage.owners,
-      ...(inspect ? { inspect } : {}),
-    })
-    const replication = new ReplicationCoordinator({ storage: store, router, clock, random, emit, ...(inspect ? { inspect } : {}) })
-    await store.attach({ router })
-    await replication.attach()
-    await sessions.start(config.protocols)
-    await timeouts.start()
-    await transport.start()
+      random,
+      crypto,
+      storage,
+      network: net,
+      inspect,
+      config,
+      connectedPeers: () => net.connectedPeers(),
+    }
+    const reportStopError = (where: string, error: unknown) =>
+      bus.emit({ type: 'error', code: isAuraError(error) ? error.code : 'STORAGE', where: `stop ${where}`, message: String(error) })
+    const services = new ServiceSet(components)
+    // Stopped before the network and storage close (also when a later service fails to start).
+    owned.unshift(() => services.stop(reportStopError))
+    await services.start(factories)
+    const apis = services.apis as unknown as DefaultServices
     // Reconnect to peers we knew (a restarted peer finds its session partners again) and to the
     // bootstrap list; failures are reported, not fatal.
     const known = [...peers.range<{ address: string }>()].map((e) => e.value.address)
@@ -159,7 +195,7 @@ export async function createRuntime(input: RuntimeConfigInput = {}): Promise<Run
 
     let stopped = false
     const stopHooks: Array<() => Promise<void> | void> = []
-    return {
+    const runtime: Runtime<ServicesOf<Added>> = {
       peerId: net.peerId,
       config,
       dataDir,
@@ -168,15 +204,17 @@ export async function createRuntime(input: RuntimeConfigInput = {}): Promise<Run
       connectedPeers: () => net.connectedPeers(),
       events$: bus.events$,
       metrics: () => metrics.snapshot(),
-      sessions,
-      timeouts,
-      transport,
-      storage: store,
-      replication,
-      router,
-      effects: { network: net, storage, clock, random, crypto },
-      emit,
-      inspect,
+      services: services.apis as ServicesOf<Added>,
+      async addService<API>(name: string, factory: ServiceFactory<API>): Promise<API> {
+        if (stopped) throw new ConfigInvalid('the runtime has stopped')
+        await services.start({ [name]: factory })
+        return services.apis[name] as API
+      },
+      sessions: apis.sessions,
+      timeouts: apis.timeouts,
+      transport: apis.transport,
+      storage: apis.storage,
+      replication: apis.replication,
       onStop: (hook) => void stopHooks.push(hook),
       async stop() {
         if (stopped) return
@@ -185,11 +223,10 @@ export async function createRuntime(input: RuntimeConfigInput = {}): Promise<Run
           try {
             await hook()
           } catch (error) {
-            bus.emit({ type: 'error', code: isAuraError(error) ? error.code : 'STORAGE', where: 'stop', message: String(error) })
+            reportStopError('hook', error)
           }
         }
-        await sessions.stop()
-        await transport.stop()
+        await services.stop(reportStopError)
         router.close()
         for (const s of subscriptions) s.unsubscribe()
         for (const close of owned) await close()
@@ -197,6 +234,8 @@ export async function createRuntime(input: RuntimeConfigInput = {}): Promise<Run
         bus.complete()
       },
     }
+    bindComponents(runtime, components)
+    return runtime
   } catch (error) {
     for (const close of owned) await close().catch(() => undefined)
     throw error

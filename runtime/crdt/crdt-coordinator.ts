@@ -25,7 +25,7 @@ import { Subject, filter, type Observable } from 'rxjs'
 import { createActor, fromCallback, type Actor } from 'xstate'
 import * as Y from 'yjs'
 import { z } from 'zod'
-import { AuraError, Cancelled, DeadlineExceeded, InvalidInput, NotFound, PermissionDenied, isAuraError } from '../../effects/errors.js'
+import { AuraError, Cancelled, DeadlineExceeded, InvalidInput, NotFound, PermissionDenied, errorFromReport, isAuraError } from '../../effects/errors.js'
 import { capabilityTokenSchema, type CapabilityToken, type Right } from '../core/capability.js'
 import {
   VectorClock,
@@ -77,6 +77,8 @@ import type { RuntimeEventInput } from '../core/events.js'
 import { isTransient } from '../timeouts/with-retry.js'
 import type { PatternFamily, Router } from '../core/router.js'
 import type { Runtime } from '../core/runtime.js'
+import type { Components, Service } from '../core/components.js'
+import type { StorageCoordinator } from '../storage/storage-coordinator.js'
 
 export type { SyncStatus, SyncStatusReport } from './status.js'
 export type { SyncRequest, SyncResponse } from './sync-wire.js'
@@ -224,7 +226,10 @@ export class CrdtCoordinator {
     return new CrdtCoordinator(peerId).withDeltaThreshold(n)
   }
 
-  /** A coordinator for a runtime, attached (restored from storage, registered on the router). */
+  /**
+   * A coordinator for a runtime, attached (restored from storage, registered on the router): the
+   * same as adding the service `crdt(options)` under the name `crdt:<namespace>`.
+   */
   static async attach(runtime: Runtime, options: AttachOptions & CrdtCoordinatorOptions = {}): Promise<CrdtCoordinator> {
     return new CrdtCoordinator(runtime.peerId, options).attach(runtime, options)
   }
@@ -258,22 +263,39 @@ export class CrdtCoordinator {
 
   // ── wiring ──────────────────────────────────────────────────────────────────────────────
 
-  /** Connects to a runtime (router family 'crdt', storage, clock); restores persisted documents. */
+  /**
+   * Connects to a runtime as its service `crdt:<namespace>` (stopped with it), or to explicit
+   * deps: router family 'crdt', storage, clock; restores persisted documents.
+   */
   async attach(target: Runtime | CrdtDeps, options: AttachOptions = {}): Promise<this> {
+    if ('addService' in target) {
+      await target.addService(`crdt:${options.namespace ?? DEFAULT_NAMESPACE}`, {
+        kind: 'crdt',
+        dependsOn: ['storage'],
+        create: (components, deps) => this.serviceOn(components, deps.storage as StorageCoordinator, options),
+      })
+      return this
+    }
+    return this.attachTo({ ...target }, options)
+  }
+
+  /** This coordinator as a runtime service: attached on start, detached on stop (see crdt()). */
+  serviceOn(components: Components, storage: StorageCoordinator, options: AttachOptions = {}): Service<this> {
+    const deps: CrdtDeps = {
+      router: components.router,
+      storage: components.storage,
+      clock: components.clock,
+      random: components.random,
+      emit: (event) => components.bus.emit(event),
+      ...(components.inspect ? { inspect: components.inspect } : {}),
+      authorize: (holder, namespace, right, capability) => storage.authorize(holder, namespace, right, capability),
+      grant: (grant) => storage.grant(grant),
+    }
+    return { api: this, start: () => this.attachTo(deps, options).then(() => undefined), stop: () => this.detach() }
+  }
+
+  private async attachTo(deps: CrdtDeps, options: AttachOptions): Promise<this> {
     if (this.deps) throw new InvalidInput('coordinator is already attached')
-    const runtime = 'effects' in target ? target : undefined
-    const deps: CrdtDeps = runtime
-      ? {
-          router: runtime.router,
-          storage: runtime.effects.storage,
-          clock: runtime.effects.clock,
-          random: runtime.effects.random,
-          emit: runtime.emit,
-          ...(runtime.inspect ? { inspect: runtime.inspect } : {}),
-          authorize: (holder, namespace, right, capability) => runtime.storage.authorize(holder, namespace, right, capability),
-          grant: (options) => runtime.storage.grant(options),
-        }
-      : { ...(target as CrdtDeps) }
     if (options.emit) deps.emit = options.emit
     if (options.inspect) deps.inspect = options.inspect
     const namespace = options.namespace ?? DEFAULT_NAMESPACE
@@ -298,8 +320,6 @@ export class CrdtCoordinator {
       this.restoreCredentials(deps.storage)
     }
     for (const token of options.capabilities ?? []) this.addCapability(token)
-    // Pending writes must land before the runtime closes its storage.
-    runtime?.onStop(() => this.detach())
     return this
   }
 
@@ -965,7 +985,7 @@ export class CrdtCoordinator {
         waiter.resolve({ peerId, pulled: result.changed, pushed: result.pushed, skipped: result.skipped, attempts: outcome.attempts, status: this.publishStatus(peerId) })
       } else {
         this.counters.errorCount += 1
-        const error = outcome.error?.cause ?? new AuraError('NETWORK', outcome.error?.message ?? 'sync failed')
+        const error = errorFromReport(outcome.error, 'NETWORK', 'sync failed', { keep: 'any' })
         this.report(error, 'crdt sync')
         waiter.reject(error)
       }

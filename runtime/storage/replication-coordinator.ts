@@ -19,7 +19,7 @@
 import { Subject, type Observable, type Subscription } from 'rxjs'
 import { createActor, fromCallback, toPromise } from 'xstate'
 import { z } from 'zod'
-import { AuraError, InvalidInput, NotFound, isAuraError } from '../../effects/errors.js'
+import { AuraError, InvalidInput, NotFound, errorFromReport, isAuraError } from '../../effects/errors.js'
 import type { CapabilityToken } from '../core/capability.js'
 import type { Random } from '../../effects/random/index.js'
 import type { StorageKey } from '../../effects/storage/index.js'
@@ -248,13 +248,9 @@ export class ReplicationCoordinator {
           resolve({ id, policy: parsedPolicy.data, required, acked, peers: structuredClone(results), settled })
         } else {
           const output = snapshot.output!
-          const error = new AuraError((output.error?.code as AuraError['code']) ?? 'PEER_UNREACHABLE', output.error?.message ?? 'replication failed', {
-            id,
-            namespace,
-            required,
-            acked: output.acked.length,
-            peers: output.peers,
-          })
+          // the peers' own errors are in `peers`; the whole replication fails with their common code
+          const details = { id, namespace, required, acked: output.acked.length, peers: output.peers }
+          const error = errorFromReport({ code: output.error?.code, message: output.error?.message }, 'PEER_UNREACHABLE', 'replication failed', { details }) as AuraError
           this.#o.emit?.({ type: 'error', code: error.code, where: 'replication', message: error.message })
           reject(error)
         }

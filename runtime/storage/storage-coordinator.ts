@@ -14,9 +14,10 @@
 // single writes to commit, and later single writes wait for them, so commits land in the order
 // the timestamps were decided and no merge can overwrite a newer write.
 
-import { createActor, fromPromise, toPromise } from 'xstate'
+import { createActor, fromPromise } from 'xstate'
+import { runToOutput } from '../core/run-machine.js'
 import { z } from 'zod'
-import { AuraError, InvalidInput, PermissionDenied, isAuraError } from '../../effects/errors.js'
+import { AuraError, InvalidInput, PermissionDenied, errorFromReport, isAuraError } from '../../effects/errors.js'
 import { CapabilityVerifier, RevocationList, issueRoot, type CapabilityToken, type Right } from '../core/capability.js'
 import type { Crypto } from '../../effects/crypto/index.js'
 import type { BatchOp, Namespace, Storage, StorageKey } from '../../effects/storage/index.js'
@@ -69,9 +70,9 @@ export const storageCoordinatorOptionsSchema = z
     crypto: z.custom<Crypto>((v) => typeof v === 'object' && v !== null && typeof (v as Crypto).sign === 'function'),
     clock: z.custom<Clock>((v) => typeof v === 'object' && v !== null && typeof (v as Clock).now === 'function'),
     /** peers whose root capabilities are accepted, besides this peer */
-    trustedRoots: z.array(z.string().min(1)).default([]),
+    trustedRoots: z.array(z.string().min(1).max(128)).max(10_000).default([]),
     /** namespaces that accept only capabilities rooted at one of the listed owners */
-    owners: z.record(z.string(), z.array(z.string().min(1)).min(1)).default({}),
+    owners: z.record(z.string().min(1).max(256), z.array(z.string().min(1).max(128)).min(1)).default({}),
     /** capability ids revoked up front (added to the persisted list) */
     revocations: z.array(z.string().min(1)).default([]),
     maxValueBytes: z.number().int().positive().default(DEFAULT_MAX_VALUE_BYTES),
@@ -459,15 +460,13 @@ export class StorageCoordinator {
       input: { op, namespace, holder, request },
       ...(this.#options.inspect ? { inspect: this.#options.inspect } : {}),
     })
-    actor.start()
-    const out = await toPromise(actor)
+    const out = await runToOutput(actor)
     this.#counts[op][out.status]++
     if (out.status === 'done') {
       this.#options.emit?.({ type: 'latency', name: `storage.${op}`, ms: this.#clock.now() - startedAt })
       return out.value
     }
-    const cause = out.error?.cause
-    const error = isAuraError(cause) ? cause : new AuraError((out.error?.code as AuraError['code']) ?? 'STORAGE', out.error?.message ?? 'storage operation failed', {}, { cause })
+    const error = errorFromReport(out.error, 'STORAGE', 'storage operation failed') as AuraError
     // Remote failures are counted by the router when it answers the sender; local ones here.
     if (local) this.#options.emit?.({ type: 'error', code: error.code, where: `storage.${op}`, message: error.message })
     throw error

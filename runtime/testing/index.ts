@@ -12,3 +12,5 @@ export { MemoryStorage } from '../../effects/storage/index.js'
 export { VirtualClock, OffsetClock } from '../../effects/time/index.js'
 export { SeededRandom } from '../../effects/random/index.js'
 export { sessionMachine } from '../../machines/session.js'
+// the router and effects behind a runtime, for wire-level tests
+export { componentsOf, type Components } from '../core/components.js'

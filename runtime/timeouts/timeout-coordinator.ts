@@ -13,9 +13,10 @@
 //   run    { operationId, name, payload }  envelope.budgetMs required; reply = handler's result
 //   cancel { operationId, reason }          reply = number of local actors stopped
 
-import { createActor, fromPromise, toPromise, type AnyActorRef } from 'xstate'
+import { createActor, fromPromise, type AnyActorRef } from 'xstate'
+import { runToOutput } from '../core/run-machine.js'
 import { z } from 'zod'
-import { AuraError, Cancelled, DeadlineExceeded, InvalidInput, PermissionDenied, UnknownProtocol, isAuraError } from '../../effects/errors.js'
+import { Cancelled, DeadlineExceeded, InvalidInput, PermissionDenied, UnknownProtocol, errorFromReport, isAuraError } from '../../effects/errors.js'
 import type { Clock } from '../../effects/time/index.js'
 import type { Random } from '../../effects/random/index.js'
 import { timeoutMachine, coordinatedTimeoutMachine, type CoordinatedOperationInput, type CoordinatedTimeoutOutput, type TimeoutOperationInput } from '../../machines/timeout.js'
@@ -137,9 +138,8 @@ export class TimeoutCoordinator {
     const actor = createActor(machine, { input: { deadlineAt, policy, opIds: named.map((op) => op.id) }, clock: this.deps.clock, ...this.inspectOption() })
     record.actors.add(actor)
     const stopWithEnclosing = this.cancelOnAbort(actor, withEnclosingSignal())
-    actor.start()
     try {
-      const output = await toPromise(actor)
+      const output = await runToOutput(actor)
       if (output.status !== 'succeeded') this.count(output.status === 'cancelled' ? 'timeout.cancellations' : 'timeout.expired')
       return output as CoordinatedResult<T>
     } finally {
@@ -180,9 +180,8 @@ export class TimeoutCoordinator {
     const actor = createActor(machine, { input: { deadlineAt }, clock: this.deps.clock, ...this.inspectOption() })
     record.actors.add(actor)
     const stopWithOuter = this.cancelOnAbort(actor, outer)
-    actor.start()
     try {
-      const output = await toPromise(actor)
+      const output = await runToOutput(actor)
       this.deps.bus.emit({ type: 'latency', name: 'timeout.elapsed', ms: this.deps.clock.now() - startedAt })
       if (output.status === 'succeeded') {
         this.deps.bus.emit({ type: 'latency', name: 'timeout.time_left', ms: Math.max(0, deadlineAt - this.deps.clock.now()) })
@@ -197,7 +196,7 @@ export class TimeoutCoordinator {
         this.count('timeout.cancellations')
         throw new Cancelled(output.error?.message ?? 'operation cancelled', { operationId })
       }
-      throw output.error?.cause ?? new AuraError('NETWORK', output.error?.message ?? 'operation failed')
+      throw errorFromReport(output.error, 'NETWORK', 'operation failed', { keep: 'any' })
     } finally {
       stopWithOuter()
       record.actors.delete(actor)

@@ -2,8 +2,9 @@
 // number of attempts, a retryable-error predicate and a deadline. Used by every pattern that
 // retries (session step delivery, CRDT sync, replication), so they all behave the same way.
 
-import { createActor, fromPromise, toPromise } from 'xstate'
-import { AttemptBudgetExhausted, AuraError, Cancelled, DeadlineExceeded, isRetryable } from '../../effects/errors.js'
+import { createActor, fromPromise } from 'xstate'
+import { runToOutput } from '../core/run-machine.js'
+import { AttemptBudgetExhausted, Cancelled, DeadlineExceeded, errorFromReport, isRetryable } from '../../effects/errors.js'
 import type { Clock } from '../../effects/time/index.js'
 import type { Random } from '../../effects/random/index.js'
 import { backoffDelay, retryMachine, retryInputSchema, type AttemptInput, type BackoffPolicy } from '../../machines/retry.js'
@@ -109,8 +110,7 @@ async function runRetryMachine<T>(operation: (attempt: number, signal: AbortSign
   options.signal?.addEventListener('abort', onAbort, { once: true })
   if (options.signal?.aborted) onAbort()
   try {
-    actor.start()
-    const output = await toPromise(actor)
+    const output = await runToOutput(actor)
     const attempts = output.attempts + offset
     switch (output.status) {
       case 'succeeded':
@@ -123,7 +123,7 @@ async function runRetryMachine<T>(operation: (attempt: number, signal: AbortSign
         throw new Cancelled('retry cancelled', { attempts })
       default:
         // a non-retryable failure: the operation's own error, unchanged
-        throw output.error?.cause ?? new AuraError((output.error?.code as AuraError['code']) ?? 'NETWORK', output.error?.message ?? 'operation failed', { attempts })
+        throw errorFromReport(output.error, 'NETWORK', 'operation failed', { details: { attempts }, keep: 'any' })
     }
   } finally {
     options.signal?.removeEventListener('abort', onAbort)

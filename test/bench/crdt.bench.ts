@@ -21,6 +21,7 @@ import { createRuntime, type Runtime } from '../../runtime/core/runtime.js'
 import { Simulation } from '../../runtime/testing/simulation.js'
 import { quantile, sample, type BenchReport } from './report.js'
 import { sharing } from '../fixtures/crdt-access.js'
+import { componentsOf } from '../../runtime/core/components.js'
 
 const SYNCS = 500
 const IN_FLIGHT = 8
@@ -97,10 +98,10 @@ async function routerRoundTrip(): Promise<number> {
   const runtimes = await Promise.all([0, 1].map(() => createRuntime({ transport: 'tcp' })))
   await runtimes[0]!.connect(runtimes[1]!.addresses()[0]!)
   // Replies travel on the family's protocol, so the asking side registers the family too.
-  await runtimes[0]!.router.register('crdt', {})
-  await runtimes[1]!.router.register('crdt', { sync: () => ({ docs: [] }) })
+  await componentsOf(runtimes[0]!).router.register('crdt', {})
+  await componentsOf(runtimes[1]!).router.register('crdt', { sync: () => ({ docs: [] }) })
   const payload = { all: true, docs: [{ name: 'counter', kind: 'cv', type: 'pn-counter', version: { a: 1 } }] }
-  const samples = await sample(PINGS, () => runtimes[0]!.router.request(runtimes[1]!.peerId, 'crdt', { kind: 'sync', payload }, 5_000), 100)
+  const samples = await sample(PINGS, () => componentsOf(runtimes[0]!).router.request(runtimes[1]!.peerId, 'crdt', { kind: 'sync', payload }, 5_000), 100)
   for (const r of runtimes) await r.stop()
   return quantile(samples, 0.5)
 }
@@ -134,7 +135,7 @@ async function throughput(count: number, width: number, op: (lane: number) => Pr
 
 async function crdtSyncOverTcp(report: BenchReport, pingP50: number): Promise<void> {
   const routerP50 = await routerRoundTrip()
-  report.add('crdt.router.tcp.p50_ms', routerP50, 'ms', 'router request/reply, small payload, no coordinator')
+  report.add('componentsOf(crdt).router.tcp.p50_ms', routerP50, 'ms', 'router request/reply, small payload, no coordinator')
   const { runtimes, coordinators } = await tcpPair()
   const [a, b] = coordinators as [CrdtCoordinator, CrdtCoordinator]
   a.cv('counter', pnCounter)

@@ -15,6 +15,7 @@ import { z } from 'zod'
 import { createRuntime, type Runtime } from '../../runtime/core/runtime.js'
 import { defineChoreography } from '../../runtime/sessions/choreography.js'
 import { quantile, sample, type BenchReport } from './report.js'
+import { componentsOf } from '../../runtime/core/components.js'
 
 const SESSIONS = 200
 const CONCURRENT = 100
@@ -109,8 +110,8 @@ async function sessionRoundTrip(): Promise<{ p50: number; p99: number; requestP5
   server.sessions.invitations$.subscribe((invite) => void server.sessions.executeProtocol(invite.sessionId, invite.protocol))
   await client.connect(server.addresses()[0]!)
   // the floor under every pattern: one bare router.request round trip on the same connection
-  await server.router.register('timeout', { 'bench-echo': ({ envelope }) => envelope.payload })
-  const requests = await sample(PINGS, () => client.router.request(server.peerId, 'timeout', { kind: 'bench-echo', payload: { n: 1 } }), 200)
+  await componentsOf(server).router.register('timeout', { 'bench-echo': ({ envelope }) => envelope.payload })
+  const requests = await sample(PINGS, () => componentsOf(client).router.request(server.peerId, 'timeout', { kind: 'bench-echo', payload: { n: 1 } }), 200)
   const roster = [{ peerId: client.peerId, role: 'client' }, { peerId: server.peerId, role: 'server' }]
   const samples = await sample(SESSIONS, async () => {
     const session = await client.sessions.createSession('bench', roster, { timeoutMs: 10_000, protocol: pingPong.name })
@@ -146,14 +147,14 @@ async function localRouting(): Promise<{ rawPerS: number; routedPerS: number }> 
   let delivered = 0
   let done: () => void = () => undefined
   const all = new Promise<void>((resolve) => (done = resolve))
-  await runtime.router.register('timeout', {
+  await componentsOf(runtime).router.register('timeout', {
     inc: () => {
       routed.send({ type: 'INC' })
       if (++delivered === LOCAL_MESSAGES) done()
     },
   })
   const routedStart = performance.now()
-  for (let i = 0; i < LOCAL_MESSAGES; i++) void runtime.router.send(runtime.peerId, 'timeout', { kind: 'inc', payload: null })
+  for (let i = 0; i < LOCAL_MESSAGES; i++) void componentsOf(runtime).router.send(runtime.peerId, 'timeout', { kind: 'inc', payload: null })
   await all
   const routedMs = performance.now() - routedStart
   if (routed.getSnapshot().context.n !== LOCAL_MESSAGES) throw new Error('lost local messages')

@@ -14,6 +14,7 @@ import { createRuntime, type Runtime } from '../../runtime/core/runtime.js'
 import { ReplicationCoordinator } from '../../runtime/storage/replication-coordinator.js'
 import { StorageCoordinator } from '../../runtime/storage/storage-coordinator.js'
 import { quantile, sample, type BenchReport } from './report.js'
+import { componentsOf } from '../../runtime/core/components.js'
 
 const BATCH = 1_000
 const BATCHES = 20
@@ -123,9 +124,9 @@ async function replicationFigure(report: BenchReport): Promise<void> {
       const runtime = await createRuntime({ dataDir, maxFrameBytes: 4 * 1024 * 1024 })
       runtimes.push(runtime)
       const owner = nodes[0]?.runtime.peerId ?? runtime.peerId
-      const storage = new StorageCoordinator(runtime.peerId, runtime.effects.storage, { crypto: runtime.effects.crypto, clock: runtime.effects.clock, trustedRoots: [owner] })
-      const replication = new ReplicationCoordinator({ storage, router: runtime.router, clock: runtime.effects.clock, random: runtime.effects.random, defaultTimeoutMs: 60_000 })
-      await storage.attach(runtime)
+      const storage = new StorageCoordinator(runtime.peerId, componentsOf(runtime).storage, { crypto: componentsOf(runtime).crypto, clock: componentsOf(runtime).clock, trustedRoots: [owner] })
+      const replication = new ReplicationCoordinator({ storage, router: componentsOf(runtime).router, clock: componentsOf(runtime).clock, random: componentsOf(runtime).random, defaultTimeoutMs: 60_000 })
+      await storage.attach(componentsOf(runtime))
       await replication.attach()
       nodes.push({ runtime, storage, replication })
     }

@@ -10,6 +10,7 @@ import { AntiEntropy, type AntiEntropyProgress } from '../../../runtime/anti-ent
 import { CrdtCoordinator } from '../../../runtime/crdt/crdt-coordinator.js'
 import { Simulation } from '../../../runtime/testing/simulation.js'
 import { sharing } from '../../fixtures/crdt-access.js'
+import { componentsOf } from '../../../runtime/core/components.js'
 
 const PEERS = 5
 
@@ -219,7 +220,7 @@ describe('anti-entropy engine (simulated)', () => {
         { digest: 'full-list', ids: ['a'] },
       ]
       const outcomes: unknown[] = []
-      for (const payload of bad) void a.router.request(b.peerId, 'anti-entropy', { kind: 'digest', payload }, 500).catch((e) => outcomes.push(e))
+      for (const payload of bad) void componentsOf(a).router.request(b.peerId, 'anti-entropy', { kind: 'digest', payload }, 500).catch((e) => outcomes.push(e))
       expect(await sim.runUntil(() => outcomes.length === bad.length, 2_000)).toBe(true)
       for (const o of outcomes) expect(o).toMatchObject({ code: 'INVALID_INPUT' })
       expect(errors.filter((c) => c === 'INVALID_INPUT')).toHaveLength(bad.length)

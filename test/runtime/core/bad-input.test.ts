@@ -15,6 +15,7 @@ import { createRuntime, type Runtime } from '../../../runtime/core/runtime.js'
 import { thresholdCeremony } from '../../../runtime/sessions/protocols/threshold-ceremony.js'
 import { encodeEnvelope } from '../../../runtime/core/wire.js'
 import { ConfigInvalid, AuraError } from '../../../effects/errors.js'
+import { componentsOf } from '../../../runtime/core/components.js'
 
 const cleanups: Array<() => Promise<void> | void> = []
 afterEach(async () => {
@@ -50,7 +51,7 @@ async function until(predicate: () => boolean, ms = 5_000): Promise<void> {
   }
 }
 
-const storedSessions = (rt: Runtime) => JSON.stringify([...rt.effects.storage.namespace('aura.sessions').range()])
+const storedSessions = (rt: Runtime) => JSON.stringify([...componentsOf(rt).storage.namespace('aura.sessions').range()])
 
 describe('bad input', () => {
   it('a config that fails zod is ConfigInvalid, listing the issue', async () => {
@@ -108,17 +109,17 @@ describe('bad input', () => {
     await new Promise((r) => setTimeout(r, 100))
     const before = storedSessions(bob)
 
-    const unknown = mallory.router.request(bob.peerId, 'session', { kind: 'step', payload: { sessionId: 'no-such-session', protocol: ceremony.name, step: 0, payload: {} } })
+    const unknown = componentsOf(mallory).router.request(bob.peerId, 'session', { kind: 'step', payload: { sessionId: 'no-such-session', protocol: ceremony.name, step: 0, payload: {} } })
     await expect(unknown).rejects.toMatchObject({ code: 'UNKNOWN_SESSION' })
-    const outsider = mallory.router.request(bob.peerId, 'session', { kind: 'join', payload: { sessionId: session.id, role: 'p1' } })
+    const outsider = componentsOf(mallory).router.request(bob.peerId, 'session', { kind: 'join', payload: { sessionId: session.id, role: 'p1' } })
     await expect(outsider).rejects.toMatchObject({ code: 'PERMISSION_DENIED' })
-    const wrongRole = alice.router.request(bob.peerId, 'session', { kind: 'join', payload: { sessionId: session.id, role: 'p2' } })
+    const wrongRole = componentsOf(alice).router.request(bob.peerId, 'session', { kind: 'join', payload: { sessionId: session.id, role: 'p2' } })
     await expect(wrongRole).rejects.toMatchObject({ code: 'UNKNOWN_ROLE' })
-    const forgedStep = mallory.router.request(bob.peerId, 'session', { kind: 'step', payload: { sessionId: session.id, protocol: ceremony.name, step: 0, payload: { commitment: 'a'.repeat(64) } } })
+    const forgedStep = componentsOf(mallory).router.request(bob.peerId, 'session', { kind: 'step', payload: { sessionId: session.id, protocol: ceremony.name, step: 0, payload: { commitment: 'a'.repeat(64) } } })
     await expect(forgedStep).rejects.toMatchObject({ code: 'PERMISSION_DENIED' })
-    const badPayload = alice.router.request(bob.peerId, 'session', { kind: 'step', payload: { sessionId: session.id, protocol: ceremony.name, step: 0, payload: { commitment: 42 } } })
+    const badPayload = componentsOf(alice).router.request(bob.peerId, 'session', { kind: 'step', payload: { sessionId: session.id, protocol: ceremony.name, step: 0, payload: { commitment: 42 } } })
     await expect(badPayload).rejects.toMatchObject({ code: 'INVALID_INPUT' })
-    const notAnInvite = mallory.router.request(bob.peerId, 'session', { kind: 'invite', payload: { input: { nonsense: true } } })
+    const notAnInvite = componentsOf(mallory).router.request(bob.peerId, 'session', { kind: 'invite', payload: { input: { nonsense: true } } })
     await expect(notAnInvite).rejects.toBeInstanceOf(AuraError)
 
     const errors = bob.metrics().errors

@@ -6,6 +6,7 @@ import { Simulation } from '../../../runtime/testing/simulation.js'
 import { defineChoreography } from '../../../runtime/sessions/choreography.js'
 import type { Runtime } from '../../../runtime/core/runtime.js'
 import { drive } from '../../fixtures/simulation-drive.js'
+import { componentsOf } from '../../../runtime/core/components.js'
 
 const sims: Simulation[] = []
 afterEach(async () => {
@@ -40,7 +41,7 @@ async function skewed(direction: 1 | -1 = 1) {
 function registerWork(callee: Runtime) {
   const seen: Array<{ arrivedAt: number; deadlineAt: number; endedAt?: number; aborted?: boolean }> = []
   callee.timeouts.register('work', async (payload, ctx) => {
-    const entry: (typeof seen)[number] = { arrivedAt: callee.effects.clock.now(), deadlineAt: ctx.deadlineAt }
+    const entry: (typeof seen)[number] = { arrivedAt: componentsOf(callee).clock.now(), deadlineAt: ctx.deadlineAt }
     seen.push(entry)
     try {
       await ctx.sleep((payload as { ms: number }).ms)
@@ -49,7 +50,7 @@ function registerWork(callee: Runtime) {
       entry.aborted = true
       throw error
     } finally {
-      entry.endedAt = callee.effects.clock.now()
+      entry.endedAt = componentsOf(callee).clock.now()
     }
   })
   return seen

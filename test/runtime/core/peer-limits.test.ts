@@ -5,6 +5,7 @@ import { Simulation } from '../../../runtime/testing/simulation.js'
 import { createRuntime, type Runtime } from '../../../runtime/core/runtime.js'
 import { ConfigInvalid } from '../../../effects/errors.js'
 import { drive } from '../../fixtures/simulation-drive.js'
+import { componentsOf } from '../../../runtime/core/components.js'
 
 const sims: Simulation[] = []
 afterEach(async () => {
@@ -17,11 +18,11 @@ async function simulate() {
   const sim = await Simulation.create({ seed: 11, peers: 3, faults: { minDelayMs: 1, maxDelayMs: 2 }, runtime: { limits: { maxInboundPerPeerPerSecond: RATE } } })
   sims.push(sim)
   const [server, flooder, other] = sim.runtimes as [Runtime, Runtime, Runtime]
-  await server.router.register('timeout', { ping: () => 'pong' })
+  await componentsOf(server).router.register('timeout', { ping: () => 'pong' })
   return { sim, server, flooder, other }
 }
 
-const ping = (from: Runtime, to: Runtime) => from.router.request(to.peerId, 'timeout', { kind: 'ping', payload: null }).then(
+const ping = (from: Runtime, to: Runtime) => componentsOf(from).router.request(to.peerId, 'timeout', { kind: 'ping', payload: null }).then(
   (value) => ({ value }),
   (error: unknown) => ({ error }),
 )
@@ -50,7 +51,7 @@ describe('per-peer inbound rate limit', () => {
     const sim = await Simulation.create({ seed: 12, peers: 2, faults: { minDelayMs: 1, maxDelayMs: 2 } })
     sims.push(sim)
     const [server, flooder] = sim.runtimes as [Runtime, Runtime]
-    await drive(sim, Promise.all(Array.from({ length: 600 }, () => flooder.router.send(server.peerId, 'timeout', { kind: 'no-such-kind', payload: null }))), 500)
+    await drive(sim, Promise.all(Array.from({ length: 600 }, () => componentsOf(flooder).router.send(server.peerId, 'timeout', { kind: 'no-such-kind', payload: null }))), 500)
     await sim.run(100)
     expect(server.metrics().errors['UNKNOWN_PROTOCOL']).toBe(600)
     // each answer the flooder got shows up on its side as a remote error

@@ -9,6 +9,7 @@ import { AntiEntropy } from '../../../runtime/anti-entropy/anti-entropy.js'
 import { CrdtCoordinator } from '../../../runtime/crdt/crdt-coordinator.js'
 import { createRuntime, type Runtime } from '../../../runtime/core/runtime.js'
 import { sharing } from '../../fixtures/crdt-access.js'
+import { componentsOf } from '../../../runtime/core/components.js'
 
 const HOUR = 3_600_000
 const runtimes: Runtime[] = []
@@ -53,7 +54,7 @@ describe('CRDT collections are closed to peers without a capability', () => {
     ]
     for (const [what, capability, reason] of cases) {
       const payload = { collection: 'crdt.default', capability, body: push }
-      const outcome = intruder.router.request(victim.peerId, 'crdt', { kind: 'push', payload }, 5_000)
+      const outcome = componentsOf(intruder).router.request(victim.peerId, 'crdt', { kind: 'push', payload }, 5_000)
       await expect(outcome, what).rejects.toMatchObject({ code: 'PERMISSION_DENIED', details: { reason } })
     }
     expect(tags(v)).toEqual(['owner'])

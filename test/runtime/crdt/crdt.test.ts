@@ -26,6 +26,7 @@ import { createRuntime, type Runtime } from '../../../runtime/core/runtime.js'
 import { Simulation } from '../../../runtime/testing/simulation.js'
 import { sharing } from '../../fixtures/crdt-access.js'
 import { drive } from '../../fixtures/simulation-drive.js'
+import { componentsOf } from '../../../runtime/core/components.js'
 
 /** One sync between two unattached coordinators, by hand: a pulls from b, then pushes. */
 async function syncByHand(a: CrdtCoordinator, b: CrdtCoordinator) {
@@ -349,7 +350,7 @@ describe('over libp2p TCP', () => {
   it('Yjs edits are appended to a log, compacted into one record past LOG_LIMIT, and restored', async () => {
     const { runtime, dataDir } = await tcpRuntime()
     const c = await CrdtCoordinator.attach(runtime)
-    const stored = () => [...runtime.effects.storage.namespace('crdt.default').range()]
+    const stored = () => [...componentsOf(runtime).storage.namespace('crdt.default').range()]
     const logKeys = () => stored().filter((e) => Array.isArray(e.key)).length
     await c.edit('doc', (d) => d.getText('t').insert(0, 'a'))
     const record = stored().find((e) => e.key === 'doc')!.value
@@ -409,7 +410,7 @@ describe('over libp2p TCP', () => {
     ]
     for (const { kind, payload, code } of bad) {
       const gated = { collection: 'crdt.default', capability, body: payload }
-      await expect(a!.runtime.router.request(b!.runtime.peerId, 'crdt', { kind, payload: gated }, 5_000)).rejects.toMatchObject({ code })
+      await expect(componentsOf(a!.runtime).router.request(b!.runtime.peerId, 'crdt', { kind, payload: gated }, 5_000)).rejects.toMatchObject({ code })
     }
     expect(snapshot(cb)).toEqual(before)
     expect(cb.metrics().errorCount).toBe(4)

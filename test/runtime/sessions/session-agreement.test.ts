@@ -8,6 +8,7 @@ import { Simulation } from '../../../runtime/testing/simulation.js'
 import type { Runtime } from '../../../runtime/core/runtime.js'
 import { drive } from '../../fixtures/simulation-drive.js'
 import { greeting } from '../../fixtures/greeting.js'
+import { componentsOf } from '../../../runtime/core/components.js'
 
 const FINALS = ['completed', 'failed', 'cancelled']
 
@@ -101,7 +102,7 @@ describe('session outcome agreement', () => {
     const ended = await drive(sim, serverResult, 5_000)
     expect(`${ended.value?.status}/${ended.value?.outcome.kind}`).toBe('failed/timeout')
     // and what the leader kept answers anyone asking later still
-    const answer = await drive(sim, server.router.request(client.peerId, 'session', { kind: 'report', payload: { sessionId: id, kind: 'timeout' } }), 1_000)
+    const answer = await drive(sim, componentsOf(server).router.request(client.peerId, 'session', { kind: 'report', payload: { sessionId: id, kind: 'timeout' } }), 1_000)
     expect(answer.value).toEqual({ verdict: { kind: 'timeout' } })
   })
 
@@ -113,12 +114,12 @@ describe('session outcome agreement', () => {
     const before = [client, server].map((r) => r.sessions.get(session.id)!.state())
     const attempts = [
       // the server is no leader: its verdict is not the client's to take
-      drive(sim, server.router.request(client.peerId, 'session', { kind: 'verdict', payload: { sessionId: session.id, kind: 'success' } }), 1_000),
+      drive(sim, componentsOf(server).router.request(client.peerId, 'session', { kind: 'verdict', payload: { sessionId: session.id, kind: 'success' } }), 1_000),
       // nor does it collect reports
-      drive(sim, client.router.request(server.peerId, 'session', { kind: 'report', payload: { sessionId: session.id, kind: 'done' } }), 1_000),
+      drive(sim, componentsOf(client).router.request(server.peerId, 'session', { kind: 'report', payload: { sessionId: session.id, kind: 'done' } }), 1_000),
       // malformed: a kind that does not exist, an extra field
-      drive(sim, server.router.request(client.peerId, 'session', { kind: 'report', payload: { sessionId: session.id, kind: 'finished' } }), 1_000),
-      drive(sim, client.router.request(server.peerId, 'session', { kind: 'verdict', payload: { sessionId: session.id, kind: 'success', extra: 1 } }), 1_000),
+      drive(sim, componentsOf(server).router.request(client.peerId, 'session', { kind: 'report', payload: { sessionId: session.id, kind: 'finished' } }), 1_000),
+      drive(sim, componentsOf(client).router.request(server.peerId, 'session', { kind: 'verdict', payload: { sessionId: session.id, kind: 'success', extra: 1 } }), 1_000),
     ]
     const errors = (await Promise.all(attempts)).map((outcome) => (outcome.error as { code?: string } | undefined)?.code)
     expect(errors).toEqual(['PERMISSION_DENIED', 'PERMISSION_DENIED', 'INVALID_INPUT', 'INVALID_INPUT'])

@@ -12,6 +12,7 @@ import { SeededRandom } from '../../../effects/random/index.js'
 import { Ed25519Crypto } from '../../../effects/crypto/index.js'
 import { SimulatedNetworkHub } from '../../../effects/network/index.js'
 import { drive } from '../../fixtures/simulation-drive.js'
+import { componentsOf } from '../../../runtime/core/components.js'
 
 const sims: Simulation[] = []
 afterEach(async () => {
@@ -25,7 +26,7 @@ const hello = defineChoreography({
 })
 
 const RETAIN_MS = 1_000
-const stored = (rt: Runtime) => [...rt.effects.storage.namespace('aura.sessions').range()].map((e) => String(e.key))
+const stored = (rt: Runtime) => [...componentsOf(rt).storage.namespace('aura.sessions').range()].map((e) => String(e.key))
 
 describe('finished session retention', () => {
   it('a completed session is readable for retainFinishedMs, then gone from memory and storage on every peer', async () => {

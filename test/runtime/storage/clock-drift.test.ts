@@ -13,6 +13,7 @@ import type { Clock } from '../../../effects/time/index.js'
 import { createRuntime, type Runtime } from '../../../runtime/core/runtime.js'
 import { StorageCoordinator, type StoredRecord } from '../../../runtime/storage/storage-coordinator.js'
 import { HLC_LEASE_MS } from '../../../runtime/storage/record-meta.js'
+import { componentsOf } from '../../../runtime/core/components.js'
 
 const HOUR = 3_600_000
 const T = 1_700_000_000_000
@@ -70,7 +71,7 @@ describe('bounded remote clock drift', () => {
     const hourAhead: StoredRecord = [Date.now() + HOUR, 0, sender.peerId, 0, 'from the future']
     const apply = async (to: Runtime) => {
       const capability = await to.storage.grant({ audience: sender.peerId, namespace: 'docs', rights: ['replicate'], notBefore: Date.now() - HOUR, expiresAt: Date.now() + HOUR })
-      return sender.router.request(to.peerId, 'replication', { kind: 'apply', payload: { namespace: 'docs', resolver: { kind: 'lww' }, records: [['k', hourAhead]], capability } }, 5_000)
+      return componentsOf(sender).router.request(to.peerId, 'replication', { kind: 'apply', payload: { namespace: 'docs', resolver: { kind: 'lww' }, records: [['k', hourAhead]], capability } }, 5_000)
     }
     await expect(apply(strict)).rejects.toMatchObject({ code: 'CLOCK_DRIFT' })
     expect(strict.metrics().errors.CLOCK_DRIFT).toBe(1)

@@ -19,6 +19,7 @@ import { HybridLogicalClock, compareHlc } from '../../../runtime/storage/hybrid-
 import { CrdtCoordinator } from '../../../runtime/crdt/crdt-coordinator.js'
 import { AntiEntropy } from '../../../runtime/anti-entropy/anti-entropy.js'
 import { sharing } from '../../fixtures/crdt-access.js'
+import { componentsOf } from '../../../runtime/core/components.js'
 
 const HOUR = 3_600_000
 const dirs: string[] = []
@@ -44,24 +45,24 @@ async function cluster(n = 3, options: { silent?: number[]; crdt?: boolean } = {
     const runtime = await createRuntime({ dataDir })
     runtimes.push(runtime)
     ownerId ??= runtime.peerId
-    const storage = new StorageCoordinator(runtime.peerId, runtime.effects.storage, {
-      crypto: runtime.effects.crypto,
-      clock: runtime.effects.clock,
+    const storage = new StorageCoordinator(runtime.peerId, componentsOf(runtime).storage, {
+      crypto: componentsOf(runtime).crypto,
+      clock: componentsOf(runtime).clock,
       trustedRoots: [ownerId],
       ...(options.crdt ? { namespaces: { counters: { kind: 'crdt', type: 'g-counter' } } } : {}),
     })
     const replication = new ReplicationCoordinator({
       storage,
-      router: runtime.router,
-      clock: runtime.effects.clock,
-      random: runtime.effects.random,
+      router: componentsOf(runtime).router,
+      clock: componentsOf(runtime).clock,
+      random: componentsOf(runtime).random,
       retry: { maxAttempts: 4, initialDelayMs: 20, maxDelayMs: 200, multiplier: 2, jitter: 'equal' },
       attemptTimeoutMs: 2_000,
     })
-    await storage.attach(runtime)
+    await storage.attach(componentsOf(runtime))
     if (options.silent?.includes(i)) {
       // a peer that takes replication messages and never answers
-      await runtime.router.register('replication', { apply: () => new Promise(() => {}) })
+      await componentsOf(runtime).router.register('replication', { apply: () => new Promise(() => {}) })
     } else {
       await replication.attach()
     }
@@ -278,7 +279,7 @@ describe('namespace reconciliation between replicas, without the writer', () => 
     // shown a token without 'replicate', c answers neither digests nor pulls
     const error = await b.replication.reconcile(c.runtime.peerId, 'docs', { capability: readOnlyB, localCapability: capB }).catch((e: unknown) => e)
     expect(error).toMatchObject({ code: 'PERMISSION_DENIED' })
-    const pull = b.runtime.router.request(c.runtime.peerId, 'replication', { kind: 'pull', payload: { namespace: 'docs', capability: readOnlyB, keys: ['"k3"'] } }, 5_000)
+    const pull = componentsOf(b.runtime).router.request(c.runtime.peerId, 'replication', { kind: 'pull', payload: { namespace: 'docs', capability: readOnlyB, keys: ['"k3"'] } }, 5_000)
     await expect(pull).rejects.toMatchObject({ code: 'PERMISSION_DENIED' })
     expect(c.runtime.metrics().errors.PERMISSION_DENIED).toBeGreaterThanOrEqual(2)
     // and b may not merge what it would pull without the right here

@@ -14,6 +14,7 @@ import { gCounter } from '../../../runtime/crdt/lattices/g-counter.js'
 import { StorageCoordinator, type StorageCoordinatorOptions } from '../../../runtime/storage/storage-coordinator.js'
 import type { RuntimeEventInput } from '../../../runtime/core/events.js'
 import { createRuntime, type Runtime } from '../../../runtime/core/runtime.js'
+import { componentsOf } from '../../../runtime/core/components.js'
 
 const T0 = 1_700_000_000_000
 const HOUR = 3_600_000
@@ -275,8 +276,8 @@ describe('StorageCoordinator served over libp2p TCP', () => {
       dirs.push(dataDir)
       const runtime = await createRuntime({ dataDir })
       runtimes.push(runtime)
-      const storage = new StorageCoordinator(runtime.peerId, runtime.effects.storage, { crypto: runtime.effects.crypto, clock: runtime.effects.clock })
-      await storage.attach(runtime)
+      const storage = new StorageCoordinator(runtime.peerId, componentsOf(runtime).storage, { crypto: componentsOf(runtime).crypto, clock: componentsOf(runtime).clock })
+      await storage.attach(componentsOf(runtime))
       made.push({ runtime, storage })
     }
     const [server, client] = made as [(typeof made)[0], (typeof made)[0]]

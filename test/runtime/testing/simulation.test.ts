@@ -6,6 +6,7 @@ import { lifecycleViolations, finalEntries } from '../../../runtime/testing/trac
 import type { Runtime } from '../../../runtime/core/runtime.js'
 import { CrashableClock } from '../../../effects/time/index.js'
 import type { Session } from '../../../runtime/sessions/session-manager.js'
+import { componentsOf } from '../../../runtime/core/components.js'
 
 const FINALS = ['completed', 'failed', 'cancelled']
 
@@ -108,20 +109,20 @@ describe('simulation: a real crash and restart', () => {
     const sim = await simulate(11, { faults: { minDelayMs: 1, maxDelayMs: 5 } })
     const dead = sim.runtimes[1]!
     const fired: string[] = []
-    dead.effects.clock.setTimeout(() => fired.push('set before the crash'), 100)
-    await dead.effects.storage.namespace('disk').put('before', 1)
+    componentsOf(dead).clock.setTimeout(() => fired.push('set before the crash'), 100)
+    await componentsOf(dead).storage.namespace('disk').put('before', 1)
     sim.crash(1)
     expect(sim.isDown(1)).toBe(true)
-    expect((dead.effects.clock as CrashableClock).pendingTimers()).toBe(0)
-    dead.effects.clock.setTimeout(() => fired.push('set after the crash'), 10)
-    await expect(dead.effects.storage.namespace('disk').put('after', 2)).rejects.toMatchObject({ code: 'STORAGE' })
-    await expect(dead.effects.storage.namespace('disk').delete('before')).rejects.toMatchObject({ code: 'STORAGE' })
-    await expect(dead.effects.storage.batch([{ type: 'put', namespace: 'disk', key: 'batched', value: 3 }])).rejects.toMatchObject({ code: 'STORAGE' })
+    expect((componentsOf(dead).clock as CrashableClock).pendingTimers()).toBe(0)
+    componentsOf(dead).clock.setTimeout(() => fired.push('set after the crash'), 10)
+    await expect(componentsOf(dead).storage.namespace('disk').put('after', 2)).rejects.toMatchObject({ code: 'STORAGE' })
+    await expect(componentsOf(dead).storage.namespace('disk').delete('before')).rejects.toMatchObject({ code: 'STORAGE' })
+    await expect(componentsOf(dead).storage.batch([{ type: 'put', namespace: 'disk', key: 'batched', value: 3 }])).rejects.toMatchObject({ code: 'STORAGE' })
     await sim.run(5_000)
     expect(fired).toEqual([])
     // what was written before the crash is still readable; nothing after it landed
-    expect(dead.effects.storage.namespace('disk').get('before')).toBe(1)
-    expect(dead.effects.storage.namespace('disk').has('after')).toBe(false)
+    expect(componentsOf(dead).storage.namespace('disk').get('before')).toBe(1)
+    expect(componentsOf(dead).storage.namespace('disk').has('after')).toBe(false)
     expect(sim.runtimes[0]!.connectedPeers()).not.toContain(dead.peerId)
     expect(() => sim.crash(1)).toThrow(/already down/)
   })
@@ -133,7 +134,7 @@ describe('simulation: a real crash and restart', () => {
       onStart: (runtime, index, { life }) => void starts.push(`${index}/${life}/${runtime.peerId.slice(-4)}`),
     })
     const old = sim.runtimes[2]!
-    await old.effects.storage.namespace('disk').put('kept', 'yes')
+    await componentsOf(old).storage.namespace('disk').put('kept', 'yes')
     await expect(sim.restart(2)).rejects.toThrow(/not down/)
     sim.crash(2)
     await sim.run(100)
@@ -142,14 +143,14 @@ describe('simulation: a real crash and restart', () => {
     expect(sim.runtimes[2]).toBe(restarted)
     expect(sim.isDown(2)).toBe(false)
     expect(restarted.peerId).toBe(old.peerId)
-    expect(restarted.effects.storage.namespace('disk').get('kept')).toBe('yes')
+    expect(componentsOf(restarted).storage.namespace('disk').get('kept')).toBe('yes')
     await sim.run(100)
     expect(restarted.connectedPeers()).toEqual([sim.runtimes[0]!.peerId, sim.runtimes[1]!.peerId].sort())
     for (const other of sim.runtimes.slice(0, 2)) expect(other.connectedPeers()).toContain(restarted.peerId)
     const tail = old.peerId.slice(-4)
     expect(starts).toEqual([`0/0/${sim.runtimes[0]!.peerId.slice(-4)}`, `1/0/${sim.runtimes[1]!.peerId.slice(-4)}`, `2/0/${tail}`, `2/1/${tail}`])
     // the old incarnation stays dead after the restart
-    await expect(old.effects.storage.namespace('disk').put('late', 1)).rejects.toMatchObject({ code: 'STORAGE' })
+    await expect(componentsOf(old).storage.namespace('disk').put('late', 1)).rejects.toMatchObject({ code: 'STORAGE' })
   })
 
   it('a participant crashed mid-session and restarted resumes from storage; every peer ends the session the same way; same seed, same trace', async () => {

@@ -8,6 +8,7 @@ import { defineChoreography } from '../../../runtime/sessions/choreography.js'
 import type { Runtime } from '../../../runtime/core/runtime.js'
 import type { OperationContext } from '../../../runtime/timeouts/timeout-coordinator.js'
 import { drive } from '../../fixtures/simulation-drive.js'
+import { componentsOf } from '../../../runtime/core/components.js'
 
 const sims: Simulation[] = []
 afterEach(async () => {
@@ -27,10 +28,10 @@ function registerSlow(runtime: Runtime, log: Array<{ peer: string; what: 'done' 
     try {
       await ctx.sleep(ms)
       const nested = then ? await ctx.call(then.peer, 'slow', { ms: then.ms }) : undefined
-      log.push({ peer: runtime.peerId, what: 'done', at: runtime.effects.clock.now(), deadlineAt: ctx.deadlineAt })
+      log.push({ peer: runtime.peerId, what: 'done', at: componentsOf(runtime).clock.now(), deadlineAt: ctx.deadlineAt })
       return { ok: true, nested }
     } catch (error) {
-      log.push({ peer: runtime.peerId, what: 'aborted', at: runtime.effects.clock.now(), deadlineAt: ctx.deadlineAt })
+      log.push({ peer: runtime.peerId, what: 'aborted', at: componentsOf(runtime).clock.now(), deadlineAt: ctx.deadlineAt })
       throw error
     }
   })
@@ -106,13 +107,13 @@ describe('timeout coordination', () => {
     await sim.run(1_000)
     // a run request sent with its budget spent is refused without running
     log.length = 0
-    const spent = drive(sim, a.router.request(b.peerId, 'timeout', { kind: 'run', deadline: sim.clock.now(), payload: { operationId: 'op-spent', name: 'slow', payload: { ms: 1 } } }), 2_000)
+    const spent = drive(sim, componentsOf(a).router.request(b.peerId, 'timeout', { kind: 'run', deadline: sim.clock.now(), payload: { operationId: 'op-spent', name: 'slow', payload: { ms: 1 } } }), 2_000)
     expect((await spent).error).toMatchObject({ code: 'DEADLINE_EXCEEDED' })
     expect(b.metrics().errors['DEADLINE_EXCEEDED']).toBeGreaterThanOrEqual(1)
     expect(log).toEqual([])
     const unknown = await drive(sim, a.timeouts.withTimeout(5_000, (_s, ctx) => ctx.call(b.peerId, 'no-such-op')), 5_000)
     expect(unknown.error).toMatchObject({ code: 'UNKNOWN_PROTOCOL' })
-    const badCancel = await drive(sim, a.router.request(b.peerId, 'timeout', { kind: 'cancel', payload: { operationId: 42 } }), 5_000)
+    const badCancel = await drive(sim, componentsOf(a).router.request(b.peerId, 'timeout', { kind: 'cancel', payload: { operationId: 42 } }), 5_000)
     expect(badCancel.error).toMatchObject({ code: 'INVALID_INPUT' })
   })
 
