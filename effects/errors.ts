@@ -66,7 +66,7 @@ export function errorFromReport(
   const cause = report?.cause
   if (isAuraError(cause) || (options.keep === 'any' && cause instanceof Error)) return cause
   const code = typeof report?.code === 'string' && Object.hasOwn(ERROR_CODES, report.code) ? (report.code as AuraErrorCode) : fallback
-  return new AuraError(code, report?.message ?? message, options.details ?? {}, cause === undefined ? undefined : { cause })
+  return errorOf(code, report?.message ?? message, options.details ?? {}, cause === undefined ? undefined : { cause })
 }
 
 export class AuraError extends Error {
@@ -83,14 +83,27 @@ export class AuraError extends Error {
   }
 }
 
-const define = (code: AuraErrorCode, name: string) =>
-  ({
+type AuraErrorClass = new (message: string, details?: Record<string, unknown>, options?: { cause?: unknown }) => AuraError
+/** code → its class, so an error made from a code alone is still `instanceof` its class */
+const CLASS_OF = new Map<AuraErrorCode, AuraErrorClass>()
+
+const define = (code: AuraErrorCode, name: string) => {
+  const named = {
     [name]: class extends AuraError {
       constructor(message: string, details: Record<string, unknown> = {}, options?: { cause?: unknown }) {
         super(code, message, details, options)
       }
     },
-  })[name]!
+  }[name]!
+  CLASS_OF.set(code, named)
+  return named
+}
+
+/** An error of `code`, made with the class for that code (`errorOf('DEADLINE_EXCEEDED', …) instanceof DeadlineExceeded`). */
+export function errorOf(code: AuraErrorCode, message: string, details: Record<string, unknown> = {}, options?: { cause?: unknown }): AuraError {
+  const ErrorClass = CLASS_OF.get(code)
+  return ErrorClass ? new ErrorClass(message, details, options) : new AuraError(code, message, details, options)
+}
 
 export const InvalidInput = define('INVALID_INPUT', 'InvalidInput')
 export const ConfigInvalid = define('CONFIG_INVALID', 'ConfigInvalid')
