@@ -17,8 +17,8 @@
 
 import { assign, fromCallback, fromPromise, setup } from 'xstate'
 import { z } from 'zod'
-import { backoffPolicySchema, defaultIsRetryable, type BackoffPolicy, type BackoffTimerInput, type RetryEvent } from './retry.js'
-import { errorInfo } from './timeout.js'
+import { type RetryEvent } from './retry.js'
+import { backoffPolicySchema, defaultIsRetryable, errorInfo, type BackoffPolicy, type BackoffTimerInput } from './kernel.js'
 
 export const peerSelectionSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('random'), k: z.number().int().min(1).max(1024) }).strict(),

@@ -19,8 +19,8 @@
 // (clock + random): the machine itself never touches time or randomness.
 
 import { assign, fromCallback, not, sendTo, setup } from 'xstate'
-import { defaultIsRetryable, type BackoffPolicy, type BackoffTimerInput, type RetryEvent } from './retry.js'
-import { errorInfo, type ErrorInfo } from './timeout.js'
+import { type RetryEvent } from './retry.js'
+import { defaultIsRetryable, errorInfo, type BackoffPolicy, type BackoffTimerInput, type ErrorInfo } from './kernel.js'
 
 export interface CrdtSyncInput {
   peerId: string

@@ -14,7 +14,7 @@
 // known. Pure: no clock, no network, no randomness.
 import { assign, enqueueActions, fromCallback, setup } from 'xstate'
 import { z } from 'zod'
-import type { DeadlineEvent, DeadlineTimerInput, ErrorInfo } from './timeout.js'
+import type { DeadlineEvent, DeadlineTimerInput, ErrorInfo } from './kernel.js'
 
 export const replicationPolicySchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('all') }).strict(),

@@ -1,20 +1,10 @@
 // Retry (pattern 6, with timeout.ts): exponential backoff with jitter, an attempt budget, a
 // retryable-error predicate, and a deadline. The delay is computed by the injected `backoffTimer`
-// with `backoffDelay` below and the Random effect, so the runtime and the tests share one formula
+// with `backoffDelay` (kernel.ts) and the Random effect, so the runtime and the tests share one formula
 // and the machine itself stays free of clocks and randomness.
-import { isRetryable } from '../effects/errors.js'
 import { assign, fromCallback, fromPromise, not, setup } from 'xstate'
 import { z } from 'zod'
-import { errorInfo, type DeadlineEvent, type DeadlineTimerInput, type ErrorInfo } from './timeout.js'
-
-export const backoffPolicySchema = z.object({
-  maxAttempts: z.number().int().min(1),
-  initialDelayMs: z.number().finite().min(0),
-  maxDelayMs: z.number().finite().min(0),
-  multiplier: z.number().finite().min(1),
-  jitter: z.enum(['none', 'full', 'equal']),
-})
-export type BackoffPolicy = z.infer<typeof backoffPolicySchema>
+import { backoffPolicySchema, defaultIsRetryable, errorInfo, type BackoffPolicy, type BackoffTimerInput, type DeadlineEvent, type DeadlineTimerInput, type ErrorInfo } from './kernel.js'
 
 export const retryInputSchema = z.object({
   policy: backoffPolicySchema,
@@ -22,32 +12,7 @@ export const retryInputSchema = z.object({
 })
 export type RetryInput = z.infer<typeof retryInputSchema>
 
-/**
- * Delay before the attempt after `attempt` (1-based: attempt 1 failed → first delay). The
- * un-jittered delay is initialDelayMs · multiplier^(attempt−1), capped at maxDelayMs; `full`
- * jitter draws from [0, d), `equal` from [d/2, d). `uniform01` is a draw in [0, 1).
- */
-export function backoffDelay(attempt: number, policy: BackoffPolicy, uniform01: number): number {
-  const exponent = Math.max(0, attempt - 1)
-  // 0 · Infinity is NaN once the power overflows, so a zero initial delay short-circuits.
-  const uncapped = policy.initialDelayMs === 0 ? 0 : policy.initialDelayMs * policy.multiplier ** exponent
-  const base = Math.min(policy.maxDelayMs, uncapped)
-  const u = Math.min(Math.max(uniform01, 0), 1)
-  switch (policy.jitter) {
-    case 'none':
-      return base
-    case 'full':
-      return u * base
-    case 'equal':
-      return base / 2 + (u * base) / 2
-  }
-}
-
-/** Default predicate: the shared error table (effects/errors.ts) says which codes a retry cannot fix. */
-export const defaultIsRetryable = isRetryable
-
 export type AttemptInput = { attempt: number; deadlineAt?: number }
-export type BackoffTimerInput = { attempt: number; policy: BackoffPolicy; deadlineAt?: number }
 
 export type RetryEvent = { type: 'RETRY' } | DeadlineEvent | { type: 'CANCEL'; reason?: string }
 

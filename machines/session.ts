@@ -15,7 +15,7 @@
 // unreachable for `verdictGraceMs` past the deadline makes a participant time out alone.
 import { and, assign, fromCallback, fromPromise, setup } from 'xstate'
 import { z } from 'zod'
-import { errorInfo, type DeadlineEvent, type DeadlineTimerInput } from './timeout.js'
+import { errorInfo, type DeadlineEvent, type DeadlineTimerInput } from './kernel.js'
 
 // ---------------------------------------------------------------------------------------------
 // Input and protocol schemas

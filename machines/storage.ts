@@ -12,7 +12,7 @@
 // write) are invoked actors. An invoke costs a child actor and an event round trip, about 40 µs
 // each on our machines, which the common operation (cached capability) no longer pays.
 import { assign, fromPromise, setup } from 'xstate'
-import { errorInfo, type ErrorInfo } from './timeout.js'
+import { errorInfo, type ErrorInfo } from './kernel.js'
 
 export const STORAGE_OPERATIONS = ['store', 'storeMany', 'delete', 'merge', 'retrieve', 'retrieveMany', 'list', 'declare'] as const
 export type StorageOperation = (typeof STORAGE_OPERATIONS)[number]

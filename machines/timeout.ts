@@ -6,65 +6,7 @@
 // from `deadlineAt` when a persisted snapshot is restored, unlike XState `after` timers).
 import { assign, enqueueActions, fromCallback, fromPromise, setup } from 'xstate'
 import { z } from 'zod'
-
-// ---------------------------------------------------------------------------------------------
-// Budgets and profiles
-
-export type Budget = { startedAt: number; deadlineAt: number }
-
-export const budgetSchema = z
-  .object({ startedAt: z.number().finite(), deadlineAt: z.number().finite() })
-  .refine((b) => b.deadlineAt >= b.startedAt, { message: 'deadlineAt must not precede startedAt' })
-
-/** Milliseconds left before the deadline; never negative. */
-export function remaining(budget: Budget, now: number): number {
-  return Math.max(0, budget.deadlineAt - now)
-}
-
-/** A child's budget: what it asked for, capped by what the parent has left, so it never outlives the parent. */
-export function childBudget(parent: Budget, requestedMs: number, now: number): Budget {
-  const wanted = now + Math.max(0, requestedMs)
-  return { startedAt: now, deadlineAt: Math.min(wanted, parent.deadlineAt) }
-}
-
-/** Scales every timeout at once: production runs at 1.0, tests and simulation much faster. */
-export type TimeoutProfile = { name: string; factor: number }
-
-export const timeoutProfileSchema = z.object({ name: z.string().min(1), factor: z.number().positive().finite() })
-
-export const timeoutProfiles = {
-  production: { name: 'production', factor: 1 },
-  test: { name: 'test', factor: 0.1 },
-  simulation: { name: 'simulation', factor: 0.01 },
-} as const satisfies Record<string, TimeoutProfile>
-
-/** A positive timeout stays positive (at least 1 ms) so scaling never turns "soon" into "already expired". */
-export function scaleTimeout(ms: number, profile: TimeoutProfile): number {
-  if (ms <= 0) return 0
-  return Math.max(1, Math.round(ms * profile.factor))
-}
-
-// ---------------------------------------------------------------------------------------------
-// Shared actor contracts
-
-/** Input of every `deadlineTimer` actor: it sends `{ type: 'DEADLINE' }` once the clock reaches deadlineAt. */
-export type DeadlineTimerInput = { deadlineAt: number }
-export type DeadlineEvent = { type: 'DEADLINE' }
-
-/** What a machine keeps of an error: a stable code, a message, and the original for callers to rethrow. */
-export type ErrorInfo = { code: string; message: string; cause?: unknown }
-
-export function errorInfo(error: unknown, fallbackCode = 'UNKNOWN'): ErrorInfo {
-  if (error !== null && typeof error === 'object') {
-    const e = error as { code?: unknown; message?: unknown }
-    return {
-      code: typeof e.code === 'string' ? e.code : fallbackCode,
-      message: typeof e.message === 'string' ? e.message : String(error),
-      cause: error,
-    }
-  }
-  return { code: fallbackCode, message: String(error), cause: error }
-}
+import { errorInfo, type DeadlineEvent, type DeadlineTimerInput, type ErrorInfo } from './kernel.js'
 
 // Placeholders: the runtime provides the real ones. Without a clock a deadline timer cannot fire,
 // so the placeholder never does; an unprovided operation fails loudly.

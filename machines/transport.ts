@@ -20,8 +20,7 @@
 // reach a channel), so reaching this state means a bug above, which must not go unnoticed.
 import { assign, fromCallback, setup } from 'xstate'
 import { z } from 'zod'
-import { backoffPolicySchema } from './retry.js'
-import type { ErrorInfo } from './timeout.js'
+import { backoffPolicySchema, type ErrorInfo } from './kernel.js'
 
 export const flowBudgetSchema = z
   .object({

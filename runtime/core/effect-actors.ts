@@ -5,8 +5,8 @@
 import { fromCallback } from 'xstate'
 import type { Clock } from '../../effects/time/index.js'
 import type { Random } from '../../effects/random/index.js'
-import { backoffDelay, type BackoffTimerInput, type RetryEvent } from '../../machines/retry.js'
-import type { DeadlineEvent, DeadlineTimerInput } from '../../machines/timeout.js'
+import { type RetryEvent } from '../../machines/retry.js'
+import { backoffDelay, type BackoffTimerInput, type DeadlineEvent, type DeadlineTimerInput } from '../../machines/kernel.js'
 
 /** Sends DEADLINE when the clock reaches `deadlineAt` (at once if it already has). Re-armed on restore. */
 export function deadlineTimerActor(clock: Clock) {

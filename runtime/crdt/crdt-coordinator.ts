@@ -44,7 +44,7 @@ import {
 import type { Storage } from '../../effects/storage/index.js'
 import type { Clock } from '../../effects/time/index.js'
 import type { Random } from '../../effects/random/index.js'
-import { backoffPolicySchema, type BackoffPolicy } from '../../machines/retry.js'
+import { backoffPolicySchema, type BackoffPolicy } from '../../machines/kernel.js'
 import { crdtSyncMachine, type SyncOutcome, type SyncStepEvent, type SyncWorkerCommand, type SyncWorkerInput } from '../../machines/crdt-sync.js'
 import { NAMESPACE_NAME } from '../../effects/storage/index.js'
 import {

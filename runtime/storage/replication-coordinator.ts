@@ -35,7 +35,7 @@ import {
   type ReplicationOutput,
   type ReplicationPolicy,
 } from '../../machines/replication.js'
-import { errorInfo } from '../../machines/timeout.js'
+import { errorInfo } from '../../machines/kernel.js'
 import { deadlineTimerActor } from '../core/effect-actors.js'
 import type { RuntimeEventInput } from '../core/events.js'
 import { withRetry, type RetryPolicy } from '../timeouts/with-retry.js'

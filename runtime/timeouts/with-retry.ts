@@ -7,7 +7,8 @@ import { runToOutput } from '../core/run-machine.js'
 import { AttemptBudgetExhausted, Cancelled, DeadlineExceeded, errorFromReport, isRetryable } from '../../effects/errors.js'
 import type { Clock } from '../../effects/time/index.js'
 import type { Random } from '../../effects/random/index.js'
-import { backoffDelay, retryMachine, retryInputSchema, type AttemptInput, type BackoffPolicy } from '../../machines/retry.js'
+import { retryMachine, retryInputSchema, type AttemptInput } from '../../machines/retry.js'
+import { backoffDelay, type BackoffPolicy } from '../../machines/kernel.js'
 import { backoffTimerActor, deadlineTimerActor } from '../core/effect-actors.js'
 
 export type RetryPolicy = BackoffPolicy

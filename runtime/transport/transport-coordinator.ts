@@ -53,8 +53,7 @@ import {
 import type { IncomingFrame, Network } from '../../effects/network/index.js'
 import { CryptoRandom, type Random } from '../../effects/random/index.js'
 import { SystemClock, type Clock, type TimerHandle } from '../../effects/time/index.js'
-import { backoffDelay } from '../../machines/retry.js'
-import { errorInfo } from '../../machines/timeout.js'
+import { backoffDelay, errorInfo } from '../../machines/kernel.js'
 import {
   flowBudgetSchema,
   reconnectPolicySchema,

@@ -2,7 +2,7 @@
 // class is also a type that `instanceof` narrows to.
 import { describe, expect, it } from 'vitest'
 import { AuraError, DeadlineExceeded, ERROR_CODES, LimitExceeded, NetworkError, PermissionDenied, StorageError, errorFromReport, errorOf, isRetryable, type AuraErrorCode } from '../../effects/errors.js'
-import { defaultIsRetryable } from '../../machines/retry.js'
+import { defaultIsRetryable } from '../../machines/kernel.js'
 import { isTransient } from '../../runtime/timeouts/with-retry.js'
 
 describe('error table', () => {

@@ -12,7 +12,8 @@ import {
   type ReconcileInput,
   type ReconcileOutcome,
 } from '../../machines/anti-entropy.js'
-import type { BackoffTimerInput, RetryEvent } from '../../machines/retry.js'
+import type { RetryEvent } from '../../machines/retry.js'
+import type { BackoffTimerInput } from '../../machines/kernel.js'
 import { InvalidInput, NetworkError } from '../../effects/errors.js'
 
 const retry = { maxAttempts: 2, initialDelayMs: 1, maxDelayMs: 1, multiplier: 1, jitter: 'none' as const }

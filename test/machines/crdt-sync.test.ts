@@ -3,7 +3,8 @@
 import { createActor, fromCallback, waitFor } from 'xstate'
 import { describe, expect, it } from 'vitest'
 import { crdtSyncMachine, type SyncWorkerCommand, type SyncWorkerInput } from '../../machines/crdt-sync.js'
-import type { BackoffTimerInput, RetryEvent } from '../../machines/retry.js'
+import type { RetryEvent } from '../../machines/retry.js'
+import type { BackoffTimerInput } from '../../machines/kernel.js'
 import { InvalidInput, NetworkError } from '../../effects/errors.js'
 
 const policy = { maxAttempts: 3, initialDelayMs: 1, maxDelayMs: 1, multiplier: 1, jitter: 'none' as const }

@@ -9,7 +9,7 @@ import {
   type ReplicationEvent,
   type ReplicationInput,
 } from '../../machines/replication.js'
-import type { DeadlineEvent, DeadlineTimerInput } from '../../machines/timeout.js'
+import type { DeadlineEvent, DeadlineTimerInput } from '../../machines/kernel.js'
 
 type Outcome = 'ack' | 'deny' | 'unreachable' | 'hang'
 

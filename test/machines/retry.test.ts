@@ -2,18 +2,8 @@ import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { createActor, fromCallback, fromPromise, toPromise } from 'xstate'
 import { VirtualClock } from '../../effects/time/virtual.js'
-import {
-  backoffDelay,
-  backoffPolicySchema,
-  defaultIsRetryable,
-  retryInputSchema,
-  retryMachine,
-  type AttemptInput,
-  type BackoffPolicy,
-  type BackoffTimerInput,
-  type RetryEvent,
-} from '../../machines/retry.js'
-import type { DeadlineEvent, DeadlineTimerInput } from '../../machines/timeout.js'
+import { retryInputSchema, retryMachine, type AttemptInput, type RetryEvent } from '../../machines/retry.js'
+import { backoffDelay, backoffPolicySchema, defaultIsRetryable, type BackoffPolicy, type BackoffTimerInput, type DeadlineEvent, type DeadlineTimerInput } from '../../machines/kernel.js'
 
 const START = 5_000_000
 

@@ -14,7 +14,7 @@ import {
   type SessionProtocol,
   type Verdict,
 } from '../../machines/session.js'
-import type { DeadlineEvent, DeadlineTimerInput } from '../../machines/timeout.js'
+import type { DeadlineEvent, DeadlineTimerInput } from '../../machines/kernel.js'
 
 const START = 1_700_000_000_000
 const DEADLINE_IN = 60_000

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest'
 import { VirtualClock } from '../../../effects/time/index.js'
 import { SeededRandom } from '../../../effects/random/index.js'
 import { InvalidInput, NetworkError } from '../../../effects/errors.js'
-import { backoffDelay } from '../../../machines/retry.js'
+import { backoffDelay } from '../../../machines/kernel.js'
 import { withRetry, type RetryPolicy } from '../../../runtime/timeouts/with-retry.js'
 
 const policy: RetryPolicy = { maxAttempts: 4, initialDelayMs: 100, maxDelayMs: 1_000, multiplier: 2, jitter: 'none' }
