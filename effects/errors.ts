@@ -37,7 +37,12 @@ export const ERROR_CODES = {
 
 export type AuraErrorCode = keyof typeof ERROR_CODES
 
-/** Whether retrying can help: false for a known permanent code, true otherwise (unknown errors included). */
+/**
+ * Whether retrying can help: false for a known permanent code, true otherwise (unknown errors included).
+ * @example
+ * isRetryable(new DeadlineExceeded('late')) // true
+ * isRetryable(new PermissionDenied('no'))   // false
+ */
 export function isRetryable(error: unknown): boolean {
   if (error === null || typeof error !== 'object') return true
   const e = error as { retryable?: unknown; code?: unknown }
@@ -56,6 +61,9 @@ export interface FailureReport {
  * The error a machine's failure report stands for. The original error is kept when it is one of
  * ours (or, with `keep: 'any'`, any Error: an application's own failure passes through unchanged);
  * otherwise an AuraError of the reported code (`fallback` when the code is not one we know).
+ * @example
+ * const output = await runToOutput(actor)
+ * if (output.status === 'failed') throw errorFromReport(output.error, 'NETWORK', 'operation failed')
  */
 export function errorFromReport(
   report: FailureReport | undefined,
@@ -99,7 +107,11 @@ const define = (code: AuraErrorCode, name: string) => {
   return named
 }
 
-/** An error of `code`, made with the class for that code (`errorOf('DEADLINE_EXCEEDED', …) instanceof DeadlineExceeded`). */
+/**
+ * An error of `code`, made with the class for that code (`errorOf('DEADLINE_EXCEEDED', …) instanceof DeadlineExceeded`).
+ * @example
+ * errorOf('DEADLINE_EXCEEDED', 'late') instanceof DeadlineExceeded // true
+ */
 export function errorOf(code: AuraErrorCode, message: string, details: Record<string, unknown> = {}, options?: { cause?: unknown }): AuraError {
   const ErrorClass = CLASS_OF.get(code)
   return ErrorClass ? new ErrorClass(message, details, options) : new AuraError(code, message, details, options)
@@ -154,9 +166,18 @@ export type Conflict = InstanceType<typeof Conflict>
 export type DecodeError = InstanceType<typeof DecodeError>
 export type ClockDrift = InstanceType<typeof ClockDrift>
 
+/**
+ * @example
+ * try { await runtime.sessions.joinSession(id, 'server') } catch (e) { if (isAuraError(e)) console.log(e.code) }
+ */
 export const isAuraError = (e: unknown): e is AuraError => e instanceof AuraError
 
-/** Wraps a zod failure (or anything thrown while parsing) as InvalidInput with the issues listed. */
+/**
+ * Wraps a zod failure (or anything thrown while parsing) as InvalidInput with the issues listed.
+ * @example
+ * const parsed = schema.safeParse(input)
+ * if (!parsed.success) throw invalidInput('session config', parsed.error.issues)
+ */
 export function invalidInput(what: string, issues: unknown): AuraError {
   return new InvalidInput(`invalid ${what}`, { issues })
 }

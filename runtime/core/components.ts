@@ -74,6 +74,9 @@ export function bindComponents(runtime: object, components: Components): void {
 /**
  * The components behind a runtime: for tests and tools that talk at the wire level (a raw router
  * request, the storage effect underneath). Services get theirs through their factory instead.
+ * @example
+ * const { router } = componentsOf(runtime)
+ * await router.request(other.peerId, 'session', { kind: 'join', payload: { sessionId, role: 'intruder' } })
  */
 export function componentsOf(runtime: object): Components {
   const components = componentsByRuntime.get(runtime)

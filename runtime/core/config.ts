@@ -89,6 +89,12 @@ export const runtimeConfigSchema = z
 export type RuntimeConfigInput = z.input<typeof runtimeConfigSchema>
 export type RuntimeConfig = z.output<typeof runtimeConfigSchema>
 
+/**
+ * @example
+ * const config = parseRuntimeConfig({ transport: 'memory', limits: { maxParticipants: 8 } })
+ * config.limits.maxConcurrentSessions // 1000, the default
+ * parseRuntimeConfig({ limits: { maxParticipants: 1 } }) // throws ConfigInvalid naming limits.maxParticipants
+ */
 export function parseRuntimeConfig(input: unknown): RuntimeConfig {
   const parsed = runtimeConfigSchema.safeParse(input ?? {})
   if (!parsed.success) {

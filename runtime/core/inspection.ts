@@ -41,6 +41,11 @@ export interface RuntimeInspector {
   stop(): void
 }
 
+/**
+ * @example
+ * const inspector = createInspector()            // a WebSocket relay for the Stately inspector
+ * const runtime = await createRuntime({ inspect: inspector.inspect })
+ */
 export function createInspector(options: InspectorOptions = {}): RuntimeInspector {
   const parsed = inspectorOptionsSchema.safeParse(options)
   if (!parsed.success) throw new InvalidInput(`invalid inspector options: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`)

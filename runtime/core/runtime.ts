@@ -106,6 +106,15 @@ function servicesToStart(config: RuntimeConfig, input: RuntimeConfigInput): Reco
   return { ...defaults, ...given }
 }
 
+/**
+ * Validates the config (ConfigInvalid listing every issue), builds the effects (libp2p TCP on
+ * 127.0.0.1 and LMDB in a temp folder unless injected), then starts the services in dependency order.
+ * @example
+ * const runtime = await createRuntime({ dataDir: './data', services: { notes: crdt({ namespace: 'notes' }) } })
+ * await runtime.connect('/ip4/127.0.0.1/tcp/4001/p2p/12D3Koo...')
+ * runtime.services.notes.cv('visits', semilattice.gCounter)
+ * await runtime.stop()
+ */
 export async function createRuntime<Added extends Record<string, ServiceFactory<any>> = {}>(input: CreateRuntimeInput<Added> = {}): Promise<Runtime<ServicesOf<Added>>> {
   const config = parseRuntimeConfig(input)
   const factories = servicesToStart(config, input as RuntimeConfigInput)

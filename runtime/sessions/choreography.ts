@@ -73,6 +73,14 @@ const definitionSchema = z.object({
     .max(1024),
 })
 
+/**
+ * @example
+ * const greeting = defineChoreography({
+ *   name: 'greeting',
+ *   roles: ['client', 'server'],
+ *   steps: [{ label: 'hello', from: 'client', to: ['server'], payload: z.object({ text: z.string() }), produce: () => ({ text: 'hi' }) }],
+ * })
+ */
 export function defineChoreography(definition: ChoreographyDefinition): Choreography {
   const parsed = definitionSchema.safeParse(definition)
   if (!parsed.success) throw new InvalidInput('invalid choreography', { issues: parsed.error.issues })

@@ -28,7 +28,11 @@ export interface FaultSchedule {
   partition?: { atMs: number; forMs: number; victim: number }
 }
 
-/** Fault schedules for `peers` peers; bounds are options (defaults: up to 30% loss, 100 ms delay). */
+/**
+ * Fault schedules for `peers` peers; bounds are options (defaults: up to 30% loss, 100 ms delay).
+ * @example
+ * await checkProtocol(greeting, { faults: faultSchedule(2, { maxDropRate: 0.3, partitions: true }) })
+ */
 export function faultSchedule(peers: number, bounds: { maxDropRate?: number; maxDelayMs?: number; partitions?: boolean } = {}): fc.Arbitrary<FaultSchedule> {
   const maxDrop = bounds.maxDropRate ?? 0.3
   const maxDelay = bounds.maxDelayMs ?? 100
@@ -72,6 +76,17 @@ const FINALS = ['completed', 'failed', 'cancelled']
 /** How long participants keep asking a leader cut off for good (virtual ms): short, so runs end. */
 const VERDICT_GRACE_MS = 2_000
 
+/**
+ * Runs `choreography` in the simulator under `runs` fault schedules and checks the built-in trace
+ * laws (legal transitions, one final state per session, every peer ends the same way) and your
+ * invariants; throws with the seed and the schedule of the first run that breaks one.
+ * @example
+ * await checkProtocol(greeting, {
+ *   runs: 50,
+ *   seed: 42,
+ *   invariants: [(run) => (run.outcomes.server?.status === 'completed' && run.outcomes.client?.status !== 'completed' ? 'the server finished alone' : undefined)],
+ * })
+ */
 export async function checkProtocol(choreography: Choreography, options: CheckProtocolOptions = {}): Promise<void> {
   const peers = choreography.roles.length
   const timeoutMs = options.timeoutMs ?? 2_000

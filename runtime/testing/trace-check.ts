@@ -11,7 +11,11 @@ type NodeLike = {
   always?: Array<{ target?: ReadonlyArray<NodeLike> }>
 }
 
-/** Top-level state → the top-level states a single transition (from anywhere inside it) can reach. */
+/**
+ * Top-level state → the top-level states a single transition (from anywhere inside it) can reach.
+ * @example
+ * topLevelTransitions(sessionMachine).get('active') // Set { 'agreeing', 'failed', ... }
+ */
 export function topLevelTransitions(machine: AnyStateMachine): Map<string, Set<string>> {
   const edges = new Map<string, Set<string>>()
   const visit = (node: NodeLike, top: string) => {
@@ -30,6 +34,8 @@ const topOf = (value: unknown): string => (typeof value === 'string' ? value : O
 /**
  * Every consecutive pair of states an actor went through (per peer and actor id) must be a move
  * the statechart allows; returns the violations (empty when the trace is valid).
+ * @example
+ * expect(lifecycleViolations(sim.trace, sessionMachine, 'session')).toEqual([])
  */
 export function lifecycleViolations(trace: readonly TraceEvent[], machine: AnyStateMachine, machineName: string): string[] {
   const edges = topLevelTransitions(machine)
@@ -46,7 +52,12 @@ export function lifecycleViolations(trace: readonly TraceEvent[], machine: AnySt
   return violations
 }
 
-/** Final states entered per actor: a session must end exactly once. */
+/**
+ * Final states entered per actor: a session must end exactly once.
+ * @example
+ * const finals = finalEntries(sim.trace, 'session', ['completed', 'failed', 'cancelled'])
+ * for (const [peer, states] of finals) expect(states.length).toBeLessThanOrEqual(1)
+ */
 export function finalEntries(trace: readonly TraceEvent[], machineName: string, finals: readonly string[]): Map<string, string[]> {
   const out = new Map<string, string[]>()
   for (const event of trace) {

@@ -34,12 +34,24 @@ export function outsideTimeoutScope<T>(fn: () => T): T {
   return scopes.exit(fn)
 }
 
-/** The enclosing operation's deadline (absolute, this peer's clock), if any. */
+/**
+ * The enclosing operation's deadline (absolute, this peer's clock), if any.
+ * @example
+ * await runtime.timeouts.withTimeout(2_000, async () => {
+ *   const left = (currentDeadline() ?? Infinity) - Date.now() // what this operation has left
+ * })
+ */
 export function currentDeadline(): number | undefined {
   return scopes.getStore()?.deadlineAt
 }
 
-/** The enclosing operation's signal, if any. */
+/**
+ * The enclosing operation's signal, if any.
+ * @example
+ * await runtime.timeouts.withTimeout(2_000, async () => {
+ *   await fetch(url, { signal: currentSignal() }) // aborted at the enclosing deadline
+ * })
+ */
 export function currentSignal(): AbortSignal | undefined {
   return scopes.getStore()?.signal
 }

@@ -35,6 +35,12 @@ export const isTransient = isRetryable
  * transport sends). Only when it fails with a retryable error do attempts 2..n run under the retry
  * machine, on exactly the schedule the policy gives them: the first backoff is waited here, then
  * the machine runs with the policy shifted by one attempt. `attempts` in errors counts them all.
+ * @example
+ * const value = await withRetry((attempt, signal) => fetchValue(signal), {
+ *   policy: { maxAttempts: 4, initialDelayMs: 50, maxDelayMs: 1_000, multiplier: 2, jitter: 'equal' },
+ *   clock: new SystemClock(),
+ *   random: new CryptoRandom(),
+ * })
  */
 export async function withRetry<T>(operation: (attempt: number, signal: AbortSignal) => Promise<T>, options: RetryOptions): Promise<T> {
   const policy = retryInputSchema.parse({ policy: options.policy ?? DEFAULT_RETRY_POLICY }).policy

@@ -59,7 +59,12 @@ const CONTENT_TYPES: Record<string, string> = {
   html: 'text/html; charset=utf-8',
 }
 
-/** Starts the dashboard over runtimes in this process or any stream of dashboard inputs. */
+/**
+ * Starts the dashboard over runtimes in this process or any stream of dashboard inputs.
+ * @example
+ * const dashboard = await startDashboard([alice, bob], { port: 8090 })
+ * console.log(dashboard.url)
+ */
 export async function startDashboard(source: Runtime[] | Observable<DashboardInput>, options: DashboardOptions = {}): Promise<Dashboard> {
   const parsed = dashboardOptionsSchema.safeParse(options)
   if (!parsed.success) throw new InvalidInput(`invalid dashboard options: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`)

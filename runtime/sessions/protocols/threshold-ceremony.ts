@@ -18,6 +18,12 @@ async function secretOf(context: StepContext): Promise<Uint8Array> {
   return context.hash(signature)
 }
 
+/**
+ * @example
+ * const result = await session.executeProtocol(thresholdCeremony(3))
+ * console.log(result.outcome.kind === 'success' && result.outcome.results.groupKey)
+ * // inside a step: produce: (ctx) => ({ key: groupKeyOf(ctx) })
+ */
 export function groupKeyOf(context: StepContext): string {
   const reveals = context.received['reveal'] ?? {}
   const parts = Object.entries(reveals)
@@ -28,6 +34,11 @@ export function groupKeyOf(context: StepContext): string {
 
 export const thresholdRoles = (parties: number): string[] => Array.from({ length: parties }, (_, i) => `p${i + 1}`)
 
+/**
+ * @example
+ * const ceremony = thresholdCeremony(3)
+ * const runtime = await createRuntime({ protocols: [ceremony], sessions: { autoJoin: true } })
+ */
 export function thresholdCeremony(parties = 3): Choreography {
   if (!Number.isInteger(parties) || parties < 2 || parties > 64) throw new InvalidInput('a ceremony needs 2 to 64 parties', { parties })
   return defineChoreography({
