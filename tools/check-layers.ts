@@ -109,7 +109,7 @@ export function checkLayers(root: string = repository): Violation[] {
       if (layer === 'machines') {
         for (const pattern of IMPURE) {
           for (const match of text.matchAll(new RegExp(pattern, 'g'))) {
-            out.push({ file: name, line: lineOf(text, match.index!), why: `machines read time, randomness or timers directly (${match[0].trim()}): use the injected clock and random actors` })
+            out.push({ file: name, line: lineOf(text, match.index!), why: `machines read time, randomness or timers directly (${match[0].replace(/\s*\($/, "").trim()}()): use the injected clock and random actors` })
           }
         }
       }
