@@ -135,7 +135,7 @@ async function throughput(count: number, width: number, op: (lane: number) => Pr
 
 async function crdtSyncOverTcp(report: BenchReport, pingP50: number): Promise<void> {
   const routerP50 = await routerRoundTrip()
-  report.add('componentsOf(crdt).router.tcp.p50_ms', routerP50, 'ms', 'router request/reply, small payload, no coordinator')
+  report.add('crdt.router.tcp.p50_ms', routerP50, 'ms', 'router request/reply, small payload, no coordinator')
   const { runtimes, coordinators } = await tcpPair()
   const [a, b] = coordinators as [CrdtCoordinator, CrdtCoordinator]
   a.cv('counter', pnCounter)
