@@ -130,6 +130,46 @@ async function sessionRoundTrip(): Promise<{ p50: number; p99: number; requestP5
   return { p50: quantile(samples, 0.5), p99: quantile(samples, 0.99), requestP50: quantile(requests, 0.5), concurrentPerS: (CONCURRENT / concurrentMs) * 1000 }
 }
 
+const FAN_PEERS = 8
+const FAN_SESSIONS = 50
+const fanRoles = Array.from({ length: FAN_PEERS }, (_, i) => `p${i}`)
+// the leader pings every other peer at once, each answers it: how a session's cost grows with peers
+const fanOut = defineChoreography({
+  name: 'bench-fan-out',
+  roles: fanRoles,
+  steps: [
+    { label: 'ping', from: 'p0', to: fanRoles.slice(1), payload: z.object({ n: z.number() }), produce: () => ({ n: 1 }) },
+    ...fanRoles.slice(1).map((role) => ({ label: `pong-${role}`, from: role, to: ['p0'], payload: z.object({ n: z.number() }), produce: () => ({ n: 2 }) })),
+  ],
+})
+
+async function fanOutSessionP50(): Promise<number> {
+  const dirs = fanRoles.map(() => mkdtempSync(join(tmpdir(), 'aura-bench-')))
+  const runtimes = await Promise.all(dirs.map((dataDir) => createRuntime({ dataDir, protocols: [fanOut], sessions: { autoJoin: true } })))
+  const [leader, ...others] = runtimes as [Runtime, ...Runtime[]]
+  for (const peer of others) peer.sessions.invitations$.subscribe((invite) => void peer.sessions.executeProtocol(invite.sessionId, invite.protocol))
+  // a full mesh: participants tell each other they joined. libp2p resets inbound connections from
+  // one host beyond a few per second, and every peer here is 127.0.0.1: pace the dials
+  for (const [i, a] of runtimes.entries()) {
+    for (const b of runtimes.slice(i + 1)) {
+      for (let attempt = 1; ; attempt++) {
+        const connected = await a.connect(b.addresses()[0]!).then(() => true, (error) => (attempt < 10 ? false : Promise.reject(error)))
+        if (connected) break
+        await new Promise((resolve) => setTimeout(resolve, 300))
+      }
+    }
+  }
+  const roster = runtimes.map((runtime, i) => ({ peerId: runtime.peerId, role: fanRoles[i]! }))
+  const samples = await sample(FAN_SESSIONS, async () => {
+    const session = await leader.sessions.createSession('bench', roster, { timeoutMs: 10_000, protocol: fanOut.name })
+    const result = await session.executeProtocol()
+    if (result.status !== 'completed') throw new Error(`session ${result.status}: ${JSON.stringify(result.outcome)}`)
+  }, 5)
+  for (const runtime of runtimes) await runtime.stop()
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true })
+  return quantile(samples, 0.5)
+}
+
 const counterMachine = setup({ types: { events: {} as { type: 'INC' } } }).createMachine({
   context: { n: 0 },
   on: { INC: { actions: assign({ n: ({ context }) => context.n + 1 }) } },
@@ -175,6 +215,9 @@ export const sessionBench = {
     report.add('session.tcp.ratio_vs_pingpong', session.p50 / ping, 'x', 'session round trip / raw ping-pong (p50)')
     report.add('session.floor.tcp.p50_ms', floor, 'ms', 'the same 6 messages by hand on a raw stream, an awaited LMDB put at each durable point')
     report.add('session.tcp.ratio_vs_floor', session.p50 / floor, 'x', 'session round trip / hand-written floor (p50), goal <= 1.5')
+    const fan = await fanOutSessionP50()
+    report.add('session.tcp.p50_ms_8_peers', fan, 'ms', '8-party session over TCP: the leader pings 7 peers, each answers')
+    report.add('session.tcp.ratio_8_vs_2_peers', fan / session.p50, 'x', '8-party session p50 / 2-party session p50')
     report.add('session.tcp.per_s_concurrent_100', session.concurrentPerS, 'sessions/s', '100 sessions created and run at once between 2 runtimes')
     report.add('router.request.tcp.p50_ms', session.requestP50, 'ms', 'bare router.request round trip, TCP loopback')
     report.add('router.request.tcp.ratio_vs_pingpong', session.requestP50 / ping, 'x', 'router.request round trip / raw ping-pong (p50)')
