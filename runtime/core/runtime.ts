@@ -133,7 +133,7 @@ export async function createRuntime(input: RuntimeConfigInput = {}): Promise<Run
       return peerId
     }
 
-    const transport = new TransportCoordinator(net.peerId, net, { clock, random })
+    const transport = new TransportCoordinator({ peerId: net.peerId, router, bus, network: net, clock, random })
     const emit = (event: RuntimeEventInput) => bus.emit(event)
     const store = new StorageCoordinator(net.peerId, storage, {
       crypto,
