@@ -1,18 +1,20 @@
 // Transport coordination (pattern 5): the lifecycle of one logical channel to a peer within a
 // context. Channels are cheap and many; the connection under them is pooled by the runtime.
 //
-//   Idle ──CONNECT──▶ Connecting ──CONNECTED──▶ Open ──BUDGET_SPENT / overrun / EPOCH_BUMP / CLOSE──▶ Draining ──▶ Closed
-//                      │ dialing ◀─RETRY── backoff                                                            ▲
-//                      └─CONNECT_FAILED (no address left, rounds exhausted, or permanent)──▶ Failed            │
-//   STALE / REMOTE_CLOSED close at once from any live state ────────────────────────────────────────────────────┘
+//   Idle ──CONNECT──▶ Connecting ──CONNECTED──▶ Open ──BUDGET_SPENT / EPOCH_BUMP / CLOSE──▶ Draining ──DRAINED / DRAIN_TIMEOUT──▶ Closed
+//                      │ dialing ◀─RETRY── backoff                                                                          ▲
+//                      └─CONNECT_FAILED (no address left, rounds exhausted, or permanent)──▶ Failed                          │
+//   STALE / REMOTE_CLOSED close at once from any live state ──────────────────────────────────────────────────────────────────┘
 //
-// The machine is pure: time reaches it as data (`at` on SEND) and through injected actors
-// (`connector`, `backoffTimer`, `drainTimer`), so it replays the same on a virtual clock.
+// The machine is pure: time reaches it through injected actors (`connector`, `backoffTimer`,
+// `drainTimer`), so it replays the same on a virtual clock.
 //
-// Budget: a flow budget of bytes and/or messages per window. A fail-closed send that would
-// overrun it is rejected (the sender gets BudgetExhausted) and the channel drains and closes: a
-// peer that overruns its allowance loses the channel. A best-effort send that would overrun is
-// rejected alone and the channel stays open (shedding optional traffic must not kill a channel).
+// The machine sees lifecycle and budget changes, not messages. Per-message accounting (the flow
+// budget's window, what is in flight, sent/acked/failed counts) is plain runtime code beside it
+// (runtime/transport/flow-budget.ts), which tells the machine when the budget is spent
+// (BUDGET_SPENT: the channel drains and closes) and when a draining channel has nothing in flight
+// any more (DRAINED). A send that would overrun a fail-closed budget is rejected and costs the
+// channel; a best-effort one is shed alone and the machine never hears of it.
 //
 // Epochs only move forward. A newer epoch drains the channel (it belongs to the old epoch). An
 // EPOCH_BUMP to an older epoch is a regression: the channel fails with Error(EpochRegression) and
@@ -21,16 +23,6 @@
 import { assign, fromCallback, setup } from 'xstate'
 import { z } from 'zod'
 import { backoffPolicySchema, type ErrorInfo } from './kernel.js'
-
-export const flowBudgetSchema = z
-  .object({
-    maxBytes: z.number().int().positive().optional(),
-    maxMessages: z.number().int().positive().optional(),
-    windowMs: z.number().int().positive(),
-  })
-  .strict()
-  .refine((b) => b.maxBytes !== undefined || b.maxMessages !== undefined, 'a flow budget limits bytes, messages or both')
-export type FlowBudget = z.infer<typeof flowBudgetSchema>
 
 export const reconnectPolicySchema = backoffPolicySchema
 export type ReconnectPolicy = z.infer<typeof reconnectPolicySchema>
@@ -43,7 +35,6 @@ export const transportInputSchema = z
     epoch: z.number().int().nonnegative(),
     /** where the peer can be dialed, in failover order; empty: rely on an existing connection */
     addresses: z.array(z.string().min(1)).default([]),
-    budget: flowBudgetSchema.optional(),
     /** rounds over all addresses before the channel fails; backoff between rounds */
     reconnect: reconnectPolicySchema,
     /** how long Draining waits for in-flight sends before closing anyway */
@@ -56,20 +47,15 @@ export type ChannelStateName = 'Idle' | 'Connecting' | 'Open' | 'Draining' | 'Cl
 
 export type CloseReason = 'local' | 'budget' | 'epoch' | 'stale' | 'remote' | 'drain-timeout'
 
-/** How a send is guarded: fail-closed sends tear the channel down on overrun, best-effort ones are shed alone. */
-export type GuardMode = 'fail-closed' | 'best-effort'
-
-export type SendVerdict = { key: string; accepted: true } | { key: string; accepted: false; code: 'BUDGET_EXHAUSTED' | 'CHANNEL_CLOSED' }
-
 export type TransportEvent =
   | { type: 'CONNECT' }
   | { type: 'CONNECTED' }
   | { type: 'CONNECT_FAILED'; error: ErrorInfo; retryable?: boolean }
   | { type: 'RETRY' }
-  | { type: 'SEND'; key: string; bytes: number; at: number; mode?: GuardMode }
-  | { type: 'ACK'; key: string }
-  | { type: 'SEND_FAILED'; key: string }
+  /** the flow budget is spent: drain and close */
   | { type: 'BUDGET_SPENT' }
+  /** a draining channel has nothing in flight any more */
+  | { type: 'DRAINED' }
   | { type: 'EPOCH_BUMP'; epoch: number }
   | { type: 'CLOSE' }
   | { type: 'STALE' }
@@ -88,46 +74,19 @@ export type ChannelSettings = {
   addresses: string[]
   reconnect: ReconnectPolicy
   drainTimeoutMs: number
-  budget: FlowBudget | undefined
 }
 
-export type ChannelCounts = { inflight: number; sent: number; acked: number; failed: number; rejected: number }
-
-// Few top-level keys on purpose: XState copies the context on every assign, and V8 copies an
-// object of a dozen keys about ten times faster than one of twenty (it stays in fast mode).
 export type TransportContext = {
   settings: ChannelSettings
   epoch: number
   /** failover position: index into settings.addresses, and the 1-based pass over the list */
   dial: { addressIndex: number; round: number }
-  window: { startedAt: number; bytes: number; messages: number }
-  counts: ChannelCounts
-  /** the verdict on the latest SEND, read by the runtime right after sending it */
-  lastSend: SendVerdict | null
   closeReason: CloseReason | null
   error: ErrorInfo | null
   ended: 'Closed' | 'Failed' | null
 }
 
-export type TransportOutput = { state: 'Closed' | 'Failed'; closeReason: CloseReason | null; error: ErrorInfo | null; sent: number; acked: number; failed: number }
-
-type SendEvent = Extract<TransportEvent, { type: 'SEND' }>
-
-/** The window the send falls in: a new one starts once `windowMs` has passed since the last start. */
-function windowAt(context: TransportContext, at: number): TransportContext['window'] {
-  const budget = context.settings.budget
-  if (budget === undefined || at - context.window.startedAt < budget.windowMs) return context.window
-  return { startedAt: at, bytes: 0, messages: 0 }
-}
-
-function fits(context: TransportContext, event: SendEvent): boolean {
-  const budget = context.settings.budget
-  if (budget === undefined) return true
-  const window = windowAt(context, event.at)
-  if (budget.maxBytes !== undefined && window.bytes + event.bytes > budget.maxBytes) return false
-  if (budget.maxMessages !== undefined && window.messages + 1 > budget.maxMessages) return false
-  return true
-}
+export type TransportOutput = { state: 'Closed' | 'Failed'; closeReason: CloseReason | null; error: ErrorInfo | null }
 
 const errorOf = (code: string, message: string): ErrorInfo => ({ code, message })
 
@@ -152,38 +111,10 @@ export const transportMachine = setup({
     permanent: ({ event }) => event.type === 'CONNECT_FAILED' && event.retryable === false,
     hasNextAddress: ({ context }) => context.dial.addressIndex + 1 < context.settings.addresses.length,
     roundsLeft: ({ context }) => context.dial.round < context.settings.reconnect.maxAttempts,
-    fitsBudget: ({ context, event }) => event.type === 'SEND' && fits(context, event),
-    bestEffort: ({ event }) => event.type === 'SEND' && event.mode === 'best-effort',
-    hasInflight: ({ context }) => context.counts.inflight > 0,
-    nothingInflight: ({ context }) => context.counts.inflight === 0,
     newerEpoch: ({ context, event }) => event.type === 'EPOCH_BUMP' && event.epoch > context.epoch,
     olderEpoch: ({ context, event }) => event.type === 'EPOCH_BUMP' && event.epoch < context.epoch,
   },
   actions: {
-    charge: assign(({ context, event }) => {
-      const e = event as SendEvent
-      const window = windowAt(context, e.at)
-      return {
-        window: { startedAt: window.startedAt, bytes: window.bytes + e.bytes, messages: window.messages + 1 },
-        counts: { ...context.counts, inflight: context.counts.inflight + 1, sent: context.counts.sent + 1 },
-        lastSend: { key: e.key, accepted: true } as SendVerdict,
-      }
-    }),
-    rejectOverrun: assign(({ context, event }) => ({
-      counts: { ...context.counts, rejected: context.counts.rejected + 1 },
-      lastSend: { key: (event as SendEvent).key, accepted: false, code: 'BUDGET_EXHAUSTED' } as SendVerdict,
-    })),
-    rejectClosed: assign(({ context, event }) => ({
-      counts: { ...context.counts, rejected: context.counts.rejected + 1 },
-      lastSend: {
-        key: (event as SendEvent).key,
-        accepted: false,
-        // A channel closed for its budget keeps answering BudgetExhausted: the sender learns why.
-        code: context.closeReason === 'budget' ? 'BUDGET_EXHAUSTED' : 'CHANNEL_CLOSED',
-      } as SendVerdict,
-    })),
-    settleAck: assign(({ context }) => ({ counts: { ...context.counts, inflight: context.counts.inflight - 1, acked: context.counts.acked + 1 } })),
-    settleFailure: assign(({ context }) => ({ counts: { ...context.counts, inflight: context.counts.inflight - 1, failed: context.counts.failed + 1 } })),
     nextAddress: assign(({ context }) => ({ dial: { addressIndex: context.dial.addressIndex + 1, round: context.dial.round } })),
     nextRound: assign(({ context }) => ({ dial: { addressIndex: 0, round: context.dial.round + 1 } })),
     adoptEpoch: assign(({ context, event }) => ({ epoch: Math.max(context.epoch, (event as { epoch: number }).epoch), closeReason: 'epoch' as const })),
@@ -205,13 +136,9 @@ export const transportMachine = setup({
         addresses: parsed.addresses,
         reconnect: parsed.reconnect,
         drainTimeoutMs: parsed.drainTimeoutMs,
-        budget: parsed.budget,
       },
       epoch: parsed.epoch,
       dial: { addressIndex: 0, round: 1 },
-      window: { startedAt: Number.NEGATIVE_INFINITY, bytes: 0, messages: 0 },
-      counts: { inflight: 0, sent: 0, acked: 0, failed: 0, rejected: 0 },
-      lastSend: null,
       closeReason: null,
       error: null,
       ended: null,
@@ -275,13 +202,6 @@ export const transportMachine = setup({
     },
     Open: {
       on: {
-        SEND: [
-          { guard: 'fitsBudget', actions: 'charge' },
-          { guard: 'bestEffort', actions: 'rejectOverrun' },
-          { target: 'Draining', actions: ['rejectOverrun', { type: 'closedFor', params: { reason: 'budget' } }] },
-        ],
-        ACK: { guard: 'hasInflight', actions: 'settleAck' },
-        SEND_FAILED: { guard: 'hasInflight', actions: 'settleFailure' },
         BUDGET_SPENT: { target: 'Draining', actions: { type: 'closedFor', params: { reason: 'budget' } } },
         CLOSE: { target: 'Draining', actions: { type: 'closedFor', params: { reason: 'local' } } },
         STALE: { target: 'Closed', actions: { type: 'closedFor', params: { reason: 'stale' } } },
@@ -293,13 +213,10 @@ export const transportMachine = setup({
       },
     },
     Draining: {
-      // In-flight sends finish (acked or failed); nothing new is accepted.
-      always: { guard: 'nothingInflight', target: 'Closed' },
+      // In-flight sends finish (acked or failed; the runtime says DRAINED); nothing new is accepted.
       invoke: { id: 'drainTimer', src: 'drainTimer', input: ({ context }) => ({ ms: context.settings.drainTimeoutMs }) },
       on: {
-        SEND: { actions: 'rejectClosed' },
-        ACK: { guard: 'hasInflight', actions: 'settleAck' },
-        SEND_FAILED: { guard: 'hasInflight', actions: 'settleFailure' },
+        DRAINED: 'Closed',
         DRAIN_TIMEOUT: { target: 'Closed', actions: { type: 'closedFor', params: { reason: 'drain-timeout' } } },
         STALE: { target: 'Closed', actions: { type: 'closedFor', params: { reason: 'stale' } } },
         REMOTE_CLOSED: { target: 'Closed', actions: { type: 'closedFor', params: { reason: 'remote' } } },
@@ -317,8 +234,5 @@ export const transportMachine = setup({
     state: context.ended ?? 'Closed',
     closeReason: context.closeReason,
     error: context.error,
-    sent: context.counts.sent,
-    acked: context.counts.acked,
-    failed: context.counts.failed,
   }),
 })

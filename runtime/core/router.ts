@@ -7,10 +7,12 @@
 // Two delivery styles share the same path:
 //   - `send`: one-way message (ordered per peer and family).
 //   - `request`: the envelope carries an `id`; the handler's return value goes back as a `reply`
-//     (or its typed error as `error`) and the caller's promise settles with it.
+//     (or its typed error as `error`) and the caller's promise settles with it. This is the one
+//     place that keeps waiters for answers: each has a timeout (DeadlineExceeded) and may have an
+//     AbortSignal (aborting rejects at once), and a late answer to a settled request is dropped.
 // Messages to self skip the codec and network but go through the same validation and dispatch.
 
-import { AuraError, DeadlineExceeded, LimitExceeded, MalformedFrame, PermissionDenied, UnknownProtocol, isAuraError, type AuraErrorCode } from '../../effects/errors.js'
+import { AuraError, Cancelled, DeadlineExceeded, LimitExceeded, MalformedFrame, PermissionDenied, UnknownProtocol, isAuraError, type AuraErrorCode } from '../../effects/errors.js'
 import type { IncomingFrame, Network } from '../../effects/network/index.js'
 import type { Clock } from '../../effects/time/index.js'
 import type { Random } from '../../effects/random/index.js'
@@ -55,7 +57,23 @@ interface Pending {
   timer: unknown
   /** only this peer may answer: request ids are sequential, so guessable */
   peer: string
+  /** what was asked, and of which family: abortRequests picks requests by them */
+  family: PatternFamily
+  envelope: Envelope
+  signal: AbortSignal | undefined
+  onAbort: (() => void) | undefined
 }
+
+export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000
+
+export interface RequestOptions {
+  /** how long to wait for the answer; past it the request rejects with DeadlineExceeded (default 10 s) */
+  timeoutMs?: number
+  /** aborting rejects the request at once: with the signal's reason if it is a typed error, else Cancelled */
+  signal?: AbortSignal
+}
+
+const abortError = (signal: AbortSignal, what: string): unknown => (isAuraError(signal.reason) ? signal.reason : new Cancelled(`${what} cancelled`))
 
 export interface RouterOptions {
   network: Network
@@ -125,17 +143,30 @@ export class Router {
     return this.dispatchOut(peerId, family, envelope)
   }
 
-  /** Request/response: resolves with the remote handler's return value, rejects with its typed error. */
-  request<T = unknown>(peerId: string, family: PatternFamily, message: OutboundMessage, timeoutMs = 10_000): Promise<T> {
+  /**
+   * Request/response: resolves with the remote handler's return value, rejects with its typed
+   * error, with DeadlineExceeded when no answer came within the timeout, or when `signal` aborts.
+   * `options` may be the timeout in ms alone.
+   */
+  request<T = unknown>(peerId: string, family: PatternFamily, message: OutboundMessage, options: number | RequestOptions = DEFAULT_REQUEST_TIMEOUT_MS): Promise<T> {
+    const { timeoutMs = DEFAULT_REQUEST_TIMEOUT_MS, signal } = typeof options === 'number' ? { timeoutMs: options } : options
     return new Promise<T>((resolve, reject) => {
+      if (signal?.aborted) {
+        reject(abortError(signal, `request ${message.kind}`))
+        return
+      }
       // inside the executor: a bad message rejects instead of throwing at the caller
       const id = this.nextRequestId()
       const envelope = this.envelope(message, id)
-      const timer = this.clock.setTimeout(() => {
-        this.pending.delete(id)
-        reject(new DeadlineExceeded(`no reply to ${message.kind} from ${peerId} within ${timeoutMs} ms`, { peer: peerId, kind: message.kind }))
+      const pending: Pending = { resolve: resolve as (v: unknown) => void, reject, timer: undefined, peer: peerId, family, envelope, signal, onAbort: undefined }
+      pending.timer = this.clock.setTimeout(() => {
+        this.settle(id, undefined, new DeadlineExceeded(`no reply to ${message.kind} from ${peerId} within ${timeoutMs} ms`, { peer: peerId, kind: message.kind }))
       }, timeoutMs)
-      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer, peer: peerId })
+      if (signal !== undefined) {
+        pending.onAbort = () => this.settle(id, undefined, abortError(signal, `request ${message.kind}`))
+        signal.addEventListener('abort', pending.onAbort, { once: true })
+      }
+      this.pending.set(id, pending)
       this.dispatchOut(peerId, family, envelope).catch((error: unknown) => this.settle(id, undefined, error))
     })
   }
@@ -258,6 +289,7 @@ export class Router {
     if (!pending) return
     this.pending.delete(id)
     this.clock.clearTimeout(pending.timer)
+    if (pending.onAbort !== undefined) pending.signal!.removeEventListener('abort', pending.onAbort)
     if (error !== undefined) pending.reject(error)
     else pending.resolve(value)
   }
@@ -279,6 +311,21 @@ export class Router {
     return this.dispatchOut(to, family, this.envelope(message, id)).catch((error: unknown) => {
       this.bus.emit({ type: 'error', code: isAuraError(error) ? error.code : 'NETWORK', where: 'answer', message: String(error), remote: to })
     })
+  }
+
+  /**
+   * Rejects with `error` every outstanding request of `family` that `match` picks by its addressee
+   * and envelope (e.g. the sends on a transport channel that just closed); returns how many.
+   * Answers that come later are dropped like any late answer.
+   */
+  abortRequests(family: PatternFamily, match: (peer: string, envelope: Envelope) => boolean, error: unknown): number {
+    let aborted = 0
+    for (const [id, pending] of [...this.pending]) {
+      if (pending.family !== family || !match(pending.peer, pending.envelope)) continue
+      this.settle(id, undefined, error)
+      aborted++
+    }
+    return aborted
   }
 
   /** Rejects every outstanding request (on stop). */

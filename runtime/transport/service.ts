@@ -1,12 +1,15 @@
 // The transport service (pattern 5): channels per (peer, context) over pooled connections, with
-// budgets, epochs and ordered, deduplicated delivery. Every TransportCoordinator option but the
-// effects is an init option (pool limit, dedup window, timeouts, reconnect and send policies,
-// capability check); the coordinator validates them with zod.
+// budgets, epochs and ordered, deduplicated delivery, on the router's 'transport' family. Every
+// TransportCoordinator option but its components is an init option (pool limit, dedup window,
+// timeouts, reconnect and send policies, capability check, guard modes).
 
+import type { z } from 'zod'
 import type { ServiceFactory } from '../core/components.js'
-import { TransportCoordinator, type TransportCoordinatorOptions } from './transport-coordinator.js'
+import { parseInit } from '../core/service-init.js'
+import { TransportCoordinator, transportOptionsSchema } from './transport-coordinator.js'
 
-export type TransportInit = Omit<TransportCoordinatorOptions, 'clock' | 'random'>
+const transportInitSchema = transportOptionsSchema.omit({ peerId: true, router: true, bus: true, network: true, clock: true, random: true })
+export type TransportInit = z.input<typeof transportInitSchema>
 
 /**
  * The transport service.
@@ -16,10 +19,11 @@ export type TransportInit = Omit<TransportCoordinatorOptions, 'clock' | 'random'
  * await runtime.transport.sendWithRetry(channel, { payload: 'hello' })
  */
 export function transport(init: TransportInit = {}): ServiceFactory<TransportCoordinator> {
+  const options = parseInit(transportInitSchema, init, 'transport')
   return {
     kind: 'transport',
     create: (c) => {
-      const coordinator = new TransportCoordinator(c.peerId, c.network, { ...init, clock: c.clock, random: c.random })
+      const coordinator = new TransportCoordinator({ ...options, peerId: c.peerId, router: c.router, bus: c.bus, network: c.network, clock: c.clock, random: c.random })
       return { api: coordinator, start: () => coordinator.start(), stop: () => coordinator.stop() }
     },
   }

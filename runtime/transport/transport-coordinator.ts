@@ -1,35 +1,28 @@
-// Transport coordination (pattern 5) over the Network effect: logical channels per (peer,
-// context), multiplexed on one protocol and therefore on one pooled connection per peer.
+// Transport coordination (pattern 5): logical channels per (peer, context), multiplexed on the
+// router's 'transport' family and therefore on one pooled connection per peer. The messages and
+// their payloads are in transport-wire.ts; the router correlates requests with their answers
+// (with a timeout and an AbortSignal per attempt), so this file keeps no waiters of its own, and
+// every message reaches events$ and metrics() as the router reports them (wire.out.data, ...),
+// with this coordinator's counters beside them as `transport.<name>`.
 //
-// Frame format on `/aura/transport/1.0.0` (the network adds the length prefix): a MessagePack
-// array `[1, type, ...fields]`:
+// One channel = one transport machine actor (machines/transport.ts) for its lifecycle (connect
+// with failover and backoff, open, drain, close, epochs, a spent budget) plus plain per-message
+// accounting (flow-budget.ts): the machine hears of a message only when it changes the lifecycle.
 //
-//   0 open       [channelId, contextId, epoch]        opener → peer: start accepting this channel
-//   1 opened     [channelId]                          peer → opener
-//   2 reject     [channelId, code, message]           peer → opener: open refused (stale epoch, limit, closed)
-//   3 data       [channelId, key, epoch, kind, payload: bin]
-//   4 ack        [channelId, key]                     delivered (now or earlier: duplicates are re-acked)
-//   5 nack       [channelId, key, code, message]      refused, never delivered
-//   6 close      [channelId, reason, side]            side 0: the sender opened it; 1: the receiver did
-//   7 epoch      [contextId, epoch]                   the context moved to `epoch`
-//   8 epoch-ack  [contextId, epoch]                   answered with the receiver's (possibly newer) epoch
+// Exactly-once as seen by the application: every data message carries an idempotency key; the
+// receiver (inbound-channels.ts) remembers delivered keys per channel for `dedupWindow.ttlMs` and
+// acks duplicates without delivering them. The sender stops retrying before that window ends (its
+// retry deadline is capped at ttlMs), so a retry never outlives the receiver's memory of the
+// original. A failed send may or may not have been delivered (its ack may be what was lost); an
+// acknowledged one was delivered exactly once.
 //
-// Exactly-once as seen by the application: every data frame carries an idempotency key; the
-// receiver remembers delivered keys per channel for `dedupWindow.ttlMs` and re-acks duplicates
-// without delivering them. The sender stops retrying before that window ends (its retry deadline
-// is capped at ttlMs), so a retry never outlives the receiver's memory of the original. Closed
-// channels keep their keys for the same window, so a retry of a delivered message is acked even
-// after the channel closed. A failed send may or may not have been delivered (its ack may be
-// what was lost); an acknowledged one was delivered exactly once.
-//
-// Pool: one slot per peer, held while the peer has at least one live channel from us; the network
-// keeps one connection per peer and every channel rides on it. A restarted peer has forgotten its
-// channels and their delivered keys, so it answers frames on them with CHANNEL_CLOSED (rather
-// than risk a second delivery) and the sender opens a new channel. Open inbound channels are
-// bounded per peer (maxInboundChannelsPerPeer); closed ones are forgotten after the dedup window.
-import { Packr } from 'msgpackr'
+// Pool (connection-pool.ts): one slot per peer, held while the peer has a live channel from us. A
+// restarted peer has forgotten its channels and their delivered keys, so it refuses messages on
+// them with CHANNEL_CLOSED (rather than risk a second delivery) and the sender opens a new
+// channel. Open inbound channels are bounded per peer (maxInboundChannelsPerPeer); closed ones
+// are forgotten after the dedup window.
 import { Subject, type Observable } from 'rxjs'
-import { createActor, fromCallback, type Actor } from 'xstate'
+import { createActor, fromCallback } from 'xstate'
 import { z } from 'zod'
 import {
   AttemptBudgetExhausted,
@@ -39,133 +32,44 @@ import {
   ChannelClosed,
   ConfigInvalid,
   DeadlineExceeded,
+  ERROR_CODES,
   EpochRegression,
   InvalidInput,
   LimitExceeded,
   MalformedFrame,
-  NetworkError,
   PermissionDenied,
   PeerUnreachable,
   isAuraError,
   invalidInput,
   type AuraErrorCode,
 } from '../../effects/errors.js'
-import type { IncomingFrame, Network } from '../../effects/network/index.js'
-import { CryptoRandom, type Random } from '../../effects/random/index.js'
-import { SystemClock, type Clock, type TimerHandle } from '../../effects/time/index.js'
+import type { Network } from '../../effects/network/index.js'
+import type { Random } from '../../effects/random/index.js'
+import type { Clock } from '../../effects/time/index.js'
 import { backoffDelay, errorInfo } from '../../machines/kernel.js'
 import {
-  flowBudgetSchema,
   reconnectPolicySchema,
   transportMachine,
   type BackoffTimerInput,
-  type ChannelStateName,
-  type CloseReason,
   type ConnectorInput,
   type DrainTimerInput,
-  type GuardMode,
   type ReconnectPolicy,
   type TransportEvent,
   type TransportOutput,
 } from '../../machines/transport.js'
+import type { EventBus } from '../core/events.js'
 import { LatencyWindow, type LatencySummary } from '../core/metrics.js'
+import type { InboundMessage, Router } from '../core/router.js'
 import { isTransient, withRetry, type RetryPolicy } from '../timeouts/with-retry.js'
+import { Channel, type ChannelOutcome } from './channel.js'
+import { ConnectionPool, type PoolStats } from './connection-pool.js'
+import { ChannelTraffic, FlowMeter, flowBudgetSchema, type GuardMode } from './flow-budget.js'
+import { InboundChannels, type InboundChannelView } from './inbound-channels.js'
+import { TRANSPORT_FAMILY, bodyCodec, epochSchema, parseTransportPayload, transportIdSchema, type TransportKind, type TransportPayload } from './transport-wire.js'
 
-export const TRANSPORT_PROTOCOL = '/aura/transport/1.0.0'
-
-// ---------------------------------------------------------------------------------------------
-// Frames
-
-const FRAME_VERSION = 1
-const T = { open: 0, opened: 1, reject: 2, data: 3, ack: 4, nack: 5, close: 6, epoch: 7, epochAck: 8 } as const
-
-export type TransportFrame =
-  | { type: 'open'; channelId: string; contextId: string; epoch: number }
-  | { type: 'opened'; channelId: string }
-  | { type: 'reject'; channelId: string; code: string; message: string }
-  | { type: 'data'; channelId: string; key: string; epoch: number; kind: string; payload: Uint8Array }
-  | { type: 'ack'; channelId: string; key: string }
-  | { type: 'nack'; channelId: string; key: string; code: string; message: string }
-  | { type: 'close'; channelId: string; reason: string; side: 0 | 1 }
-  | { type: 'epoch'; contextId: string; epoch: number }
-  | { type: 'epoch-ack'; contextId: string; epoch: number }
-
-const packr = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: true })
-
-const id = z.string().min(1).max(256)
-const epochField = z.number().int().nonnegative()
-const text = z.string().max(1024)
-const v = z.literal(FRAME_VERSION)
-const frameSchemas = {
-  [T.open]: z.tuple([v, z.literal(T.open), id, id, epochField]),
-  [T.opened]: z.tuple([v, z.literal(T.opened), id]),
-  [T.reject]: z.tuple([v, z.literal(T.reject), id, text, text]),
-  [T.data]: z.tuple([v, z.literal(T.data), id, id, epochField, z.string().min(1).max(64), z.instanceof(Uint8Array)]),
-  [T.ack]: z.tuple([v, z.literal(T.ack), id, id]),
-  [T.nack]: z.tuple([v, z.literal(T.nack), id, id, text, text]),
-  [T.close]: z.tuple([v, z.literal(T.close), id, text, z.union([z.literal(0), z.literal(1)])]),
-  [T.epoch]: z.tuple([v, z.literal(T.epoch), id, epochField]),
-  [T.epochAck]: z.tuple([v, z.literal(T.epochAck), id, epochField]),
-} as const
-
-export function encodeTransportFrame(frame: TransportFrame): Uint8Array {
-  switch (frame.type) {
-    case 'open':
-      return packr.pack([FRAME_VERSION, T.open, frame.channelId, frame.contextId, frame.epoch])
-    case 'opened':
-      return packr.pack([FRAME_VERSION, T.opened, frame.channelId])
-    case 'reject':
-      return packr.pack([FRAME_VERSION, T.reject, frame.channelId, frame.code, frame.message])
-    case 'data':
-      return packr.pack([FRAME_VERSION, T.data, frame.channelId, frame.key, frame.epoch, frame.kind, frame.payload])
-    case 'ack':
-      return packr.pack([FRAME_VERSION, T.ack, frame.channelId, frame.key])
-    case 'nack':
-      return packr.pack([FRAME_VERSION, T.nack, frame.channelId, frame.key, frame.code, frame.message])
-    case 'close':
-      return packr.pack([FRAME_VERSION, T.close, frame.channelId, frame.reason, frame.side])
-    case 'epoch':
-      return packr.pack([FRAME_VERSION, T.epoch, frame.contextId, frame.epoch])
-    case 'epoch-ack':
-      return packr.pack([FRAME_VERSION, T.epochAck, frame.contextId, frame.epoch])
-  }
-}
-
-/** Throws MalformedFrame for anything that is not a valid frame of this version. */
-export function decodeTransportFrame(bytes: Uint8Array): TransportFrame {
-  let raw: unknown
-  try {
-    raw = packr.unpack(bytes)
-  } catch (cause) {
-    throw new MalformedFrame('transport frame is not valid MessagePack', {}, { cause })
-  }
-  const type = Array.isArray(raw) ? raw[1] : undefined
-  const schema = typeof type === 'number' ? frameSchemas[type as keyof typeof frameSchemas] : undefined
-  if (schema === undefined) throw new MalformedFrame('unknown transport frame', { type })
-  const parsed = schema.safeParse(raw)
-  if (!parsed.success) throw new MalformedFrame('transport frame failed validation', { issues: parsed.error.issues })
-  const f = parsed.data as unknown[]
-  switch (type) {
-    case T.open:
-      return { type: 'open', channelId: f[2] as string, contextId: f[3] as string, epoch: f[4] as number }
-    case T.opened:
-      return { type: 'opened', channelId: f[2] as string }
-    case T.reject:
-      return { type: 'reject', channelId: f[2] as string, code: f[3] as string, message: f[4] as string }
-    case T.data:
-      return { type: 'data', channelId: f[2] as string, key: f[3] as string, epoch: f[4] as number, kind: f[5] as string, payload: f[6] as Uint8Array }
-    case T.ack:
-      return { type: 'ack', channelId: f[2] as string, key: f[3] as string }
-    case T.nack:
-      return { type: 'nack', channelId: f[2] as string, key: f[3] as string, code: f[4] as string, message: f[5] as string }
-    case T.close:
-      return { type: 'close', channelId: f[2] as string, reason: f[3] as string, side: f[4] as 0 | 1 }
-    case T.epoch:
-      return { type: 'epoch', contextId: f[2] as string, epoch: f[3] as number }
-    default:
-      return { type: 'epoch-ack', contextId: f[2] as string, epoch: f[3] as number }
-  }
-}
+export { Channel, type ChannelOutcome } from './channel.js'
+export type { PoolStats } from './connection-pool.js'
+export type { InboundChannelView } from './inbound-channels.js'
 
 // ---------------------------------------------------------------------------------------------
 // Public types
@@ -208,26 +112,6 @@ export interface ChannelSendOptions {
   deadlineAt?: number
 }
 
-export interface PoolStats {
-  /** peers holding a pooled connection slot */
-  size: number
-  limit: number
-  /** live outbound channels over all peers */
-  channels: number
-  /** live outbound channels per peer */
-  peers: Record<string, number>
-  /** inbound channel records kept (open ones, and closed ones still answering retries) */
-  inbound: number
-}
-
-export interface InboundChannelView {
-  from: string
-  channelId: string
-  contextId: string
-  epoch: number
-  open: boolean
-}
-
 export interface TransportMetrics {
   counters: Record<string, number>
   latency: { send: LatencySummary }
@@ -237,11 +121,17 @@ const defaultReconnect: ReconnectPolicy = { maxAttempts: 3, initialDelayMs: 100,
 const defaultSendPolicy: RetryPolicy = { maxAttempts: 5, initialDelayMs: 50, maxDelayMs: 1_000, multiplier: 2, jitter: 'equal' }
 
 const isObject = (value: unknown) => typeof value === 'object' && value !== null
+const hasMethods = (value: unknown, ...names: string[]) => isObject(value) && names.every((n) => typeof (value as Record<string, unknown>)[n] === 'function')
 
-const optionsSchema = z
+export const transportOptionsSchema = z
   .object({
-    clock: z.custom<Clock>((c) => isObject(c) && typeof (c as Clock).now === 'function', 'expected a Clock').optional(),
-    random: z.custom<Random>((r) => isObject(r) && typeof (r as Random).id === 'function', 'expected a Random').optional(),
+    peerId: z.string().min(1),
+    router: z.custom<Router>((r) => hasMethods(r, 'request', 'send', 'register'), 'expected a Router'),
+    bus: z.custom<EventBus>((b) => hasMethods(b, 'emit'), 'expected an EventBus'),
+    /** dials failover addresses and reports connections; messages go through the router */
+    network: z.custom<Network>((n) => hasMethods(n, 'connect', 'connectedPeers', 'connectionCount'), 'expected a Network'),
+    clock: z.custom<Clock>((c) => hasMethods(c, 'now', 'setTimeout', 'clearTimeout'), 'expected a Clock'),
+    random: z.custom<Random>((r) => hasMethods(r, 'id', 'float'), 'expected a Random'),
     /** most peers with a pooled connection at once */
     poolLimit: z.number().int().positive().default(64),
     dedupWindow: z
@@ -262,14 +152,14 @@ const optionsSchema = z
   })
   .strict()
 
-export type TransportCoordinatorOptions = z.input<typeof optionsSchema>
+export type TransportCoordinatorOptions = z.input<typeof transportOptionsSchema>
 
 export const channelConfigSchema = z
   .object({
     /** dial addresses of the peer in failover order; without any, an existing connection (or the peer store) is used */
     addresses: z.array(z.string().min(1)).optional(),
     /** defaults to the context's current epoch here */
-    epoch: epochField.optional(),
+    epoch: epochSchema.optional(),
     budget: flowBudgetSchema.optional(),
     reconnect: reconnectPolicySchema.optional(),
     drainTimeoutMs: z.number().int().positive().optional(),
@@ -287,154 +177,94 @@ const messageSchema = z
   .strict()
 export type ChannelSendMessage = z.input<typeof messageSchema>
 
-const establishArgsSchema = z.object({ peerId: z.string().min(1), contextId: z.string().min(1).max(256) })
-
-/** A handle on one logical channel; its lifecycle lives in a transport machine actor. */
-export class Channel {
-  /** @internal */
-  constructor(
-    readonly id: string,
-    readonly peerId: string,
-    readonly contextId: string,
-    /** @internal */ readonly actor: Actor<typeof transportMachine>,
-    /** resolves when the channel reaches Closed or Failed */
-    readonly closed: Promise<TransportOutput>,
-  ) {}
-
-  get state(): ChannelStateName {
-    const value = this.actor.getSnapshot().value
-    return (typeof value === 'string' ? value : Object.keys(value)[0]) as ChannelStateName
-  }
-
-  get epoch(): number {
-    return this.actor.getSnapshot().context.epoch
-  }
-
-  get closeReason(): CloseReason | null {
-    return this.actor.getSnapshot().context.closeReason
-  }
-
-  get inflight(): number {
-    return this.actor.getSnapshot().context.counts.inflight
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Internal records
-
-interface Waiter {
-  resolve: (value: number) => void
-  reject: (error: unknown) => void
-  timer: TimerHandle
-  signal?: AbortSignal
-  onAbort?: () => void
-}
-
-const ignore = () => undefined
+const establishArgsSchema = z.object({ peerId: z.string().min(1), contextId: transportIdSchema })
 
 interface Outbound {
   channel: Channel
   addresses: string[]
-  /** the handshake has been sent at least once, so the peer may know this channel */
+  /** the open request has been sent at least once, so the peer may know this channel */
   announced: boolean
+  /** the flow budget's window, if the channel has a budget */
+  meter: FlowMeter | undefined
 }
 
-interface Inbound {
-  from: string
-  channelId: string
-  contextId: string
-  epoch: number
-  open: boolean
-  closedAt: number
-  /** delivered idempotency keys → delivery time, oldest first */
-  delivered: Map<string, number>
-}
+type DataPayload = TransportPayload<'data'>
 
-// a closed channel, a spent budget or an old epoch are final (the error table says so)
-const retryableSend = isTransient
-
-const KNOWN_CODES = new Set<AuraErrorCode>(['CHANNEL_CLOSED', 'EPOCH_REGRESSION', 'LIMIT_EXCEEDED', 'PERMISSION_DENIED', 'BUDGET_EXHAUSTED', 'INVALID_INPUT'])
-
-function remoteError(code: string, message: string, details: Record<string, unknown>): AuraError {
-  switch (code) {
-    case 'CHANNEL_CLOSED':
-      return new ChannelClosed(message, details)
-    case 'EPOCH_REGRESSION':
-      return new EpochRegression(message, details)
-    case 'LIMIT_EXCEEDED':
-      return new LimitExceeded(message, details)
-    default:
-      return new AuraError(KNOWN_CODES.has(code as AuraErrorCode) ? (code as AuraErrorCode) : 'NETWORK', message, details)
-  }
-}
-
-const waiterKey = (...parts: string[]) => parts.join('\n')
+const knownCode = (code: string): AuraErrorCode => (Object.hasOwn(ERROR_CODES, code) ? (code as AuraErrorCode) : 'NETWORK')
 
 // ---------------------------------------------------------------------------------------------
 
 export class TransportCoordinator {
+  readonly peerId: string
   readonly messages$: Observable<ChannelMessage>
 
+  private readonly router: Router
+  private readonly bus: EventBus
+  private readonly network: Network
   private readonly clock: Clock
   private readonly random: Random
-  private readonly options: z.output<typeof optionsSchema>
+  private readonly options: z.output<typeof transportOptionsSchema>
   private readonly messageSubject = new Subject<ChannelMessage>()
   private readonly epochs = new Map<string, number>()
   private readonly outbound = new Map<string, Outbound>()
-  private readonly inbound = new Map<string, Inbound>()
-  private readonly poolEntries = new Map<string, Set<string>>()
-  private readonly waiters = new Map<string, Waiter>()
+  private readonly inbound: InboundChannels
+  private readonly slots: ConnectionPool
   private readonly counters = new Map<string, number>()
+  /** counter name → its name on the bus (`transport.<name>`), built once */
+  private readonly busNames = new Map<string, string>()
   private readonly sendLatency = new LatencyWindow()
-  private lastSweep = 0
   /** generated idempotency keys: a random prefix per coordinator and a counter (no draw per message) */
   private readonly keyPrefix: string
   private keySeq = 0
   private readonly ready: Promise<void>
   private stopped = false
   private stopping: Promise<void> | undefined
-  private readonly countSent = () => this.count('framesSent')
   private readonly countLost = () => this.count('controlFramesLost')
 
-  constructor(
-    readonly peerId: string,
-    private readonly network: Network,
-    options: TransportCoordinatorOptions = {},
-  ) {
-    const parsed = optionsSchema.safeParse(options)
+  constructor(options: TransportCoordinatorOptions) {
+    const parsed = transportOptionsSchema.safeParse(options)
     if (!parsed.success) throw new ConfigInvalid('invalid TransportCoordinator options', { issues: parsed.error.issues })
-    if (network === null || typeof network !== 'object' || typeof network.send !== 'function') throw new ConfigInvalid('TransportCoordinator needs a Network')
     this.options = parsed.data
-    this.clock = parsed.data.clock ?? new SystemClock()
-    this.random = parsed.data.random ?? new CryptoRandom()
+    this.peerId = parsed.data.peerId
+    this.router = parsed.data.router
+    this.bus = parsed.data.bus
+    this.network = parsed.data.network
+    this.clock = parsed.data.clock
+    this.random = parsed.data.random
     this.messages$ = this.messageSubject.asObservable()
     this.keyPrefix = this.random.id(8)
-    this.lastSweep = this.clock.now()
-    this.ready = network.handle(TRANSPORT_PROTOCOL, (frame) => this.onFrame(frame))
+    this.inbound = new InboundChannels(this.clock, parsed.data.dedupWindow, (name) => this.count(name))
+    this.slots = new ConnectionPool(parsed.data.poolLimit)
+    this.ready = this.router.register(TRANSPORT_FAMILY, {
+      open: (m) => this.onOpen(m),
+      data: (m) => this.onData(m),
+      close: (m) => this.onClose(m),
+      epoch: (m) => this.onEpoch(m),
+    })
     this.ready.catch(() => undefined)
   }
 
-  /** Resolves once incoming frames are handled; establishChannel waits for it too. */
+  /** Resolves once incoming messages are handled; establishChannel waits for it too. */
   start(): Promise<void> {
     return this.ready
   }
 
-  /** Closes every channel at once (in-flight sends fail with ChannelClosed) and stops handling frames. */
+  /** Closes every channel at once (in-flight sends fail with ChannelClosed) and refuses messages from then on. */
   stop(): Promise<void> {
     this.stopping ??= this.stopNow()
     return this.stopping
   }
 
   private async stopNow(): Promise<void> {
-    // Channels close first, while close frames can still go out, so peers close their side too.
+    // Channels close first, while close messages can still go out, so peers close their side too.
     const closing = [...this.outbound.values()].map((o) => {
-      this.sendTo(o.channel.actor, { type: 'STALE' })
+      this.signal(o, { type: 'STALE' })
       return o.channel.closed
     })
     await Promise.allSettled(closing)
     this.stopped = true
-    for (const [key, waiter] of this.waiters) this.settle(key, waiter, new ChannelClosed('transport stopped'))
-    await this.network.unhandle(TRANSPORT_PROTOCOL).catch(() => undefined)
+    // epoch notifications still waiting give up (and ones in a backoff do when they wake)
+    this.router.abortRequests(TRANSPORT_FAMILY, () => true, new ChannelClosed('transport stopped'))
     this.messageSubject.complete()
   }
 
@@ -470,7 +300,12 @@ export class TransportCoordinator {
     const channelId = this.random.id(8)
     // Reserving the pool slot happens before the first await below, so two concurrent
     // establishments cannot both take the last slot.
-    this.reserve(peerId, channelId)
+    try {
+      this.slots.reserve(peerId, channelId)
+    } catch (error) {
+      this.count('limitExceeded')
+      throw error
+    }
 
     const addresses = config.data.addresses ?? []
     const machine = transportMachine.provide({
@@ -488,15 +323,16 @@ export class TransportCoordinator {
         contextId,
         epoch,
         addresses,
-        ...(config.data.budget !== undefined ? { budget: config.data.budget } : {}),
         reconnect: config.data.reconnect ?? this.options.reconnect,
         drainTimeoutMs: config.data.drainTimeoutMs ?? this.options.drainTimeoutMs,
       },
     })
-    let settleClosed!: (output: TransportOutput) => void
-    const closed = new Promise<TransportOutput>((resolve) => (settleClosed = resolve))
-    const channel = new Channel(channelId, peerId, contextId, actor, closed)
-    const record: Outbound = { channel, addresses, announced: false }
+    let settleClosed!: (outcome: ChannelOutcome) => void
+    const closed = new Promise<ChannelOutcome>((resolve) => (settleClosed = resolve))
+    const traffic = new ChannelTraffic()
+    const channel = new Channel(channelId, peerId, contextId, actor, traffic, closed)
+    const budget = config.data.budget
+    const record: Outbound = { channel, addresses, announced: false, meter: budget !== undefined ? new FlowMeter(budget) : undefined }
     this.outbound.set(channelId, record)
 
     const opened = new Promise<void>((resolve, reject) => {
@@ -505,15 +341,14 @@ export class TransportCoordinator {
           if (snapshot.value === 'Open') resolve()
           if (snapshot.status === 'done') {
             const output = snapshot.output!
-            this.finalize(record, output)
-            settleClosed(output)
+            settleClosed(this.finalize(record, output))
             reject(this.closedError(record, output))
           }
         },
         error: (err) => {
           this.outbound.delete(channelId)
-          this.releaseSlot(peerId, channelId)
-          settleClosed({ state: 'Failed', closeReason: null, error: errorInfo(err), sent: 0, acked: 0, failed: 0 })
+          this.slots.release(peerId, channelId)
+          settleClosed({ state: 'Failed', closeReason: null, error: errorInfo(err), sent: traffic.sent, acked: traffic.acked, failed: traffic.failed })
           reject(err)
         },
       })
@@ -526,9 +361,10 @@ export class TransportCoordinator {
   }
 
   /** Graceful close: in-flight sends finish (or the drain timeout passes), then the channel closes on both ends. */
-  async closeChannel(channel: Channel): Promise<TransportOutput> {
+  async closeChannel(channel: Channel): Promise<ChannelOutcome> {
     if (!(channel instanceof Channel)) throw new ChannelClosed('not a channel of this coordinator')
-    this.sendTo(channel.actor, { type: 'CLOSE' })
+    const record = this.outbound.get(channel.id)
+    if (record?.channel === channel) this.signal(record, { type: 'CLOSE' })
     return channel.closed
   }
 
@@ -545,7 +381,7 @@ export class TransportCoordinator {
     if (retryPolicy !== undefined && !reconnectPolicySchema.safeParse(retryPolicy).success) throw invalidInput('retry policy', reconnectPolicySchema.safeParse(retryPolicy).error?.issues)
     if (options.deadlineAt !== undefined && !Number.isFinite(options.deadlineAt)) throw new InvalidInput('deadlineAt must be a finite time', { deadlineAt: options.deadlineAt })
     const record = channel instanceof Channel ? this.outbound.get(channel.id) : undefined
-    if (record === undefined) {
+    if (record === undefined || record.channel !== channel) {
       if (channel instanceof Channel && channel.closeReason === 'budget') {
         this.count('budgetExhausted')
         throw new BudgetExhausted('the channel has spent its flow budget', { channelId: channel.id, peerId: channel.peerId })
@@ -557,30 +393,33 @@ export class TransportCoordinator {
     const mode: GuardMode = this.options.guardModes[kind] ?? this.options.defaultGuardMode
     if (this.options.capabilityCheck !== undefined) await this.checkCapability(channel, kind, mode)
 
-    const body = packr.pack(payload) as Uint8Array
+    const body = bodyCodec.pack(payload) as DataPayload['body']
     const key = parsed.data.key ?? `${this.keyPrefix}.${(this.keySeq++).toString(36)}`
-    this.charge(record, key, body.byteLength, mode)
+    this.admit(record, body.byteLength, mode)
 
-    const frame = encodeTransportFrame({ type: 'data', channelId: channel.id, key, epoch: channel.epoch, kind, payload: body })
+    const data: DataPayload = { channelId: channel.id, key, epoch: channel.epoch, kind, body }
     const ttlCap = started + this.options.dedupWindow.ttlMs
     const deadlineAt = Math.min(options.deadlineAt ?? ttlCap, ttlCap)
     let attempts: number
     try {
-      attempts = await this.deliver(record, key, frame, retryPolicy ?? this.options.sendPolicy, deadlineAt, options.signal)
-    } catch (err) {
-      this.sendTo(channel.actor, { type: 'SEND_FAILED', key })
+      attempts = await this.deliver(record, data, retryPolicy ?? this.options.sendPolicy, deadlineAt, options.signal)
+    } catch (error) {
+      this.settleSend(record, false)
       this.count('sendFailures')
-      this.countError(err)
-      throw err
+      this.countError(error)
+      throw error
     }
-    this.sendTo(channel.actor, { type: 'ACK', key })
+    this.settleSend(record, true)
     this.count('messagesAcked')
-    this.sendLatency.record(this.clock.now() - started)
+    const ms = this.clock.now() - started
+    this.sendLatency.record(ms)
+    this.bus.emit({ type: 'latency', name: 'transport.send', ms })
     return { key, attempts }
   }
 
-  /** Sends the frame until acknowledged, under the retry policy (withRetry); returns the attempts made. */
-  private async deliver(record: Outbound, key: string, frame: Uint8Array, policy: RetryPolicy, deadlineAt: number, signal: AbortSignal | undefined): Promise<number> {
+  /** Sends the message until acknowledged, under the retry policy (withRetry); returns the attempts made. */
+  private async deliver(record: Outbound, data: DataPayload, policy: RetryPolicy, deadlineAt: number, signal: AbortSignal | undefined): Promise<number> {
+    const key = data.key
     if (signal?.aborted) throw new Cancelled('send cancelled', { key })
     if (this.clock.now() >= deadlineAt) throw new DeadlineExceeded('send deadline already passed', { key, deadlineAt })
     let attempts = 0
@@ -590,12 +429,12 @@ export class TransportCoordinator {
         (attempt, attemptSignal) => {
           attempts = attempt
           if (attempt > 1) this.count('retries')
-          return this.attemptDelivery(record, key, frame, attemptSignal).catch((err: unknown) => {
+          return this.attemptDelivery(record, data, attemptSignal).catch((err: unknown) => {
             lastError = err
             throw err
           })
         },
-        { policy, deadlineAt, isRetryable: retryableSend, clock: this.clock, random: this.random, ...(signal !== undefined ? { signal } : {}) },
+        { policy, deadlineAt, isRetryable: isTransient, clock: this.clock, random: this.random, ...(signal !== undefined ? { signal } : {}) },
       )
     } catch (thrown) {
       if (thrown === lastError) throw thrown // a permanent failure: the attempt's own error
@@ -612,7 +451,7 @@ export class TransportCoordinator {
    * peer sharing the context is told (with retries) so it closes its side too.
    */
   async bumpEpoch(contextId: string, retryPolicy?: RetryPolicy): Promise<{ epoch: number; notified: string[]; unreachable: string[] }> {
-    if (!id.safeParse(contextId).success) throw new InvalidInput('invalid contextId', { contextId: String(contextId) })
+    if (!transportIdSchema.safeParse(contextId).success) throw new InvalidInput('invalid contextId', { contextId: String(contextId) })
     if (retryPolicy !== undefined && !reconnectPolicySchema.safeParse(retryPolicy).success) throw invalidInput('retry policy', reconnectPolicySchema.safeParse(retryPolicy).error?.issues)
     const epoch = this.currentEpoch(contextId) + 1
     const peers = this.moveEpoch(contextId, epoch, undefined)
@@ -645,34 +484,28 @@ export class TransportCoordinator {
         for (const o of [...this.outbound.values()]) {
           if (o.channel.contextId !== contextId) continue
           closed.push(o.channel.id)
-          this.sendTo(o.channel.actor, { type: 'STALE' })
+          this.signal(o, { type: 'STALE' })
         }
         for (const rec of this.inbound.values()) {
           if (rec.contextId !== contextId || !rec.open) continue
-          this.closeInbound(rec)
+          this.inbound.close(rec)
           closed.push(rec.channelId)
-          this.fireAndForget(rec.from, { type: 'close', channelId: rec.channelId, reason: 'stale', side: 1 })
+          this.sendClose(rec.from, { channelId: rec.channelId, reason: 'stale', side: 1 })
         }
       }
     }
-    this.sweep(true)
+    this.inbound.sweep(true)
     await Promise.all(notifications)
     return { closed: [...new Set(closed)] }
   }
 
   pool(): PoolStats {
-    const peers: Record<string, number> = {}
-    let channels = 0
-    for (const [peer, set] of this.poolEntries) {
-      peers[peer] = set.size
-      channels += set.size
-    }
-    return { size: this.poolEntries.size, limit: this.options.poolLimit, channels, peers, inbound: this.inbound.size }
+    return this.slots.stats(this.inbound.size)
   }
 
   /** The channels peers opened to us: open ones, and closed ones still answering retries. */
   inboundChannels(): InboundChannelView[] {
-    return [...this.inbound.values()].map((r) => ({ from: r.from, channelId: r.channelId, contextId: r.contextId, epoch: r.epoch, open: r.open }))
+    return this.inbound.views()
   }
 
   /** Transport connections to the peer as the network reports them (channels share them). */
@@ -707,41 +540,51 @@ export class TransportCoordinator {
     }
   }
 
-  /** The budget charge is one synchronous machine step, so the verdict read after it is this send's. */
-  private charge(record: Outbound, key: string, bytes: number, mode: GuardMode): void {
-    const actor = record.channel.actor
-    const before = actor.getSnapshot()
-    if (before.status !== 'done') actor.send({ type: 'SEND', key, bytes, at: this.clock.now(), mode })
-    const after = actor.getSnapshot()
-    const verdict = after.context.lastSend
-    if (after.status !== 'done' && verdict?.key === key && verdict.accepted) return
-    const details = { channelId: record.channel.id, peerId: record.channel.peerId, state: record.channel.state }
-    const budgetSpent = verdict?.key === key ? verdict.accepted === false && verdict.code === 'BUDGET_EXHAUSTED' : after.context.closeReason === 'budget'
-    if (budgetSpent) {
-      this.count('budgetExhausted')
-      throw new BudgetExhausted('the channel has spent its flow budget', details)
+  /**
+   * The budget charge: the channel must be open and the message must fit its flow budget. Plain
+   * code, synchronous; the machine hears only of a fail-closed overrun (BUDGET_SPENT), which
+   * drains and closes the channel. A best-effort overrun is shed alone.
+   */
+  private admit(record: Outbound, bytes: number, mode: GuardMode): void {
+    const channel = record.channel
+    const snapshot = channel.actor.getSnapshot()
+    if (snapshot.status === 'done' || snapshot.value !== 'Open') {
+      channel.traffic.rejected++
+      // A channel closed for its budget keeps answering BudgetExhausted: the sender learns why.
+      if (snapshot.context.closeReason === 'budget') {
+        this.count('budgetExhausted')
+        throw new BudgetExhausted('the channel has spent its flow budget', { channelId: channel.id, peerId: channel.peerId, state: channel.state })
+      }
+      this.count('channelClosedRejections')
+      throw this.closedError(record, undefined)
     }
-    this.count('channelClosedRejections')
-    throw this.closedError(record, undefined)
+    if (record.meter !== undefined && !record.meter.charge(bytes, this.clock.now())) {
+      channel.traffic.rejected++
+      this.count('budgetExhausted')
+      if (mode === 'fail-closed') this.signal(record, { type: 'BUDGET_SPENT' })
+      throw new BudgetExhausted('the channel has spent its flow budget', { channelId: channel.id, peerId: channel.peerId, state: channel.state })
+    }
+    channel.traffic.started()
   }
 
   // ---- sending --------------------------------------------------------------------------------
 
-  private async attemptDelivery(record: Outbound, key: string, frame: Uint8Array, signal: AbortSignal | undefined): Promise<void> {
+  /** One attempt: the data message as a router request, answered by the ack (or a refusal) within ackTimeoutMs. */
+  private attemptDelivery(record: Outbound, data: DataPayload, signal: AbortSignal): Promise<unknown> {
     const channel = record.channel
     const snapshot = channel.actor.getSnapshot()
     // Draining channels still deliver what they accepted; closed ones deliver nothing more.
-    if (snapshot.status === 'done' || (snapshot.value !== 'Open' && snapshot.value !== 'Draining')) throw this.closedError(record, undefined)
-    if (record.addresses.length > 0) await this.ensureConnected(record, signal)
-    const wait = this.await(waiterKey(channel.peerId, channel.id, key), this.options.ackTimeoutMs, signal, `no ack for ${key}`)
-    try {
-      await this.network.send(channel.peerId, TRANSPORT_PROTOCOL, frame, signal !== undefined ? { signal } : undefined)
-      this.count('framesSent')
-    } catch (err) {
-      this.drop(waiterKey(channel.peerId, channel.id, key))
-      throw err
-    }
-    await wait
+    if (snapshot.status === 'done' || (snapshot.value !== 'Open' && snapshot.value !== 'Draining')) return Promise.reject(this.closedError(record, undefined))
+    const ask = () =>
+      this.router.request(channel.peerId, TRANSPORT_FAMILY, { kind: 'data', payload: data }, { timeoutMs: this.options.ackTimeoutMs, signal }).catch((err: unknown) => {
+        // The peer no longer accepts this channel: nothing sent on it can succeed any more.
+        if (isAuraError(err) && (err.code === 'CHANNEL_CLOSED' || err.code === 'EPOCH_REGRESSION') && err.details.remote === channel.peerId) {
+          this.signal(record, { type: 'REMOTE_CLOSED' })
+        }
+        throw err
+      })
+    // without dial addresses there is nothing to reconnect: no extra step on the common path
+    return record.addresses.length > 0 ? this.ensureConnected(record, signal).then(ask) : ask()
   }
 
   /** Reconnect with failover: when the peer is not connected, try its addresses in order. */
@@ -769,31 +612,29 @@ export class TransportCoordinator {
   }
 
   private async notifyEpoch(peer: string, contextId: string, epoch: number, retryPolicy?: RetryPolicy): Promise<void> {
-    const frame = encodeTransportFrame({ type: 'epoch', contextId, epoch })
     await withRetry(
       async (_attempt, signal) => {
-        const wait = this.await(waiterKey(peer, 'epoch', contextId), this.options.ackTimeoutMs, signal, `no epoch ack from ${peer}`)
-        try {
-          await this.network.send(peer, TRANSPORT_PROTOCOL, frame, { signal })
-        } catch (err) {
-          this.drop(waiterKey(peer, 'epoch', contextId))
-          throw err
+        if (this.stopped) throw new ChannelClosed('transport stopped')
+        const answer = await this.router.request(peer, TRANSPORT_FAMILY, { kind: 'epoch', payload: { contextId, epoch } }, { timeoutMs: this.options.ackTimeoutMs, signal })
+        const theirs = epochSchema.safeParse(answer)
+        if (!theirs.success) {
+          this.count('malformedFrames')
+          throw new MalformedFrame('invalid answer to an epoch message', { peer, issues: theirs.error.issues })
         }
-        const theirs = await wait
-        if (theirs > this.currentEpoch(contextId)) this.moveEpoch(contextId, theirs, peer)
+        if (theirs.data > this.currentEpoch(contextId)) this.moveEpoch(contextId, theirs.data, peer)
       },
-      { policy: retryPolicy ?? this.options.sendPolicy, clock: this.clock, random: this.random, isRetryable: retryableSend },
+      { policy: retryPolicy ?? this.options.sendPolicy, clock: this.clock, random: this.random, isRetryable: isTransient },
     )
   }
 
   /** Others sharing the context learn a newer epoch from us too; it spreads like a rumour. */
   private spreadEpoch(peers: string[], contextId: string, epoch: number): void {
-    for (const peer of peers) this.notifyEpoch(peer, contextId, epoch).catch(() => this.count('controlFramesLost'))
+    for (const peer of peers) this.notifyEpoch(peer, contextId, epoch).catch(this.countLost)
   }
 
-  private fireAndForget(peer: string, frame: TransportFrame): void {
+  private sendClose(peer: string, payload: TransportPayload<'close'>): void {
     if (this.stopped) return
-    this.network.send(peer, TRANSPORT_PROTOCOL, encodeTransportFrame(frame)).then(this.countSent, this.countLost)
+    this.router.send(peer, TRANSPORT_FAMILY, { kind: 'close', payload }).catch(this.countLost)
   }
 
   // ---- actors bound to the effects ------------------------------------------------------------
@@ -808,16 +649,9 @@ export class TransportCoordinator {
           if (input.addressIndex > 0) this.count('failovers')
           await this.dial(address, input.peerId, abort.signal)
         }
-        const key = waiterKey(input.peerId, 'open', input.channelId)
-        const wait = this.await(key, this.options.handshakeTimeoutMs, abort.signal, `no answer to open from ${input.peerId}`)
         if (record !== undefined) record.announced = true
-        try {
-          await this.network.send(input.peerId, TRANSPORT_PROTOCOL, encodeTransportFrame({ type: 'open', channelId: input.channelId, contextId: input.contextId, epoch: input.epoch }), { signal: abort.signal })
-        } catch (err) {
-          this.drop(key)
-          throw err
-        }
-        await wait
+        const open: TransportPayload<'open'> = { channelId: input.channelId, contextId: input.contextId, epoch: input.epoch }
+        await this.router.request(input.peerId, TRANSPORT_FAMILY, { kind: 'open', payload: open }, { timeoutMs: this.options.handshakeTimeoutMs, signal: abort.signal })
       }
       attempt().then(
         () => {
@@ -826,7 +660,7 @@ export class TransportCoordinator {
         (err: unknown) => {
           if (abort.signal.aborted) return
           this.count('connectFailures')
-          sendBack({ type: 'CONNECT_FAILED', error: errorInfo(err, 'NETWORK'), retryable: retryableSend(err) })
+          sendBack({ type: 'CONNECT_FAILED', error: errorInfo(err, 'NETWORK'), retryable: isTransient(err) })
         },
       )
       return () => abort.abort(new Cancelled('connect attempt stopped'))
@@ -849,138 +683,105 @@ export class TransportCoordinator {
 
   // ---- incoming -------------------------------------------------------------------------------
 
-  private onFrame(incoming: IncomingFrame): void {
-    if (this.stopped) return
-    let frame: TransportFrame
+  /** The payload of an incoming message, validated; an invalid one is counted and refused. */
+  private incoming<K extends TransportKind>(kind: K, payload: unknown): TransportPayload<K> {
+    if (this.stopped) throw new ChannelClosed('transport stopped')
     try {
-      frame = decodeTransportFrame(incoming.bytes)
-    } catch {
+      return parseTransportPayload(kind, payload)
+    } catch (error) {
       this.count('malformedFrames')
-      return
-    }
-    this.count('framesReceived')
-    this.sweep(false)
-    const from = incoming.from
-    switch (frame.type) {
-      case 'open':
-        return this.onOpen(from, frame)
-      case 'opened':
-        return this.resolveWaiter(waiterKey(from, 'open', frame.channelId), 0)
-      case 'reject':
-        return this.rejectWaiter(waiterKey(from, 'open', frame.channelId), remoteError(frame.code, frame.message, { from, channelId: frame.channelId }))
-      case 'data':
-        return this.onData(from, frame)
-      case 'ack':
-        return this.resolveWaiter(waiterKey(from, frame.channelId, frame.key), 0)
-      case 'nack':
-        return this.onNack(from, frame)
-      case 'close':
-        return this.onClose(from, frame)
-      case 'epoch':
-        return this.onEpoch(from, frame)
-      case 'epoch-ack':
-        return this.resolveWaiter(waiterKey(from, 'epoch', frame.contextId), frame.epoch)
+      throw error
+    } finally {
+      this.inbound.sweep(false)
     }
   }
 
-  private onOpen(from: string, frame: Extract<TransportFrame, { type: 'open' }>): void {
-    const reply = (f: TransportFrame) => this.fireAndForget(from, f)
-    const current = this.currentEpoch(frame.contextId)
-    if (frame.epoch < current) {
+  private onOpen({ envelope, from }: InboundMessage): null {
+    const open = this.incoming('open', envelope.payload)
+    const current = this.currentEpoch(open.contextId)
+    if (open.epoch < current) {
       this.count('epochRegressions')
-      return reply({ type: 'reject', channelId: frame.channelId, code: 'EPOCH_REGRESSION', message: `epoch ${frame.epoch} of ${frame.contextId} is older than ${current}` })
+      throw new EpochRegression(`epoch ${open.epoch} of ${open.contextId} is older than ${current}`, { channelId: open.channelId })
     }
-    if (frame.epoch > current) this.spreadEpoch(this.moveEpoch(frame.contextId, frame.epoch, from), frame.contextId, frame.epoch)
-    const key = waiterKey(from, frame.channelId)
-    const existing = this.inbound.get(key)
+    if (open.epoch > current) this.spreadEpoch(this.moveEpoch(open.contextId, open.epoch, from), open.contextId, open.epoch)
+    const existing = this.inbound.get(from, open.channelId)
     if (existing !== undefined) {
       // A repeated open (its answer was lost) gets the same answer again.
-      if (existing.open) return reply({ type: 'opened', channelId: frame.channelId })
+      if (existing.open) return null
       this.count('channelClosedRejections')
-      return reply({ type: 'reject', channelId: frame.channelId, code: 'CHANNEL_CLOSED', message: 'channel already closed' })
+      throw new ChannelClosed('channel already closed', { channelId: open.channelId })
     }
-    let fromPeer = 0
-    for (const rec of this.inbound.values()) if (rec.from === from && rec.open) fromPeer++
-    if (fromPeer >= this.options.maxInboundChannelsPerPeer) {
+    const held = this.inbound.openFrom(from)
+    if (held >= this.options.maxInboundChannelsPerPeer) {
       this.count('limitExceeded')
-      return reply({ type: 'reject', channelId: frame.channelId, code: 'LIMIT_EXCEEDED', message: `${from} holds ${fromPeer} channels here` })
+      throw new LimitExceeded(`${from} holds ${held} channels here`, { channelId: open.channelId, limit: this.options.maxInboundChannelsPerPeer })
     }
-    this.inbound.set(key, { from, channelId: frame.channelId, contextId: frame.contextId, epoch: frame.epoch, open: true, closedAt: 0, delivered: new Map() })
-    reply({ type: 'opened', channelId: frame.channelId })
+    this.inbound.add(from, open.channelId, open.contextId, open.epoch)
+    return null
   }
 
-  private onData(from: string, frame: Extract<TransportFrame, { type: 'data' }>): void {
-    const rec = this.inbound.get(waiterKey(from, frame.channelId))
+  private onData({ envelope, from }: InboundMessage): null {
+    const data = this.incoming('data', envelope.payload)
+    const rec = this.inbound.get(from, data.channelId)
+    const details = { channelId: data.channelId, key: data.key }
     // Duplicates first: a retry of something already delivered is acknowledged, whatever
     // happened to the channel since, so the sender does not report a delivered message as failed.
-    if (rec?.delivered.has(frame.key)) {
+    if (rec?.delivered.has(data.key)) {
       this.count('duplicatesSuppressed')
-      return this.fireAndForget(from, { type: 'ack', channelId: frame.channelId, key: frame.key })
+      return null
     }
     if (rec === undefined) {
       this.count('channelClosedRejections')
-      return this.nack(from, frame, 'CHANNEL_CLOSED', 'unknown channel')
+      throw new ChannelClosed('unknown channel', details)
     }
     const current = this.currentEpoch(rec.contextId)
-    if (frame.epoch < current) {
+    if (data.epoch < current) {
       this.count('epochRegressions')
-      return this.nack(from, frame, 'EPOCH_REGRESSION', `epoch ${frame.epoch} of ${rec.contextId} is older than ${current}`)
+      throw new EpochRegression(`epoch ${data.epoch} of ${rec.contextId} is older than ${current}`, details)
     }
     if (!rec.open) {
       this.count('channelClosedRejections')
-      return this.nack(from, frame, 'CHANNEL_CLOSED', 'channel closed')
+      throw new ChannelClosed('channel closed', details)
     }
     let payload: unknown
     try {
-      payload = packr.unpack(frame.payload)
+      payload = bodyCodec.unpack(data.body)
     } catch {
       this.count('malformedFrames')
-      return this.nack(from, frame, 'INVALID_INPUT', 'payload is not valid MessagePack')
+      throw new InvalidInput('payload is not valid MessagePack', details)
     }
-    const now = this.clock.now()
-    rec.delivered.set(frame.key, now)
-    this.trimDelivered(rec, now)
+    this.inbound.delivered(rec, data.key)
     this.count('messagesDelivered')
     try {
-      this.messageSubject.next({ from, channelId: frame.channelId, contextId: rec.contextId, epoch: frame.epoch, kind: frame.kind, key: frame.key, payload })
+      this.messageSubject.next({ from, channelId: data.channelId, contextId: rec.contextId, epoch: data.epoch, kind: data.kind, key: data.key, payload })
     } catch {
       // the application's handler failed; the message was still delivered to it
       this.count('handlerErrors')
     }
-    this.fireAndForget(from, { type: 'ack', channelId: frame.channelId, key: frame.key })
+    return null
   }
 
-  private nack(from: string, frame: { channelId: string; key: string }, code: string, message: string): void {
-    this.fireAndForget(from, { type: 'nack', channelId: frame.channelId, key: frame.key, code, message })
-  }
-
-  private onNack(from: string, frame: Extract<TransportFrame, { type: 'nack' }>): void {
-    const record = this.outbound.get(frame.channelId)
-    // The peer no longer accepts this channel: nothing sent on it can succeed any more.
-    if (record !== undefined && record.channel.peerId === from && (frame.code === 'CHANNEL_CLOSED' || frame.code === 'EPOCH_REGRESSION')) {
-      this.sendTo(record.channel.actor, { type: 'REMOTE_CLOSED' })
-    }
-    this.rejectWaiter(waiterKey(from, frame.channelId, frame.key), remoteError(frame.code, frame.message, { from, channelId: frame.channelId, key: frame.key }))
-  }
-
-  private onClose(from: string, frame: Extract<TransportFrame, { type: 'close' }>): void {
-    if (frame.side === 0) {
-      const rec = this.inbound.get(waiterKey(from, frame.channelId))
-      if (rec !== undefined && rec.open) this.closeInbound(rec)
+  private onClose({ envelope, from }: InboundMessage): void {
+    const close = this.incoming('close', envelope.payload)
+    if (close.side === 0) {
+      const rec = this.inbound.get(from, close.channelId)
+      if (rec !== undefined && rec.open) this.inbound.close(rec)
       return
     }
-    const record = this.outbound.get(frame.channelId)
-    if (record !== undefined && record.channel.peerId === from) this.sendTo(record.channel.actor, { type: 'REMOTE_CLOSED' })
+    const record = this.outbound.get(close.channelId)
+    if (record !== undefined && record.channel.peerId === from) this.signal(record, { type: 'REMOTE_CLOSED' })
   }
 
-  private onEpoch(from: string, frame: Extract<TransportFrame, { type: 'epoch' }>): void {
-    const current = this.currentEpoch(frame.contextId)
-    if (frame.epoch > current) {
-      this.spreadEpoch(this.moveEpoch(frame.contextId, frame.epoch, from), frame.contextId, frame.epoch)
-    } else if (frame.epoch < current) {
+  /** Answers with this side's epoch of the context afterwards (it may be the newer one). */
+  private onEpoch({ envelope, from }: InboundMessage): number {
+    const bump = this.incoming('epoch', envelope.payload)
+    const current = this.currentEpoch(bump.contextId)
+    if (bump.epoch > current) {
+      this.spreadEpoch(this.moveEpoch(bump.contextId, bump.epoch, from), bump.contextId, bump.epoch)
+    } else if (bump.epoch < current) {
       this.count('epochRegressions')
     }
-    this.fireAndForget(from, { type: 'epoch-ack', contextId: frame.contextId, epoch: this.currentEpoch(frame.contextId) })
+    return this.currentEpoch(bump.contextId)
   }
 
   // ---- epochs ---------------------------------------------------------------------------------
@@ -993,15 +794,15 @@ export class TransportCoordinator {
     if (epoch <= this.currentEpoch(contextId)) return []
     this.epochs.set(contextId, epoch)
     const peers = new Set<string>()
-    for (const o of this.outbound.values()) {
+    for (const o of [...this.outbound.values()]) {
       if (o.channel.contextId !== contextId) continue
       peers.add(o.channel.peerId)
-      if (o.channel.epoch < epoch) this.sendTo(o.channel.actor, { type: 'EPOCH_BUMP', epoch })
+      if (o.channel.epoch < epoch) this.signal(o, { type: 'EPOCH_BUMP', epoch })
     }
     for (const rec of this.inbound.values()) {
       if (rec.contextId !== contextId) continue
       if (rec.open) peers.add(rec.from)
-      if (rec.epoch < epoch && rec.open) this.closeInbound(rec)
+      if (rec.epoch < epoch && rec.open) this.inbound.close(rec)
     }
     if (origin !== undefined) peers.delete(origin)
     return [...peers].sort()
@@ -1009,41 +810,25 @@ export class TransportCoordinator {
 
   // ---- bookkeeping ----------------------------------------------------------------------------
 
-  private reserve(peerId: string, channelId: string): void {
-    const entry = this.poolEntries.get(peerId)
-    if (entry !== undefined) {
-      entry.add(channelId)
-      return
-    }
-    if (this.poolEntries.size >= this.options.poolLimit) {
-      this.count('limitExceeded')
-      throw new LimitExceeded(`connection pool is full (${this.options.poolLimit} peers)`, { peerId, limit: this.options.poolLimit })
-    }
-    this.poolEntries.set(peerId, new Set([channelId]))
-  }
-
-  private releaseSlot(peerId: string, channelId: string): void {
-    const entry = this.poolEntries.get(peerId)
-    if (entry === undefined) return
-    entry.delete(channelId)
-    if (entry.size === 0) this.poolEntries.delete(peerId)
-  }
-
-  /** Runs once per channel when its machine reaches Closed or Failed. */
-  private finalize(record: Outbound, output: TransportOutput): void {
+  /** Runs once per channel when its machine reaches Closed or Failed; returns how it ended. */
+  private finalize(record: Outbound, output: TransportOutput): ChannelOutcome {
     const channel = record.channel
-    if (this.outbound.get(channel.id) !== record) return
+    const { sent, acked, failed } = channel.traffic
+    const outcome: ChannelOutcome = { ...output, sent, acked, failed }
+    if (this.outbound.get(channel.id) !== record) return outcome
     this.outbound.delete(channel.id)
-    this.releaseSlot(channel.peerId, channel.id)
+    this.slots.release(channel.peerId, channel.id)
     this.count(output.state === 'Failed' ? 'channelsFailed' : 'channelsClosed')
-    const error = this.closedError(record, output)
-    const prefix = waiterKey(channel.peerId, channel.id, '')
-    for (const [key, waiter] of this.waiters) if (key.startsWith(prefix)) this.settle(key, waiter, error)
+    // Sends still waiting for their ack fail with the reason the channel ended (one waiting out a
+    // backoff finds the channel closed when it wakes).
+    const ended = this.closedError(record, output)
+    this.router.abortRequests(TRANSPORT_FAMILY, (peer, envelope) => peer === channel.peerId && envelope.kind === 'data' && (envelope.payload as DataPayload).channelId === channel.id, ended)
     // The peer hears about every close it cannot infer: not the ones it caused (remote) and not
-    // epoch moves (it got or gets the epoch frame).
+    // epoch moves (it got or gets the epoch message).
     if (record.announced && output.closeReason !== 'remote' && output.closeReason !== 'epoch') {
-      this.fireAndForget(channel.peerId, { type: 'close', channelId: channel.id, reason: output.closeReason ?? output.error?.code ?? 'failed', side: 0 })
+      this.sendClose(channel.peerId, { channelId: channel.id, reason: output.closeReason ?? output.error?.code ?? 'failed', side: 0 })
     }
+    return outcome
   }
 
   private closedError(record: Outbound, output: TransportOutput | undefined): AuraError {
@@ -1054,98 +839,34 @@ export class TransportCoordinator {
     if (reason === 'budget') return new BudgetExhausted('the channel has spent its flow budget', details)
     if (error !== null && reason === null) {
       if (error.cause instanceof AuraError) return error.cause
-      return remoteError(error.code, error.message, details)
+      return new AuraError(knownCode(error.code), error.message, details)
     }
     return new ChannelClosed(`channel ${reason ?? 'closed'}`, details)
   }
 
-  private closeInbound(rec: Inbound): void {
-    rec.open = false
-    rec.closedAt = this.clock.now()
+  /** A send in flight ended; a draining channel with nothing in flight any more hears DRAINED. */
+  private settleSend(record: Outbound, acked: boolean): void {
+    if (record.channel.traffic.settled(acked)) this.drainIfIdle(record)
   }
 
-  /** Forget delivered keys past the dedup window (and the oldest ones past the size bound). */
-  private trimDelivered(rec: Inbound, now: number): void {
-    const horizon = now - this.options.dedupWindow.ttlMs
-    for (const [key, at] of rec.delivered) {
-      if (at > horizon && rec.delivered.size <= this.options.dedupWindow.maxEntries) break
-      if (at > horizon) this.count('dedupEvicted')
-      rec.delivered.delete(key)
-    }
+  /** Sends a lifecycle event to the channel's machine (if it is still live). */
+  private signal(record: Outbound, event: TransportEvent): void {
+    const actor = record.channel.actor
+    if (actor.getSnapshot().status !== 'active') return
+    actor.send(event)
+    this.drainIfIdle(record)
   }
 
-  /** Drops closed inbound records once no retry can still reach them. */
-  private sweep(force: boolean): void {
-    const now = this.clock.now()
-    const ttl = this.options.dedupWindow.ttlMs
-    if (!force && now - this.lastSweep < ttl / 2) return
-    this.lastSweep = now
-    for (const [key, rec] of this.inbound) {
-      if (!rec.open && now - rec.closedAt >= ttl) this.inbound.delete(key)
-      else this.trimDelivered(rec, now)
-    }
-  }
-
-  private await(key: string, timeoutMs: number, signal: AbortSignal | undefined, what: string): Promise<number> {
-    this.drop(key)
-    let waiter!: Waiter
-    const promise = new Promise<number>((resolve, reject) => {
-      waiter = { resolve, reject, timer: undefined }
-    })
-    waiter.timer = this.clock.setTimeout(() => {
-      if (this.waiters.get(key) === waiter) this.settle(key, waiter, new NetworkError(what, { timeoutMs }))
-    }, timeoutMs)
-    if (signal !== undefined) {
-      const onAbort = () => {
-        if (this.waiters.get(key) === waiter) this.settle(key, waiter, new Cancelled(what))
-      }
-      waiter.signal = signal
-      waiter.onAbort = onAbort
-      signal.addEventListener('abort', onAbort, { once: true })
-    }
-    this.waiters.set(key, waiter)
-    if (signal?.aborted) waiter.onAbort!()
-    // A waiter may be settled with nobody awaiting it (its send failed first); that is not an
-    // unhandled rejection. Awaiting it still throws.
-    promise.catch(ignore)
-    return promise
-  }
-
-  /** Removes a waiter nobody will wait for any more (its earlier attempt gave up). */
-  private drop(key: string): void {
-    const waiter = this.waiters.get(key)
-    if (waiter !== undefined) this.settle(key, waiter, new Cancelled('superseded'))
-  }
-
-  private release(key: string, waiter: Waiter): void {
-    this.waiters.delete(key)
-    this.clock.clearTimeout(waiter.timer)
-    if (waiter.onAbort !== undefined) waiter.signal?.removeEventListener('abort', waiter.onAbort)
-  }
-
-  private settle(key: string, waiter: Waiter, error: unknown): void {
-    this.release(key, waiter)
-    waiter.reject(error)
-  }
-
-  private resolveWaiter(key: string, value: number): void {
-    const waiter = this.waiters.get(key)
-    if (waiter === undefined) return
-    this.release(key, waiter)
-    waiter.resolve(value)
-  }
-
-  private rejectWaiter(key: string, error: unknown): void {
-    const waiter = this.waiters.get(key)
-    if (waiter !== undefined) this.settle(key, waiter, error)
-  }
-
-  private sendTo(actor: Actor<typeof transportMachine>, event: TransportEvent): void {
-    if (actor.getSnapshot().status === 'active') actor.send(event)
+  private drainIfIdle(record: Outbound): void {
+    const actor = record.channel.actor
+    if (record.channel.traffic.inflight === 0 && actor.getSnapshot().value === 'Draining') actor.send({ type: 'DRAINED' })
   }
 
   private count(name: string, by = 1): void {
     this.counters.set(name, (this.counters.get(name) ?? 0) + by)
+    let busName = this.busNames.get(name)
+    if (busName === undefined) this.busNames.set(name, (busName = `transport.${name}`))
+    this.bus.emit({ type: 'count', name: busName, by })
   }
 
   private countError(error: unknown): void {

@@ -1,11 +1,19 @@
 // Transport channel overhead: request/ack round trips through a TransportCoordinator channel vs
 // the same round trip on a bare protocol stream of the same libp2p connection (TCP loopback,
 // noise, yamux). Both sides answer every message with a small ack on their own stream, so the
-// two figures differ only by what the channel adds: framing, idempotency key and dedup, guard
-// chain and budget charge, the channel machine's SEND/ACK steps, and the retry machine.
+// two figures differ only by what the channel adds: the router (envelopes validated with zod,
+// request/answer correlation with a timeout, wire events to the bus and metrics), idempotency key
+// and dedup, guard chain and budget charge, and the retry wrapper. Each coordinator is wired as
+// createRuntime wires it (router, event bus with metrics, system clock, crypto random), without
+// the runtime's per-peer inbound rate limit.
 
 import { Libp2pNetwork } from '../../effects/network/libp2p.js'
-import { TransportCoordinator } from '../../runtime/transport/transport-coordinator.js'
+import { CryptoRandom } from '../../effects/random/index.js'
+import { SystemClock } from '../../effects/time/index.js'
+import { EventBus } from '../../runtime/core/events.js'
+import { Metrics } from '../../runtime/core/metrics.js'
+import { Router } from '../../runtime/core/router.js'
+import { TransportCoordinator, type TransportCoordinatorOptions } from '../../runtime/transport/transport-coordinator.js'
 import { quantile, sample, type BenchReport } from './report.js'
 
 const RAW = '/aura/bench-raw/1.0.0'
@@ -29,16 +37,31 @@ async function pipelined(total: number, window: number, send: (i: number) => Pro
 
 type RoundTrips = Awaited<ReturnType<typeof roundTrips>>
 
+function coordinatorOn(network: Libp2pNetwork, options: Partial<TransportCoordinatorOptions> = {}) {
+  const clock = new SystemClock()
+  const random = new CryptoRandom()
+  const bus = new EventBus(() => network.peerId, () => clock.now())
+  const metrics = new Metrics(bus.events$)
+  const router = new Router({ network, bus, clock, random, maxFrameBytes: network.maxFrameBytes })
+  const transport = new TransportCoordinator({ peerId: network.peerId, router, bus, network, clock, random, ...options })
+  const stop = async () => {
+    await transport.stop()
+    router.close()
+    metrics.stop()
+  }
+  return { transport, stop }
+}
+
 /** Runs `measure` on a fresh, connected pair of networks with transport coordinators, then stops them. */
 async function withPair<T>(coalesceWrites: boolean, measure: (trips: RoundTrips) => Promise<T>): Promise<T> {
   const a = await Libp2pNetwork.create({ transport: 'tcp', coalesceWrites })
   const b = await Libp2pNetwork.create({ transport: 'tcp', coalesceWrites })
-  const sender = new TransportCoordinator(a.peerId, a, { poolLimit: 4 })
-  const receiver = new TransportCoordinator(b.peerId, b)
+  const sender = coordinatorOn(a, { poolLimit: 4 })
+  const receiver = coordinatorOn(b)
   try {
-    await Promise.all([sender.start(), receiver.start()])
+    await Promise.all([sender.transport.start(), receiver.transport.start()])
     await a.connect(b.addresses()[0]!)
-    return await measure(await roundTrips(a, b, sender, receiver))
+    return await measure(await roundTrips(a, b, sender.transport, receiver.transport))
   } finally {
     await sender.stop()
     await receiver.stop()

@@ -26,8 +26,7 @@ const KINDS: Record<PatternFamily, string[]> = {
   'anti-entropy': ['digest'],
   storage: ['put', 'putMany', 'get', 'getMany', 'delete', 'list'],
   replication: ['apply', 'digest', 'pull'],
-  // transport speaks its own frame format on its protocol: envelopes there are garbage to its decoder
-  transport: ['open', 'data', 'ack', 'close'],
+  transport: ['open', 'data', 'close', 'epoch'],
   timeout: ['run', 'cancel'],
 }
 

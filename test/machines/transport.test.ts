@@ -139,109 +139,63 @@ describe('transportMachine: connecting', () => {
   })
 })
 
-describe('transportMachine: sending and budgets', () => {
-  it('SEND charges and counts in flight; ACK and SEND_FAILED settle', () => {
-    const t = open()
-    t.send({ type: 'SEND', key: 'k1', bytes: 10, at: 0 })
-    t.send({ type: 'SEND', key: 'k2', bytes: 10, at: 0 })
-    expect(t.ctx()).toMatchObject({ counts: { inflight: 2, sent: 2 }, lastSend: { key: 'k2', accepted: true } })
-    t.send({ type: 'ACK', key: 'k1' })
-    t.send({ type: 'SEND_FAILED', key: 'k2' })
-    expect(t.ctx().counts).toMatchObject({ inflight: 0, acked: 1, failed: 1 })
-  })
-
-  it('an ACK with nothing in flight is ignored', () => {
-    const t = open()
-    t.send({ type: 'ACK', key: 'ghost' })
-    t.send({ type: 'SEND_FAILED', key: 'ghost' })
-    expect(t.ctx().counts).toMatchObject({ inflight: 0, acked: 0, failed: 0 })
-  })
-
-  it('a fail-closed overrun is rejected and drains the channel, which closes once in-flight sends settle', () => {
-    const t = open({ budget: { maxMessages: 2, windowMs: 1000 } })
-    t.send({ type: 'SEND', key: 'a', bytes: 1, at: 0 })
-    t.send({ type: 'SEND', key: 'b', bytes: 1, at: 10 })
-    t.send({ type: 'SEND', key: 'c', bytes: 1, at: 20 })
-    expect(t.ctx().lastSend).toEqual({ key: 'c', accepted: false, code: 'BUDGET_EXHAUSTED' })
-    expect(t.state()).toBe('Draining')
-    expect(t.drains()).toBe(1)
-    t.send({ type: 'SEND', key: 'd', bytes: 1, at: 30 })
-    expect(t.ctx().lastSend).toEqual({ key: 'd', accepted: false, code: 'BUDGET_EXHAUSTED' })
-    t.send({ type: 'ACK', key: 'a' })
-    expect(t.state()).toBe('Draining')
-    t.send({ type: 'SEND_FAILED', key: 'b' })
-    expect(t.state()).toBe('Closed')
-    expect(t.actor.getSnapshot().output).toEqual({ state: 'Closed', closeReason: 'budget', error: null, sent: 2, acked: 1, failed: 1 })
-  })
-
-  it('a byte budget counts bytes, and a new window starts the count over', () => {
-    const t = open({ budget: { maxBytes: 100, windowMs: 1000 } })
-    t.send({ type: 'SEND', key: 'a', bytes: 60, at: 0 })
-    t.send({ type: 'SEND', key: 'b', bytes: 40, at: 999 })
-    t.send({ type: 'SEND', key: 'c', bytes: 100, at: 1000 })
-    expect(t.ctx().lastSend).toEqual({ key: 'c', accepted: true })
-    expect(t.ctx().window).toEqual({ startedAt: 1000, bytes: 100, messages: 1 })
-    t.send({ type: 'SEND', key: 'd', bytes: 1, at: 1500 })
-    expect(t.state()).toBe('Draining')
-  })
-
-  it('a best-effort overrun is shed alone and the channel stays open', () => {
-    const t = open({ budget: { maxMessages: 1, windowMs: 1000 } })
-    t.send({ type: 'SEND', key: 'a', bytes: 1, at: 0, mode: 'best-effort' })
-    t.send({ type: 'SEND', key: 'b', bytes: 1, at: 1, mode: 'best-effort' })
-    expect(t.ctx().lastSend).toEqual({ key: 'b', accepted: false, code: 'BUDGET_EXHAUSTED' })
-    expect(t.state()).toBe('Open')
-    expect(t.ctx().counts.rejected).toBe(1)
-  })
-
-  it('BUDGET_SPENT drains; with nothing in flight the channel closes at once', () => {
+describe('transportMachine: budget and draining', () => {
+  // Per-message accounting is not the machine's (runtime/transport/flow-budget.ts, tested in
+  // test/runtime/transport/flow-budget.test.ts): it hears BUDGET_SPENT and DRAINED only.
+  it('BUDGET_SPENT drains; DRAINED (nothing in flight any more) closes it with reason budget', () => {
     const t = open()
     t.send({ type: 'BUDGET_SPENT' })
-    expect(t.state()).toBe('Closed')
+    expect(t.state()).toBe('Draining')
+    expect(t.drains()).toBe(1)
     expect(t.ctx().closeReason).toBe('budget')
+    t.send({ type: 'DRAINED' })
+    expect(t.state()).toBe('Closed')
+    expect(t.actor.getSnapshot().output).toEqual({ state: 'Closed', closeReason: 'budget', error: null })
+  })
+
+  it('DRAINED while open changes nothing: only a draining channel closes on it', () => {
+    const t = open()
+    t.send({ type: 'DRAINED' })
+    expect(t.state()).toBe('Open')
+    expect(t.ctx().closeReason).toBeNull()
   })
 
   it('CLOSE drains in-flight sends; DRAIN_TIMEOUT closes anyway', () => {
     const t = open()
-    t.send({ type: 'SEND', key: 'a', bytes: 1, at: 0 })
     t.send({ type: 'CLOSE' })
     expect(t.state()).toBe('Draining')
-    t.send({ type: 'SEND', key: 'b', bytes: 1, at: 0 })
-    expect(t.ctx().lastSend).toEqual({ key: 'b', accepted: false, code: 'CHANNEL_CLOSED' })
+    expect(t.ctx().closeReason).toBe('local')
     t.send({ type: 'DRAIN_TIMEOUT' })
     expect(t.state()).toBe('Closed')
     expect(t.ctx().closeReason).toBe('drain-timeout')
   })
 
-  it('STALE and REMOTE_CLOSED close an open channel at once, in-flight or not', () => {
-    for (const [type, reason] of [
-      ['STALE', 'stale'],
-      ['REMOTE_CLOSED', 'remote'],
+  it('STALE and REMOTE_CLOSED close an open or a draining channel at once; DRAINED closes a draining one gracefully', () => {
+    for (const [draining, type, reason] of [
+      [false, 'STALE', 'stale'],
+      [false, 'REMOTE_CLOSED', 'remote'],
+      [true, 'STALE', 'stale'],
+      [true, 'REMOTE_CLOSED', 'remote'],
+      [true, 'DRAINED', 'local'],
     ] as const) {
       const t = open()
-      t.send({ type: 'SEND', key: 'a', bytes: 1, at: 0 })
+      if (draining) t.send({ type: 'CLOSE' })
       t.send({ type })
       expect(t.state()).toBe('Closed')
       expect(t.ctx().closeReason).toBe(reason)
     }
-    const t = open()
-    t.send({ type: 'SEND', key: 'a', bytes: 1, at: 0 })
-    t.send({ type: 'CLOSE' })
-    t.send({ type: 'STALE' })
-    expect(t.ctx().closeReason).toBe('stale')
   })
 })
 
 describe('transportMachine: epochs', () => {
   it('a newer epoch drains the channel and moves its epoch forward', () => {
     const t = open()
-    t.send({ type: 'SEND', key: 'a', bytes: 1, at: 0 })
     t.send({ type: 'EPOCH_BUMP', epoch: 5 })
     expect(t.state()).toBe('Draining')
     expect(t.ctx()).toMatchObject({ epoch: 5, closeReason: 'epoch' })
     t.send({ type: 'EPOCH_BUMP', epoch: 6 })
     expect(t.ctx().epoch).toBe(6)
-    t.send({ type: 'ACK', key: 'a' })
+    t.send({ type: 'DRAINED' })
     expect(t.state()).toBe('Closed')
   })
 
@@ -257,10 +211,7 @@ describe('transportMachine: epochs', () => {
       const t = start()
       if (setupState !== 'Idle') t.send({ type: 'CONNECT' })
       if (setupState === 'Open' || setupState === 'Draining') t.send({ type: 'CONNECTED' })
-      if (setupState === 'Draining') {
-        t.send({ type: 'SEND', key: 'a', bytes: 1, at: 0 })
-        t.send({ type: 'CLOSE' })
-      }
+      if (setupState === 'Draining') t.send({ type: 'CLOSE' })
       t.send({ type: 'EPOCH_BUMP', epoch: 2 })
       expect(t.state()).toBe('Failed')
       expect(t.ctx().epoch).toBe(3)
@@ -275,8 +226,7 @@ describe('transportMachine: epochs', () => {
         { type: 'CONNECTED' },
         failed,
         { type: 'RETRY' },
-        { type: 'ACK', key: 'k' },
-        { type: 'SEND_FAILED', key: 'k' },
+        { type: 'DRAINED' },
         { type: 'BUDGET_SPENT' },
         { type: 'CLOSE' },
         { type: 'STALE' },
@@ -284,18 +234,16 @@ describe('transportMachine: epochs', () => {
         { type: 'DRAIN_TIMEOUT' },
       ),
       fc.integer({ min: 0, max: 10 }).map((epoch): TransportEvent => ({ type: 'EPOCH_BUMP', epoch })),
-      fc.integer({ min: 0, max: 50 }).map((bytes): TransportEvent => ({ type: 'SEND', key: 'k', bytes, at: bytes * 10 })),
     )
     fc.assert(
       fc.property(fc.array(event, { maxLength: 30 }), (events) => {
-        const t = start({ budget: { maxBytes: 100, windowMs: 100 } })
+        const t = start()
         let last = t.ctx().epoch
         for (const e of events) {
           if (t.actor.getSnapshot().status === 'done') break
           t.send(e)
           const now = t.ctx().epoch
           expect(now).toBeGreaterThanOrEqual(last)
-          expect(t.ctx().counts.inflight).toBeGreaterThanOrEqual(0)
           last = now
         }
       }),
@@ -307,19 +255,19 @@ describe('transportMachine: epochs', () => {
 describe('transportMachine: forbidden events', () => {
   it('events that do not belong to a state change nothing', () => {
     const idle = start()
-    for (const e of [{ type: 'CONNECTED' }, { type: 'SEND', key: 'a', bytes: 1, at: 0 }, { type: 'ACK', key: 'a' }, { type: 'RETRY' }, { type: 'DRAIN_TIMEOUT' }, { type: 'REMOTE_CLOSED' }] as TransportEvent[]) {
+    for (const e of [{ type: 'CONNECTED' }, { type: 'BUDGET_SPENT' }, { type: 'DRAINED' }, { type: 'RETRY' }, { type: 'DRAIN_TIMEOUT' }, { type: 'REMOTE_CLOSED' }] as TransportEvent[]) {
       idle.send(e)
       expect(idle.state()).toBe('Idle')
     }
-    expect(idle.ctx().counts.sent).toBe(0)
+    expect(idle.ctx().closeReason).toBeNull()
 
     const connecting = start()
     connecting.send({ type: 'CONNECT' })
-    connecting.send({ type: 'SEND', key: 'a', bytes: 1, at: 0 })
+    connecting.send({ type: 'DRAINED' })
     connecting.send({ type: 'RETRY' })
     connecting.send({ type: 'BUDGET_SPENT' })
     expect(connecting.state()).toEqual({ Connecting: 'dialing' })
-    expect(connecting.ctx().counts.sent).toBe(0)
+    expect(connecting.ctx().closeReason).toBeNull()
 
     const o = open()
     o.send({ type: 'CONNECT' })
@@ -334,6 +282,7 @@ describe('transportMachine: forbidden events', () => {
   it('Closed and Failed are final: nothing leaves them', () => {
     const t = open()
     t.send({ type: 'CLOSE' })
+    t.send({ type: 'DRAINED' })
     expect(t.state()).toBe('Closed')
     expect(t.actor.getSnapshot().status).toBe('done')
     t.send({ type: 'CONNECT' })
@@ -349,8 +298,9 @@ describe('transportInputSchema', () => {
     expect(transportInputSchema.safeParse(good).success).toBe(true)
     expect(transportInputSchema.safeParse({ ...good, epoch: -1 }).success).toBe(false)
     expect(transportInputSchema.safeParse({ ...good, epoch: Number.NaN }).success).toBe(false)
-    expect(transportInputSchema.safeParse({ ...good, budget: { windowMs: 10 } }).success).toBe(false)
-    expect(transportInputSchema.safeParse({ ...good, budget: { maxBytes: 0, windowMs: 10 } }).success).toBe(false)
+    expect(transportInputSchema.safeParse({ ...good, drainTimeoutMs: 0 }).success).toBe(false)
+    // the budget is the runtime's (flow-budget.ts), not the machine's input
+    expect(transportInputSchema.safeParse({ ...good, budget: { maxBytes: 10, windowMs: 10 } }).success).toBe(false)
     expect(transportInputSchema.safeParse({ ...good, extra: 1 }).success).toBe(false)
   })
 })
@@ -363,9 +313,7 @@ describe('transportMachine: graph', () => {
       failed,
       { type: 'CONNECT_FAILED', error: { code: 'EPOCH_REGRESSION', message: 'old' }, retryable: false },
       { type: 'RETRY' },
-      { type: 'SEND', key: 'k', bytes: 60, at: 0 },
-      { type: 'ACK', key: 'k' },
-      { type: 'SEND_FAILED', key: 'k' },
+      { type: 'DRAINED' },
       { type: 'BUDGET_SPENT' },
       { type: 'EPOCH_BUMP', epoch: 4 },
       { type: 'EPOCH_BUMP', epoch: 1 },
@@ -375,11 +323,11 @@ describe('transportMachine: graph', () => {
       { type: 'DRAIN_TIMEOUT' },
     ]
     const paths = getShortestPaths(transportMachine, {
-      input: { channelId: 'c', peerId: 'p', contextId: 'x', epoch: 3, addresses: ['/a', '/b'], budget: { maxBytes: 100, windowMs: 1000 }, reconnect, drainTimeoutMs: 5 },
+      input: { channelId: 'c', peerId: 'p', contextId: 'x', epoch: 3, addresses: ['/a', '/b'], reconnect, drainTimeoutMs: 5 },
       events,
       serializeState: (state) => {
         const c = state.context
-        return JSON.stringify([state.value, Math.min(c.counts.inflight, 2), c.dial, c.closeReason, c.epoch])
+        return JSON.stringify([state.value, c.dial, c.closeReason, c.epoch])
       },
       limit: 5_000,
     })

@@ -4,18 +4,26 @@ import type { Libp2p } from 'libp2p'
 import fc from 'fast-check'
 import { afterEach, describe, expect, it } from 'vitest'
 import { isAuraError } from '../../../effects/errors.js'
+import type { Network } from '../../../effects/network/index.js'
 import { Libp2pNetwork } from '../../../effects/network/libp2p.js'
 import { SimulatedNetworkHub, type FaultConfig } from '../../../effects/network/simulated.js'
+import { CryptoRandom, type Random } from '../../../effects/random/index.js'
 import { SeededRandom } from '../../../effects/random/seeded.js'
+import { SystemClock, type Clock } from '../../../effects/time/index.js'
 import { VirtualClock } from '../../../effects/time/virtual.js'
-import {
-  TRANSPORT_PROTOCOL,
-  TransportCoordinator,
-  decodeTransportFrame,
-  encodeTransportFrame,
-  type ChannelMessage,
-  type TransportCoordinatorOptions,
-} from '../../../runtime/transport/transport-coordinator.js'
+import { EventBus, type RuntimeEvent } from '../../../runtime/core/events.js'
+import { Metrics } from '../../../runtime/core/metrics.js'
+import { Router, protocolFor } from '../../../runtime/core/router.js'
+import { TransportCoordinator, type ChannelMessage, type TransportCoordinatorOptions } from '../../../runtime/transport/transport-coordinator.js'
+
+/** A coordinator wired as createRuntime wires it: on a router and an event bus (with metrics) over the network. */
+function transportOn(network: Network, clock: Clock, random: Random, options: Partial<TransportCoordinatorOptions> = {}) {
+  const bus = new EventBus(() => network.peerId, () => clock.now())
+  const metrics = new Metrics(bus.events$)
+  const router = new Router({ network, bus, clock, random, maxFrameBytes: network.maxFrameBytes })
+  const transport = new TransportCoordinator({ peerId: network.peerId, router, bus, network, clock, random, ...options })
+  return { bus, metrics, router, transport }
+}
 
 // ---------------------------------------------------------------------------------------------
 // Simulated network
@@ -26,12 +34,10 @@ function simulate(seed: number, faults: FaultConfig = {}, names = ['a', 'b'], op
   const clock = new VirtualClock(1_000)
   const hub = new SimulatedNetworkHub({ clock, random: new SeededRandom(seed), faults })
   const nets = Object.fromEntries(names.map((n) => [n, hub.createNetwork(n)]))
-  const peers = Object.fromEntries(
+  const wired = Object.fromEntries(
     names.map((n, i) => [
       n,
-      new TransportCoordinator(n, nets[n]!, {
-        clock,
-        random: new SeededRandom(seed * 31 + i),
+      transportOn(nets[n]!, clock, new SeededRandom(seed * 31 + i), {
         ackTimeoutMs: 100,
         handshakeTimeoutMs: 100,
         drainTimeoutMs: 1_000,
@@ -41,6 +47,7 @@ function simulate(seed: number, faults: FaultConfig = {}, names = ['a', 'b'], op
       }),
     ]),
   )
+  const peers = Object.fromEntries(names.map((n) => [n, wired[n]!.transport]))
   const inbox = Object.fromEntries(names.map((n) => [n, [] as ChannelMessage[]]))
   for (const n of names) peers[n]!.onMessage((m) => inbox[n]!.push(m))
   /** drives the virtual clock until the promise settles */
@@ -53,7 +60,7 @@ function simulate(seed: number, faults: FaultConfig = {}, names = ['a', 'b'], op
     return watched
   }
   const settle = <T,>(p: Promise<T>) => run(p.then((value) => ({ ok: true as const, value }), (error: unknown) => ({ ok: false as const, error })))
-  return { clock, hub, nets, peers, inbox, run, settle }
+  return { clock, hub, nets, wired, peers, inbox, run, settle }
 }
 
 const codeOf = async (p: Promise<unknown>) => {
@@ -243,7 +250,7 @@ describe('TransportCoordinator on the simulated network', () => {
     const { peers, inbox, run } = simulate(5, {}, ['a', 'b'], { capabilityCheck: check, guardModes: { gossip: 'best-effort' } })
     const ch = await run(peers.a!.establishChannel('b', 'ctx', { budget: { maxMessages: 1, windowMs: 10_000 } }))
     expect(await codeOf(peers.a!.sendWithRetry(ch, { payload: 1 }))).toBe('PERMISSION_DENIED')
-    expect(ch.actor.getSnapshot().context.counts.sent).toBe(0)
+    expect(ch.traffic.sent).toBe(0)
     throws = true
     expect(await codeOf(peers.a!.sendWithRetry(ch, { payload: 2 }))).toBe('PERMISSION_DENIED') // fail-closed
     await run(peers.a!.sendWithRetry(ch, { payload: 3, kind: 'gossip' })) // best-effort lets an undecidable check through
@@ -276,21 +283,44 @@ describe('TransportCoordinator on the simulated network', () => {
     expect(await codeOf(peers.a!.establishChannel('b', 'ctx', { epoch: 0 }))).toBe('EPOCH_REGRESSION')
   })
 
-  it('a data frame stamped with an old epoch is rejected and counted; one on an unknown channel gets ChannelClosed', async () => {
-    const { peers, nets, run, clock } = simulate(7)
+  it('a data message stamped with an old epoch is refused and counted; one on an unknown channel gets ChannelClosed; invalid ones are refused', async () => {
+    const { peers, wired, nets, run } = simulate(7)
     const ch = await run(peers.a!.establishChannel('b', 'ctx'))
-    const replies: string[] = []
-    // a raw handler on a stands in for a's coordinator to watch b's answers
-    await nets.a!.handle(TRANSPORT_PROTOCOL, (f) => replies.push(decodeTransportFrame(f.bytes).type))
+    const errorsAtB: string[] = []
+    wired.b!.bus.events$.subscribe((e) => {
+      if (e.type === 'error') errorsAtB.push(`${e.where}:${e.code}`)
+    })
     await run(peers.b!.bumpEpoch('ctx').catch(() => undefined))
-    const stale = encodeTransportFrame({ type: 'data', channelId: ch.id, key: 'k', epoch: 0, kind: 'data', payload: new Uint8Array([0xc0]) })
-    await nets.a!.send('b', TRANSPORT_PROTOCOL, stale)
-    const unknown = encodeTransportFrame({ type: 'data', channelId: 'nope', key: 'k', epoch: 5, kind: 'data', payload: new Uint8Array([0xc0]) })
-    await nets.a!.send('b', TRANSPORT_PROTOCOL, unknown)
-    await nets.a!.send('b', TRANSPORT_PROTOCOL, new Uint8Array([1, 2, 3]))
-    await clock.advance(100)
+    // a's router stands in for a's coordinator, to send what the coordinator never would
+    const data = (payload: Record<string, unknown>) => codeOf(run(wired.a!.router.request('b', 'transport', { kind: 'data', payload }, 1_000)))
+    const body = new Uint8Array([0xc0])
+    expect(await data({ channelId: ch.id, key: 'k', epoch: 0, kind: 'data', body })).toBe('EPOCH_REGRESSION')
+    expect(await data({ channelId: 'nope', key: 'k', epoch: 5, kind: 'data', body })).toBe('CHANNEL_CLOSED')
+    expect(await data({ channelId: ch.id, epoch: 5, kind: 'data', body })).toBe('MALFORMED_FRAME') // no key
+    // bytes that are no envelope at all never reach the coordinator: the router refuses them
+    await nets.a!.send('b', protocolFor('transport'), new Uint8Array([1, 2, 3]))
+    await run(Promise.resolve())
     expect(peers.b!.metrics().counters).toMatchObject({ epochRegressions: 1, channelClosedRejections: 1, malformedFrames: 1 })
-    expect(replies.filter((t) => t === 'nack')).toHaveLength(2)
+    expect(errorsAtB).toEqual(['transport/data:EPOCH_REGRESSION', 'transport/data:CHANNEL_CLOSED', 'transport/data:MALFORMED_FRAME', 'decode:MALFORMED_FRAME'])
+  })
+
+  it('transport traffic reaches events$ and metrics() like every pattern: wire messages, counters, send latency', async () => {
+    const { peers, wired, run } = simulate(15)
+    const seen: RuntimeEvent[] = []
+    wired.a!.bus.events$.subscribe((e) => seen.push(e))
+    const ch = await run(peers.a!.establishChannel('b', 'ctx'))
+    for (let i = 0; i < 4; i++) await run(peers.a!.sendWithRetry(ch, { payload: i }))
+    await run(peers.a!.closeChannel(ch))
+    const a = wired.a!.metrics.snapshot()
+    const b = wired.b!.metrics.snapshot()
+    expect(a.counters).toMatchObject({ 'wire.out.open': 1, 'wire.out.data': 4, 'wire.in.reply': 5, 'transport.channelsOpened': 1, 'transport.messagesAcked': 4, 'transport.channelsClosed': 1 })
+    expect(b.counters).toMatchObject({ 'wire.in.open': 1, 'wire.in.data': 4, 'wire.out.reply': 5, 'transport.messagesDelivered': 4 })
+    expect(a.latency['transport.send']?.count).toBe(4)
+    // the coordinator's own metrics() agree with what went to the bus
+    expect(peers.a!.metrics().counters.messagesAcked).toBe(a.counters['transport.messagesAcked'])
+    const wire = seen.filter((e) => e.type === 'wire').map((e) => `${e.direction} ${e.kind}`)
+    expect(wire.filter((w) => w === 'out data')).toHaveLength(4)
+    expect(wire).toContain('out close')
   })
 
   it('the pool limit is checked atomically and the pool returns to its baseline after errors', async () => {
@@ -307,7 +337,7 @@ describe('TransportCoordinator on the simulated network', () => {
     await run(peers.a!.closeChannel(again))
     expect(peers.a!.pool()).toMatchObject({ size: 0, channels: 0 })
     hub.crash('d')
-    expect(await codeOf(run(peers.a!.establishChannel('d', 'x')))).toMatch(/PEER_UNREACHABLE|NETWORK|CANCELLED/)
+    expect(await codeOf(run(peers.a!.establishChannel('d', 'x')))).toMatch(/PEER_UNREACHABLE|NETWORK|CANCELLED|DEADLINE_EXCEEDED/) // no answer to open within the handshake timeout: the router's DeadlineExceeded
     expect(peers.a!.pool()).toMatchObject({ size: 0, channels: 0 })
   })
 
@@ -361,6 +391,22 @@ describe('TransportCoordinator on the simulated network', () => {
     expect(peers.a!.pool()).toMatchObject({ size: 1, channels: 1 })
   })
 
+  it('a send still waiting for its ack fails with the reason its channel ended, without waiting out its retries', async () => {
+    const { peers, run, hub, clock } = simulate(16, {}, ['a', 'b'], { ackTimeoutMs: 5_000, sendPolicy: { ...fast, maxAttempts: 2 } })
+    const ch = await run(peers.a!.establishChannel('b', 'ctx', { drainTimeoutMs: 300 }))
+    hub.partition([['a'], ['b']])
+    const pending = peers.a!.sendWithRetry(ch, { payload: 'never acked' }).catch((err: unknown) => err)
+    const closing = peers.a!.closeChannel(ch)
+    const startedAt = clock.now()
+    const error = await run(pending)
+    // the drain timeout ended the channel, long before the ack timeout could
+    expect(clock.now() - startedAt).toBeLessThan(5_000)
+    expect(error).toMatchObject({ code: 'CHANNEL_CLOSED', details: { reason: 'drain-timeout' } })
+    // the outcome is what the channel knew when it closed: the send was still in flight then
+    expect(await run(closing)).toMatchObject({ state: 'Closed', closeReason: 'drain-timeout', sent: 1, acked: 0, failed: 0 })
+    expect([ch.inflight, ch.traffic.failed]).toEqual([0, 1])
+  })
+
   it('stop() fails in-flight sends and frees the pool', async () => {
     const { peers, run, hub } = simulate(13)
     const ch = await run(peers.a!.establishChannel('b', 'ctx'))
@@ -377,7 +423,8 @@ describe('TransportCoordinator on the simulated network', () => {
     expect(await codeOf(peers.a!.establishChannel('b', 'ctx', { budget: { windowMs: 10 } } as never))).toBe('INVALID_INPUT')
     expect(await codeOf(peers.a!.establishChannel('b', 'ctx', { epoch: -1 }))).toBe('INVALID_INPUT')
     expect(await codeOf(peers.a!.establishChannel('a', 'ctx'))).toBe('PEER_UNREACHABLE')
-    expect(() => new TransportCoordinator('a', nets.a!, { poolLimit: 0 })).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }))
+    expect(() => transportOn(nets.a!, new VirtualClock(0), new SeededRandom(1), { poolLimit: 0 })).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }))
+    expect(() => new TransportCoordinator({ peerId: 'a', network: nets.a! } as never)).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }))
     const ch = await run(peers.a!.establishChannel('b', 'ctx'))
     expect(await codeOf(peers.a!.sendWithRetry(ch, { payload: 1, key: 'k'.repeat(500) }))).toBe('INVALID_INPUT')
     expect(await codeOf(peers.a!.sendWithRetry({ id: 'fake' } as never, { payload: 1 }))).toBe('CHANNEL_CLOSED')
@@ -416,7 +463,7 @@ const tcpOptions: Partial<TransportCoordinatorOptions> = {
 async function tcpPeer(options: { privateKey?: Awaited<ReturnType<typeof generateKeyPair>>; listen?: string[] } = {}) {
   const network = await Libp2pNetwork.create({ transport: 'tcp', ...options })
   running.push(network)
-  const transport = new TransportCoordinator(network.peerId, network, tcpOptions)
+  const { transport } = transportOn(network, new SystemClock(), new CryptoRandom(), tcpOptions)
   running.push(transport)
   await transport.start()
   const inbox: ChannelMessage[] = []
