@@ -47,4 +47,34 @@ export { CryptoRandom, type Random } from '../effects/random/index.js'
 export { Ed25519Crypto, type Crypto } from '../effects/crypto/index.js'
 
 // typed errors: every class is also a type (`if (e instanceof DeadlineExceeded)`)
-export * from '../effects/errors.js'
+export {
+  AuraError,
+  ERROR_CODES,
+  errorOf,
+  isAuraError,
+  isRetryable,
+  type AuraErrorCode,
+  InvalidInput,
+  ConfigInvalid,
+  PermissionDenied,
+  NotFound,
+  FrameTooLarge,
+  MalformedFrame,
+  UnknownSession,
+  UnknownRole,
+  UnknownProtocol,
+  InvalidTransition,
+  LimitExceeded,
+  DeadlineExceeded,
+  AttemptBudgetExhausted,
+  Cancelled,
+  NetworkError,
+  PeerUnreachable,
+  BudgetExhausted,
+  EpochRegression,
+  ChannelClosed,
+  StorageError,
+  Conflict,
+  DecodeError,
+  ClockDrift,
+} from '../effects/errors.js'
