@@ -75,7 +75,44 @@ export function decodeEnvelope(frame: Uint8Array, maxFrameBytes: number): Envelo
   } catch (cause) {
     throw new MalformedFrame('frame is not valid MessagePack', {}, { cause })
   }
+  if (isPlainEnvelope(decoded)) return decoded
   const parsed = envelopeSchema.safeParse(decoded)
   if (!parsed.success) throw new MalformedFrame('envelope failed validation', { issues: parsed.error.issues })
   return parsed.data
+}
+
+const isText = (value: unknown, min: number, max: number): boolean => typeof value === 'string' && value.length >= min && value.length <= max
+
+/**
+ * The fast check of a decoded envelope, for the common shape: a plain object with the schema's
+ * fields only, each as envelopeSchema requires it (optional ones absent rather than undefined).
+ * It accepts a subset of what the schema accepts; anything it does not is left to the schema,
+ * which stays the authority (and gives the issues). Parsing with zod cost more per message than
+ * the rest of the router's receive path.
+ */
+function isPlainEnvelope(value: unknown): value is Envelope {
+  if (typeof value !== 'object' || value === null || Object.getPrototypeOf(value) !== Object.prototype) return false
+  const e = value as Record<string, unknown>
+  let fields = 5 // v, kind, from, to, payload
+  if (e.v !== 1 || !isText(e.kind, 1, 64) || !isText(e.from, 1, 128) || !isText(e.to, 1, 256) || !Object.hasOwn(e, 'payload')) return false
+  if (e.id !== undefined) {
+    if (!isText(e.id, 0, 128)) return false
+    fields++
+  }
+  if (e.session !== undefined) {
+    if (!isText(e.session, 1, 128)) return false
+    fields++
+  }
+  if (e.budgetMs !== undefined) {
+    if (typeof e.budgetMs !== 'number' || !Number.isFinite(e.budgetMs) || e.budgetMs < 0) return false
+    fields++
+  }
+  if (e.epoch !== undefined) {
+    if (!Number.isSafeInteger(e.epoch) || (e.epoch as number) < 0) return false
+    fields++
+  }
+  // strict: no other own fields (and none of the optional ones present as undefined)
+  let own = 0
+  for (const key in e) if (Object.hasOwn(e, key)) own++
+  return own === fields
 }

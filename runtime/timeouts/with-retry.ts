@@ -24,7 +24,16 @@ export interface RetryOptions {
   random: Random
   /** receives the actor's inspection events (observability) */
   inspect?: (event: unknown) => void
+  /**
+   * The longest an attempt can take: it settles by itself within this many ms (e.g. a router
+   * request with that timeout). When the first attempt would end before the deadline anyway, it
+   * runs without a deadline timer, and without a signal of its own: the caller's signal, or none.
+   */
+  attemptTimeoutMs?: number
 }
+
+/** An attempt's signal: aborts at the deadline or on the caller's signal; undefined when nothing could stop it early. */
+type Operation<T> = (attempt: number, signal: AbortSignal | undefined) => Promise<T>
 
 /** Whether a retry can help: the shared error table (effects/errors.ts ERROR_CODES). */
 export const isTransient = isRetryable
@@ -35,6 +44,8 @@ export const isTransient = isRetryable
  * transport sends). Only when it fails with a retryable error do attempts 2..n run under the retry
  * machine, on exactly the schedule the policy gives them: the first backoff is waited here, then
  * the machine runs with the policy shifted by one attempt. `attempts` in errors counts them all.
+ * With `attemptTimeoutMs`, a first attempt that ends before the deadline anyway gets neither a
+ * deadline timer nor an AbortController: its signal is the caller's, or undefined without one.
  * @example
  * const value = await withRetry((attempt, signal) => fetchValue(signal), {
  *   policy: { maxAttempts: 4, initialDelayMs: 50, maxDelayMs: 1_000, multiplier: 2, jitter: 'equal' },
@@ -42,15 +53,25 @@ export const isTransient = isRetryable
  *   random: new CryptoRandom(),
  * })
  */
-export async function withRetry<T>(operation: (attempt: number, signal: AbortSignal) => Promise<T>, options: RetryOptions): Promise<T> {
-  const policy = retryInputSchema.parse({ policy: options.policy ?? DEFAULT_RETRY_POLICY }).policy
+export function withRetry<T>(operation: Operation<T>, options: RetryOptions & { attemptTimeoutMs: number }): Promise<T>
+export function withRetry<T>(operation: (attempt: number, signal: AbortSignal) => Promise<T>, options: RetryOptions & { attemptTimeoutMs?: undefined }): Promise<T>
+export async function withRetry<T>(operation: Operation<T> | ((attempt: number, signal: AbortSignal) => Promise<T>), options: RetryOptions): Promise<T> {
+  // Safe: an attempt goes without a signal only when attemptTimeoutMs is set, which the overloads
+  // allow only for operations that accept none.
+  const run = operation as Operation<T>
+  const policy = validPolicy(options.policy ?? DEFAULT_RETRY_POLICY)
   const isRetryable = options.isRetryable ?? isTransient
   const { clock, deadlineAt, signal } = options
   if (signal?.aborted) throw new Cancelled('retry cancelled', { attempts: 0 })
-  if (deadlineAt !== undefined && clock.now() >= deadlineAt) throw new DeadlineExceeded('deadline passed before the first attempt', { attempts: 0 })
+  const now = deadlineAt !== undefined ? clock.now() : 0
+  if (deadlineAt !== undefined && now >= deadlineAt) throw new DeadlineExceeded('deadline passed before the first attempt', { attempts: 0 })
+  // With attemptTimeoutMs, the deadline needs a timer only if the attempt could still be running
+  // when it passes, and the attempt needs a signal of its own only for that timer.
+  const { attemptTimeoutMs } = options
+  const ownSignal = attemptTimeoutMs === undefined || (deadlineAt !== undefined && now + attemptTimeoutMs > deadlineAt)
   let first: unknown
   try {
-    return await firstAttempt(operation, clock, deadlineAt, signal)
+    return await (ownSignal || signal !== undefined ? firstAttempt(run, clock, ownSignal ? deadlineAt : undefined, signal, !ownSignal) : run(1, undefined))
   } catch (error) {
     if (error instanceof FirstAttemptStopped) throw error.reason
     if (!isRetryable(error)) throw error
@@ -65,7 +86,29 @@ export async function withRetry<T>(operation: (attempt: number, signal: AbortSig
     throw new Cancelled('retry cancelled', { attempts: 1 })
   }
   const rest: RetryPolicy = { ...policy, maxAttempts: policy.maxAttempts - 1, initialDelayMs: Math.min(policy.maxDelayMs, policy.initialDelayMs * policy.multiplier) }
-  return runRetryMachine((attempt, attemptSignal) => operation(attempt + 1, attemptSignal), { ...options, policy: rest, isRetryable }, 1)
+  return runRetryMachine((attempt, attemptSignal) => run(attempt + 1, attemptSignal), { ...options, policy: rest, isRetryable }, 1)
+}
+
+// Policies are validated once per object and set of values: most callers pass the same policy
+// object on every call (the transport's sendPolicy on every message), and parsing it each time
+// cost more than the rest of a successful first attempt. A changed value is validated again.
+const validated = new WeakMap<object, RetryPolicy>()
+
+function validPolicy(policy: RetryPolicy): RetryPolicy {
+  const known = typeof policy === 'object' && policy !== null ? validated.get(policy) : undefined
+  if (
+    known !== undefined &&
+    known.maxAttempts === policy.maxAttempts &&
+    known.initialDelayMs === policy.initialDelayMs &&
+    known.maxDelayMs === policy.maxDelayMs &&
+    known.multiplier === policy.multiplier &&
+    known.jitter === policy.jitter
+  ) {
+    return known
+  }
+  const parsed = retryInputSchema.parse({ policy }).policy
+  if (typeof policy === 'object' && policy !== null) validated.set(policy, parsed)
+  return parsed
 }
 
 /** Attempt 1, stopped (signal aborted) by the deadline or the caller's signal like the machine would. */
@@ -73,8 +116,12 @@ class FirstAttemptStopped {
   constructor(readonly reason: unknown) {}
 }
 
-function firstAttempt<T>(operation: (attempt: number, signal: AbortSignal) => Promise<T>, clock: Clock, deadlineAt: number | undefined, outer: AbortSignal | undefined): Promise<T> {
-  const controller = new AbortController()
+/**
+ * `shareOuter`: the operation may take the caller's signal as its own (it needs no deadline timer),
+ * so no controller is made; the attempt still stops at once when the caller's signal aborts.
+ */
+function firstAttempt<T>(operation: Operation<T>, clock: Clock, deadlineAt: number | undefined, outer: AbortSignal | undefined, shareOuter: boolean): Promise<T> {
+  const controller = shareOuter && outer !== undefined ? undefined : new AbortController()
   return new Promise<T>((resolve, reject) => {
     let settled = false
     const finish = (fn: () => void) => {
@@ -86,13 +133,13 @@ function firstAttempt<T>(operation: (attempt: number, signal: AbortSignal) => Pr
     }
     const stop = (reason: unknown) =>
       finish(() => {
-        controller.abort(reason)
+        controller?.abort(reason)
         reject(new FirstAttemptStopped(reason))
       })
     const onAbort = () => stop(new Cancelled('retry cancelled', { attempts: 1 }))
     const timer = deadlineAt !== undefined ? clock.setTimeout(() => stop(new DeadlineExceeded('deadline passed during attempt 1', { attempts: 1 })), deadlineAt - clock.now()) : undefined
     outer?.addEventListener('abort', onAbort, { once: true })
-    operation(1, controller.signal).then(
+    operation(1, controller !== undefined ? controller.signal : outer).then(
       (value) => finish(() => resolve(value)),
       (error: unknown) => finish(() => reject(error)),
     )
@@ -100,7 +147,7 @@ function firstAttempt<T>(operation: (attempt: number, signal: AbortSignal) => Pr
 }
 
 /** Attempts under the retry machine; `offset` attempts were already made before it started. */
-async function runRetryMachine<T>(operation: (attempt: number, signal: AbortSignal) => Promise<T>, options: RetryOptions & { policy: RetryPolicy; isRetryable: (error: unknown) => boolean }, offset: number): Promise<T> {
+async function runRetryMachine<T>(operation: Operation<T>, options: RetryOptions & { policy: RetryPolicy; isRetryable: (error: unknown) => boolean }, offset: number): Promise<T> {
   const input = retryInputSchema.parse({ policy: options.policy, ...(options.deadlineAt !== undefined ? { deadlineAt: options.deadlineAt } : {}) })
   const machine = retryMachine.provide({
     actors: {

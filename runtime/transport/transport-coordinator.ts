@@ -434,7 +434,16 @@ export class TransportCoordinator {
             throw err
           })
         },
-        { policy, deadlineAt, isRetryable: isTransient, clock: this.clock, random: this.random, ...(signal !== undefined ? { signal } : {}) },
+        {
+          policy,
+          deadlineAt,
+          isRetryable: isTransient,
+          clock: this.clock,
+          random: this.random,
+          ...(signal !== undefined ? { signal } : {}),
+          // an attempt is one router request, over within ackTimeoutMs; a reconnect first has no such bound
+          attemptTimeoutMs: record.addresses.length > 0 ? Number.POSITIVE_INFINITY : this.options.ackTimeoutMs,
+        },
       )
     } catch (thrown) {
       if (thrown === lastError) throw thrown // a permanent failure: the attempt's own error
@@ -570,7 +579,7 @@ export class TransportCoordinator {
   // ---- sending --------------------------------------------------------------------------------
 
   /** One attempt: the data message as a router request, answered by the ack (or a refusal) within ackTimeoutMs. */
-  private attemptDelivery(record: Outbound, data: DataPayload, signal: AbortSignal): Promise<unknown> {
+  private attemptDelivery(record: Outbound, data: DataPayload, signal: AbortSignal | undefined): Promise<unknown> {
     const channel = record.channel
     const snapshot = channel.actor.getSnapshot()
     // Draining channels still deliver what they accepted; closed ones deliver nothing more.

@@ -60,4 +60,31 @@ describe('withRetry', () => {
     controller.abort()
     expect((await settle(clock, pending)).error).toMatchObject({ code: 'CANCELLED' })
   })
+
+  it('with attemptTimeoutMs, a first attempt that ends before the deadline gets no signal of its own', async () => {
+    const clock = new VirtualClock(0)
+    const signals: (AbortSignal | undefined)[] = []
+    const record = (_a: number, signal: AbortSignal | undefined) => (signals.push(signal), Promise.resolve('ok'))
+    await withRetry(record, { policy, clock, random: new SeededRandom(4), deadlineAt: 10_000, attemptTimeoutMs: 100 })
+    const caller = new AbortController()
+    await withRetry(record, { policy, clock, random: new SeededRandom(4), deadlineAt: 10_000, attemptTimeoutMs: 100, signal: caller.signal })
+    expect(signals).toEqual([undefined, caller.signal])
+    // a cancel still stops it at once, and a deadline nearer than the attempt's own end still aborts it
+    const pending = withRetry(() => new Promise(() => {}), { policy, clock, random: new SeededRandom(4), deadlineAt: 10_000, attemptTimeoutMs: 100, signal: caller.signal })
+    caller.abort()
+    expect((await settle(clock, pending)).error).toMatchObject({ code: 'CANCELLED', details: { attempts: 1 } })
+    let aborted = false
+    const late = await settle(
+      clock,
+      withRetry((_a, signal) => new Promise((_resolve, reject) => signal!.addEventListener('abort', () => ((aborted = true), reject(new Error('stopped'))))), {
+        policy,
+        clock,
+        random: new SeededRandom(4),
+        deadlineAt: clock.now() + 120,
+        attemptTimeoutMs: 1_000,
+      }),
+    )
+    expect(late.error).toMatchObject({ code: 'DEADLINE_EXCEEDED' })
+    expect(aborted).toBe(true)
+  })
 })
