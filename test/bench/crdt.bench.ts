@@ -166,6 +166,15 @@ async function crdtSyncOverTcp(report: BenchReport, pingP50: number): Promise<vo
     await a.exchange(peer)
   })
   report.add(`crdt.exchange.tcp.per_s_${IN_FLIGHT}_in_flight`, perSecond, 'syncs/s', `${IN_FLIGHT} exchange() rounds in flight to one peer`)
+  // One caller keeping IN_FLIGHT syncWithPeer calls in flight, the peer changing before each:
+  // calls that arrive while a round runs share the next round (each still gets a round that
+  // started after it was made), so throughput grows with pipelining, latency does not.
+  const pipelined = await throughput(CONCURRENT_SYNCS, IN_FLIGHT, async () => {
+    handler.mutate((s) => pnCounter.increment(s, b.peerId))
+    b.changed('counter')
+    await a.syncWithPeer(peer)
+  })
+  report.add(`crdt.sync.tcp.per_s_pipelined_${IN_FLIGHT}`, pipelined, 'syncs/s', `syncWithPeer, ${IN_FLIGHT} calls in flight from one caller; goal >= 5,000`)
   await a.exchange(peer)
   if (pnCounter.value(a.state('counter')) !== pnCounter.value(b.state('counter'))) throw new Error('concurrent exchanges did not converge')
   for (const r of runtimes) await r.stop()
