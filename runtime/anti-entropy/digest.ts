@@ -9,14 +9,16 @@
 //   the responder's documents the requester's filter does not hold; the requester finds the
 //   reverse with the responder's filter.
 //
-// Merkle (digest 'merkle'), one request per tree level: see merkle-exchange.ts.
+// Merkle (digest 'merkle', the default), one request per tree level from the root's children
+// down: see runtime/storage/merkle-exchange.ts. The trees are kept current as documents change
+// (built once, on the first round that needs one), so a round costs O(differing · depth).
 
 import { z } from 'zod'
 import { InvalidInput } from '../../effects/errors.js'
 import { BloomFilter, bloomParameters, MerkleTree, merkleDepthFor, parseWire } from '../crdt/lattices/index.js'
 import type { DigestOutcome, DigestStatus } from '../../machines/anti-entropy.js'
 import type { CrdtCoordinator } from '../crdt/crdt-coordinator.js'
-import { answerMerkle, diffBelowRoot, merkleRequestSchema, remoteRoot, type MerkleRequest } from '../storage/merkle-exchange.js'
+import { answerMerkle, diffBelowRoot, merkleRequestSchema, type MerkleRequest } from '../storage/merkle-exchange.js'
 
 /** Names a bloom reply lists at most; the rest are found in later rounds. */
 export const MAX_LACKING = 20_000
@@ -116,16 +118,14 @@ export class CollectionDigest {
   }
 
   private async compareMerkle(send: DigestTransport, sizeOf: (v: unknown) => number): Promise<DigestOutcome> {
-    const depth = merkleDepthFor(Math.max(1, this.count()))
-    const tree = this.tree(depth)
+    const tree = this.tree(merkleDepthFor(Math.max(1, this.count())))
     let bytes = 0
     const ask = async (request: MerkleRequest): Promise<unknown> => {
       const reply = await send(request)
       bytes += sizeOf(request) + sizeOf(reply)
       return reply
     }
-    const root = await remoteRoot(ask, depth)
-    if (root.hash === tree.root().hash) return { status: 'equal', differing: [], bytes }
+    // No separate root exchange: the root's children (16 hashes) say as much, and where to descend.
     const diff = await diffBelowRoot(tree, ask)
     return outcome(diff.onlyRemote, diff.onlyLocal, diff.different, bytes)
   }
