@@ -9,8 +9,8 @@
 //   the responder's documents the requester's filter does not hold; the requester finds the
 //   reverse with the responder's filter.
 //
-// Merkle (digest 'merkle', the default), one request per tree level from the root's children
-// down: see runtime/storage/merkle-exchange.ts. The trees are kept current as documents change
+// Merkle (digest 'merkle', the default), one request per tree level, the first carrying our root
+// (diffFromRoot): see runtime/storage/merkle-exchange.ts. The trees are kept current as documents change
 // (built once, on the first round that needs one), so a round costs O(differing · depth).
 
 import { z } from 'zod'
@@ -18,7 +18,7 @@ import { InvalidInput } from '../../effects/errors.js'
 import { BloomFilter, bloomParameters, MerkleTree, merkleDepthFor, parseWire } from '../crdt/lattices/index.js'
 import type { DigestOutcome, DigestStatus } from '../../machines/anti-entropy.js'
 import type { CrdtCoordinator } from '../crdt/crdt-coordinator.js'
-import { answerMerkle, diffBelowRoot, merkleRequestSchema, type MerkleRequest } from '../storage/merkle-exchange.js'
+import { answerMerkle, diffFromRoot, merkleRequestSchema, type MerkleRequest } from '../storage/merkle-exchange.js'
 
 /** Names a bloom reply lists at most; the rest are found in later rounds. */
 export const MAX_LACKING = 20_000
@@ -125,8 +125,7 @@ export class CollectionDigest {
       bytes += sizeOf(request) + sizeOf(reply)
       return reply
     }
-    // No separate root exchange: the root's children (16 hashes) say as much, and where to descend.
-    const diff = await diffBelowRoot(tree, ask)
+    const diff = await diffFromRoot(tree, ask)
     return outcome(diff.onlyRemote, diff.onlyLocal, diff.different, bytes)
   }
 }

@@ -4,7 +4,8 @@
 // level; node lists and children are binary (runtime/crdt/lattices/merkle-wire.ts):
 //
 //   { digest: 'merkle', op: 'root', depth }                         → { hash, count }
-//   { digest: 'merkle', op: 'children', depth, level, nodes: bytes } → { children: bytes }
+//   { digest: 'merkle', op: 'children', depth, level, nodes: bytes, unlessRoot? }
+//                                                                   → { children: bytes } | { equal: true }
 //   { digest: 'merkle', op: 'buckets', depth, nodes: bytes }         → { buckets: [index, entries][] }
 //
 // Both sides build their tree at the depth the initiator names, so hashes compare node for node.
@@ -31,13 +32,26 @@ const nodeListSchema = bytes.refine((b) => b.byteLength <= MERKLE_MAX_NODES * 4 
 
 export const merkleRequestSchema = z.discriminatedUnion('op', [
   z.object({ digest: z.literal('merkle'), op: z.literal('root'), depth: depthSchema }).strict(),
-  z.object({ digest: z.literal('merkle'), op: z.literal('children'), depth: depthSchema, level: z.number().int().min(0).max(MERKLE_MAX_DEPTH - 1), nodes: nodeListSchema }).strict(),
+  z
+    .object({
+      digest: z.literal('merkle'),
+      op: z.literal('children'),
+      depth: depthSchema,
+      level: z.number().int().min(0).max(MERKLE_MAX_DEPTH - 1),
+      nodes: nodeListSchema,
+      /** the asker's root hash: a responder with the same root answers { equal: true } and nothing else */
+      unlessRoot: z.string().regex(/^[0-9a-f]{0,32}$/).optional(),
+    })
+    .strict(),
   z.object({ digest: z.literal('merkle'), op: z.literal('buckets'), depth: depthSchema, nodes: nodeListSchema }).strict(),
 ])
 export type MerkleRequest = z.infer<typeof merkleRequestSchema>
 
 const rootReplySchema = z.object({ hash: z.string().max(64), count: z.number().int().min(0) }).strict()
-const childrenReplySchema = z.object({ children: bytes.refine((b) => b.byteLength <= MERKLE_MAX_NODES * (2 + 16 * 16), 'merkle children too large') }).strict()
+const childrenReplySchema = z.union([
+  z.object({ children: bytes.refine((b) => b.byteLength <= MERKLE_MAX_NODES * (2 + 16 * 16), 'merkle children too large') }).strict(),
+  z.object({ equal: z.literal(true) }).strict(),
+])
 const bucketsReplySchema = z.object({ buckets: z.array(z.tuple([z.number().int().min(0), z.unknown()])).max(MERKLE_MAX_NODES) }).strict()
 
 /** Sends one merkle request to the peer and resolves with its (unchecked) reply. */
@@ -50,6 +64,7 @@ export function answerMerkle(tree: MerkleTree, request: MerkleRequest): unknown 
       return tree.root()
     case 'children':
       if (request.level >= tree.depth) throw new InvalidInput('merkle level has no children', { level: request.level, depth: tree.depth })
+      if (request.unlessRoot !== undefined && request.unlessRoot === tree.root().hash) return { equal: true }
       return { children: encodeChildren(tree, request.level, decodeNodeList(request.nodes, tree.width(request.level))) }
     case 'buckets':
       return { buckets: decodeNodeList(request.nodes, tree.width(tree.depth)).map((i) => [i, tree.bucketEntriesAt(i) as unknown as string[][]]) }
@@ -66,14 +81,36 @@ export async function remoteRoot(ask: MerkleAsk, depth: number): Promise<{ hash:
  * nodes whose hashes differ, then diffs the differing buckets' entries. onlyLocal / onlyRemote
  * are from `tree`'s side.
  */
-export async function diffBelowRoot(tree: MerkleTree, ask: MerkleAsk): Promise<BucketDiff> {
+export function diffBelowRoot(tree: MerkleTree, ask: MerkleAsk): Promise<BucketDiff> {
+  return descend(tree, ask, 0, [0])
+}
+
+/**
+ * The whole walk without a root exchange of its own: the first request names every node of level
+ * 1 (of level 0 in a one-level tree) and carries our root hash. A peer with the same root answers
+ * `equal` (nothing differs: one small round trip); otherwise the answer is that level's children
+ * and the walk goes on from there, a round trip shorter than root, then children level by level.
+ */
+export async function diffFromRoot(tree: MerkleTree, ask: MerkleAsk): Promise<BucketDiff> {
   const depth = tree.depth
-  let frontier = [0]
-  for (let level = 0; level < depth && frontier.length > 0; level++) {
+  const level = depth > 1 ? 1 : 0
+  const parents = Array.from({ length: tree.width(level) }, (_, i) => i)
+  const request: MerkleRequest = { digest: 'merkle', op: 'children', depth, level, nodes: encodeNodeList(parents), unlessRoot: tree.root().hash }
+  const reply = parseWire(childrenReplySchema, await ask(request), 'merkle children reply')
+  if ('equal' in reply) return { onlyLocal: [], onlyRemote: [], different: [] }
+  return descend(tree, ask, level + 1, compareChildren(tree, level, parents, reply.children))
+}
+
+/** From `frontier` (differing nodes at `level`) down to the buckets, then their entries. */
+async function descend(tree: MerkleTree, ask: MerkleAsk, from: number, start: number[]): Promise<BucketDiff> {
+  const depth = tree.depth
+  let frontier = start
+  for (let level = from; level < depth && frontier.length > 0; level++) {
     const next: number[] = []
     for (let i = 0; i < frontier.length; i += MERKLE_MAX_NODES) {
       const parents = frontier.slice(i, i + MERKLE_MAX_NODES)
       const reply = parseWire(childrenReplySchema, await ask({ digest: 'merkle', op: 'children', depth, level, nodes: encodeNodeList(parents) }), 'merkle children reply')
+      if ('equal' in reply) throw new InvalidInput('merkle children reply says equal to a request without a root')
       for (const index of compareChildren(tree, level, parents, reply.children)) next.push(index)
     }
     frontier = next

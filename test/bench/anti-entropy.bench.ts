@@ -57,8 +57,11 @@ async function pair(keys: number, digest: 'bloom' | 'merkle' | undefined): Promi
   return { runtimes, a, b, engine: engines[0]!, keys, fullBytes, edits: 0 }
 }
 
-/** Changes `diff` documents on b (spread over the key space, new ones each call); their names. */
-function edit(p: Pair, diff: number): string[] {
+/**
+ * Changes `diff` documents on b (spread over the key space, new ones each call) and waits until
+ * b has written them (b's own persistence is not part of a's round); their names.
+ */
+async function edit(p: Pair, diff: number): Promise<string[]> {
   const names: string[] = []
   const stride = Math.floor(p.keys / diff)
   const edit = ++p.edits
@@ -69,6 +72,7 @@ function edit(p: Pair, diff: number): string[] {
     p.b.changed(name)
     names.push(name)
   }
+  await p.b.flush()
   return names
 }
 
@@ -77,7 +81,7 @@ async function rounds(p: Pair, diff: number): Promise<{ ms: number; bytes: numbe
   const times: number[] = []
   let bytes = 0
   for (let r = 0; r < ROUNDS; r++) {
-    edit(p, diff)
+    await edit(p, diff)
     const t0 = performance.now()
     const round = await p.engine.runRound()
     times.push(performance.now() - t0)
@@ -91,7 +95,7 @@ async function rounds(p: Pair, diff: number): Promise<{ ms: number; bytes: numbe
 async function namedExchanges(p: Pair, diff: number): Promise<number> {
   const times: number[] = []
   for (let r = 0; r < ROUNDS; r++) {
-    const names = edit(p, diff)
+    const names = await edit(p, diff)
     const t0 = performance.now()
     const result = await p.a.exchange(p.runtimes[1]!.peerId, names)
     times.push(performance.now() - t0)

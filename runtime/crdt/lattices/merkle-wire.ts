@@ -59,8 +59,8 @@ export function encodeChildren(tree: MerkleTree, level: number, parents: readonl
     out[at++] = mask & 0xff
     for (let c = 0; c < 16; c++) {
       if ((mask & (1 << c)) === 0) continue
-      out.set(node!.slots.subarray(c * MERKLE_HASH_BYTES, (c + 1) * MERKLE_HASH_BYTES), at)
-      at += MERKLE_HASH_BYTES
+      const slots = node!.slots
+      for (let i = c * MERKLE_HASH_BYTES, end = i + MERKLE_HASH_BYTES; i < end; i++) out[at++] = slots[i]!
     }
   }
   return out
