@@ -2,7 +2,7 @@
 //   (a) rounds between two runtimes over loopback TCP, a holding n documents, b holding the same
 //       plus `diff` changed ones (LWW registers, the same payloads for every digest). Each figure
 //       is the median of ROUNDS rounds, each finding fresh differences, after an idle round (what
-//       a long-running peer keeps between rounds is built by then):
+//       a long-running peer keeps between rounds is built by then) and WARMUP unmeasured ones:
 //       - 100k documents, 100 differing, with the default digest (merkle) and with bloom;
 //       - 1k / 10k / 100k documents, 1% differing (default digest): how a round's cost grows;
 //       - the same 100 documents moved by exchange() alone (no digest), the floor under a round;
@@ -22,6 +22,7 @@ import { sharing } from '../fixtures/crdt-access.js'
 
 /** Rounds per figure (AE_ROUNDS overrides, for profiling). */
 const ROUNDS = Number(process.env.AE_ROUNDS ?? 5)
+const WARMUP = 2
 const sizer = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: true })
 
 interface Pair {
@@ -76,15 +77,18 @@ async function edit(p: Pair, diff: number): Promise<string[]> {
   return names
 }
 
-/** Median ms of ROUNDS anti-entropy rounds, each after `diff` fresh changes on b; bytes of the last. */
+/**
+ * Median ms of ROUNDS anti-entropy rounds, each after `diff` fresh changes on b, following WARMUP
+ * unmeasured ones (the same work, so the first figure of a run is not the JIT's); bytes of the last.
+ */
 async function rounds(p: Pair, diff: number): Promise<{ ms: number; bytes: number }> {
   const times: number[] = []
   let bytes = 0
-  for (let r = 0; r < ROUNDS; r++) {
+  for (let r = -WARMUP; r < ROUNDS; r++) {
     await edit(p, diff)
     const t0 = performance.now()
     const round = await p.engine.runRound()
-    times.push(performance.now() - t0)
+    if (r >= 0) times.push(performance.now() - t0)
     if (round.differing !== diff || round.pulled !== diff) throw new Error(`anti-entropy round found ${round.differing} differing, pulled ${round.pulled} (expected ${diff})`)
     bytes = round.bytes
   }
@@ -94,11 +98,11 @@ async function rounds(p: Pair, diff: number): Promise<{ ms: number; bytes: numbe
 /** Median ms of exchange() of `diff` freshly changed documents, named: a round without its digest. */
 async function namedExchanges(p: Pair, diff: number): Promise<number> {
   const times: number[] = []
-  for (let r = 0; r < ROUNDS; r++) {
+  for (let r = -WARMUP; r < ROUNDS; r++) {
     const names = await edit(p, diff)
     const t0 = performance.now()
     const result = await p.a.exchange(p.runtimes[1]!.peerId, names)
-    times.push(performance.now() - t0)
+    if (r >= 0) times.push(performance.now() - t0)
     if (result.pulled.length !== diff) throw new Error(`exchange pulled ${result.pulled.length} (expected ${diff})`)
   }
   return quantile(times, 0.5)
