@@ -51,13 +51,23 @@ export class CollectionDigest {
     private readonly coordinator: CrdtCoordinator,
     private readonly sizes: DigestSizes,
   ) {
-    // Trees are kept current as documents change, so a round never rebuilds one.
+    // Trees are kept current as documents change, so a round never rebuilds one: each write
+    // marks its path stale, and the stale nodes are re-hashed once per burst of writes, right
+    // after it, so a round (ours, or a peer's asking us) finds the hashes ready.
     coordinator.changes$.subscribe((name) => {
       if (this.trees.size === 0) return
       const hash = coordinator.versionHashOf(name)
       for (const tree of this.trees.values()) tree.set(name, hash)
+      if (this.refreshing) return
+      this.refreshing = true
+      queueMicrotask(() => {
+        this.refreshing = false
+        for (const tree of this.trees.values()) tree.root()
+      })
     })
   }
+
+  private refreshing = false
 
   private count(): number {
     return this.coordinator.documentCount()
