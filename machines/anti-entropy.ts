@@ -32,7 +32,8 @@ export const antiEntropyConfigSchema = z
     /** ms between the end of a round and the start of the next */
     syncInterval: z.number().int().positive().max(24 * 3600_000),
     peerSelection: peerSelectionSchema,
-    digest: z.enum(['bloom', 'merkle']).default('bloom'),
+    /** merkle: trees kept current per write, a round costs O(differing · log n); bloom: rebuilt (salted) every round, O(n) */
+    digest: z.enum(['bloom', 'merkle']).default('merkle'),
     /** minimum bloom filter size in bits; grows with the collection to keep ~1% false positives */
     bloomFilterSize: z.number().int().min(64).max(32 * 1024 * 1024 * 8).default(8192),
     /** stop after this many rounds (default: run until stopped) */

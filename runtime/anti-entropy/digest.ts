@@ -9,14 +9,16 @@
 //   the responder's documents the requester's filter does not hold; the requester finds the
 //   reverse with the responder's filter.
 //
-// Merkle (digest 'merkle'), one request per tree level: see merkle-exchange.ts.
+// Merkle (digest 'merkle', the default), one request per tree level, the first carrying our root
+// (diffFromRoot): see runtime/storage/merkle-exchange.ts. The trees are kept current as documents change
+// (built once, on the first round that needs one), so a round costs O(differing · depth).
 
 import { z } from 'zod'
 import { InvalidInput } from '../../effects/errors.js'
 import { BloomFilter, bloomParameters, MerkleTree, merkleDepthFor, parseWire } from '../crdt/lattices/index.js'
 import type { DigestOutcome, DigestStatus } from '../../machines/anti-entropy.js'
 import type { CrdtCoordinator } from '../crdt/crdt-coordinator.js'
-import { answerMerkle, diffBelowRoot, merkleRequestSchema, remoteRoot, type MerkleRequest } from '../storage/merkle-exchange.js'
+import { answerMerkle, diffFromRoot, merkleRequestSchema, type MerkleRequest } from '../storage/merkle-exchange.js'
 
 /** Names a bloom reply lists at most; the rest are found in later rounds. */
 export const MAX_LACKING = 20_000
@@ -49,13 +51,23 @@ export class CollectionDigest {
     private readonly coordinator: CrdtCoordinator,
     private readonly sizes: DigestSizes,
   ) {
-    // Trees are kept current as documents change, so a round never rebuilds one.
+    // Trees are kept current as documents change, so a round never rebuilds one: each write
+    // marks its path stale, and the stale nodes are re-hashed once per burst of writes, right
+    // after it, so a round (ours, or a peer's asking us) finds the hashes ready.
     coordinator.changes$.subscribe((name) => {
       if (this.trees.size === 0) return
       const hash = coordinator.versionHashOf(name)
       for (const tree of this.trees.values()) tree.set(name, hash)
+      if (this.refreshing) return
+      this.refreshing = true
+      queueMicrotask(() => {
+        this.refreshing = false
+        for (const tree of this.trees.values()) tree.root()
+      })
     })
   }
+
+  private refreshing = false
 
   private count(): number {
     return this.coordinator.documentCount()
@@ -116,17 +128,14 @@ export class CollectionDigest {
   }
 
   private async compareMerkle(send: DigestTransport, sizeOf: (v: unknown) => number): Promise<DigestOutcome> {
-    const depth = merkleDepthFor(Math.max(1, this.count()))
-    const tree = this.tree(depth)
+    const tree = this.tree(merkleDepthFor(Math.max(1, this.count())))
     let bytes = 0
     const ask = async (request: MerkleRequest): Promise<unknown> => {
       const reply = await send(request)
       bytes += sizeOf(request) + sizeOf(reply)
       return reply
     }
-    const root = await remoteRoot(ask, depth)
-    if (root.hash === tree.root().hash) return { status: 'equal', differing: [], bytes }
-    const diff = await diffBelowRoot(tree, ask)
+    const diff = await diffFromRoot(tree, ask)
     return outcome(diff.onlyRemote, diff.onlyLocal, diff.different, bytes)
   }
 }

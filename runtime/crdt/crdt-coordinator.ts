@@ -169,6 +169,8 @@ type SyncActor = Actor<typeof crdtSyncMachine>
 
 export class CrdtCoordinator {
   private readonly docs = new Map<string, CrdtDocument>()
+  /** the documents with removal records to shed (OR-Set, OR-Map...): all collectRemovals visits */
+  private readonly collectable = new Set<CrdtDocument>()
   private readonly hashes = new Map<string, string>()
   private readonly views = new PeerViews()
   private readonly actors = new Map<string, SyncActor>()
@@ -512,6 +514,7 @@ export class CrdtCoordinator {
 
   private register(doc: CrdtDocument): void {
     this.docs.set(doc.name, doc)
+    if (doc.collect !== undefined) this.collectable.add(doc)
     if (doc.handler instanceof YjsDocHandler) {
       const ydoc = doc.handler.doc
       this.store.trackYjs(doc.name)
@@ -588,15 +591,14 @@ export class CrdtCoordinator {
   collectRemovals(): string[] {
     const peers = this.views.peers()
     const shed: string[] = []
-    for (const doc of this.docs.values()) {
-      if (doc.collect === undefined) continue
+    for (const doc of this.collectable) {
       let stable = doc.version()
       for (const peer of peers) {
         const view = this.views.get(peer, doc.name)
         stable = view === undefined ? VectorClock.empty : stable.meet(view.version)
         if (stable.size === 0) break
       }
-      if (stable.size === 0 || !doc.collect(stable)) continue
+      if (stable.size === 0 || !doc.collect!(stable)) continue
       doc.invalidate()
       this.persistSoon(doc.name)
       shed.push(doc.name)

@@ -1,24 +1,19 @@
-// CRDT coordination and anti-entropy figures, all measured in one run on this machine:
+// CRDT coordination figures, all measured in one run on this machine:
 //   (a) a CRDT sync (pull + apply + push; the write is queued) over libp2p TCP, against a raw frame
 //       ping-pong on the same transport (Libp2pNetwork send/handle) and against a bare router
 //       request/reply (what every sync rides on); then the same exchange without the per-peer
 //       sync actor, and throughput with several syncs in flight;
-//   (b) a Yjs sync through the coordinator against y-protocols sync step 1/2 over that transport;
-//   (c) one anti-entropy round between two peers holding 100,000 documents, 100 of which differ;
-//   (d) rounds until 16/64/256 simulated peers converge, Random(3) peer selection.
+//   (b) a Yjs sync through the coordinator against y-protocols sync step 1/2 over that transport.
+// Anti-entropy has its own bench (anti-entropy.bench.ts).
 
 import * as decoding from 'lib0/decoding'
 import * as encoding from 'lib0/encoding'
-import { Packr } from 'msgpackr'
 import * as syncProtocol from 'y-protocols/sync'
 import * as Y from 'yjs'
 import { Libp2pNetwork } from '../../effects/network/index.js'
-import { gCounter, lwwRegister, pnCounter, type GCounterState, type LWWRegisterState, type PNCounterState } from '../../runtime/crdt/lattices/index.js'
-import { MemoryStorage } from '../../effects/storage/index.js'
-import { AntiEntropy } from '../../runtime/anti-entropy/anti-entropy.js'
+import { pnCounter, type PNCounterState } from '../../runtime/crdt/lattices/index.js'
 import { CrdtCoordinator } from '../../runtime/crdt/crdt-coordinator.js'
 import { createRuntime, type Runtime } from '../../runtime/core/runtime.js'
-import { Simulation } from '../../runtime/testing/simulation.js'
 import { quantile, sample, type BenchReport } from './report.js'
 import { sharing } from '../fixtures/crdt-access.js'
 import { componentsOf } from '../../runtime/core/components.js'
@@ -29,9 +24,6 @@ const PEERS = 4
 const CONCURRENT_SYNCS = 2_000
 const PINGS = 1_000
 const YJS_SYNCS = 300
-const KEYS = 100_000
-const DIFF = 100
-const sizer = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: true })
 
 /** Echo round trip of a small frame over Libp2pNetwork (what the router's frames ride on). */
 async function pingPong(): Promise<{ p50: number; samples: number[] }> {
@@ -225,64 +217,6 @@ async function yjsThroughCoordinator(): Promise<{ sync: number; exchange: number
   return { sync: quantile(sync, 0.5), exchange: quantile(exchange, 0.5) }
 }
 
-async function antiEntropy100k(report: BenchReport, digest: 'bloom' | 'merkle'): Promise<void> {
-  const runtimes = await Promise.all([0, 1].map(() => createRuntime({ transport: 'tcp', maxFrameBytes: 64 * 1024 * 1024, effects: { storage: new MemoryStorage() } })))
-  await runtimes[0]!.connect(runtimes[1]!.addresses()[0]!)
-  const [a, b] = (await sharing(Promise.all(runtimes.map((r) => CrdtCoordinator.attach(r))))) as [CrdtCoordinator, CrdtCoordinator]
-  for (let i = 0; i < KEYS; i++) {
-    const h = a.cv(`key:${i}`, lwwRegister)
-    h.mutate((s: LWWRegisterState) => lwwRegister.set(s, a.peerId, { v: i }, 1_700_000_000_000 + i))
-    a.changed(`key:${i}`)
-  }
-  await a.flush()
-  const full = a.handleSyncRequest(b.createSyncRequest())
-  const fullBytes = sizer.pack(full).length
-  await b.handleSyncResponse(full)
-  const engines = await Promise.all(runtimes.map((r, i) => AntiEntropy.attach(r, [a, b][i]!, { syncInterval: 3_600_000, peerSelection: { kind: 'random', k: 1 }, digest })))
-  // A long-running peer has run rounds before: one round with nothing to do builds what a
-  // digest keeps between rounds (version hashes; merkle trees, kept current by later writes).
-  const idle = await engines[0]!.runRound()
-  if (idle.differing !== 0) throw new Error(`the idle round found ${idle.differing} differing`)
-  for (let i = 0; i < DIFF; i++) {
-    const name = `key:${i * 997}`
-    const h = b.cv(name, lwwRegister)
-    h.mutate((s: LWWRegisterState) => lwwRegister.set(s, b.peerId, { v: -i }, 1_800_000_000_000))
-    b.changed(name)
-  }
-  const t0 = performance.now()
-  const round = await engines[0]!.runRound()
-  const ms = performance.now() - t0
-  if (round.differing !== DIFF || round.pulled !== DIFF) throw new Error(`anti-entropy round found ${round.differing} differing, pulled ${round.pulled}`)
-  if (digest === 'bloom') {
-    report.add('antientropy.100k_diff100.round_ms', ms, 'ms', 'bloom digest (salted per round: built over every document), 2 runtimes over TCP, one round after an idle one')
-    report.add('antientropy.100k_diff100.bytes_pct', (round.bytes / fullBytes) * 100, '%', `${round.bytes} of ${fullBytes} bytes (full state)`)
-  } else {
-    report.add('antientropy.100k_diff100.merkle_round_ms', ms, 'ms', 'merkle digest (trees kept current per write), 2 runtimes over TCP, one round after an idle one')
-    report.add('antientropy.100k_diff100.merkle_bytes_pct', (round.bytes / fullBytes) * 100, '%', `${round.bytes} of ${fullBytes} bytes (full state)`)
-  }
-  for (const e of engines) e.stop()
-  for (const r of runtimes) await r.stop()
-}
-
-/** Rounds (of peer 0's anti-entropy) until every peer holds every peer's increment. */
-async function convergenceRounds(peers: number): Promise<number> {
-  const sim = await Simulation.create({ seed: `converge-${peers}`, peers, faults: { minDelayMs: 1, maxDelayMs: 3 } })
-  const coordinators = await sharing(Promise.all(sim.runtimes.map((r) => CrdtCoordinator.attach(r))))
-  for (const c of coordinators) {
-    c.cv('counter', gCounter)
-    await c.mutate<GCounterState>('counter', (s, r) => gCounter.increment(s, r))
-  }
-  const engines = await Promise.all(sim.runtimes.map((r, i) => AntiEntropy.attach(r, coordinators[i]!, { syncInterval: 100, peerSelection: { kind: 'random', k: 3 }, bloomFilterSize: 64 })))
-  for (const e of engines) e.start()
-  const done = () => coordinators.every((c) => gCounter.value(c.state('counter')) === peers)
-  await sim.runUntil(done, 60_000, 20)
-  const rounds = Math.max(...engines.map((e) => e.metrics().rounds + (e.state() === 'idle' ? 0 : 1)))
-  for (const e of engines) e.stop()
-  await sim.stop()
-  if (!done()) return Number.NaN
-  return rounds
-}
-
 export const crdtBench = {
   name: 'crdt',
   run: async (report: BenchReport): Promise<void> => {
@@ -293,11 +227,5 @@ export const crdtBench = {
     const coordinator = await yjsThroughCoordinator()
     report.add('crdt.yjs.ratio_vs_y_protocols', coordinator.sync / yProtocols, 'x', `coordinator p50 ${coordinator.sync.toFixed(3)} ms vs y-protocols step1/2 p50 ${yProtocols.toFixed(3)} ms`)
     report.add('crdt.yjs.exchange_ratio_vs_y_protocols', coordinator.exchange / yProtocols, 'x', `exchange() (no sync actor) p50 ${coordinator.exchange.toFixed(3)} ms`)
-    await antiEntropy100k(report, 'bloom')
-    await antiEntropy100k(report, 'merkle')
-    for (const n of [16, 64, 256]) {
-      const rounds = await convergenceRounds(n)
-      report.add(`antientropy.converge.rounds_${n}`, rounds, 'rounds', `Random(3), goal <= ${2 * Math.log2(n)}`)
-    }
   },
 }

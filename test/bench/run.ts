@@ -1,5 +1,6 @@
 // `npm run bench`: runs every benchmark, prints one table, writes bench-results.json.
-// `npm run bench -- session` runs only the benches whose name contains "session".
+// `npm run bench -- session` runs only the benches whose name contains "session"
+// (`-- anti-entropy`: the anti-entropy rounds and convergence alone).
 
 import '../../effects/network/polyfill.js'
 import { dirname, join } from 'node:path'

@@ -113,7 +113,7 @@ describe('anti-entropy machine', () => {
 describe('anti-entropy config', () => {
   it('fills defaults and accepts the three peer selections', () => {
     const config = antiEntropyConfigSchema.parse({ syncInterval: 1000, peerSelection: { kind: 'random', k: 3 } })
-    expect(config).toMatchObject({ digest: 'bloom', bloomFilterSize: 8192, batchSize: 500 })
+    expect(config).toMatchObject({ digest: 'merkle', bloomFilterSize: 8192, batchSize: 500 })
     expect(antiEntropyConfigSchema.parse({ syncInterval: 1, peerSelection: { kind: 'round-robin' }, digest: 'merkle', maxRounds: 3 }).maxRounds).toBe(3)
     expect(antiEntropyConfigSchema.parse({ syncInterval: 1, peerSelection: { kind: 'priority', peers: ['x'] } }).peerSelection).toEqual({ kind: 'priority', peers: ['x'], k: 1 })
   })

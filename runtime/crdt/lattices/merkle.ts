@@ -1,28 +1,25 @@
-// Merkle digest over (key, versionHash) entries. Keys are placed in buckets by the first
-// `depth` hex nibbles of MurmurHash3(key); a bucket's hash covers its entries sorted by key,
-// an inner node's hash covers its non-empty children, so the tree's shape depends only on the
-// keys and the hashes only on the entries: two peers holding the same entries get the same
-// root whatever order they learnt them in.
+// Merkle digest over (key, versionHash) entries, kept incrementally. Keys are placed in buckets
+// by the first `depth` hex nibbles of MurmurHash3(key); a bucket's hash covers its entries
+// sorted by key, an inner node's hash covers its non-empty children, so the tree's shape depends
+// only on the keys and the hashes only on the entries: two peers holding the same entries get
+// the same root whatever order they learnt them in.
 //
-// Reconciling: exchange roots; while they differ, ask the peer for the children of the
-// prefixes that differ (`children`), compare them with ours (`compareChildren`) and descend;
-// at bucket depth, exchange the buckets' entries (`bucketEntries`, `diffBuckets`). Each
-// differing key costs one root-to-bucket path, i.e. O(diff · depth · 16) nodes for a 16-way
-// tree of depth ≈ log16(n / bucket size), whatever n is.
+// Nodes are addressed by (level, index): level 0 is the root, level `depth` the buckets, and the
+// children of node i at level L are 16·i … 16·i + 15 at level L + 1 (so an index, written as
+// `level` hex digits, is the node's prefix). A write touches one bucket and marks the `depth`
+// nodes above it stale, O(depth); a stale node is re-hashed when it is next read, once however
+// many writes fell under it, from its children's cached hashes. So a round after k writes costs
+// O(k · depth) hashing, never a pass over the entries.
 //
-// Hashes are sha-256 truncated to 16 bytes (hex). Wire: MerkleNode = { prefix, hash } with
-// prefix the node's hex nibbles ('' for the root); bucket entries = [key, versionHash][].
+// Hashes are sha-256 truncated to 16 bytes: a bucket's over `len:key len:vh` per entry, an inner
+// node's over its child mask (uint16 big-endian, bit c = child c non-empty) and its 16 child
+// slots (16 bytes each, zeros for an empty child). An inner node keeps those slots, so giving a
+// peer its children or comparing them with the peer's is a copy or a compare of bytes, with no
+// look-up per child. The exchange over the wire is in merkle-wire.ts.
 
 import { createHash } from 'node:crypto'
-import { z } from 'zod'
 import { InvalidInput } from '../../../effects/errors.js'
 import { murmur3, utf8 } from './hash.js'
-import { parseWire, WIRE_LIMITS } from './lattice-wire.js'
-
-export interface MerkleNode {
-  readonly prefix: string
-  readonly hash: string
-}
 
 export type MerkleEntry = readonly [key: string, versionHash: string]
 
@@ -36,7 +33,8 @@ export interface BucketDiff {
 }
 
 export const MERKLE_MAX_DEPTH = 8
-const NIBBLES = '0123456789abcdef'
+/** Bytes of a node hash. */
+export const MERKLE_HASH_BYTES = 16
 const HASH_HEX = 32
 
 /** Version hash of arbitrary bytes or text (sha-256, 16 bytes, hex), for building entries. */
@@ -50,15 +48,36 @@ export function merkleDepthFor(expectedKeys: number, bucketSize = 16): number {
   return Math.min(MERKLE_MAX_DEPTH, Math.max(1, Math.ceil(Math.log(buckets) / Math.log(16))))
 }
 
+/** A bucket: its entries and cached hash (undefined while stale). */
+interface Bucket {
+  readonly entries: Map<string, string>
+  hash: Uint8Array | undefined
+}
+
+/**
+ * An inner node: its children's hashes in 16 fixed slots (zeros where a child is empty), which
+ * children are non-empty (`mask`) and which slots are stale (`stale`, refreshed on the next read).
+ */
+export interface MerkleInner {
+  count: number
+  mask: number
+  stale: number
+  readonly slots: Uint8Array
+  hash: Uint8Array | undefined
+}
+
+const SLOTS = 16 * MERKLE_HASH_BYTES
+/** mask (uint16 big-endian) then the 16 slots: what an inner node's hash covers. */
+const hashInput = new Uint8Array(2 + SLOTS)
+
 export class MerkleTree {
-  private readonly buckets = new Map<string, Map<string, string>>()
-  /** Number of keys under each non-empty prefix, root included. */
-  private readonly counts = new Map<string, number>()
-  /** Cached hashes; a change evicts its path to the root. */
-  private readonly hashes = new Map<string, string>()
+  private readonly buckets = new Map<number, Bucket>()
+  /** Per level above the buckets, the non-empty inner nodes by index. */
+  private readonly inner: Array<Map<number, MerkleInner>>
 
   constructor(readonly depth: number) {
     if (!Number.isSafeInteger(depth) || depth < 1 || depth > MERKLE_MAX_DEPTH) throw new InvalidInput('merkle depth out of range', { depth })
+    this.inner = Array.from({ length: depth }, () => new Map())
   }
 
   static build(entries: Iterable<MerkleEntry>, depth: number): MerkleTree {
@@ -68,116 +87,127 @@ export class MerkleTree {
   }
 
   get size(): number {
-    return this.counts.get('') ?? 0
+    return this.inner[0]!.get(0)?.count ?? 0
   }
 
+  /** Number of nodes at `level` (16^level). */
+  width(level: number): number {
+    return 16 ** level
+  }
+
+  /** Index of the bucket holding `key`. */
+  bucketIndex(key: string): number {
+    return this.depth === 8 ? murmur3(utf8(key), 0) : murmur3(utf8(key), 0) >>> (32 - 4 * this.depth)
+  }
+
+  /** Hex prefix of the bucket holding `key`. */
   bucketOf(key: string): string {
-    return murmur3(utf8(key), 0).toString(16).padStart(8, '0').slice(0, this.depth)
+    return prefixOf(this.depth, this.bucketIndex(key))
   }
 
   set(key: string, vh: string): void {
-    const prefix = this.bucketOf(key)
-    let bucket = this.buckets.get(prefix)
-    if (bucket === undefined) {
-      bucket = new Map()
-      this.buckets.set(prefix, bucket)
-    }
-    const had = bucket.has(key)
-    if (had && bucket.get(key) === vh) return
-    bucket.set(key, vh)
-    this.touch(prefix, had ? 0 : 1)
+    const index = this.bucketIndex(key)
+    let bucket = this.buckets.get(index)
+    if (bucket === undefined) this.buckets.set(index, (bucket = { entries: new Map(), hash: undefined }))
+    const previous = bucket.entries.get(key)
+    if (previous === vh) return
+    bucket.entries.set(key, vh)
+    bucket.hash = undefined
+    this.touch(index, previous === undefined ? 1 : 0)
   }
 
   delete(key: string): boolean {
-    const prefix = this.bucketOf(key)
-    const bucket = this.buckets.get(prefix)
-    if (bucket === undefined || !bucket.delete(key)) return false
-    if (bucket.size === 0) this.buckets.delete(prefix)
-    this.touch(prefix, -1)
+    const index = this.bucketIndex(key)
+    const bucket = this.buckets.get(index)
+    if (bucket === undefined || !bucket.entries.delete(key)) return false
+    bucket.hash = undefined
+    if (bucket.entries.size === 0) this.buckets.delete(index)
+    this.touch(index, -1)
     return true
   }
 
   get(key: string): string | undefined {
-    return this.buckets.get(this.bucketOf(key))?.get(key)
+    return this.buckets.get(this.bucketIndex(key))?.entries.get(key)
   }
 
-  private touch(bucketPrefix: string, delta: number): void {
-    for (let len = 0; len <= this.depth; len++) {
-      const p = bucketPrefix.slice(0, len)
-      this.hashes.delete(p)
-      if (delta !== 0) {
-        const n = (this.counts.get(p) ?? 0) + delta
-        if (n === 0) this.counts.delete(p)
-        else this.counts.set(p, n)
+  /** Marks the path above bucket `index` stale, counting `delta` keys in or out. O(depth). */
+  private touch(index: number, delta: number): void {
+    for (let level = this.depth - 1, child = index; level >= 0; level--) {
+      const i = Math.floor(child / 16)
+      const nodes = this.inner[level]!
+      let node = nodes.get(i)
+      if (node === undefined) nodes.set(i, (node = { count: 0, mask: 0, stale: 0, slots: new Uint8Array(SLOTS), hash: undefined }))
+      node.count += delta
+      node.stale |= 1 << (child & 15)
+      node.hash = undefined
+      if (node.count === 0) nodes.delete(i)
+      child = i
+    }
+  }
+
+  /** Hash of node (level, index); undefined for an empty subtree. The bytes are the tree's: do not modify. */
+  hashAt(level: number, index: number): Uint8Array | undefined {
+    if (level === this.depth) return this.bucketHash(index)
+    return this.node(level, index)?.hash
+  }
+
+  /** Inner node (level < depth, index) with its slots current; undefined if empty. Do not modify. */
+  node(level: number, index: number): MerkleInner | undefined {
+    const node = this.inner[level]?.get(index)
+    if (node === undefined || node.hash !== undefined) return node
+    for (let c = 0; node.stale !== 0; c++) {
+      const bit = 1 << c
+      if ((node.stale & bit) === 0) continue
+      node.stale &= ~bit
+      const child = this.hashAt(level + 1, index * 16 + c)
+      if (child === undefined) {
+        node.mask &= ~bit
+        node.slots.fill(0, c * MERKLE_HASH_BYTES, (c + 1) * MERKLE_HASH_BYTES)
+      } else {
+        node.mask |= bit
+        node.slots.set(child, c * MERKLE_HASH_BYTES)
       }
     }
+    hashInput[0] = node.mask >>> 8
+    hashInput[1] = node.mask & 0xff
+    hashInput.set(node.slots, 2)
+    node.hash = createHash('sha256').update(hashInput).digest().subarray(0, MERKLE_HASH_BYTES)
+    return node
   }
 
-  /** Hash of the node at `prefix`; '' for an empty subtree. */
+  private bucketHash(index: number): Uint8Array | undefined {
+    const bucket = this.buckets.get(index)
+    if (bucket === undefined || bucket.hash !== undefined) return bucket?.hash
+    let text = ''
+    for (const [key, vh] of this.bucketEntriesAt(index)) text += `${key.length}:${key}${vh.length}:${vh}`
+    bucket.hash = createHash('sha256').update(text).digest().subarray(0, MERKLE_HASH_BYTES)
+    return bucket.hash
+  }
+
+  /** The root: its hash in hex ('' for an empty tree) and how many keys the tree holds. */
+  root(): { hash: string; count: number } {
+    return { hash: hex(this.hashAt(0, 0)), count: this.size }
+  }
+
+  /** Hex hash of the node at `prefix` ('' for the root); '' for an empty subtree. */
   hash(prefix: string): string {
-    if (!this.counts.has(prefix)) return ''
-    const cached = this.hashes.get(prefix)
-    if (cached !== undefined) return cached
-    const h = createHash('sha256')
-    if (prefix.length === this.depth) {
-      for (const [key, vh] of this.bucketEntries(prefix)) h.update(`${key.length}:${key}${vh.length}:${vh}`)
-    } else {
-      for (const child of this.children(prefix)) h.update(child.prefix).update(child.hash)
-    }
-    const out = h.digest('hex').slice(0, HASH_HEX)
-    this.hashes.set(prefix, out)
-    return out
+    if (prefix.length > this.depth || !/^[0-9a-f]*$/.test(prefix)) throw new InvalidInput('bad merkle prefix', { prefix, depth: this.depth })
+    return hex(this.hashAt(prefix.length, prefix.length === 0 ? 0 : parseInt(prefix, 16)))
   }
 
-  root(): MerkleNode {
-    return { prefix: '', hash: this.hash('') }
-  }
-
-  /** The non-empty children of an inner node. */
-  children(prefix: string): MerkleNode[] {
-    this.checkPrefix(prefix, this.depth - 1)
-    const out: MerkleNode[] = []
-    for (const c of NIBBLES) {
-      const p = prefix + c
-      if (this.counts.has(p)) out.push({ prefix: p, hash: this.hash(p) })
-    }
-    return out
-  }
-
-  /** A bucket's entries, sorted by key. */
-  bucketEntries(prefix: string): MerkleEntry[] {
-    this.checkPrefix(prefix, this.depth)
-    if (prefix.length !== this.depth) throw new InvalidInput('not a bucket prefix', { prefix, depth: this.depth })
-    const bucket = this.buckets.get(prefix)
+  /** Bucket `index`'s entries, sorted by key. */
+  bucketEntriesAt(index: number): MerkleEntry[] {
+    const bucket = this.buckets.get(index)
     if (bucket === undefined) return []
-    return [...bucket].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-  }
-
-  private checkPrefix(prefix: string, maxLength: number): void {
-    if (prefix.length > maxLength || !/^[0-9a-f]*$/.test(prefix)) throw new InvalidInput('bad merkle prefix', { prefix, maxLength })
+    return [...bucket.entries].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
   }
 }
 
-/**
- * Compare the peer's children of `requested` prefixes with ours: the child prefixes whose
- * hashes differ (present on one side only counts). At bucket depth these are buckets.
- */
-export function compareChildren(local: MerkleTree, requested: readonly string[], remote: readonly MerkleNode[]): string[] {
-  const wanted = new Set(requested)
-  const theirs = new Map<string, string>()
-  for (const n of remote) {
-    if (!wanted.has(n.prefix.slice(0, -1)) || n.prefix.length === 0) throw new InvalidInput('merkle node was not requested', { prefix: n.prefix })
-    theirs.set(n.prefix, n.hash)
-  }
-  const out: string[] = []
-  for (const parent of requested) {
-    for (const c of NIBBLES) {
-      const p = parent + c
-      const mine = local.hash(p)
-      if (mine !== (theirs.get(p) ?? '')) out.push(p)
-    }
-  }
-  return out
+const hex = (hash: Uint8Array | undefined): string => (hash === undefined ? '' : Buffer.from(hash.buffer, hash.byteOffset, hash.byteLength).toString('hex'))
+
+/** Hex prefix of node `index` at `level`. */
+export function prefixOf(level: number, index: number): string {
+  return level === 0 ? '' : index.toString(16).padStart(level, '0')
 }
 
 export function diffBuckets(local: readonly MerkleEntry[], remote: readonly MerkleEntry[]): BucketDiff {
@@ -191,55 +221,4 @@ export function diffBuckets(local: readonly MerkleEntry[], remote: readonly Merk
     theirs.delete(key)
   }
   return { onlyLocal, onlyRemote: [...theirs.keys()], different }
-}
-
-export interface MerkleReconciliation extends BucketDiff {
-  /** Nodes and bucket entries sent by both sides (roots included). */
-  readonly nodesExchanged: number
-  readonly entriesExchanged: number
-  /** Round trips: one per level descended, plus the bucket exchange. */
-  readonly roundTrips: number
-}
-
-/** Runs the exchange between two local trees; what a sync round would do over the wire. */
-export function reconcile(local: MerkleTree, remote: MerkleTree): MerkleReconciliation {
-  if (local.depth !== remote.depth) throw new InvalidInput('merkle depths differ', { local: local.depth, remote: remote.depth })
-  let nodes = 2
-  let entries = 0
-  let roundTrips = 1
-  const result: BucketDiff = { onlyLocal: [], onlyRemote: [], different: [] }
-  if (local.root().hash === remote.root().hash) return { ...result, nodesExchanged: nodes, entriesExchanged: 0, roundTrips }
-  let frontier = ['']
-  for (let level = 0; level < local.depth && frontier.length > 0; level++) {
-    const theirs = frontier.flatMap((p) => remote.children(p))
-    nodes += frontier.length + theirs.length
-    roundTrips += 1
-    frontier = compareChildren(local, frontier, theirs)
-  }
-  roundTrips += frontier.length > 0 ? 1 : 0
-  for (const bucket of frontier) {
-    const mine = local.bucketEntries(bucket)
-    const theirs = remote.bucketEntries(bucket)
-    entries += mine.length + theirs.length
-    const d = diffBuckets(mine, theirs)
-    result.onlyLocal.push(...d.onlyLocal)
-    result.onlyRemote.push(...d.onlyRemote)
-    result.different.push(...d.different)
-  }
-  return { ...result, nodesExchanged: nodes, entriesExchanged: entries, roundTrips }
-}
-
-const prefixSchema = z.string().max(MERKLE_MAX_DEPTH).regex(/^[0-9a-f]*$/)
-const hashSchema = z.string().regex(/^[0-9a-f]{32}$/)
-
-export const MERKLE_MAX_NODES = 65_536
-
-export function decodeMerkleNodes(wire: unknown, maxNodes = MERKLE_MAX_NODES): MerkleNode[] {
-  if (Array.isArray(wire) && wire.length > maxNodes) throw new InvalidInput('too many merkle nodes', { nodes: wire.length, maxNodes })
-  return parseWire(z.array(z.object({ prefix: prefixSchema, hash: hashSchema }).strict()), wire, 'merkle nodes')
-}
-
-export function decodeBucketEntries(wire: unknown, maxEntries = WIRE_LIMITS.entries): MerkleEntry[] {
-  if (Array.isArray(wire) && wire.length > maxEntries) throw new InvalidInput('too many bucket entries', { entries: wire.length, maxEntries })
-  return parseWire(z.array(z.tuple([z.string().max(WIRE_LIMITS.keyLength), z.string().min(1).max(128)])), wire, 'merkle bucket entries')
 }

@@ -215,8 +215,13 @@ describe('anti-entropy engine (simulated)', () => {
       const bad = [
         { digest: 'bloom', salt: 's', filter: new Uint8Array(10_000), count: 1 },
         { digest: 'bloom', salt: 's', filter: new Uint8Array([1, 2, 3]), count: 1 },
-        { digest: 'merkle', op: 'children', depth: 2, prefixes: ['zz'] },
-        { digest: 'merkle', op: 'buckets', depth: 99, prefixes: [] },
+        // a node list that is not whole uint32 indices; a node the level does not have; a level
+        // below the buckets; a depth out of range; the string prefixes of an older format
+        { digest: 'merkle', op: 'children', depth: 2, level: 0, nodes: new Uint8Array(3) },
+        { digest: 'merkle', op: 'children', depth: 2, level: 0, nodes: new Uint8Array([0, 0, 0, 7]) },
+        { digest: 'merkle', op: 'children', depth: 2, level: 2, nodes: new Uint8Array(4) },
+        { digest: 'merkle', op: 'buckets', depth: 99, nodes: new Uint8Array() },
+        { digest: 'merkle', op: 'children', depth: 2, prefixes: ['0'] },
         { digest: 'full-list', ids: ['a'] },
       ]
       const outcomes: unknown[] = []

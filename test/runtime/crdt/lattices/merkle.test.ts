@@ -2,7 +2,10 @@ import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import {
   compareChildren,
-  decodeMerkleNodes,
+  decodeNodeList,
+  encodeChildren,
+  encodeNodeList,
+  MERKLE_MAX_NODES,
   merkleDepthFor,
   MerkleTree,
   reconcile,
@@ -79,15 +82,48 @@ describe('merkle digest', () => {
     expect(r.entriesExchanged).toBeLessThan(n / 20)
   })
 
-  it('rejects nodes it did not ask for, oversized node lists and mismatched depths', () => {
+  it('kept incrementally, a tree has the hashes of one built afresh from what it holds (writes, rewrites, deletes to empty)', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.string({ minLength: 1, maxLength: 4 }), fc.option(fc.nat(3), { nil: undefined })), { maxLength: 200 }),
+        fc.integer({ min: 1, max: 3 }),
+        (writes, depth) => {
+          const tree = new MerkleTree(depth)
+          const held = new Map<string, string>()
+          for (const [key, version] of writes) {
+            // hash read between writes, so stale marks are exercised on cached paths
+            tree.root()
+            if (version === undefined) {
+              expect(tree.delete(key)).toBe(held.delete(key))
+            } else {
+              tree.set(key, versionHash(`${key}:${version}`))
+              held.set(key, versionHash(`${key}:${version}`))
+            }
+          }
+          const fresh = MerkleTree.build(held, depth)
+          expect(tree.root()).toEqual(fresh.root())
+          expect(tree.size).toBe(held.size)
+          for (const key of held.keys()) expect(tree.hash(tree.bucketOf(key).slice(0, depth - 1))).toBe(fresh.hash(fresh.bucketOf(key).slice(0, depth - 1)))
+          if (held.size === 0) expect(tree.root().hash).toBe('')
+        },
+      ),
+    )
+  })
+
+  it('rejects children that do not match the nodes asked about, oversized or out-of-range node lists and mismatched depths', () => {
     const a = MerkleTree.build([['x', versionHash('x')]], 2)
-    expect(() => compareChildren(a, ['0'], [{ prefix: '1a', hash: '0'.repeat(32) }])).toThrow(
-      expect.objectContaining({ code: 'INVALID_INPUT' }),
-    )
-    expect(() => decodeMerkleNodes(Array.from({ length: 5 }, () => ({ prefix: '', hash: '0'.repeat(32) })), 4)).toThrow(
-      expect.objectContaining({ code: 'INVALID_INPUT' }),
-    )
-    expect(() => decodeMerkleNodes([{ prefix: 'zz', hash: 'x' }])).toThrow(expect.objectContaining({ code: 'INVALID_INPUT' }))
+    const b = MerkleTree.build([['y', versionHash('y')]], 2)
+    const children = encodeChildren(b, 0, [0])
+    expect(compareChildren(a, 0, [0], children).length).toBeGreaterThan(0)
+    // the bytes describe one parent, not two; nor half of one
+    expect(() => compareChildren(a, 0, [0, 0], children)).toThrow(expect.objectContaining({ code: 'INVALID_INPUT' }))
+    expect(() => compareChildren(a, 0, [0], children.subarray(0, children.length - 1))).toThrow(expect.objectContaining({ code: 'INVALID_INPUT' }))
+    expect(() => compareChildren(a, 0, [0], new Uint8Array([...children, 0]))).toThrow(expect.objectContaining({ code: 'INVALID_INPUT' }))
+    expect(() => encodeNodeList(Array.from({ length: MERKLE_MAX_NODES + 1 }, () => 0))).toThrow(expect.objectContaining({ code: 'INVALID_INPUT' }))
+    expect(decodeNodeList(encodeNodeList([3, 255]), 256)).toEqual([3, 255])
+    expect(() => decodeNodeList(encodeNodeList([256]), 256)).toThrow(expect.objectContaining({ code: 'INVALID_INPUT' }))
+    expect(() => decodeNodeList(new Uint8Array(6), 256)).toThrow(expect.objectContaining({ code: 'INVALID_INPUT' }))
+    expect(() => encodeChildren(a, 2, [0])).toThrow(expect.objectContaining({ code: 'INVALID_INPUT' }))
     expect(() => reconcile(a, new MerkleTree(3))).toThrow(expect.objectContaining({ code: 'INVALID_INPUT' }))
     expect(() => new MerkleTree(9)).toThrow(expect.objectContaining({ code: 'INVALID_INPUT' }))
   })
