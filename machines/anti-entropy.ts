@@ -24,24 +24,40 @@ export const peerSelectionSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('random'), k: z.number().int().min(1).max(1024) }).strict(),
   z.object({ kind: z.literal('round-robin') }).strict(),
   /** listed peers first (in list order), then the rest by score (success rate, latency); k per round */
-  z.object({ kind: z.literal('priority'), peers: z.array(z.string().min(1).max(256)).max(4096).optional(), k: z.number().int().min(1).max(1024).default(1) }).strict(),
+  z
+    .object({ kind: z.literal('priority'), peers: z.array(z.string().min(1).max(256)).max(4096).optional(), k: z.number().int().min(1).max(1024).default(1) })
+    .strict(),
 ])
 
 export const antiEntropyConfigSchema = z
   .object({
     /** ms between the end of a round and the start of the next */
-    syncInterval: z.number().int().positive().max(24 * 3600_000),
+    syncInterval: z
+      .number()
+      .int()
+      .positive()
+      .max(24 * 3600_000),
     peerSelection: peerSelectionSchema,
     /** merkle: trees kept current per write, a round costs O(differing · log n); bloom: rebuilt (salted) every round, O(n) */
     digest: z.enum(['bloom', 'merkle']).default('merkle'),
     /** minimum bloom filter size in bits; grows with the collection to keep ~1% false positives */
-    bloomFilterSize: z.number().int().min(64).max(32 * 1024 * 1024 * 8).default(8192),
+    bloomFilterSize: z
+      .number()
+      .int()
+      .min(64)
+      .max(32 * 1024 * 1024 * 8)
+      .default(8192),
     /** stop after this many rounds (default: run until stopped) */
     maxRounds: z.number().int().positive().optional(),
     /** documents per reconcile request */
     batchSize: z.number().int().min(1).max(100_000).default(500),
     /** largest digest accepted from a peer, bytes */
-    maxDigestBytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(4 * 1024 * 1024),
+    maxDigestBytes: z
+      .number()
+      .int()
+      .min(1024)
+      .max(64 * 1024 * 1024)
+      .default(4 * 1024 * 1024),
     /** per-peer retries within a round */
     retry: backoffPolicySchema.default({ maxAttempts: 2, initialDelayMs: 50, maxDelayMs: 1_000, multiplier: 2, jitter: 'equal' }),
     requestTimeoutMs: z.number().int().positive().max(600_000).default(5_000),
@@ -254,12 +270,32 @@ export const antiEntropyMachine = setup({
         {
           guard: 'canRetry',
           target: 'backoff',
-          actions: { type: 'report', params: ({ context }) => ({ type: 'PeerFailed', round: context.round, peerId: currentPeer(context), willRetry: true, attempt: context.attempt, ...codeOf(context.lastError) }) },
+          actions: {
+            type: 'report',
+            params: ({ context }) => ({
+              type: 'PeerFailed',
+              round: context.round,
+              peerId: currentPeer(context),
+              willRetry: true,
+              attempt: context.attempt,
+              ...codeOf(context.lastError),
+            }),
+          },
         },
         {
           target: 'nextPeer',
           actions: [
-            { type: 'report', params: ({ context }) => ({ type: 'PeerFailed', round: context.round, peerId: currentPeer(context), willRetry: false, attempt: context.attempt, ...codeOf(context.lastError) }) },
+            {
+              type: 'report',
+              params: ({ context }) => ({
+                type: 'PeerFailed',
+                round: context.round,
+                peerId: currentPeer(context),
+                willRetry: false,
+                attempt: context.attempt,
+                ...codeOf(context.lastError),
+              }),
+            },
             assign({ failedPeers: ({ context }) => context.failedPeers + 1 }),
           ],
         },
@@ -274,7 +310,11 @@ export const antiEntropyMachine = setup({
     },
     nextPeer: {
       always: [
-        { guard: 'morePeers', target: 'exchanging', actions: assign({ index: ({ context }) => context.index + 1, attempt: 1, digest: null, lastError: undefined }) },
+        {
+          guard: 'morePeers',
+          target: 'exchanging',
+          actions: assign({ index: ({ context }) => context.index + 1, attempt: 1, digest: null, lastError: undefined }),
+        },
         {
           target: 'idle',
           actions: {

@@ -158,7 +158,10 @@ export const crdtSyncMachine = setup({
     applying: {
       entry: 'apply',
       on: {
-        DONE: [{ guard: 'needsPush', target: 'pushing' }, { target: 'idle', actions: 'succeed' }],
+        DONE: [
+          { guard: 'needsPush', target: 'pushing' },
+          { target: 'idle', actions: 'succeed' },
+        ],
         // A response that fails validation is the peer's fault and will not improve by asking again.
         ERROR: { target: 'idle', actions: 'fail' },
       },

@@ -4,7 +4,16 @@
 // and the machine itself stays free of clocks and randomness.
 import { assign, fromCallback, fromPromise, not, setup } from 'xstate'
 import { z } from 'zod'
-import { backoffPolicySchema, defaultIsRetryable, errorInfo, type BackoffPolicy, type BackoffTimerInput, type DeadlineEvent, type DeadlineTimerInput, type ErrorInfo } from './kernel.js'
+import {
+  backoffPolicySchema,
+  defaultIsRetryable,
+  errorInfo,
+  type BackoffPolicy,
+  type BackoffTimerInput,
+  type DeadlineEvent,
+  type DeadlineTimerInput,
+  type ErrorInfo,
+} from './kernel.js'
 
 export const retryInputSchema = z.object({
   policy: backoffPolicySchema,
@@ -36,8 +45,7 @@ export type RetryContext = {
   error: ErrorInfo | null
 }
 
-const lastCause = (context: RetryContext): { cause?: unknown } =>
-  context.lastError === undefined ? {} : { cause: context.lastError }
+const lastCause = (context: RetryContext): { cause?: unknown } => (context.lastError === undefined ? {} : { cause: context.lastError })
 
 export const retryMachine = setup({
   types: {
@@ -93,9 +101,7 @@ export const retryMachine = setup({
         id: 'attempt',
         src: 'attempt',
         input: ({ context }) =>
-          context.deadlineAt === undefined
-            ? { attempt: context.attempt }
-            : { attempt: context.attempt, deadlineAt: context.deadlineAt },
+          context.deadlineAt === undefined ? { attempt: context.attempt } : { attempt: context.attempt, deadlineAt: context.deadlineAt },
         onDone: {
           target: 'succeeded',
           actions: assign({ status: 'succeeded', value: ({ event }) => event.output }),

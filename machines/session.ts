@@ -95,15 +95,11 @@ export type SessionOutcome =
 export type PendingMessage = { step: number; from: string; payload: unknown }
 
 /** What the leader decided; each peer turns it into its own outcome (its results, its last step). */
-export const verdictSchema = z
-  .object({ kind: z.enum(['success', 'failure', 'timeout', 'cancelled']), reason: z.string().max(1024).optional() })
-  .strict()
+export const verdictSchema = z.object({ kind: z.enum(['success', 'failure', 'timeout', 'cancelled']), reason: z.string().max(1024).optional() }).strict()
 export type Verdict = z.infer<typeof verdictSchema>
 
 /** What a participant reports to the leader: its projection is done, or it calls for an end. */
-export const proposalSchema = z
-  .object({ kind: z.enum(['done', 'failure', 'cancelled', 'timeout']), reason: z.string().max(1024).optional() })
-  .strict()
+export const proposalSchema = z.object({ kind: z.enum(['done', 'failure', 'cancelled', 'timeout']), reason: z.string().max(1024).optional() }).strict()
 export type Proposal = z.infer<typeof proposalSchema>
 
 export type SessionContext = {
@@ -157,12 +153,10 @@ export type ReportInput = { sessionId: string; leaderPeerId: string; proposal: P
 
 type Ctx = SessionContext
 
-const roleOf = (ctx: Ctx, peerId: string): string | undefined =>
-  ctx.participants.find((p) => p.peerId === peerId)?.role
+const roleOf = (ctx: Ctx, peerId: string): string | undefined => ctx.participants.find((p) => p.peerId === peerId)?.role
 const peerOf = (ctx: Ctx, role: string): string | undefined => ctx.participants.find((p) => p.role === role)?.peerId
 const currentStep = (ctx: Ctx): SessionStep | undefined => ctx.protocol?.steps[ctx.cursor]
-const hasPayload = (ctx: Ctx, step: number, from: string): boolean =>
-  ctx.received[step] !== undefined && Object.hasOwn(ctx.received[step]!, from)
+const hasPayload = (ctx: Ctx, step: number, from: string): boolean => ctx.received[step] !== undefined && Object.hasOwn(ctx.received[step]!, from)
 
 /** Whether a message fits the protocol: right sender for its step, addressed to us, not seen before. */
 function fitsProtocol(ctx: Ctx, protocol: SessionProtocol, msg: { step: number; from: string }): boolean {
@@ -267,18 +261,14 @@ export const sessionMachine = setup({
     isLeader: ({ context }) => isLeader(context),
     // A verdict is the leader's to give; the leader itself never takes one.
     fromParticipantsSide: ({ context, event }) => event.type === 'VERDICT' && !isLeader(context),
-    reportsDone: ({ context, event }) =>
-      reportFrom(context, event, 'done') && event.type === 'REPORT' && !context.reportedDone.includes(event.from),
+    reportsDone: ({ context, event }) => reportFrom(context, event, 'done') && event.type === 'REPORT' && !context.reportedDone.includes(event.from),
     reportsFailure: ({ context, event }) => reportFrom(context, event, 'failure'),
     reportsCancel: ({ context, event }) => reportFrom(context, event, 'cancelled'),
     allReportedDone: ({ context }) => context.participants.every((p) => context.reportedDone.includes(p.peerId)),
     answeredVerdict: ({ event }) => (event as { output?: unknown }).output != null,
-    isRosterJoin: ({ context, event }) =>
-      event.type === 'JOIN' && context.participants.some((p) => p.peerId === event.peerId && p.role === event.role),
-    canUnjoin: ({ context, event }) =>
-      event.type === 'LEAVE' && event.peerId !== context.selfPeerId && context.joined.includes(event.peerId),
-    isOtherParticipant: ({ context, event }) =>
-      event.type === 'LEAVE' && event.peerId !== context.selfPeerId && roleOf(context, event.peerId) !== undefined,
+    isRosterJoin: ({ context, event }) => event.type === 'JOIN' && context.participants.some((p) => p.peerId === event.peerId && p.role === event.role),
+    canUnjoin: ({ context, event }) => event.type === 'LEAVE' && event.peerId !== context.selfPeerId && context.joined.includes(event.peerId),
+    isOtherParticipant: ({ context, event }) => event.type === 'LEAVE' && event.peerId !== context.selfPeerId && roleOf(context, event.peerId) !== undefined,
     isRunnableProtocol: ({ context, event }) => event.type === 'EXECUTE' && protocolFitsRoster(context, event.protocol),
     canBuffer: ({ context, event }) =>
       event.type === 'RECEIVE' &&
@@ -288,8 +278,7 @@ export const sessionMachine = setup({
       roleOf(context, event.from) !== undefined &&
       context.pending.length < MAX_PENDING_MESSAGES &&
       !context.pending.some((m) => m.step === event.step && m.from === event.from),
-    fitsProtocol: ({ context, event }) =>
-      event.type === 'RECEIVE' && context.protocol !== null && fitsProtocol(context, context.protocol, event),
+    fitsProtocol: ({ context, event }) => event.type === 'RECEIVE' && context.protocol !== null && fitsProtocol(context, context.protocol, event),
     allJoined: ({ context }) => context.participants.every((p) => context.joined.includes(p.peerId)),
     protocolDone: ({ context }) => context.protocol !== null && context.cursor >= context.protocol.steps.length,
     selfSends: ({ context }) => currentStep(context)?.from === context.selfRole,
@@ -305,12 +294,10 @@ export const sessionMachine = setup({
   },
   actions: {
     recordJoin: assign({
-      joined: ({ context, event }) =>
-        event.type === 'JOIN' && !context.joined.includes(event.peerId) ? [...context.joined, event.peerId] : context.joined,
+      joined: ({ context, event }) => (event.type === 'JOIN' && !context.joined.includes(event.peerId) ? [...context.joined, event.peerId] : context.joined),
     }),
     recordLeave: assign({
-      joined: ({ context, event }) =>
-        event.type === 'LEAVE' ? context.joined.filter((p) => p !== event.peerId) : context.joined,
+      joined: ({ context, event }) => (event.type === 'LEAVE' ? context.joined.filter((p) => p !== event.peerId) : context.joined),
     }),
     bufferMessage: assign({
       pending: ({ context, event }) =>
@@ -319,8 +306,7 @@ export const sessionMachine = setup({
           : context.pending,
     }),
     recordMessage: assign({
-      received: ({ context, event }) =>
-        event.type === 'RECEIVE' ? record(context.received, event.step, event.from, event.payload) : context.received,
+      received: ({ context, event }) => (event.type === 'RECEIVE' ? record(context.received, event.step, event.from, event.payload) : context.received),
     }),
     // Messages buffered before the protocol was known are checked against it now; misfits are dropped.
     startProtocol: assign(({ context, event }) => {
@@ -593,16 +579,8 @@ export const sessionMachine = setup({
         id: 'release',
         src: 'release',
         input: ({ context }) => ({ sessionId: context.sessionId, outcome: context.outcome!, announce: isLeader(context) }),
-        onDone: [
-          { guard: 'outcomeSuccess', target: 'completed' },
-          { guard: 'outcomeCancelled', target: 'cancelled' },
-          { target: 'failed' },
-        ],
-        onError: [
-          { guard: 'outcomeSuccess', target: 'completed' },
-          { guard: 'outcomeCancelled', target: 'cancelled' },
-          { target: 'failed' },
-        ],
+        onDone: [{ guard: 'outcomeSuccess', target: 'completed' }, { guard: 'outcomeCancelled', target: 'cancelled' }, { target: 'failed' }],
+        onError: [{ guard: 'outcomeSuccess', target: 'completed' }, { guard: 'outcomeCancelled', target: 'cancelled' }, { target: 'failed' }],
       },
     },
     completed: { type: 'final' },

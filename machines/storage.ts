@@ -57,8 +57,7 @@ const notProvided = (name: string) => () => {
   throw Object.assign(new Error(`storage step '${name}' not provided`), { code: 'CONFIG_INVALID' })
 }
 
-const missing = <O, I>(name: string) =>
-  fromPromise<O, I>(async () => notProvided(name)())
+const missing = <O, I>(name: string) => fromPromise<O, I>(async () => notProvided(name)())
 
 const validatedOf = (c: Context): ValidatedOp => ({ op: c.op, namespace: c.namespace, holder: c.holder, validated: c.validated })
 
@@ -90,7 +89,9 @@ export function createStorageOperationMachine(steps: StorageSteps) {
     },
     actions: {
       validate: assign(({ context }) =>
-        attempt(false, () => ({ validated: steps.validate({ op: context.op, namespace: context.namespace, holder: context.holder, request: context.request }) })),
+        attempt(false, () => ({
+          validated: steps.validate({ op: context.op, namespace: context.namespace, holder: context.holder, request: context.request }),
+        })),
       ),
       authorizeCached: assign(({ context }) => attempt(true, () => ({ granted: steps.authorizeCached(validatedOf(context)) }))),
       read: assign(({ context }) => attempt(false, () => ({ value: steps.read(validatedOf(context)) }))),

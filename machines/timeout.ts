@@ -101,9 +101,7 @@ export type CoordinationPolicy = z.infer<typeof coordinationPolicySchema>
 export const coordinatedTimeoutInputSchema = z.object({
   deadlineAt: z.number().finite(),
   policy: coordinationPolicySchema,
-  opIds: z
-    .array(z.string().min(1))
-    .refine((ids) => new Set(ids).size === ids.length, { message: 'opIds must be unique' }),
+  opIds: z.array(z.string().min(1)).refine((ids) => new Set(ids).size === ids.length, { message: 'opIds must be unique' }),
 })
 export type CoordinatedTimeoutInput = z.infer<typeof coordinatedTimeoutInputSchema>
 export type CoordinatedOperationInput = { opId: string; deadlineAt: number }
@@ -144,8 +142,7 @@ export type CoordinatedTimeoutContext = {
 const OP_PREFIX = 'op:'
 /** The child id of an operation, as seen in `xstate.done.actor.<id>` events and `snapshot.children`. */
 export const opChildId = (opId: string): string => OP_PREFIX + opId
-const opOf = (actorId: string | undefined): string | null =>
-  actorId !== undefined && actorId.startsWith(OP_PREFIX) ? actorId.slice(OP_PREFIX.length) : null
+const opOf = (actorId: string | undefined): string | null => (actorId !== undefined && actorId.startsWith(OP_PREFIX) ? actorId.slice(OP_PREFIX.length) : null)
 
 const settled = (ctx: Pick<CoordinatedTimeoutContext, 'results' | 'errors'>, opId: string): boolean =>
   Object.hasOwn(ctx.results, opId) || Object.hasOwn(ctx.errors, opId)
@@ -218,8 +215,7 @@ export const coordinatedTimeoutMachine = setup({
         },
         'xstate.error.actor.*': [
           {
-            guard: ({ context, event }) =>
-              context.policy === 'fail-fast' && opOf(event.actorId) !== null,
+            guard: ({ context, event }) => context.policy === 'fail-fast' && opOf(event.actorId) !== null,
             target: 'failed',
             actions: assign(({ context, event }) => {
               const opId = opOf(event.actorId)!

@@ -62,7 +62,15 @@ export type TransportEvent =
   | { type: 'REMOTE_CLOSED' }
   | { type: 'DRAIN_TIMEOUT' }
 
-export type ConnectorInput = { peerId: string; channelId: string; contextId: string; epoch: number; address: string | undefined; addressIndex: number; round: number }
+export type ConnectorInput = {
+  peerId: string
+  channelId: string
+  contextId: string
+  epoch: number
+  address: string | undefined
+  addressIndex: number
+  round: number
+}
 export type BackoffTimerInput = { attempt: number; policy: ReconnectPolicy }
 export type DrainTimerInput = { ms: number }
 

@@ -22,7 +22,15 @@ export type { MetricsSnapshot, LatencySummary } from './core/metrics.js'
 export { defineChoreography, type Choreography, type ChoreographyDefinition, type ChoreographyStep, type StepContext } from './sessions/choreography.js'
 export { thresholdCeremony, groupKeyOf } from './sessions/protocols/threshold-ceremony.js'
 export type { SessionManager, Session, SessionResult, SessionView, SessionParticipant, CreateSessionConfig, Invitation } from './sessions/session-manager.js'
-export type { TimeoutCoordinator, TimeoutPolicy, CoordinatedResult, Operation, NamedOperation, OperationContext, RemoteHandler } from './timeouts/timeout-coordinator.js'
+export type {
+  TimeoutCoordinator,
+  TimeoutPolicy,
+  CoordinatedResult,
+  Operation,
+  NamedOperation,
+  OperationContext,
+  RemoteHandler,
+} from './timeouts/timeout-coordinator.js'
 export { currentDeadline, currentSignal, type TimeoutScope } from './timeouts/timeout-context.js'
 export { withRetry, type RetryPolicy } from './timeouts/with-retry.js'
 

@@ -25,7 +25,15 @@ interface Violation {
 }
 
 const IMPORT = /(?:^|[\s;])(?:import|export)\s[^'"]*?from\s*['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)|^\s*import\s*['"]([^'"]+)['"]/gm
-const IMPURE = [/\bDate\.now\s*\(/, /\bMath\.random\s*\(/, /\bperformance\.now\s*\(/, /\bsetTimeout\s*\(/, /\bsetInterval\s*\(/, /\bsetImmediate\s*\(/, /\bnew Date\s*\(\s*\)/]
+const IMPURE = [
+  /\bDate\.now\s*\(/,
+  /\bMath\.random\s*\(/,
+  /\bperformance\.now\s*\(/,
+  /\bsetTimeout\s*\(/,
+  /\bsetInterval\s*\(/,
+  /\bsetImmediate\s*\(/,
+  /\bnew Date\s*\(\s*\)/,
+]
 const MACHINE_PACKAGES = new Set(['xstate', 'zod'])
 
 function* sources(dir: string): Generator<string> {
@@ -90,26 +98,45 @@ export function checkLayers(root: string = repository): Violation[] {
         const at = { file: name, line: lineOf(text, match.index! + Math.max(0, match[0].search(/\S/))) }
         const typeOnly = /^\s*(?:import|export)\s+type\s/.test(match[0])
         if (layer === 'machines') {
-          if (to.startsWith('runtime/') || to.startsWith('tools/')) out.push({ ...at, why: `machines import ${to}: dependencies point runtime → machines → effects` })
-          else if (to.startsWith('effects/') && !interfaces.has(to) && !(typeOnly && /^effects\/[a-z-]+\/index\.ts$/.test(to))) out.push({ ...at, why: `machines import the effect implementation ${to}: import its interface (${[...interfaces].filter((i) => i.startsWith(to.split('/').slice(0, 2).join('/') + '/')).join(', ') || 'effects/<name>/<interface>.ts'})` })
-          else if (!specifier.startsWith('.') && !MACHINE_PACKAGES.has(specifier)) out.push({ ...at, why: `machines import the package ${specifier}: only xstate and zod` })
+          if (to.startsWith('runtime/') || to.startsWith('tools/'))
+            out.push({ ...at, why: `machines import ${to}: dependencies point runtime → machines → effects` })
+          else if (to.startsWith('effects/') && !interfaces.has(to) && !(typeOnly && /^effects\/[a-z-]+\/index\.ts$/.test(to)))
+            out.push({
+              ...at,
+              why: `machines import the effect implementation ${to}: import its interface (${[...interfaces].filter((i) => i.startsWith(to.split('/').slice(0, 2).join('/') + '/')).join(', ') || 'effects/<name>/<interface>.ts'})`,
+            })
+          else if (!specifier.startsWith('.') && !MACHINE_PACKAGES.has(specifier))
+            out.push({ ...at, why: `machines import the package ${specifier}: only xstate and zod` })
         } else if (layer === 'effects') {
-          if (to.startsWith('runtime/') || to.startsWith('machines/') || to.startsWith('tools/')) out.push({ ...at, why: `effects import ${to}: effects depend on nothing above them` })
+          if (to.startsWith('runtime/') || to.startsWith('machines/') || to.startsWith('tools/'))
+            out.push({ ...at, why: `effects import ${to}: effects depend on nothing above them` })
         } else {
-          if (to.startsWith('tools/') || to.startsWith('test/')) out.push({ ...at, why: `runtime imports ${to}: tools and tests build on the runtime, not the other way` })
-          else if (name.startsWith(LATTICES) && specifier.startsWith('.') && !to.startsWith(LATTICES) && to !== 'effects/errors.ts') out.push({ ...at, why: `lattices import ${to}: lattices are pure data (themselves, effects/errors.ts, zod, yjs)` })
-          else if (name.startsWith(LATTICES) && !specifier.startsWith('.') && !LATTICE_PACKAGES.has(specifier)) out.push({ ...at, why: `lattices import the package ${specifier}: only zod, yjs and node:crypto` })
+          if (to.startsWith('tools/') || to.startsWith('test/'))
+            out.push({ ...at, why: `runtime imports ${to}: tools and tests build on the runtime, not the other way` })
+          else if (name.startsWith(LATTICES) && specifier.startsWith('.') && !to.startsWith(LATTICES) && to !== 'effects/errors.ts')
+            out.push({ ...at, why: `lattices import ${to}: lattices are pure data (themselves, effects/errors.ts, zod, yjs)` })
+          else if (name.startsWith(LATTICES) && !specifier.startsWith('.') && !LATTICE_PACKAGES.has(specifier))
+            out.push({ ...at, why: `lattices import the package ${specifier}: only zod, yjs and node:crypto` })
         }
       }
       if (layer === 'effects' && /^effects\/[a-z-]+\/index\.ts$/.test(name)) {
         const EXPORT_FROM = /export\s+(?:type\s+)?(?:\*|\{[^}]*\})\s+from\s+'[^']+';?/g
         const stray = text.replace(EXPORT_FROM, (m) => m.replace(/[^\n]/g, ' ')).search(/\S/)
-        if (stray >= 0) out.push({ file: name, line: lineOf(text, stray), why: `an effect's index.ts only re-exports (the interface lives in its own file): ${text.slice(stray).split('\n')[0]}` })
+        if (stray >= 0)
+          out.push({
+            file: name,
+            line: lineOf(text, stray),
+            why: `an effect's index.ts only re-exports (the interface lives in its own file): ${text.slice(stray).split('\n')[0]}`,
+          })
       }
       if (layer === 'machines') {
         for (const pattern of IMPURE) {
           for (const match of text.matchAll(new RegExp(pattern, 'g'))) {
-            out.push({ file: name, line: lineOf(text, match.index!), why: `machines read time, randomness or timers directly (${match[0].replace(/\s*\($/, "").trim()}()): use the injected clock and random actors` })
+            out.push({
+              file: name,
+              line: lineOf(text, match.index!),
+              why: `machines read time, randomness or timers directly (${match[0].replace(/\s*\($/, '').trim()}()): use the injected clock and random actors`,
+            })
           }
         }
       }

@@ -169,10 +169,13 @@ async function main(): Promise<void> {
   const roster = peers.map((p) => ({ peerId: p.peerId, role: `p${p.index + 1}` }))
   const sessionStart = Date.now()
   peers[0]!.process.send({ type: 'create', participants: roster, timeoutMs: options['timeout-ms'], protocol: `threshold-ceremony-${options.peers}` })
-  const guard = setTimeout(() => {
-    console.error('cluster did not finish within twice the session deadline')
-    process.exit(1)
-  }, options['timeout-ms'] * 2 + 10_000)
+  const guard = setTimeout(
+    () => {
+      console.error('cluster did not finish within twice the session deadline')
+      process.exit(1)
+    },
+    options['timeout-ms'] * 2 + 10_000,
+  )
   await finished
   clearTimeout(guard)
   const elapsed = Date.now() - sessionStart
@@ -196,7 +199,9 @@ async function main(): Promise<void> {
   }
   const survivors = peers.filter((p) => !p.killed)
   const allCompleted = survivors.every((p) => p.result!.status === 'completed')
-  console.log(`  outcome: ${allCompleted ? 'completed' : 'failed'}${allCompleted ? `, group key agreed: ${keys.size === 1 ? [...keys][0]!.slice(0, 16) + '…' : 'NO'}` : ''}`)
+  console.log(
+    `  outcome: ${allCompleted ? 'completed' : 'failed'}${allCompleted ? `, group key agreed: ${keys.size === 1 ? [...keys][0]!.slice(0, 16) + '…' : 'NO'}` : ''}`,
+  )
   console.log(`  session wall time: ${elapsed} ms`)
 
   if (dashboard) {

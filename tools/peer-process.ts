@@ -75,15 +75,26 @@ async function main(): Promise<void> {
   runtime.events$.subscribe((event) => {
     if (event.type === 'transition') {
       const view = runtime.sessions.get(event.actorId)?.state()
-      send({ type: 'progress', what: 'transition', sessionId: event.actorId, machine: event.machine, event: event.event, state: event.state, step: view?.step, t: event.t })
-    }
-    else if (event.type === 'wire' && event.kind === 'step' && event.direction === 'out') send({ type: 'progress', what: 'step-sent', to: event.remote, sessionId: event.session, t: event.t })
+      send({
+        type: 'progress',
+        what: 'transition',
+        sessionId: event.actorId,
+        machine: event.machine,
+        event: event.event,
+        state: event.state,
+        step: view?.step,
+        t: event.t,
+      })
+    } else if (event.type === 'wire' && event.kind === 'step' && event.direction === 'out')
+      send({ type: 'progress', what: 'step-sent', to: event.remote, sessionId: event.session, t: event.t })
     else if (event.type === 'error') send({ type: 'progress', what: 'error', code: event.code, where: event.where, message: event.message })
   })
 
   runtime.sessions.invitations$.subscribe((invitation) => {
     // autoJoin has already joined us; run the choreography the invite names.
-    void runtime.sessions.executeProtocol(invitation.sessionId, invitation.protocol ?? protocol.name).catch((error) => send({ type: 'failure', message: String(error) }))
+    void runtime.sessions
+      .executeProtocol(invitation.sessionId, invitation.protocol ?? protocol.name)
+      .catch((error) => send({ type: 'failure', message: String(error) }))
     void report(invitation.sessionId)
   })
 

@@ -2,10 +2,4 @@
 
 export * from './network.js'
 export { Libp2pNetwork, type Libp2pNetworkOptions } from './libp2p.js'
-export {
-  SimulatedNetwork,
-  SimulatedNetworkHub,
-  type FaultConfig,
-  type NetTraceEvent,
-  type SimulatedNetworkHubOptions,
-} from './simulated.js'
+export { SimulatedNetwork, SimulatedNetworkHub, type FaultConfig, type NetTraceEvent, type SimulatedNetworkHubOptions } from './simulated.js'

@@ -206,7 +206,10 @@ class OutboundChannel {
       const batch = this.takeBatch()
       if (batch.length === 0) continue
       try {
-        await this.writeFrames(batch.map((f) => f.bytes), whenAllAborted(batch.map((f) => f.signal)))
+        await this.writeFrames(
+          batch.map((f) => f.bytes),
+          whenAllAborted(batch.map((f) => f.signal)),
+        )
         for (const f of batch) f.resolve()
       } catch (err) {
         for (const f of batch) f.reject(err)

@@ -3,14 +3,7 @@ import { z } from 'zod'
 import { ConfigInvalid, StorageError, isAuraError } from '../errors.js'
 import type { BatchOp, Entry, Namespace, RangeOptions, Storage, StorageKey } from './store.js'
 import { compareBytes } from './key-order.js'
-import {
-  DEFAULT_MAX_VALUE_BYTES,
-  checkBatch,
-  checkKey,
-  checkNamespaceName,
-  checkRange,
-  checkValue,
-} from './storage-input.js'
+import { DEFAULT_MAX_VALUE_BYTES, checkBatch, checkKey, checkNamespaceName, checkRange, checkValue } from './storage-input.js'
 
 const LmdbOptions = z
   .object({

@@ -2,15 +2,7 @@ import { z } from 'zod'
 import { ConfigInvalid, StorageError, invalidInput } from '../errors.js'
 import type { BatchOp, Entry, Namespace, RangeOptions, Storage, StorageKey } from './store.js'
 import { compareBytes, keyToSortable } from './key-order.js'
-import {
-  DEFAULT_MAX_VALUE_BYTES,
-  checkBatch,
-  checkKey,
-  checkNamespaceName,
-  checkRange,
-  checkValue,
-  type CheckedKey,
-} from './storage-input.js'
+import { DEFAULT_MAX_VALUE_BYTES, checkBatch, checkKey, checkNamespaceName, checkRange, checkValue, type CheckedKey } from './storage-input.js'
 
 /** Orders two keys exactly as LMDB does (after the same normalization): <0, 0 or >0. */
 export function compareKeys(a: StorageKey, b: StorageKey): number {

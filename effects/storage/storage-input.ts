@@ -237,9 +237,7 @@ const BatchOpSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('delete'), namespace: z.string(), key: z.unknown() }),
 ])
 
-export type CheckedBatchOp =
-  | { type: 'put'; namespace: string; key: CheckedKey; value: unknown }
-  | { type: 'delete'; namespace: string; key: CheckedKey }
+export type CheckedBatchOp = { type: 'put'; namespace: string; key: CheckedKey; value: unknown } | { type: 'delete'; namespace: string; key: CheckedKey }
 
 /** Validates a whole batch before any of it is applied (all or nothing starts here). */
 export function checkBatch(ops: readonly BatchOp[], maxValueBytes: number): CheckedBatchOp[] {

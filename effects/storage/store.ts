@@ -19,9 +19,7 @@ export interface Entry<V = unknown> {
   value: V
 }
 
-export type BatchOp =
-  | { type: 'put'; namespace: string; key: StorageKey; value: unknown }
-  | { type: 'delete'; namespace: string; key: StorageKey }
+export type BatchOp = { type: 'put'; namespace: string; key: StorageKey; value: unknown } | { type: 'delete'; namespace: string; key: StorageKey }
 
 export interface Namespace {
   readonly name: string

@@ -105,7 +105,12 @@ export class AntiEntropy {
    * Anti-entropy for `coordinator` on `runtime`, added as its service `anti-entropy:<collection>`
    * (registers the 'anti-entropy' family, stops with the runtime); call start() for periodic rounds.
    */
-  static async attach(runtime: Runtime, coordinator: CrdtCoordinator, config: AntiEntropyConfigInput, options: Pick<AntiEntropyDeps, 'emit' | 'inspect'> = {}): Promise<AntiEntropy> {
+  static async attach(
+    runtime: Runtime,
+    coordinator: CrdtCoordinator,
+    config: AntiEntropyConfigInput,
+    options: Pick<AntiEntropyDeps, 'emit' | 'inspect'> = {},
+  ): Promise<AntiEntropy> {
     return runtime.addService(`anti-entropy:${coordinator.collection}`, {
       kind: 'anti-entropy',
       create: (components) => new AntiEntropy({ ...AntiEntropy.depsOf(components), ...options }, coordinator, config).service({ periodic: false }),
@@ -161,7 +166,11 @@ export class AntiEntropy {
       },
     })
     this.actor = createActor(machine, {
-      input: { syncInterval: this.config.syncInterval, retry: this.config.retry, ...(this.config.maxRounds !== undefined ? { maxRounds: this.config.maxRounds } : {}) },
+      input: {
+        syncInterval: this.config.syncInterval,
+        retry: this.config.retry,
+        ...(this.config.maxRounds !== undefined ? { maxRounds: this.config.maxRounds } : {}),
+      },
       clock: this.deps.clock,
       ...(this.deps.inspect ? { inspect: this.deps.inspect } : {}),
     })
@@ -274,7 +283,10 @@ export class AntiEntropy {
         break
       }
       case 'AllCompleted': {
-        const summary = { ...(this.current ?? { round: progress.round, peers: 0, failed: 0, differing: 0, pulled: 0, pushed: 0, bytes: 0, startedAt: now }), ms: now - (this.current?.startedAt ?? now) }
+        const summary = {
+          ...(this.current ?? { round: progress.round, peers: 0, failed: 0, differing: 0, pulled: 0, pushed: 0, bytes: 0, startedAt: now }),
+          ms: now - (this.current?.startedAt ?? now),
+        }
         this.current = undefined
         this.totals.rounds += 1
         this.totals.bytes += summary.bytes

@@ -23,13 +23,25 @@ import { answerMerkle, diffFromRoot, merkleRequestSchema, type MerkleRequest } f
 /** Names a bloom reply lists at most; the rest are found in later rounds. */
 export const MAX_LACKING = 20_000
 export const digestRequestSchema = z.union([
-  z.object({ digest: z.literal('bloom'), salt: z.string().min(1).max(64), filter: z.custom<Uint8Array>((v) => v instanceof Uint8Array), count: z.number().int().min(0) }).strict(),
+  z
+    .object({
+      digest: z.literal('bloom'),
+      salt: z.string().min(1).max(64),
+      filter: z.custom<Uint8Array>((v) => v instanceof Uint8Array),
+      count: z.number().int().min(0),
+    })
+    .strict(),
   merkleRequestSchema,
 ])
 export type DigestRequest = z.infer<typeof digestRequestSchema>
 
 const bloomReplySchema = z
-  .object({ filter: z.custom<Uint8Array>((v) => v instanceof Uint8Array), count: z.number().int().min(0), lacking: z.array(z.string().min(1).max(256)).max(MAX_LACKING), truncated: z.boolean() })
+  .object({
+    filter: z.custom<Uint8Array>((v) => v instanceof Uint8Array),
+    count: z.number().int().min(0),
+    lacking: z.array(z.string().min(1).max(256)).max(MAX_LACKING),
+    truncated: z.boolean(),
+  })
   .strict()
 
 const item = (salt: string, name: string, hash: string): string => `${salt}|${name}|${hash}`

@@ -58,17 +58,13 @@ export interface CapabilityToken {
 // Printable ASCII without space and '*': '*' is reserved for the trailing wildcard.
 const NAME_CHAR = '[\\x21-\\x29\\x2b-\\x7e]'
 const namespaceNameRe = new RegExp(`^${NAME_CHAR}{1,${MAX_NAMESPACE_LENGTH}}$`)
-const namespacePatternRe = new RegExp(
-  `^(?:${NAME_CHAR}{1,${MAX_NAMESPACE_LENGTH}}|${NAME_CHAR}{0,${MAX_NAMESPACE_LENGTH - 1}}\\*)$`,
-)
+const namespacePatternRe = new RegExp(`^(?:${NAME_CHAR}{1,${MAX_NAMESPACE_LENGTH}}|${NAME_CHAR}{0,${MAX_NAMESPACE_LENGTH - 1}}\\*)$`)
 
 /** Cheaper than the schema; for the per-operation request check. */
 export const isNamespaceName = (name: unknown): name is string => typeof name === 'string' && namespaceNameRe.test(name)
 
 export const namespaceNameSchema = z.string().regex(namespaceNameRe, 'namespace name: 1-256 printable ASCII, no space or *')
-export const namespacePatternSchema = z
-  .string()
-  .regex(namespacePatternRe, "namespace pattern: a namespace name, or a prefix followed by a final '*'")
+export const namespacePatternSchema = z.string().regex(namespacePatternRe, "namespace pattern: a namespace name, or a prefix followed by a final '*'")
 export const peerIdSchema = z.string().regex(new RegExp(`^[A-Za-z0-9]{1,${MAX_PEER_ID_LENGTH}}$`), 'peer id')
 export const capabilityIdSchema = z.string().regex(new RegExp(`^[A-Za-z0-9._:-]{1,${MAX_ID_LENGTH}}$`), 'capability id')
 export const rightSchema = z.enum(RIGHTS)

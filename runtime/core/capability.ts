@@ -215,11 +215,7 @@ export function capabilityDigest(token: CapabilityToken, hash: (d: Uint8Array) =
   return linkDigest(signed[signed.length - 1]!, fromHex(token.signature), hash)
 }
 
-async function sign(
-  crypto: Crypto,
-  fields: Omit<CapabilityToken, 'signature' | 'parent'>,
-  parent: CapabilityToken | undefined,
-): Promise<CapabilityToken> {
+async function sign(crypto: Crypto, fields: Omit<CapabilityToken, 'signature' | 'parent'>, parent: CapabilityToken | undefined): Promise<CapabilityToken> {
   const parentDigest = parent ? capabilityDigest(parent, crypto.hash) : undefined
   const signature = toHex(await crypto.sign(signingBytes(fields, parentDigest)))
   return parent ? { ...fields, parent, signature } : { ...fields, signature }
@@ -474,7 +470,8 @@ export class CapabilityVerifier {
   constructor(options: CapabilityVerifierOptions) {
     this.#options = options
     this.#capacity = options.cacheSize ?? 1024
-    if (!Number.isInteger(this.#capacity) || this.#capacity < 0) throw new InvalidInput('cacheSize must be a non-negative integer', { cacheSize: options.cacheSize })
+    if (!Number.isInteger(this.#capacity) || this.#capacity < 0)
+      throw new InvalidInput('cacheSize must be a non-negative integer', { cacheSize: options.cacheSize })
   }
 
   /** Verify `token` (no holder/namespace/right check), using and filling the cache. */

@@ -16,7 +16,6 @@ import { SERVICE_NAME } from './services.js'
 
 const isObject = (v: unknown) => typeof v === 'object' && v !== null
 
-
 const DEFAULT_LIMITS = {
   maxParticipants: 32,
   maxConcurrentSessions: 1000,
@@ -38,14 +37,24 @@ export const runtimeConfigSchema = z
     listen: z.array(z.string().min(1)).optional(),
     /** addresses dialled at start */
     bootstrap: z.array(z.string().min(1)).default([]),
-    maxFrameBytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
+    maxFrameBytes: z
+      .number()
+      .int()
+      .min(1024)
+      .max(64 * 1024 * 1024)
+      .default(1024 * 1024),
     /** send pipelined frames in fewer, larger writes, for a loop turn of latency (Libp2pNetwork's coalesceWrites) */
     coalesceWrites: z.boolean().default(false),
     limits: z
       .object({
         maxParticipants: z.number().int().min(2).max(1024).default(32),
         maxConcurrentSessions: z.number().int().min(1).max(1_000_000).default(1000),
-        maxMessageBytes: z.number().int().min(64).max(64 * 1024 * 1024).default(256 * 1024),
+        maxMessageBytes: z
+          .number()
+          .int()
+          .min(64)
+          .max(64 * 1024 * 1024)
+          .default(256 * 1024),
         /** inbound messages one peer may send per second (a token bucket with a second's worth of
          * burst); more are answered LIMIT_EXCEEDED. Answers to our own requests are not counted */
         maxInboundPerPeerPerSecond: z.number().int().min(1).max(10_000_000).default(DEFAULT_LIMITS.maxInboundPerPeerPerSecond),
@@ -82,7 +91,12 @@ export const runtimeConfigSchema = z
       .default({}),
     /** services to run besides (or instead of) the defaults, by name: `{ notes: crdt({ namespace: 'notes' }) }`.
      * A default (sessions, timeouts, transport, storage, replication) is replaced by a service of its kind */
-    services: z.record(z.string().regex(SERVICE_NAME, 'a service name: a letter, then letters, digits, _ . : -'), z.custom<ServiceFactory>(isServiceFactory, 'expected a service factory (crdt(), sessions(), ...)')).default({}),
+    services: z
+      .record(
+        z.string().regex(SERVICE_NAME, 'a service name: a letter, then letters, digits, _ . : -'),
+        z.custom<ServiceFactory>(isServiceFactory, 'expected a service factory (crdt(), sessions(), ...)'),
+      )
+      .default({}),
   })
   .strict()
 

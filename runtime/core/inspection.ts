@@ -22,7 +22,10 @@ export const inspectorOptionsSchema = z
     /** port of the relay (WebSocket and page); used for `url` when that is not given */
     port: z.number().int().min(1).max(65535).default(8080),
     /** WebSocket URL the actors' events are sent to */
-    url: z.string().regex(/^wss?:\/\//, 'a ws:// or wss:// URL').optional(),
+    url: z
+      .string()
+      .regex(/^wss?:\/\//, 'a ws:// or wss:// URL')
+      .optional(),
     /** start the relay server in this process (one per cluster) */
     server: z.boolean().default(true),
     /** open the inspector page in the default browser */

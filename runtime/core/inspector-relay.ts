@@ -53,7 +53,8 @@ export function startInspectorRelay(options: InspectorRelayOptions): InspectorRe
   })
   const sockets = new WebSocketServer({
     server: http,
-    verifyClient: ({ origin, req }: { origin?: string; req: IncomingMessage }) => fromSelf(req) && (origin === undefined || [...selves()].some((self) => origin === `http://${self}`)),
+    verifyClient: ({ origin, req }: { origin?: string; req: IncomingMessage }) =>
+      fromSelf(req) && (origin === undefined || [...selves()].some((self) => origin === `http://${self}`)),
   })
   const kept: string[] = []
   sockets.on('connection', (socket) => {
@@ -124,5 +125,7 @@ function bridgePage(port: number, inspectorUrl: string): string {
 function openInBrowser(url: string): void {
   const opener = platform() === 'darwin' ? 'open' : platform() === 'win32' ? 'explorer' : 'xdg-open'
   // Best effort: a machine without a browser just does not open one.
-  spawn(opener, [url], { stdio: 'ignore', detached: true }).on('error', () => undefined).unref()
+  spawn(opener, [url], { stdio: 'ignore', detached: true })
+    .on('error', () => undefined)
+    .unref()
 }

@@ -12,7 +12,17 @@
 //     AbortSignal (aborting rejects at once), and a late answer to a settled request is dropped.
 // Messages to self skip the codec and network but go through the same validation and dispatch.
 
-import { AuraError, Cancelled, DeadlineExceeded, LimitExceeded, MalformedFrame, PermissionDenied, UnknownProtocol, isAuraError, type AuraErrorCode } from '../../effects/errors.js'
+import {
+  AuraError,
+  Cancelled,
+  DeadlineExceeded,
+  LimitExceeded,
+  MalformedFrame,
+  PermissionDenied,
+  UnknownProtocol,
+  isAuraError,
+  type AuraErrorCode,
+} from '../../effects/errors.js'
 import type { IncomingFrame, Network } from '../../effects/network/index.js'
 import type { Clock } from '../../effects/time/index.js'
 import type { Random } from '../../effects/random/index.js'
@@ -148,7 +158,12 @@ export class Router {
    * error, with DeadlineExceeded when no answer came within the timeout, or when `signal` aborts.
    * `options` may be the timeout in ms alone.
    */
-  request<T = unknown>(peerId: string, family: PatternFamily, message: OutboundMessage, options: number | RequestOptions = DEFAULT_REQUEST_TIMEOUT_MS): Promise<T> {
+  request<T = unknown>(
+    peerId: string,
+    family: PatternFamily,
+    message: OutboundMessage,
+    options: number | RequestOptions = DEFAULT_REQUEST_TIMEOUT_MS,
+  ): Promise<T> {
     const { timeoutMs = DEFAULT_REQUEST_TIMEOUT_MS, signal } = typeof options === 'number' ? { timeoutMs: options } : options
     return new Promise<T>((resolve, reject) => {
       if (signal?.aborted) {
@@ -158,9 +173,22 @@ export class Router {
       // inside the executor: a bad message rejects instead of throwing at the caller
       const id = this.nextRequestId()
       const envelope = this.envelope(message, id)
-      const pending: Pending = { resolve: resolve as (v: unknown) => void, reject, timer: undefined, peer: peerId, family, envelope, signal, onAbort: undefined }
+      const pending: Pending = {
+        resolve: resolve as (v: unknown) => void,
+        reject,
+        timer: undefined,
+        peer: peerId,
+        family,
+        envelope,
+        signal,
+        onAbort: undefined,
+      }
       pending.timer = this.clock.setTimeout(() => {
-        this.settle(id, undefined, new DeadlineExceeded(`no reply to ${message.kind} from ${peerId} within ${timeoutMs} ms`, { peer: peerId, kind: message.kind }))
+        this.settle(
+          id,
+          undefined,
+          new DeadlineExceeded(`no reply to ${message.kind} from ${peerId} within ${timeoutMs} ms`, { peer: peerId, kind: message.kind }),
+        )
       }, timeoutMs)
       if (signal !== undefined) {
         pending.onAbort = () => this.settle(id, undefined, abortError(signal, `request ${message.kind}`))
@@ -223,7 +251,13 @@ export class Router {
   private dispatchIn(family: PatternFamily, envelope: Envelope, from: string, bytes: number): void {
     this.bus.emit({ type: 'wire', direction: 'in', kind: envelope.kind, remote: from, bytes, session: envelope.session })
     if (envelope.from !== from) {
-      this.reject(family, from, envelope, new PermissionDenied('envelope sender does not match the authenticated peer', { claimed: envelope.from, peer: from }), 'auth')
+      this.reject(
+        family,
+        from,
+        envelope,
+        new PermissionDenied('envelope sender does not match the authenticated peer', { claimed: envelope.from, peer: from }),
+        'auth',
+      )
       return
     }
     if (envelope.kind === REPLY || envelope.kind === ERROR) {
@@ -232,7 +266,13 @@ export class Router {
     }
     // Answers above are to our own requests and never limited; everything else a peer sends is.
     if (from !== this.self && this.inboundLimit?.take(from) === false) {
-      this.reject(family, from, envelope, new LimitExceeded(`more than ${this.inboundLimit.perSecond} messages a second from this peer`, { kind: envelope.kind }), 'rate-limit')
+      this.reject(
+        family,
+        from,
+        envelope,
+        new LimitExceeded(`more than ${this.inboundLimit.perSecond} messages a second from this peer`, { kind: envelope.kind }),
+        'rate-limit',
+      )
       return
     }
     const handler = this.handlers.get(family)?.get(envelope.kind)

@@ -98,11 +98,13 @@ function servicesToStart(config: RuntimeConfig, input: RuntimeConfigInput): Reco
   const given = config.services
   for (const [name, factory] of Object.entries(given)) {
     const replaced = defaults[name as keyof DefaultServices]
-    if (replaced && replaced.kind !== factory.kind) throw new ConfigInvalid(`services.${name} must be a ${replaced.kind} service, not ${factory.kind}`, { name })
+    if (replaced && replaced.kind !== factory.kind)
+      throw new ConfigInvalid(`services.${name} must be a ${replaced.kind} service, not ${factory.kind}`, { name })
   }
   const twice = (['sessions', 'storage'] as const).filter((name) => given[name] && input[name] !== undefined)
   if (given.sessions && input.protocols !== undefined) twice.push('sessions')
-  if (twice.length > 0) throw new ConfigInvalid(`configure ${twice[0]} in one place: the top-level section or services.${twice[0]}, not both`, { service: twice[0] })
+  if (twice.length > 0)
+    throw new ConfigInvalid(`configure ${twice[0]} in one place: the top-level section or services.${twice[0]}, not both`, { service: twice[0] })
   return { ...defaults, ...given }
 }
 
@@ -115,7 +117,9 @@ function servicesToStart(config: RuntimeConfig, input: RuntimeConfigInput): Reco
  * runtime.services.notes.cv('visits', semilattice.gCounter)
  * await runtime.stop()
  */
-export async function createRuntime<Added extends Record<string, ServiceFactory<any>> = {}>(input: CreateRuntimeInput<Added> = {}): Promise<Runtime<ServicesOf<Added>>> {
+export async function createRuntime<Added extends Record<string, ServiceFactory<any>> = {}>(
+  input: CreateRuntimeInput<Added> = {},
+): Promise<Runtime<ServicesOf<Added>>> {
   const config = parseRuntimeConfig(input)
   const factories = servicesToStart(config, input as RuntimeConfigInput)
   const injected = config.effects
@@ -152,7 +156,10 @@ export async function createRuntime<Added extends Record<string, ServiceFactory<
     }
     await network.start()
     const net = network
-    const bus = new EventBus(() => net.peerId, () => clock.now())
+    const bus = new EventBus(
+      () => net.peerId,
+      () => clock.now(),
+    )
     const metrics = new Metrics(bus.events$)
     const router = new Router({
       network: net,
@@ -167,7 +174,9 @@ export async function createRuntime<Added extends Record<string, ServiceFactory<
     const inspect = inspector ? inspector.inspect : typeof config.inspect === 'function' ? config.inspect : undefined
     const subscriptions: Subscription[] = [
       net.peerEvents.subscribe((event) => bus.emit({ type: 'peer', status: event.type === 'peer:connect' ? 'connect' : 'disconnect', remote: event.peerId })),
-      net.frameErrors.subscribe((failure) => bus.emit({ type: 'error', code: failure.error.code, where: `network ${failure.protocol}`, message: failure.error.message, remote: failure.from })),
+      net.frameErrors.subscribe((failure) =>
+        bus.emit({ type: 'error', code: failure.error.code, where: `network ${failure.protocol}`, message: failure.error.message, remote: failure.from }),
+      ),
     ]
     const peers = storage.namespace(PEERS_NAMESPACE)
     const connect = async (address: string): Promise<string> => {
@@ -199,7 +208,9 @@ export async function createRuntime<Added extends Record<string, ServiceFactory<
     // bootstrap list; failures are reported, not fatal.
     const known = [...peers.range<{ address: string }>()].map((e) => e.value.address)
     for (const address of new Set([...config.bootstrap, ...known])) {
-      connect(address).catch((error) => bus.emit({ type: 'error', code: isAuraError(error) ? error.code : 'NETWORK', where: 'reconnect', message: String(error) }))
+      connect(address).catch((error) =>
+        bus.emit({ type: 'error', code: isAuraError(error) ? error.code : 'NETWORK', where: 'reconnect', message: String(error) }),
+      )
     }
 
     let stopped = false

@@ -14,7 +14,8 @@ export function startOrder(factories: Readonly<Record<string, ServiceFactory>>, 
   const state = new Map<string, 'visiting' | 'done'>()
   const visit = (name: string, path: string[]) => {
     if (started.has(name) || state.get(name) === 'done') return
-    if (state.get(name) === 'visiting') throw new ConfigInvalid(`services depend on each other in a cycle: ${[...path, name].join(' → ')}`, { cycle: [...path, name] })
+    if (state.get(name) === 'visiting')
+      throw new ConfigInvalid(`services depend on each other in a cycle: ${[...path, name].join(' → ')}`, { cycle: [...path, name] })
     const factory = factories[name]
     if (!factory) throw new ConfigInvalid(`service '${path.at(-1)}' depends on '${name}', which is not configured`, { service: path.at(-1), missing: name })
     state.set(name, 'visiting')

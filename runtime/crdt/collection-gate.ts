@@ -81,14 +81,20 @@ export class CollectionGate {
     let table = this.served.get(family)
     if (!table) this.served.set(family, (table = new Map()))
     if (table.has(collection)) {
-      throw new Conflict(`collection ${collection} is already served on ${family}: attach each collection once, or give it another namespace`, { collection, family })
+      throw new Conflict(`collection ${collection} is already served on ${family}: attach each collection once, or give it another namespace`, {
+        collection,
+        family,
+      })
     }
     const entry: Served = { credentials, kinds }
     table.set(collection, entry)
     const fresh = Object.keys(kinds).filter((kind) => !this.registered.has(`${family}/${kind}`))
     for (const kind of fresh) this.registered.add(`${family}/${kind}`)
     if (fresh.length > 0) {
-      await this.router.register(family, Object.fromEntries(fresh.map((kind) => [kind, ({ envelope, from }) => this.dispatch(family, kind, envelope.payload, from)])))
+      await this.router.register(
+        family,
+        Object.fromEntries(fresh.map((kind) => [kind, ({ envelope, from }) => this.dispatch(family, kind, envelope.payload, from)])),
+      )
     }
     return () => {
       if (table.get(collection) === entry) table.delete(collection)

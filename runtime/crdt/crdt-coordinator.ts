@@ -375,7 +375,12 @@ export class CrdtCoordinator {
     peerIdSchema.parse(peerId)
     const grant = this.attached.grant
     if (!grant) throw new InvalidInput('coordinator was attached without a way to sign capabilities')
-    return grant({ audience: peerId, namespace: this.namespace, rights: options.rights ?? ['read', 'replicate'], expiresAt: this.now() + (options.expiresInMs ?? CREDENTIAL_MS) })
+    return grant({
+      audience: peerId,
+      namespace: this.namespace,
+      rights: options.rights ?? ['read', 'replicate'],
+      expiresAt: this.now() + (options.expiresInMs ?? CREDENTIAL_MS),
+    })
   }
 
   /** What this peer presents to `peer`: a token that peer issued, else any given one, else its own. */
@@ -385,7 +390,8 @@ export class CrdtCoordinator {
     const chosen = live.find((t) => rootIssuer(t) === peer) ?? live[0]
     if (chosen) return Promise.resolve(chosen)
     const grant = this.deps?.grant
-    if (!grant) return Promise.reject(new PermissionDenied('no capability to present for this collection', { reason: 'no-credential', collection: this.namespace }))
+    if (!grant)
+      return Promise.reject(new PermissionDenied('no capability to present for this collection', { reason: 'no-credential', collection: this.namespace }))
     this.selfCredential ??= grant({ audience: this.peerId, namespace: this.namespace, rights: ['read', 'replicate'], expiresAt: now + CREDENTIAL_MS })
     return this.selfCredential
   }
@@ -976,7 +982,10 @@ export class CrdtCoordinator {
     const waiting = this.waiters.get(peerId)!
     const due = waiting.filter((w) => w.round <= outcome.round)
     if (due.length === 0) return
-    this.waiters.set(peerId, waiting.filter((w) => w.round > outcome.round))
+    this.waiters.set(
+      peerId,
+      waiting.filter((w) => w.round > outcome.round),
+    )
     for (const waiter of due) {
       const ms = this.now() - waiter.startedAt
       if (outcome.ok) {
@@ -984,7 +993,14 @@ export class CrdtCoordinator {
         this.counters.syncCount += 1
         this.counters.latencyTotal += ms
         this.deps?.emit?.({ type: 'latency', name: 'crdt.sync', ms })
-        waiter.resolve({ peerId, pulled: result.changed, pushed: result.pushed, skipped: result.skipped, attempts: outcome.attempts, status: this.publishStatus(peerId) })
+        waiter.resolve({
+          peerId,
+          pulled: result.changed,
+          pushed: result.pushed,
+          skipped: result.skipped,
+          attempts: outcome.attempts,
+          status: this.publishStatus(peerId),
+        })
       } else {
         this.counters.errorCount += 1
         const error = errorFromReport(outcome.error, 'NETWORK', 'sync failed', { keep: 'any' })

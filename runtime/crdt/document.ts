@@ -117,7 +117,6 @@ class StateDocument extends BaseDocument implements CrdtDocument {
     return this.handler.version()
   }
 
-
   protected override computeMark(): string {
     if (this.typeName !== 'yjs') return ''
     // Most live documents have deleted nothing: reading the delete set off the struct store
@@ -189,7 +188,7 @@ class OpDocument extends BaseDocument implements CrdtDocument {
     // Checked here, not in apply: a message is rejected whole before anything changes.
     const folded = this.handler.snapshotFor(VectorClock.empty)?.clock ?? VectorClock.empty
     if (snapshot && !snapshot.clock.dominates(folded) && !this.handler.clock().dominates(snapshot.clock)) {
-      throw new Conflict('snapshot crosses this replica\'s own compaction', { doc: this.name })
+      throw new Conflict("snapshot crosses this replica's own compaction", { doc: this.name })
     }
     return {
       apply: () => {

@@ -21,7 +21,12 @@ export const sessionsOptionsSchema = z
     autoJoin: z.boolean().default(false),
     /** how long a finished (completed, failed, cancelled) session stays readable before it is
      * dropped from memory and storage; endSession drops it at once */
-    retainFinishedMs: z.number().int().nonnegative().max(30 * 24 * 3600_000).default(DEFAULT_RETAIN_FINISHED_MS),
+    retainFinishedMs: z
+      .number()
+      .int()
+      .nonnegative()
+      .max(30 * 24 * 3600_000)
+      .default(DEFAULT_RETAIN_FINISHED_MS),
     /** how long past its deadline a participant keeps asking the session's leader for the
      * verdict before it times out on its own (the one way outcomes can differ: a leader gone
      * for good). Scaled by the timeout profile */
@@ -29,7 +34,10 @@ export const sessionsOptionsSchema = z
   })
   .strict()
 
-export const choreographySchema = z.custom<Choreography>((v) => typeof v === 'object' && v !== null && Array.isArray((v as Choreography).steps), 'expected a choreography (defineChoreography)')
+export const choreographySchema = z.custom<Choreography>(
+  (v) => typeof v === 'object' && v !== null && Array.isArray((v as Choreography).steps),
+  'expected a choreography (defineChoreography)',
+)
 
 const sessionsInitSchema = sessionsOptionsSchema.extend({
   /** choreographies this peer can run (needed before restored sessions resume) */

@@ -249,7 +249,17 @@ export class SessionManager {
    */
   async createSession(sessionType: string, participants: SessionParticipant[], config: CreateSessionConfig = {}): Promise<Session> {
     const options = parse(
-      z.object({ timeoutMs: z.number().positive().finite().max(7 * 24 * 3600_000).optional(), protocol: z.string().min(1).max(64).optional() }).strict(),
+      z
+        .object({
+          timeoutMs: z
+            .number()
+            .positive()
+            .finite()
+            .max(7 * 24 * 3600_000)
+            .optional(),
+          protocol: z.string().min(1).max(64).optional(),
+        })
+        .strict(),
       config,
       'session config',
     )
@@ -274,7 +284,15 @@ export class SessionManager {
     try {
       await Promise.all(
         others.map((p) =>
-          this.deliver(p.peerId, { kind: 'invite', session: input.sessionId, payload: { input: { ...input, selfPeerId: p.peerId }, ...(options.protocol ? { protocol: options.protocol } : {}) } }, input.deadlineAt),
+          this.deliver(
+            p.peerId,
+            {
+              kind: 'invite',
+              session: input.sessionId,
+              payload: { input: { ...input, selfPeerId: p.peerId }, ...(options.protocol ? { protocol: options.protocol } : {}) },
+            },
+            input.deadlineAt,
+          ),
         ),
       )
     } catch (error) {
@@ -294,7 +312,9 @@ export class SessionManager {
     this.sendTo(actor, { type: 'JOIN', peerId: this.self, role })
     const snapshot = actor.getSnapshot()
     const others = snapshot.context.participants.filter((p) => p.peerId !== this.self)
-    await Promise.all(others.map((p) => this.deliver(p.peerId, { kind: 'join', session: sessionId, payload: { sessionId, role } }, snapshot.context.deadlineAt)))
+    await Promise.all(
+      others.map((p) => this.deliver(p.peerId, { kind: 'join', session: sessionId, payload: { sessionId, role } }, snapshot.context.deadlineAt)),
+    )
     return new Session(this, sessionId)
   }
 
@@ -473,7 +493,8 @@ export class SessionManager {
     if (!step) throw new InvalidInput(`step ${message.step} is out of range`, { step: message.step })
     const sender = context.participants.find((p) => p.peerId === from)
     if (!sender) throw new PermissionDenied('peer is not a participant of the session', { from })
-    if (sender.role !== step.from) throw new UnknownRole(`step ${step.label} is sent by ${step.from}, not ${sender.role}`, { step: step.label, role: sender.role })
+    if (sender.role !== step.from)
+      throw new UnknownRole(`step ${step.label} is sent by ${step.from}, not ${sender.role}`, { step: step.label, role: sender.role })
     if (!step.to.includes(roleOf(context.participants, this.self))) throw new UnknownRole(`step ${step.label} is not addressed to this peer's role`)
     const payload = step.payload.safeParse(message.payload)
     if (!payload.success) throw new InvalidInput(`payload of step ${step.label} failed its schema`, { issues: payload.error.issues })
@@ -592,7 +613,11 @@ export class SessionManager {
     if (!actor) return
     const protocol = this.inviteProtocols.get(sessionId)
     const finishedAt = this.retention.get(sessionId)?.finishedAt
-    const record: StoredSession = { snapshot: actor.getPersistedSnapshot(), ...(protocol ? { protocol } : {}), ...(finishedAt !== undefined ? { finishedAt } : {}) }
+    const record: StoredSession = {
+      snapshot: actor.getPersistedSnapshot(),
+      ...(protocol ? { protocol } : {}),
+      ...(finishedAt !== undefined ? { finishedAt } : {}),
+    }
     try {
       await this.store.put(sessionId, record)
     } catch (error) {
@@ -632,7 +657,11 @@ export class SessionManager {
     const payload = step.payload.safeParse(produced)
     if (!payload.success) throw new InvalidInput(`step ${step.label} produced a payload that fails its schema`, { issues: payload.error.issues })
     checkMessageSize(step.label, payload.data, context.limits.maxMessageBytes)
-    const message = { kind: 'step', session: input.sessionId, payload: { sessionId: input.sessionId, protocol: choreography.name, step: input.stepIndex, payload: payload.data } }
+    const message = {
+      kind: 'step',
+      session: input.sessionId,
+      payload: { sessionId: input.sessionId, protocol: choreography.name, step: input.stepIndex, payload: payload.data },
+    }
     await Promise.all(input.toPeerIds.map((peer) => this.deliver(peer, message, context.deadlineAt, signal)))
   }
 
@@ -819,7 +848,12 @@ export class SessionManager {
   }
 
   private report(error: unknown, where: string): void {
-    this.deps.bus.emit({ type: 'error', code: isAuraError(error) ? error.code : 'INVALID_TRANSITION', where, message: error instanceof Error ? error.message : String(error) })
+    this.deps.bus.emit({
+      type: 'error',
+      code: isAuraError(error) ? error.code : 'INVALID_TRANSITION',
+      where,
+      message: error instanceof Error ? error.message : String(error),
+    })
   }
 }
 

@@ -48,7 +48,12 @@ export class HybridLogicalClock {
   checkDrift(remote: { wall: number }): void {
     const limit = this.#clock.now() + this.maxDriftMs
     if (remote.wall > limit) {
-      throw new ClockDrift('remote timestamp is too far ahead of the local clock', { reason: 'clock-drift', wall: remote.wall, limit, maxClockDriftMs: this.maxDriftMs })
+      throw new ClockDrift('remote timestamp is too far ahead of the local clock', {
+        reason: 'clock-drift',
+        wall: remote.wall,
+        limit,
+        maxClockDriftMs: this.maxDriftMs,
+      })
     }
   }
 

@@ -37,10 +37,17 @@ export const merkleRequestSchema = z.discriminatedUnion('op', [
       digest: z.literal('merkle'),
       op: z.literal('children'),
       depth: depthSchema,
-      level: z.number().int().min(0).max(MERKLE_MAX_DEPTH - 1),
+      level: z
+        .number()
+        .int()
+        .min(0)
+        .max(MERKLE_MAX_DEPTH - 1),
       nodes: nodeListSchema,
       /** the asker's root hash: a responder with the same root answers { equal: true } and nothing else */
-      unlessRoot: z.string().regex(/^[0-9a-f]{0,32}$/).optional(),
+      unlessRoot: z
+        .string()
+        .regex(/^[0-9a-f]{0,32}$/)
+        .optional(),
     })
     .strict(),
   z.object({ digest: z.literal('merkle'), op: z.literal('buckets'), depth: depthSchema, nodes: nodeListSchema }).strict(),
@@ -109,7 +116,11 @@ async function descend(tree: MerkleTree, ask: MerkleAsk, from: number, start: nu
     const next: number[] = []
     for (let i = 0; i < frontier.length; i += MERKLE_MAX_NODES) {
       const parents = frontier.slice(i, i + MERKLE_MAX_NODES)
-      const reply = parseWire(childrenReplySchema, await ask({ digest: 'merkle', op: 'children', depth, level, nodes: encodeNodeList(parents) }), 'merkle children reply')
+      const reply = parseWire(
+        childrenReplySchema,
+        await ask({ digest: 'merkle', op: 'children', depth, level, nodes: encodeNodeList(parents) }),
+        'merkle children reply',
+      )
       if ('equal' in reply) throw new InvalidInput('merkle children reply says equal to a request without a root')
       for (const index of compareChildren(tree, level, parents, reply.children)) next.push(index)
     }

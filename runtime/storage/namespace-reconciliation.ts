@@ -129,7 +129,12 @@ export class NamespaceReconciler {
   async reconcile(peer: string, namespace: string, capability: { remote: unknown; local: unknown }, deadlineAt: number): Promise<ReconcileResult> {
     const { storage } = this.#o
     const request = (kind: string, payload: Record<string, unknown>) =>
-      this.#o.router.request(peer, 'replication', { kind, payload: { namespace, capability: capability.remote, ...payload }, deadline: deadlineAt }, Math.max(1, deadlineAt - this.#o.clock.now()))
+      this.#o.router.request(
+        peer,
+        'replication',
+        { kind, payload: { namespace, capability: capability.remote, ...payload }, deadline: deadlineAt },
+        Math.max(1, deadlineAt - this.#o.clock.now()),
+      )
     const ask: MerkleAsk = (merkle) => request('digest', { request: merkle })
     // Both trees must have the same depth: the one the larger side needs.
     const local = storage.count(namespace)
@@ -145,7 +150,7 @@ export class NamespaceReconciler {
 
     let pulled = 0
     const wanted = [...diff.onlyRemote, ...diff.different]
-    for (let next = 0; next < wanted.length; ) {
+    for (let next = 0; next < wanted.length;) {
       const keys = wanted.slice(next, next + MAX_PULL_KEYS)
       const reply = parseWire(pullReplySchema, await request('pull', { keys }), 'reconciliation pull reply')
       // only records of keys asked for (and answered) are taken

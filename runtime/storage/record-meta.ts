@@ -101,7 +101,11 @@ export class StorageMeta {
   #pending(): { lease: number | undefined; writers: number[]; entries: Array<{ namespace: string; key: string | number; value: unknown }> } {
     const lease = this.#wantedLease
     const writers = [...this.#pendingWriters]
-    const entries: Array<{ namespace: string; key: string | number; value: unknown }> = writers.map((index) => ({ namespace: WRITERS, key: index, value: this.#writers[index] }))
+    const entries: Array<{ namespace: string; key: string | number; value: unknown }> = writers.map((index) => ({
+      namespace: WRITERS,
+      key: index,
+      value: this.#writers[index],
+    }))
     if (lease !== undefined) entries.push({ namespace: META, key: LEASE_KEY, value: lease })
     return { lease, writers, entries }
   }

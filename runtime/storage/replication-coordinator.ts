@@ -92,8 +92,16 @@ export interface ReconcileOnOptions extends ReconcileOptions {
 }
 
 const token = z.custom<CapabilityToken>((v) => typeof v === 'object' && v !== null)
-const reconcileOptionsShape = { capability: z.custom<PresentedCapability>((v) => typeof v === 'object' && v !== null), localCapability: token.optional(), timeoutMs: z.number().positive().optional() }
-const reconcileArgsSchema = z.object({ peer: z.string().min(1).max(128), namespace: z.string().min(1).max(100), options: z.object(reconcileOptionsShape).strict() })
+const reconcileOptionsShape = {
+  capability: z.custom<PresentedCapability>((v) => typeof v === 'object' && v !== null),
+  localCapability: token.optional(),
+  timeoutMs: z.number().positive().optional(),
+}
+const reconcileArgsSchema = z.object({
+  peer: z.string().min(1).max(128),
+  namespace: z.string().min(1).max(100),
+  options: z.object(reconcileOptionsShape).strict(),
+})
 const reconcileOnSchema = z.object({ ...reconcileOptionsShape, namespaces: z.array(z.string().min(1).max(100)).min(1) }).strict()
 
 export interface ReplicateOptions {
@@ -205,7 +213,14 @@ export class ReplicationCoordinator {
               attempts = attempt
               await this.#sendChunks(peer, chunks.length, acked, payloadOf, deadlineAt, signal)
             },
-            { policy: retry, deadlineAt, signal: controller.signal, clock: this.#o.clock, random: this.#o.random, ...(this.#o.inspect ? { inspect: this.#o.inspect } : {}) },
+            {
+              policy: retry,
+              deadlineAt,
+              signal: controller.signal,
+              clock: this.#o.clock,
+              random: this.#o.random,
+              ...(this.#o.inspect ? { inspect: this.#o.inspect } : {}),
+            },
           ).then(
             () => !controller.signal.aborted && sendBack({ type: 'PEER_ACKED', peer, attempts }),
             (error: unknown) => !controller.signal.aborted && sendBack({ type: 'PEER_FAILED', peer, attempts, error: errorInfo(error) }),
@@ -215,7 +230,11 @@ export class ReplicationCoordinator {
       },
     })
 
-    const intent = await this.#repairs.record(namespace, records.map(([key]) => key), peers)
+    const intent = await this.#repairs.record(
+      namespace,
+      records.map(([key]) => key),
+      peers,
+    )
     const clearing: Array<Promise<void>> = []
     const actor = createActor(machine, { input: input.data, ...(this.#o.inspect ? { inspect: this.#o.inspect } : {}) })
     const satisfied = new Promise<ReplicationResult>((resolve, reject) => {
@@ -228,17 +247,33 @@ export class ReplicationCoordinator {
         return output
       })
       // The repair bookkeeping must not become an unhandled rejection when nobody awaits `settled`.
-      settled.catch((error) => this.#o.emit?.({ type: 'error', code: isAuraError(error) ? error.code : 'STORAGE', where: 'replication.repair', message: String(error) }))
+      settled.catch((error) =>
+        this.#o.emit?.({ type: 'error', code: isAuraError(error) ? error.code : 'STORAGE', where: 'replication.repair', message: String(error) }),
+      )
       actor.subscribe((snapshot) => {
         const { results } = snapshot.context
         for (const [peer, r] of Object.entries(results)) {
           if (previous[peer]?.status !== r.status && r.status !== 'pending') {
             if (r.status === 'acked') clearing.push(intent.acked(peer))
-            this.#progress.next({ id, namespace, peer, status: r.status, attempts: r.attempts, ...(r.error ? { error: { code: r.error.code, message: r.error.message } } : {}) })
+            this.#progress.next({
+              id,
+              namespace,
+              peer,
+              status: r.status,
+              attempts: r.attempts,
+              ...(r.error ? { error: { code: r.error.code, message: r.error.message } } : {}),
+            })
           }
         }
         previous = results
-        const phase = snapshot.status === 'done' ? (snapshot.output!.status === 'succeeded' ? 'settled' : snapshot.output!.status) : snapshot.value === 'satisfied' ? 'satisfied' : undefined
+        const phase =
+          snapshot.status === 'done'
+            ? snapshot.output!.status === 'succeeded'
+              ? 'settled'
+              : snapshot.output!.status
+            : snapshot.value === 'satisfied'
+              ? 'satisfied'
+              : undefined
         if (phase) this.#progress.next({ id, namespace, phase })
         if (answered || phase === undefined) return
         answered = true
@@ -250,7 +285,9 @@ export class ReplicationCoordinator {
           const output = snapshot.output!
           // the peers' own errors are in `peers`; the whole replication fails with their common code
           const details = { id, namespace, required, acked: output.acked.length, peers: output.peers }
-          const error = errorFromReport({ code: output.error?.code, message: output.error?.message }, 'PEER_UNREACHABLE', 'replication failed', { details }) as AuraError
+          const error = errorFromReport({ code: output.error?.code, message: output.error?.message }, 'PEER_UNREACHABLE', 'replication failed', {
+            details,
+          }) as AuraError
           this.#o.emit?.({ type: 'error', code: error.code, where: 'replication', message: error.message })
           reject(error)
         }
@@ -276,7 +313,9 @@ export class ReplicationCoordinator {
       if (running || this.#repairs.idle().length === 0) return
       running = true
       this.repair(options)
-        .catch((error) => this.#o.emit?.({ type: 'error', code: isAuraError(error) ? error.code : 'STORAGE', where: 'replication.repairOn', message: String(error) }))
+        .catch((error) =>
+          this.#o.emit?.({ type: 'error', code: isAuraError(error) ? error.code : 'STORAGE', where: 'replication.repairOn', message: String(error) }),
+        )
         .finally(() => (running = false))
     })
   }
@@ -293,7 +332,13 @@ export class ReplicationCoordinator {
     for (const entries of groups.values()) {
       const { peer, namespace } = entries[0]!
       try {
-        const result = await this.replicateToPeers(namespace, entries.map((e) => e.key), [peer], { kind: 'all' }, options)
+        const result = await this.replicateToPeers(
+          namespace,
+          entries.map((e) => e.key),
+          [peer],
+          { kind: 'all' },
+          options,
+        )
         await result.settled
         repaired += entries.length
       } catch {
@@ -341,7 +386,13 @@ export class ReplicationCoordinator {
       void (async () => {
         for (const namespace of namespaces) {
           await this.reconcile(peer, namespace, reconcileOptions).catch((error: unknown) =>
-            this.#o.emit?.({ type: 'error', code: isAuraError(error) ? error.code : 'NETWORK', where: 'replication.reconcileOn', message: String(error), remote: peer }),
+            this.#o.emit?.({
+              type: 'error',
+              code: isAuraError(error) ? error.code : 'NETWORK',
+              where: 'replication.reconcileOn',
+              message: String(error),
+              remote: peer,
+            }),
           )
         }
       })().finally(() => running.delete(peer))

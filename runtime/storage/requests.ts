@@ -37,9 +37,7 @@ export const remotePutSchema = z.object({ ...envelopeBase, key: anyKey, data: z.
 export const remotePutManySchema = z.object({ ...envelopeBase, entries: z.array(z.object({ key: anyKey, data: z.unknown() }).strict()) }).strict()
 export const remoteGetSchema = z.object({ ...envelopeBase, key: anyKey }).strict()
 export const remoteGetManySchema = z.object({ ...envelopeBase, keys: z.array(anyKey) }).strict()
-export const remoteListSchema = z
-  .object({ ...envelopeBase, prefix: z.string().max(MAX_PREFIX_LENGTH), limit: z.number().int().positive().optional() })
-  .strict()
+export const remoteListSchema = z.object({ ...envelopeBase, prefix: z.string().max(MAX_PREFIX_LENGTH), limit: z.number().int().positive().optional() }).strict()
 
 export function parseRequest<T>(schema: z.ZodType<T>, payload: unknown, what: string): T {
   const parsed = schema.safeParse(payload)

@@ -13,10 +13,12 @@ import { StorageCoordinator, storageCoordinatorOptionsSchema } from './storage-c
 export const storageInitSchema = storageCoordinatorOptionsSchema.omit({ crypto: true, clock: true, emit: true, inspect: true })
 export type StorageInit = z.input<typeof storageInitSchema>
 
-const replicationInitSchema = replicationCoordinatorOptionsSchema.omit({ storage: true, router: true, clock: true, random: true, emit: true, inspect: true }).extend({
-  /** the storage service whose records are replicated */
-  storage: z.string().min(1).default('storage'),
-})
+const replicationInitSchema = replicationCoordinatorOptionsSchema
+  .omit({ storage: true, router: true, clock: true, random: true, emit: true, inspect: true })
+  .extend({
+    /** the storage service whose records are replicated */
+    storage: z.string().min(1).default('storage'),
+  })
 export type ReplicationInit = z.input<typeof replicationInitSchema>
 
 /**

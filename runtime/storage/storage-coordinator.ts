@@ -422,11 +422,13 @@ export class StorageCoordinator {
   /** Serves remote operations on router family 'storage'; the sender is the holder. */
   async attach(runtime: { router: Router }): Promise<void> {
     this.#router = runtime.router
-    const serve = (op: StorageOperation, schema: z.ZodType<{ namespace: string }>, what: string) => async ({ envelope, from }: { envelope: { payload: unknown }; from: string }) => {
-      const request = parseRequest(schema, envelope.payload, what)
-      const value = await this.#run(op, request.namespace, from, request, false)
-      return value === undefined ? null : value
-    }
+    const serve =
+      (op: StorageOperation, schema: z.ZodType<{ namespace: string }>, what: string) =>
+      async ({ envelope, from }: { envelope: { payload: unknown }; from: string }) => {
+        const request = parseRequest(schema, envelope.payload, what)
+        const value = await this.#run(op, request.namespace, from, request, false)
+        return value === undefined ? null : value
+      }
     await runtime.router.register('storage', {
       put: serve('store', remotePutSchema, 'put'),
       putMany: serve('storeMany', remotePutManySchema, 'putMany'),
@@ -448,7 +450,8 @@ export class StorageCoordinator {
       retrieve: async (namespace, key, capability) => (await call<unknown>('get', { namespace, key, capability })) ?? undefined,
       retrieveMany: async (namespace, keys, capability) => (await call<unknown[]>('getMany', { namespace, keys, capability })).map((v) => v ?? undefined),
       delete: (namespace, key, capability) => call('delete', { namespace, key, capability }),
-      list: (namespace, prefix, capability, options = {}) => call('list', { namespace, prefix, capability, ...(options.limit ? { limit: options.limit } : {}) }),
+      list: (namespace, prefix, capability, options = {}) =>
+        call('list', { namespace, prefix, capability, ...(options.limit ? { limit: options.limit } : {}) }),
     }
   }
 
@@ -530,7 +533,8 @@ export class StorageCoordinator {
   #checkData(resolver: NamespaceResolver, data: unknown): unknown {
     // Bytes are the common large value and their size is exact; anything else is estimated.
     if (data instanceof Uint8Array && resolver.kind === 'lww') {
-      if (data.byteLength > this.#options.maxValueBytes) throw new InvalidInput(`storage value exceeds ${this.#options.maxValueBytes} bytes`, { maxBytes: this.#options.maxValueBytes })
+      if (data.byteLength > this.#options.maxValueBytes)
+        throw new InvalidInput(`storage value exceeds ${this.#options.maxValueBytes} bytes`, { maxBytes: this.#options.maxValueBytes })
       return data
     }
     checkValue(data, this.#options.maxValueBytes)
@@ -538,7 +542,11 @@ export class StorageCoordinator {
     return data
   }
 
-  #checkMerge(namespace: string, resolver: NamespaceResolver, r: Record<string, unknown>): { resolver: NamespaceResolver; records: Array<[StorageKey, StoredRecord]> } {
+  #checkMerge(
+    namespace: string,
+    resolver: NamespaceResolver,
+    r: Record<string, unknown>,
+  ): { resolver: NamespaceResolver; records: Array<[StorageKey, StoredRecord]> } {
     const declared = resolverSchema.safeParse(r.resolver)
     if (!declared.success) throw new InvalidInput('replica carries no valid resolver', { issues: declared.error.issues })
     if (this.#resolvers.has(namespace) && !sameResolver(resolver, declared.data)) {

@@ -43,7 +43,13 @@ export function faultSchedule(peers: number, bounds: { maxDropRate?: number; max
       minDelayMs: fc.integer({ min: 0, max: Math.min(5, maxDelay) }),
       maxDelayMs: fc.integer({ min: Math.min(5, maxDelay), max: maxDelay }),
       reorder: fc.boolean(),
-      partition: bounds.partitions === false ? fc.constant(undefined) : fc.option(fc.record({ atMs: fc.integer({ min: 0, max: 500 }), forMs: fc.integer({ min: 1, max: 3_000 }), victim: fc.integer({ min: 0, max: peers - 1 }) }), { nil: undefined }),
+      partition:
+        bounds.partitions === false
+          ? fc.constant(undefined)
+          : fc.option(
+              fc.record({ atMs: fc.integer({ min: 0, max: 500 }), forMs: fc.integer({ min: 1, max: 3_000 }), victim: fc.integer({ min: 0, max: peers - 1 }) }),
+              { nil: undefined },
+            ),
     },
     { requiredKeys: ['dropRate', 'duplicateRate', 'minDelayMs', 'maxDelayMs', 'reorder'] },
   )
@@ -92,7 +98,10 @@ export async function checkProtocol(choreography: Choreography, options: CheckPr
   const timeoutMs = options.timeoutMs ?? 2_000
   const property = fc.asyncProperty(fc.integer({ min: 0, max: 2 ** 31 - 1 }), options.faults ?? faultSchedule(peers), async (seed, faults) => {
     const run = await runOnce(choreography, seed, faults, timeoutMs)
-    const broken = [...laws(run, choreography, timeoutMs), ...(options.invariants ?? []).map((check) => check(run)).filter((m): m is string => typeof m === 'string')]
+    const broken = [
+      ...laws(run, choreography, timeoutMs),
+      ...(options.invariants ?? []).map((check) => check(run)).filter((m): m is string => typeof m === 'string'),
+    ]
     if (broken.length > 0) throw new Error(`${choreography.name}: ${broken.join('; ')}`)
   })
   try {
@@ -115,7 +124,8 @@ async function runOnce(choreography: Choreography, seed: number, faults: FaultSc
   })
   try {
     const [leader, ...rest] = sim.runtimes
-    for (const r of rest) r.sessions.invitations$.subscribe((invite) => void r.sessions.executeProtocol(invite.sessionId, choreography.name).catch(() => undefined))
+    for (const r of rest)
+      r.sessions.invitations$.subscribe((invite) => void r.sessions.executeProtocol(invite.sessionId, choreography.name).catch(() => undefined))
     const roster = sim.runtimes.map((r, i) => ({ peerId: r.peerId, role: choreography.roles[i]! }))
     let session: Session | undefined
     let refused = false
@@ -149,10 +159,13 @@ function laws(run: ProtocolRun, choreography: Choreography, timeoutMs: number): 
   for (const [role, view] of known) if (!FINALS.includes(view.status)) out.push(`ends: ${role} is still ${view.status}`)
   const ways = new Set(known.map(([, v]) => `${v.status}/${v.outcome?.kind ?? ''}`))
   if (ways.size > 1) out.push(`agrees: ${known.map(([role, v]) => `${role} ${v.status}/${v.outcome?.kind ?? '-'}`).join(', ')}`)
-  for (const [actor, entries] of finalEntries(run.trace, 'session', FINALS)) if (entries.length > 1) out.push(`ends once: ${actor} entered ${entries.join(', ')}`)
+  for (const [actor, entries] of finalEntries(run.trace, 'session', FINALS))
+    if (entries.length > 1) out.push(`ends once: ${actor} entered ${entries.join(', ')}`)
   out.push(...lifecycleViolations(run.trace, sessionMachine, 'session').map((v) => `lifecycle: ${v}`))
   const f = run.faults
   const lossless = f.dropRate === 0 && f.partition === undefined && timeoutMs >= 20 * Math.max(1, f.maxDelayMs) * (choreography.steps.length + 4)
-  if (lossless) for (const role of choreography.roles) if (run.outcomes[role]?.status !== 'completed') out.push(`lossless: ${role} ended ${run.outcomes[role]?.status ?? 'without the session'}`)
+  if (lossless)
+    for (const role of choreography.roles)
+      if (run.outcomes[role]?.status !== 'completed') out.push(`lossless: ${role} ended ${run.outcomes[role]?.status ?? 'without the session'}`)
   return out
 }

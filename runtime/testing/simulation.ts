@@ -91,7 +91,9 @@ export class Simulation {
       hub.events.subscribe((e) => simulation.trace.push({ type: 'net', t: e.t, peer: e.from, what: e.type, to: e.to, protocol: e.protocol, bytes: e.bytes })),
     )
     for (let i = 0; i < options.peers; i++) {
-      const seed = createHash('sha256').update(`aura-sim/${String(options.seed)}/peer/${i}`).digest()
+      const seed = createHash('sha256')
+        .update(`aura-sim/${String(options.seed)}/peer/${i}`)
+        .digest()
       const crypto = await Ed25519Crypto.fromSeed(new Uint8Array(seed))
       const offset = options.clockOffsets?.[i] ?? 0
       const slot = simulation.incarnate({ crypto, disk: new MemoryStorage(), offset, life: 0 })

@@ -29,7 +29,7 @@ export function topLevelTransitions(machine: AnyStateMachine): Map<string, Set<s
   return edges
 }
 
-const topOf = (value: unknown): string => (typeof value === 'string' ? value : Object.keys(value as object)[0] ?? '')
+const topOf = (value: unknown): string => (typeof value === 'string' ? value : (Object.keys(value as object)[0] ?? ''))
 
 /**
  * Every consecutive pair of states an actor went through (per peer and actor id) must be a move

@@ -19,7 +19,13 @@ import { z } from 'zod'
 import { Cancelled, DeadlineExceeded, InvalidInput, PermissionDenied, UnknownProtocol, errorFromReport, isAuraError } from '../../effects/errors.js'
 import type { Clock } from '../../effects/time/index.js'
 import type { Random } from '../../effects/random/index.js'
-import { timeoutMachine, coordinatedTimeoutMachine, type CoordinatedOperationInput, type CoordinatedTimeoutOutput, type TimeoutOperationInput } from '../../machines/timeout.js'
+import {
+  timeoutMachine,
+  coordinatedTimeoutMachine,
+  type CoordinatedOperationInput,
+  type CoordinatedTimeoutOutput,
+  type TimeoutOperationInput,
+} from '../../machines/timeout.js'
 import { deadlineTimerActor } from '../core/effect-actors.js'
 import { enclosingDeadline, runInTimeoutScope, withEnclosingSignal } from './timeout-context.js'
 import type { EventBus } from '../core/events.js'
@@ -53,7 +59,11 @@ export type RemoteHandler = (payload: unknown, context: OperationContext & { fro
  * fail-fast the op that failed (`failedOp`) and why (`error`). */
 export type CoordinatedResult<T> = Omit<CoordinatedTimeoutOutput, 'results'> & { results: Record<string, T> }
 
-const msSchema = z.number().finite().positive().max(7 * 24 * 3600_000)
+const msSchema = z
+  .number()
+  .finite()
+  .positive()
+  .max(7 * 24 * 3600_000)
 const idSchema = z.string().min(1).max(128)
 const runPayload = z.object({ operationId: idSchema, name: z.string().min(1).max(128), payload: z.unknown() }).strict()
 const cancelPayload = z.object({ operationId: idSchema, reason: z.string().max(512) }).strict()
@@ -89,7 +99,8 @@ export class TimeoutCoordinator {
 
   /** Makes `name` callable by other peers' operations (ctx.call). */
   register(name: string, handler: RemoteHandler): void {
-    if (typeof name !== 'string' || name.length === 0 || typeof handler !== 'function') throw new InvalidInput('register(name, handler) needs a name and a function')
+    if (typeof name !== 'string' || name.length === 0 || typeof handler !== 'function')
+      throw new InvalidInput('register(name, handler) needs a name and a function')
     this.handlers.set(name, handler)
   }
 
@@ -117,11 +128,16 @@ export class TimeoutCoordinator {
   }
 
   /** Runs operations under one deadline with a policy: fail-fast (first failure or expiry fails all) or best-effort. */
-  async withCoordinatedTimeouts<T>(ms: number, operations: Array<Operation<T> | NamedOperation<T>>, policy: TimeoutPolicy = 'fail-fast'): Promise<CoordinatedResult<T>> {
+  async withCoordinatedTimeouts<T>(
+    ms: number,
+    operations: Array<Operation<T> | NamedOperation<T>>,
+    policy: TimeoutPolicy = 'fail-fast',
+  ): Promise<CoordinatedResult<T>> {
     if (!Array.isArray(operations) || operations.length === 0) throw new InvalidInput('withCoordinatedTimeouts needs a non-empty array of operations')
     if (policy !== 'fail-fast' && policy !== 'best-effort') throw new InvalidInput(`unknown timeout policy ${String(policy)}`)
     const named = operations.map((op, index) => (typeof op === 'function' ? { id: `op${index}`, run: op } : op))
-    if (named.some((op) => typeof op?.run !== 'function' || typeof op.id !== 'string')) throw new InvalidInput('every operation must be a function or { id, run }')
+    if (named.some((op) => typeof op?.run !== 'function' || typeof op.id !== 'string'))
+      throw new InvalidInput('every operation must be a function or { id, run }')
     if (new Set(named.map((op) => op.id)).size !== named.length) throw new InvalidInput('operation ids must be distinct')
     const byId = new Map(named.map((op) => [op.id, op.run]))
     const deadlineAt = this.deadlineFor(ms)
@@ -260,7 +276,13 @@ export class TimeoutCoordinator {
     await Promise.all(
       peers.map((peer) =>
         this.deps.router.request(peer, 'timeout', { kind: 'cancel', payload: { operationId, reason } }, 2_000).catch((error) => {
-          this.deps.bus.emit({ type: 'error', code: isAuraError(error) ? error.code : 'NETWORK', where: 'timeout/cancel', message: String(error), remote: peer })
+          this.deps.bus.emit({
+            type: 'error',
+            code: isAuraError(error) ? error.code : 'NETWORK',
+            where: 'timeout/cancel',
+            message: String(error),
+            remote: peer,
+          })
         }),
       ),
     )
@@ -276,7 +298,8 @@ export class TimeoutCoordinator {
     const handler = this.handlers.get(name)
     if (!handler) throw new UnknownProtocol(`no operation named ${name}`, { name })
     if (deadlineAt === undefined) throw new InvalidInput('a run request must carry a budget (envelope budgetMs)')
-    if (deadlineAt <= this.deps.clock.now()) throw new DeadlineExceeded('no budget was left when the request arrived', { operationId, budgetMs: envelope.budgetMs })
+    if (deadlineAt <= this.deps.clock.now())
+      throw new DeadlineExceeded('no budget was left when the request arrived', { operationId, budgetMs: envelope.budgetMs })
     const existing = this.operations.get(operationId)
     if (existing && existing.origin !== from) throw new PermissionDenied('operation id belongs to another caller', { operationId })
     return this.runUnder(operationId, from, deadlineAt, (signal, context) => handler(payload, { ...context, from }))

@@ -54,7 +54,10 @@ export const isTransient = isRetryable
  * })
  */
 export function withRetry<T>(operation: Operation<T>, options: RetryOptions & { attemptTimeoutMs: number }): Promise<T>
-export function withRetry<T>(operation: (attempt: number, signal: AbortSignal) => Promise<T>, options: RetryOptions & { attemptTimeoutMs?: undefined }): Promise<T>
+export function withRetry<T>(
+  operation: (attempt: number, signal: AbortSignal) => Promise<T>,
+  options: RetryOptions & { attemptTimeoutMs?: undefined },
+): Promise<T>
 export async function withRetry<T>(operation: Operation<T> | ((attempt: number, signal: AbortSignal) => Promise<T>), options: RetryOptions): Promise<T> {
   // Safe: an attempt goes without a signal only when attemptTimeoutMs is set, which the overloads
   // allow only for operations that accept none.
@@ -79,13 +82,18 @@ export async function withRetry<T>(operation: Operation<T> | ((attempt: number, 
   }
   if (policy.maxAttempts <= 1) throw new AttemptBudgetExhausted('gave up after 1 attempt', { attempts: 1 }, { cause: first })
   const delay = backoffDelay(1, policy, options.random.float())
-  if (deadlineAt !== undefined && clock.now() + delay >= deadlineAt) throw new DeadlineExceeded('deadline passed after 1 attempt', { attempts: 1 }, { cause: first })
+  if (deadlineAt !== undefined && clock.now() + delay >= deadlineAt)
+    throw new DeadlineExceeded('deadline passed after 1 attempt', { attempts: 1 }, { cause: first })
   try {
     await clock.sleep(delay, signal)
   } catch {
     throw new Cancelled('retry cancelled', { attempts: 1 })
   }
-  const rest: RetryPolicy = { ...policy, maxAttempts: policy.maxAttempts - 1, initialDelayMs: Math.min(policy.maxDelayMs, policy.initialDelayMs * policy.multiplier) }
+  const rest: RetryPolicy = {
+    ...policy,
+    maxAttempts: policy.maxAttempts - 1,
+    initialDelayMs: Math.min(policy.maxDelayMs, policy.initialDelayMs * policy.multiplier),
+  }
   return runRetryMachine((attempt, attemptSignal) => run(attempt + 1, attemptSignal), { ...options, policy: rest, isRetryable }, 1)
 }
 
@@ -120,7 +128,13 @@ class FirstAttemptStopped {
  * `shareOuter`: the operation may take the caller's signal as its own (it needs no deadline timer),
  * so no controller is made; the attempt still stops at once when the caller's signal aborts.
  */
-function firstAttempt<T>(operation: Operation<T>, clock: Clock, deadlineAt: number | undefined, outer: AbortSignal | undefined, shareOuter: boolean): Promise<T> {
+function firstAttempt<T>(
+  operation: Operation<T>,
+  clock: Clock,
+  deadlineAt: number | undefined,
+  outer: AbortSignal | undefined,
+  shareOuter: boolean,
+): Promise<T> {
   const controller = shareOuter && outer !== undefined ? undefined : new AbortController()
   return new Promise<T>((resolve, reject) => {
     let settled = false
@@ -137,7 +151,10 @@ function firstAttempt<T>(operation: Operation<T>, clock: Clock, deadlineAt: numb
         reject(new FirstAttemptStopped(reason))
       })
     const onAbort = () => stop(new Cancelled('retry cancelled', { attempts: 1 }))
-    const timer = deadlineAt !== undefined ? clock.setTimeout(() => stop(new DeadlineExceeded('deadline passed during attempt 1', { attempts: 1 })), deadlineAt - clock.now()) : undefined
+    const timer =
+      deadlineAt !== undefined
+        ? clock.setTimeout(() => stop(new DeadlineExceeded('deadline passed during attempt 1', { attempts: 1 })), deadlineAt - clock.now())
+        : undefined
     outer?.addEventListener('abort', onAbort, { once: true })
     operation(1, controller !== undefined ? controller.signal : outer).then(
       (value) => finish(() => resolve(value)),
@@ -147,7 +164,11 @@ function firstAttempt<T>(operation: Operation<T>, clock: Clock, deadlineAt: numb
 }
 
 /** Attempts under the retry machine; `offset` attempts were already made before it started. */
-async function runRetryMachine<T>(operation: Operation<T>, options: RetryOptions & { policy: RetryPolicy; isRetryable: (error: unknown) => boolean }, offset: number): Promise<T> {
+async function runRetryMachine<T>(
+  operation: Operation<T>,
+  options: RetryOptions & { policy: RetryPolicy; isRetryable: (error: unknown) => boolean },
+  offset: number,
+): Promise<T> {
   const input = retryInputSchema.parse({ policy: options.policy, ...(options.deadlineAt !== undefined ? { deadlineAt: options.deadlineAt } : {}) })
   const machine = retryMachine.provide({
     actors: {

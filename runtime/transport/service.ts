@@ -23,7 +23,15 @@ export function transport(init: TransportInit = {}): ServiceFactory<TransportCoo
   return {
     kind: 'transport',
     create: (c) => {
-      const coordinator = new TransportCoordinator({ ...options, peerId: c.peerId, router: c.router, bus: c.bus, network: c.network, clock: c.clock, random: c.random })
+      const coordinator = new TransportCoordinator({
+        ...options,
+        peerId: c.peerId,
+        router: c.router,
+        bus: c.bus,
+        network: c.network,
+        clock: c.clock,
+        random: c.random,
+      })
       return { api: coordinator, start: () => coordinator.start(), stop: () => coordinator.stop() }
     },
   }

@@ -65,7 +65,15 @@ import { Channel, type ChannelOutcome } from './channel.js'
 import { ConnectionPool, type PoolStats } from './connection-pool.js'
 import { ChannelTraffic, FlowMeter, flowBudgetSchema, type GuardMode } from './flow-budget.js'
 import { InboundChannels, type InboundChannelView } from './inbound-channels.js'
-import { TRANSPORT_FAMILY, bodyCodec, epochSchema, parseTransportPayload, transportIdSchema, type TransportKind, type TransportPayload } from './transport-wire.js'
+import {
+  TRANSPORT_FAMILY,
+  bodyCodec,
+  epochSchema,
+  parseTransportPayload,
+  transportIdSchema,
+  type TransportKind,
+  type TransportPayload,
+} from './transport-wire.js'
 
 export { Channel, type ChannelOutcome } from './channel.js'
 export type { PoolStats } from './connection-pool.js'
@@ -378,8 +386,10 @@ export class TransportCoordinator {
     const started = this.clock.now()
     const parsed = messageSchema.safeParse(message)
     if (!parsed.success) throw invalidInput('channel message', parsed.error.issues)
-    if (retryPolicy !== undefined && !reconnectPolicySchema.safeParse(retryPolicy).success) throw invalidInput('retry policy', reconnectPolicySchema.safeParse(retryPolicy).error?.issues)
-    if (options.deadlineAt !== undefined && !Number.isFinite(options.deadlineAt)) throw new InvalidInput('deadlineAt must be a finite time', { deadlineAt: options.deadlineAt })
+    if (retryPolicy !== undefined && !reconnectPolicySchema.safeParse(retryPolicy).success)
+      throw invalidInput('retry policy', reconnectPolicySchema.safeParse(retryPolicy).error?.issues)
+    if (options.deadlineAt !== undefined && !Number.isFinite(options.deadlineAt))
+      throw new InvalidInput('deadlineAt must be a finite time', { deadlineAt: options.deadlineAt })
     const record = channel instanceof Channel ? this.outbound.get(channel.id) : undefined
     if (record === undefined || record.channel !== channel) {
       if (channel instanceof Channel && channel.closeReason === 'budget') {
@@ -448,8 +458,10 @@ export class TransportCoordinator {
     } catch (thrown) {
       if (thrown === lastError) throw thrown // a permanent failure: the attempt's own error
       const details = { key, attempts, last: errorInfo(lastError) }
-      if (isAuraError(thrown) && thrown.code === 'ATTEMPT_BUDGET_EXHAUSTED') throw new AttemptBudgetExhausted(`gave up after ${attempts} attempts`, details, { cause: lastError })
-      if (isAuraError(thrown) && thrown.code === 'DEADLINE_EXCEEDED') throw new DeadlineExceeded(`send deadline passed after ${attempts} attempts`, details, { cause: lastError })
+      if (isAuraError(thrown) && thrown.code === 'ATTEMPT_BUDGET_EXHAUSTED')
+        throw new AttemptBudgetExhausted(`gave up after ${attempts} attempts`, details, { cause: lastError })
+      if (isAuraError(thrown) && thrown.code === 'DEADLINE_EXCEEDED')
+        throw new DeadlineExceeded(`send deadline passed after ${attempts} attempts`, details, { cause: lastError })
       throw thrown
     }
     return attempts
@@ -461,7 +473,8 @@ export class TransportCoordinator {
    */
   async bumpEpoch(contextId: string, retryPolicy?: RetryPolicy): Promise<{ epoch: number; notified: string[]; unreachable: string[] }> {
     if (!transportIdSchema.safeParse(contextId).success) throw new InvalidInput('invalid contextId', { contextId: String(contextId) })
-    if (retryPolicy !== undefined && !reconnectPolicySchema.safeParse(retryPolicy).success) throw invalidInput('retry policy', reconnectPolicySchema.safeParse(retryPolicy).error?.issues)
+    if (retryPolicy !== undefined && !reconnectPolicySchema.safeParse(retryPolicy).success)
+      throw invalidInput('retry policy', reconnectPolicySchema.safeParse(retryPolicy).error?.issues)
     const epoch = this.currentEpoch(contextId) + 1
     const peers = this.moveEpoch(contextId, epoch, undefined)
     this.count('epochBumps')
@@ -477,7 +490,8 @@ export class TransportCoordinator {
    * context manager, on both ends, and forgets inbound records past their retention.
    */
   async cleanupStaleChannels(contextManager: ContextManager): Promise<{ closed: string[] }> {
-    if (!isObject(contextManager) || typeof contextManager.currentEpoch !== 'function') throw new InvalidInput('invalid context manager: needs currentEpoch(contextId)')
+    if (!isObject(contextManager) || typeof contextManager.currentEpoch !== 'function')
+      throw new InvalidInput('invalid context manager: needs currentEpoch(contextId)')
     const closed: string[] = []
     const contexts = new Set<string>([...this.outbound.values()].map((o) => o.channel.contextId))
     for (const rec of this.inbound.values()) if (rec.open) contexts.add(rec.contextId)
@@ -585,13 +599,15 @@ export class TransportCoordinator {
     // Draining channels still deliver what they accepted; closed ones deliver nothing more.
     if (snapshot.status === 'done' || (snapshot.value !== 'Open' && snapshot.value !== 'Draining')) return Promise.reject(this.closedError(record, undefined))
     const ask = () =>
-      this.router.request(channel.peerId, TRANSPORT_FAMILY, { kind: 'data', payload: data }, { timeoutMs: this.options.ackTimeoutMs, signal }).catch((err: unknown) => {
-        // The peer no longer accepts this channel: nothing sent on it can succeed any more.
-        if (isAuraError(err) && (err.code === 'CHANNEL_CLOSED' || err.code === 'EPOCH_REGRESSION') && err.details.remote === channel.peerId) {
-          this.signal(record, { type: 'REMOTE_CLOSED' })
-        }
-        throw err
-      })
+      this.router
+        .request(channel.peerId, TRANSPORT_FAMILY, { kind: 'data', payload: data }, { timeoutMs: this.options.ackTimeoutMs, signal })
+        .catch((err: unknown) => {
+          // The peer no longer accepts this channel: nothing sent on it can succeed any more.
+          if (isAuraError(err) && (err.code === 'CHANNEL_CLOSED' || err.code === 'EPOCH_REGRESSION') && err.details.remote === channel.peerId) {
+            this.signal(record, { type: 'REMOTE_CLOSED' })
+          }
+          throw err
+        })
     // without dial addresses there is nothing to reconnect: no extra step on the common path
     return record.addresses.length > 0 ? this.ensureConnected(record, signal).then(ask) : ask()
   }
@@ -624,7 +640,12 @@ export class TransportCoordinator {
     await withRetry(
       async (_attempt, signal) => {
         if (this.stopped) throw new ChannelClosed('transport stopped')
-        const answer = await this.router.request(peer, TRANSPORT_FAMILY, { kind: 'epoch', payload: { contextId, epoch } }, { timeoutMs: this.options.ackTimeoutMs, signal })
+        const answer = await this.router.request(
+          peer,
+          TRANSPORT_FAMILY,
+          { kind: 'epoch', payload: { contextId, epoch } },
+          { timeoutMs: this.options.ackTimeoutMs, signal },
+        )
         const theirs = epochSchema.safeParse(answer)
         if (!theirs.success) {
           this.count('malformedFrames')
@@ -660,7 +681,12 @@ export class TransportCoordinator {
         }
         if (record !== undefined) record.announced = true
         const open: TransportPayload<'open'> = { channelId: input.channelId, contextId: input.contextId, epoch: input.epoch }
-        await this.router.request(input.peerId, TRANSPORT_FAMILY, { kind: 'open', payload: open }, { timeoutMs: this.options.handshakeTimeoutMs, signal: abort.signal })
+        await this.router.request(
+          input.peerId,
+          TRANSPORT_FAMILY,
+          { kind: 'open', payload: open },
+          { timeoutMs: this.options.handshakeTimeoutMs, signal: abort.signal },
+        )
       }
       attempt().then(
         () => {
@@ -831,7 +857,11 @@ export class TransportCoordinator {
     // Sends still waiting for their ack fail with the reason the channel ended (one waiting out a
     // backoff finds the channel closed when it wakes).
     const ended = this.closedError(record, output)
-    this.router.abortRequests(TRANSPORT_FAMILY, (peer, envelope) => peer === channel.peerId && envelope.kind === 'data' && (envelope.payload as DataPayload).channelId === channel.id, ended)
+    this.router.abortRequests(
+      TRANSPORT_FAMILY,
+      (peer, envelope) => peer === channel.peerId && envelope.kind === 'data' && (envelope.payload as DataPayload).channelId === channel.id,
+      ended,
+    )
     // The peer hears about every close it cannot infer: not the ones it caused (remote) and not
     // epoch moves (it got or gets the epoch message).
     if (record.announced && output.closeReason !== 'remote' && output.closeReason !== 'epoch') {

@@ -39,7 +39,9 @@ interface Pair {
 
 /** Two TCP runtimes holding the same `keys` LWW registers, an anti-entropy engine each, after an idle round. */
 async function pair(keys: number, digest: 'bloom' | 'merkle' | undefined): Promise<Pair> {
-  const runtimes = await Promise.all([0, 1].map(() => createRuntime({ transport: 'tcp', maxFrameBytes: 64 * 1024 * 1024, effects: { storage: new MemoryStorage() } })))
+  const runtimes = await Promise.all(
+    [0, 1].map(() => createRuntime({ transport: 'tcp', maxFrameBytes: 64 * 1024 * 1024, effects: { storage: new MemoryStorage() } })),
+  )
   await runtimes[0]!.connect(runtimes[1]!.addresses()[0]!)
   const [a, b] = (await sharing(Promise.all(runtimes.map((r) => CrdtCoordinator.attach(r))))) as [CrdtCoordinator, CrdtCoordinator]
   for (let i = 0; i < keys; i++) {
@@ -92,7 +94,8 @@ async function rounds(p: Pair, diff: number): Promise<{ ms: number; bytes: numbe
     // Merkle finds every difference; a bloom filter may hide one by a false positive (about
     // 1 in 10,000 per document, both filters having to err), found the next round (new salt).
     const found = p.engine.config.digest === 'merkle' ? round.differing === diff : round.differing <= diff && round.differing >= diff * 0.98
-    if (!found || round.pulled !== round.differing) throw new Error(`anti-entropy round found ${round.differing} differing, pulled ${round.pulled} (expected ${diff})`)
+    if (!found || round.pulled !== round.differing)
+      throw new Error(`anti-entropy round found ${round.differing} differing, pulled ${round.pulled} (expected ${diff})`)
     bytes = round.bytes
   }
   return { ms: quantile(times, 0.5), bytes }
@@ -121,9 +124,19 @@ async function hundredThousand(report: BenchReport): Promise<void> {
   const digest = p.engine.config.digest
   const round = await rounds(p, 100)
   const floor = await namedExchanges(p, 100)
-  report.add('antientropy.100k_diff100.round_ms', round.ms, 'ms', `default digest (${digest}), 2 runtimes over TCP, median of ${ROUNDS} rounds after an idle one`)
+  report.add(
+    'antientropy.100k_diff100.round_ms',
+    round.ms,
+    'ms',
+    `default digest (${digest}), 2 runtimes over TCP, median of ${ROUNDS} rounds after an idle one`,
+  )
   report.add('antientropy.100k_diff100.bytes_pct', (round.bytes / p.fullBytes) * 100, '%', `${round.bytes} of ${p.fullBytes} bytes (full state)`)
-  report.add('antientropy.100k_diff100.ratio_vs_exchange', round.ms / floor, 'x', `round over exchange() of the 100 differing documents by name (no digest), p50 ${floor.toFixed(2)} ms`)
+  report.add(
+    'antientropy.100k_diff100.ratio_vs_exchange',
+    round.ms / floor,
+    'x',
+    `round over exchange() of the 100 differing documents by name (no digest), p50 ${floor.toFixed(2)} ms`,
+  )
   const growth = await rounds(p, 1_000)
   report.add('antientropy.100k_diff1pct.round_ms', growth.ms, 'ms', `1,000 of 100,000 differ, default digest (${digest})`)
   await stop(p)
@@ -149,15 +162,24 @@ async function onePercent(report: BenchReport, keys: number, label: string): Pro
  */
 async function convergenceRounds(peers: number): Promise<number> {
   const admin = await Ed25519Crypto.generate()
-  const sim = await Simulation.create({ seed: `converge-${peers}`, peers, faults: { minDelayMs: 1, maxDelayMs: 3 }, runtime: { storage: { trustedRoots: [admin.peerId] } } })
+  const sim = await Simulation.create({
+    seed: `converge-${peers}`,
+    peers,
+    faults: { minDelayMs: 1, maxDelayMs: 3 },
+    runtime: { storage: { trustedRoots: [admin.peerId] } },
+  })
   const now = sim.clock.now()
   const coordinators = await Promise.all(sim.runtimes.map((r) => CrdtCoordinator.attach(r)))
   for (const c of coordinators) {
-    c.addCapability(await issueRoot(admin, { audience: c.peerId, namespace: 'crdt.*', rights: ['read', 'replicate'], notBefore: now, expiresAt: now + 24 * 3600_000 }))
+    c.addCapability(
+      await issueRoot(admin, { audience: c.peerId, namespace: 'crdt.*', rights: ['read', 'replicate'], notBefore: now, expiresAt: now + 24 * 3600_000 }),
+    )
     c.cv('counter', gCounter)
     await c.mutate<GCounterState>('counter', (s, r) => gCounter.increment(s, r))
   }
-  const engines = await Promise.all(sim.runtimes.map((r, i) => AntiEntropy.attach(r, coordinators[i]!, { syncInterval: 100, peerSelection: { kind: 'random', k: 3 }, bloomFilterSize: 64 })))
+  const engines = await Promise.all(
+    sim.runtimes.map((r, i) => AntiEntropy.attach(r, coordinators[i]!, { syncInterval: 100, peerSelection: { kind: 'random', k: 3 }, bloomFilterSize: 64 })),
+  )
   for (const e of engines) e.start()
   const done = () => coordinators.every((c) => gCounter.value(c.state('counter')) === peers)
   await sim.runUntil(done, 60_000, 20)

@@ -35,10 +35,15 @@ async function pingPong(): Promise<{ p50: number; samples: number[] }> {
   await a.handle(proto, () => waiting?.())
   await a.connect(b.addresses()[0]!)
   const payload = new Uint8Array(64)
-  const samples = await sample(PINGS, () => new Promise<void>((resolve) => {
-    waiting = resolve
-    void a.send(b.peerId, proto, payload)
-  }), 100)
+  const samples = await sample(
+    PINGS,
+    () =>
+      new Promise<void>((resolve) => {
+        waiting = resolve
+        void a.send(b.peerId, proto, payload)
+      }),
+    100,
+  )
   await a.stop()
   await b.stop()
   return { p50: quantile(samples, 0.5), samples }
@@ -63,15 +68,19 @@ async function yProtocolsSync(): Promise<number> {
   })
   await a.connect(b.addresses()[0]!)
   let n = 0
-  const samples = await sample(YJS_SYNCS, () => {
-    docB.getArray<number>('items').push([n++])
-    return new Promise<void>((resolve) => {
-      waiting = resolve
-      const encoder = encoding.createEncoder()
-      syncProtocol.writeSyncStep1(encoder, docA)
-      void a.send(b.peerId, proto, encoding.toUint8Array(encoder))
-    })
-  }, 30)
+  const samples = await sample(
+    YJS_SYNCS,
+    () => {
+      docB.getArray<number>('items').push([n++])
+      return new Promise<void>((resolve) => {
+        waiting = resolve
+        const encoder = encoding.createEncoder()
+        syncProtocol.writeSyncStep1(encoder, docA)
+        void a.send(b.peerId, proto, encoding.toUint8Array(encoder))
+      })
+    },
+    30,
+  )
   if (docA.getArray('items').length !== docB.getArray('items').length) throw new Error('y-protocols baseline did not sync')
   await a.stop()
   await b.stop()
@@ -137,7 +146,12 @@ async function crdtSyncOverTcp(report: BenchReport, pingP50: number): Promise<vo
   if (pnCounter.value(a.state('counter')) !== pnCounter.value(b.state('counter'))) throw new Error('sync bench did not converge')
   const p50 = quantile(syncOnly, 0.5)
   const total = syncOnly.reduce((x, y) => x + y, 0)
-  report.add('crdt.sync.tcp.p50_ms', p50, 'ms', 'PN-Counter pull+apply, LMDB write queued (not awaited: the peer still holds what we pulled), 2 runtimes, loopback TCP')
+  report.add(
+    'crdt.sync.tcp.p50_ms',
+    p50,
+    'ms',
+    'PN-Counter pull+apply, LMDB write queued (not awaited: the peer still holds what we pulled), 2 runtimes, loopback TCP',
+  )
   report.add('crdt.sync.tcp.p99_ms', quantile(syncOnly, 0.99), 'ms')
   report.add('crdt.sync.tcp.per_s', (SYNCS / total) * 1000, 'syncs/s', 'sequential: one sync at a time, latency-bound')
   report.add('crdt.sync.tcp.ratio_vs_pingpong', p50 / pingP50, 'x', `raw Libp2pNetwork frame echo p50 ${pingP50.toFixed(3)} ms`)
@@ -180,7 +194,11 @@ async function syncsWithPeers(report: BenchReport): Promise<void> {
   const coordinators = await sharing(Promise.all(runtimes.map((r) => CrdtCoordinator.attach(r))))
   for (const c of coordinators) c.cv('counter', pnCounter)
   const [a, ...others] = coordinators as [CrdtCoordinator, ...CrdtCoordinator[]]
-  const lanes = others.map((c, i) => ({ c, peer: runtimes[i + 1]!.peerId, handler: c.handler('counter') as { mutate(m: (s: PNCounterState) => PNCounterState): unknown } }))
+  const lanes = others.map((c, i) => ({
+    c,
+    peer: runtimes[i + 1]!.peerId,
+    handler: c.handler('counter') as { mutate(m: (s: PNCounterState) => PNCounterState): unknown },
+  }))
   let increments = 0
   const run = (count: number) =>
     throughput(count, PEERS, async (lane) => {
@@ -206,10 +224,14 @@ async function yjsThroughCoordinator(): Promise<{ sync: number; exchange: number
   const peer = runtimes[1]!.peerId
   let n = 0
   const timed = (pull: () => Promise<unknown>) =>
-    sample(YJS_SYNCS, async () => {
-      docB.getArray<number>('items').push([n++])
-      await pull()
-    }, 30)
+    sample(
+      YJS_SYNCS,
+      async () => {
+        docB.getArray<number>('items').push([n++])
+        await pull()
+      },
+      30,
+    )
   const sync = await timed(() => a.syncWithPeer(peer))
   const exchange = await timed(() => a.exchange(peer))
   if (a.yjs('doc').doc.getArray('items').length !== docB.getArray('items').length) throw new Error('coordinator yjs sync did not converge')
@@ -225,7 +247,17 @@ export const crdtBench = {
     await crdtSyncOverTcp(report, ping.p50)
     const yProtocols = await yProtocolsSync()
     const coordinator = await yjsThroughCoordinator()
-    report.add('crdt.yjs.ratio_vs_y_protocols', coordinator.sync / yProtocols, 'x', `coordinator p50 ${coordinator.sync.toFixed(3)} ms vs y-protocols step1/2 p50 ${yProtocols.toFixed(3)} ms`)
-    report.add('crdt.yjs.exchange_ratio_vs_y_protocols', coordinator.exchange / yProtocols, 'x', `exchange() (no sync actor) p50 ${coordinator.exchange.toFixed(3)} ms`)
+    report.add(
+      'crdt.yjs.ratio_vs_y_protocols',
+      coordinator.sync / yProtocols,
+      'x',
+      `coordinator p50 ${coordinator.sync.toFixed(3)} ms vs y-protocols step1/2 p50 ${yProtocols.toFixed(3)} ms`,
+    )
+    report.add(
+      'crdt.yjs.exchange_ratio_vs_y_protocols',
+      coordinator.exchange / yProtocols,
+      'x',
+      `exchange() (no sync actor) p50 ${coordinator.exchange.toFixed(3)} ms`,
+    )
   },
 }

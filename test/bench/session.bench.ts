@@ -23,7 +23,8 @@ const PINGS = 2_000
 const LOCAL_MESSAGES = 50_000
 
 async function rawPingPongMs(): Promise<number> {
-  const make = () => createLibp2p({ addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] }, transports: [tcp()], connectionEncrypters: [noise()], streamMuxers: [yamux()] })
+  const make = () =>
+    createLibp2p({ addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] }, transports: [tcp()], connectionEncrypters: [noise()], streamMuxers: [yamux()] })
   const [a, b] = await Promise.all([make(), make()])
   await b.handle('/bench/ping/1.0.0', async (stream) => {
     const lp = lpStream(stream)
@@ -35,10 +36,14 @@ async function rawPingPongMs(): Promise<number> {
   })
   const lp = lpStream(await a.dialProtocol(b.getMultiaddrs()[0]!, '/bench/ping/1.0.0'))
   const payload = new Uint8Array(64)
-  const samples = await sample(PINGS, async () => {
-    await lp.write(payload)
-    await lp.read()
-  }, 200)
+  const samples = await sample(
+    PINGS,
+    async () => {
+      await lp.write(payload)
+      await lp.read()
+    },
+    200,
+  )
   await a.stop()
   await b.stop()
   return quantile(samples, 0.5)
@@ -51,7 +56,8 @@ async function rawPingPongMs(): Promise<number> {
  * (each receipt, and the verdict before it is announced). No envelopes, no validation, no actors.
  */
 async function sessionFloorMs(): Promise<number> {
-  const make = () => createLibp2p({ addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] }, transports: [tcp()], connectionEncrypters: [noise()], streamMuxers: [yamux()] })
+  const make = () =>
+    createLibp2p({ addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] }, transports: [tcp()], connectionEncrypters: [noise()], streamMuxers: [yamux()] })
   const [a, b] = await Promise.all([make(), make()])
   const dirs = [mkdtempSync(join(tmpdir(), 'aura-floor-')), mkdtempSync(join(tmpdir(), 'aura-floor-'))]
   const [clientDb, serverDb] = dirs.map((path) => open({ path }))
@@ -73,19 +79,23 @@ async function sessionFloorMs(): Promise<number> {
   })
   const lp = lpStream(await a.dialProtocol(b.getMultiaddrs()[0]!, '/bench/floor/1.0.0'))
   let n = 0
-  const samples = await sample(SESSIONS, async () => {
-    n++
-    await clientDb!.put(`c${n}`, 'created')
-    await lp.write(message('invite', n))
-    await lp.read() // join
-    await clientDb!.put(`c${n}`, 'joined')
-    await lp.write(message('ping', n))
-    await lp.read() // pong
-    await clientDb!.put(`c${n}`, 'ponged')
-    await lp.read() // report
-    await clientDb!.put(`c${n}`, 'completed') // the verdict is durable before it is announced
-    await lp.write(message('verdict', n))
-  }, 20)
+  const samples = await sample(
+    SESSIONS,
+    async () => {
+      n++
+      await clientDb!.put(`c${n}`, 'created')
+      await lp.write(message('invite', n))
+      await lp.read() // join
+      await clientDb!.put(`c${n}`, 'joined')
+      await lp.write(message('ping', n))
+      await lp.read() // pong
+      await clientDb!.put(`c${n}`, 'ponged')
+      await lp.read() // report
+      await clientDb!.put(`c${n}`, 'completed') // the verdict is durable before it is announced
+      await lp.write(message('verdict', n))
+    },
+    20,
+  )
   await a.stop()
   await b.stop()
   for (const db of [clientDb!, serverDb!]) await db.close()
@@ -112,16 +122,25 @@ async function sessionRoundTrip(): Promise<{ p50: number; p99: number; requestP5
   // the floor under every pattern: one bare router.request round trip on the same connection
   await componentsOf(server).router.register('timeout', { 'bench-echo': ({ envelope }) => envelope.payload })
   const requests = await sample(PINGS, () => componentsOf(client).router.request(server.peerId, 'timeout', { kind: 'bench-echo', payload: { n: 1 } }), 200)
-  const roster = [{ peerId: client.peerId, role: 'client' }, { peerId: server.peerId, role: 'server' }]
-  const samples = await sample(SESSIONS, async () => {
-    const session = await client.sessions.createSession('bench', roster, { timeoutMs: 10_000, protocol: pingPong.name })
-    const result = await session.executeProtocol()
-    if (result.status !== 'completed') throw new Error(`session ${result.status}`)
-  }, 20)
+  const roster = [
+    { peerId: client.peerId, role: 'client' },
+    { peerId: server.peerId, role: 'server' },
+  ]
+  const samples = await sample(
+    SESSIONS,
+    async () => {
+      const session = await client.sessions.createSession('bench', roster, { timeoutMs: 10_000, protocol: pingPong.name })
+      const result = await session.executeProtocol()
+      if (result.status !== 'completed') throw new Error(`session ${result.status}`)
+    },
+    20,
+  )
   // 100 sessions at once: what group commit and pipelining could win shows here
   const concurrentStart = performance.now()
   const results = await Promise.all(
-    Array.from({ length: CONCURRENT }, async () => (await client.sessions.createSession('bench', roster, { timeoutMs: 30_000, protocol: pingPong.name })).executeProtocol()),
+    Array.from({ length: CONCURRENT }, async () =>
+      (await client.sessions.createSession('bench', roster, { timeoutMs: 30_000, protocol: pingPong.name })).executeProtocol(),
+    ),
   )
   const concurrentMs = performance.now() - concurrentStart
   if (results.some((r) => r.status !== 'completed')) throw new Error('a concurrent session did not complete')
@@ -153,18 +172,25 @@ async function fanOutSessionP50(): Promise<number> {
   for (const [i, a] of runtimes.entries()) {
     for (const b of runtimes.slice(i + 1)) {
       for (let attempt = 1; ; attempt++) {
-        const connected = await a.connect(b.addresses()[0]!).then(() => true, (error) => (attempt < 10 ? false : Promise.reject(error)))
+        const connected = await a.connect(b.addresses()[0]!).then(
+          () => true,
+          (error) => (attempt < 10 ? false : Promise.reject(error)),
+        )
         if (connected) break
         await new Promise((resolve) => setTimeout(resolve, 300))
       }
     }
   }
   const roster = runtimes.map((runtime, i) => ({ peerId: runtime.peerId, role: fanRoles[i]! }))
-  const samples = await sample(FAN_SESSIONS, async () => {
-    const session = await leader.sessions.createSession('bench', roster, { timeoutMs: 10_000, protocol: fanOut.name })
-    const result = await session.executeProtocol()
-    if (result.status !== 'completed') throw new Error(`session ${result.status}: ${JSON.stringify(result.outcome)}`)
-  }, 5)
+  const samples = await sample(
+    FAN_SESSIONS,
+    async () => {
+      const session = await leader.sessions.createSession('bench', roster, { timeoutMs: 10_000, protocol: fanOut.name })
+      const result = await session.executeProtocol()
+      if (result.status !== 'completed') throw new Error(`session ${result.status}: ${JSON.stringify(result.outcome)}`)
+    },
+    5,
+  )
   for (const runtime of runtimes) await runtime.stop()
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true })
   return quantile(samples, 0.5)

@@ -75,7 +75,12 @@ async function localFigures(report: BenchReport): Promise<void> {
       // disk (every batch ends in an fsync) lands on all of them alike.
       const putMs = await interleaved(batches, [
         (keys: string[]) => env.transactionSync(() => keys.forEach((k) => raw.putSync(k, VALUE))),
-        (keys: string[]) => coordinator.storeMany('bench', keys.map((key) => ({ key, data: VALUE })), cap),
+        (keys: string[]) =>
+          coordinator.storeMany(
+            'bench',
+            keys.map((key) => ({ key, data: VALUE })),
+            cap,
+          ),
         (keys: string[]) => storage.batch(keys.map((key) => ({ type: 'put' as const, namespace: 'ns.effect', key, value: [...stamp, VALUE] }))),
       ])
       const getMs = await interleaved(batches, [
@@ -94,8 +99,18 @@ async function localFigures(report: BenchReport): Promise<void> {
     // ratios are paired: each round's sides ran side by side, so the median of per-round ratios
     const ratio = (xs: number[], base: number[]) => median(xs.map((x, i) => x / base[i]!))
     report.add('storage.put.ratio_vs_lmdb', ratio(coordPut, rawPut), 'x', `batches of ${BATCH}, 100 B values; goal <= 1.5`)
-    report.add('storage.put.per_s', (ops / median(coordPut)) * 1000, 'ops/s', `coordinator storeMany; raw lmdb-js ${Math.round((ops / median(rawPut)) * 1000)} ops/s`)
-    report.add('storage.put.ratio_vs_effect', ratio(coordPut, effectPut), 'x', 'coordinator storeMany vs LmdbStorage.batch of the same records: what the coordinator adds')
+    report.add(
+      'storage.put.per_s',
+      (ops / median(coordPut)) * 1000,
+      'ops/s',
+      `coordinator storeMany; raw lmdb-js ${Math.round((ops / median(rawPut)) * 1000)} ops/s`,
+    )
+    report.add(
+      'storage.put.ratio_vs_effect',
+      ratio(coordPut, effectPut),
+      'x',
+      'coordinator storeMany vs LmdbStorage.batch of the same records: what the coordinator adds',
+    )
     report.add('storage.get.ratio_vs_lmdb', ratio(coordGet, rawGet), 'x', `retrieveMany of ${BATCH} vs raw get`)
 
     let n = 0
@@ -124,21 +139,52 @@ async function replicationFigure(report: BenchReport): Promise<void> {
       const runtime = await createRuntime({ dataDir, maxFrameBytes: 4 * 1024 * 1024 })
       runtimes.push(runtime)
       const owner = nodes[0]?.runtime.peerId ?? runtime.peerId
-      const storage = new StorageCoordinator(runtime.peerId, componentsOf(runtime).storage, { crypto: componentsOf(runtime).crypto, clock: componentsOf(runtime).clock, trustedRoots: [owner] })
-      const replication = new ReplicationCoordinator({ storage, router: componentsOf(runtime).router, clock: componentsOf(runtime).clock, random: componentsOf(runtime).random, defaultTimeoutMs: 60_000 })
+      const storage = new StorageCoordinator(runtime.peerId, componentsOf(runtime).storage, {
+        crypto: componentsOf(runtime).crypto,
+        clock: componentsOf(runtime).clock,
+        trustedRoots: [owner],
+      })
+      const replication = new ReplicationCoordinator({
+        storage,
+        router: componentsOf(runtime).router,
+        clock: componentsOf(runtime).clock,
+        random: componentsOf(runtime).random,
+        defaultTimeoutMs: 60_000,
+      })
       await storage.attach(componentsOf(runtime))
       await replication.attach()
       nodes.push({ runtime, storage, replication })
     }
     const [sender, ...receivers] = nodes
     for (const r of receivers) await sender!.runtime.connect(r.runtime.addresses()[0]!)
-    const cap = await sender!.storage.grant({ audience: sender!.runtime.peerId, namespace: 'bench', rights: ['write', 'replicate'], expiresAt: Date.now() + HOUR })
-    const keys = Array.from({ length: REPLICATED_KEYS }, (_, i) => `r${String(i).padStart(6, '0')}`)
-    for (let i = 0; i < keys.length; i += BATCH) await sender!.storage.storeMany('bench', keys.slice(i, i + BATCH).map((key) => ({ key, data: VALUE })), cap)
-    const ms = await timed(async () => {
-      await sender!.replication.replicateToPeers('bench', keys, receivers.map((r) => r.runtime.peerId), { kind: 'all' }, { capability: cap })
+    const cap = await sender!.storage.grant({
+      audience: sender!.runtime.peerId,
+      namespace: 'bench',
+      rights: ['write', 'replicate'],
+      expiresAt: Date.now() + HOUR,
     })
-    report.add('replication.keys_per_s', (REPLICATED_KEYS / ms) * 1000, 'keys/s', `${REPLICATED_KEYS} keys (100 B) to 2 peers, all-ack, TCP loopback; ${ms.toFixed(0)} ms`)
+    const keys = Array.from({ length: REPLICATED_KEYS }, (_, i) => `r${String(i).padStart(6, '0')}`)
+    for (let i = 0; i < keys.length; i += BATCH)
+      await sender!.storage.storeMany(
+        'bench',
+        keys.slice(i, i + BATCH).map((key) => ({ key, data: VALUE })),
+        cap,
+      )
+    const ms = await timed(async () => {
+      await sender!.replication.replicateToPeers(
+        'bench',
+        keys,
+        receivers.map((r) => r.runtime.peerId),
+        { kind: 'all' },
+        { capability: cap },
+      )
+    })
+    report.add(
+      'replication.keys_per_s',
+      (REPLICATED_KEYS / ms) * 1000,
+      'keys/s',
+      `${REPLICATED_KEYS} keys (100 B) to 2 peers, all-ack, TCP loopback; ${ms.toFixed(0)} ms`,
+    )
   } finally {
     for (const r of runtimes) await r.stop()
     for (const d of dirs) rmSync(d, { recursive: true, force: true })

@@ -40,7 +40,10 @@ type RoundTrips = Awaited<ReturnType<typeof roundTrips>>
 function coordinatorOn(network: Libp2pNetwork, options: Partial<TransportCoordinatorOptions> = {}) {
   const clock = new SystemClock()
   const random = new CryptoRandom()
-  const bus = new EventBus(() => network.peerId, () => clock.now())
+  const bus = new EventBus(
+    () => network.peerId,
+    () => clock.now(),
+  )
   const metrics = new Metrics(bus.events$)
   const router = new Router({ network, bus, clock, random, maxFrameBytes: network.maxFrameBytes })
   const transport = new TransportCoordinator({ peerId: network.peerId, router, bus, network, clock, random, ...options })
@@ -115,7 +118,12 @@ export const transportBench = {
       const note = `${PAYLOAD_BYTES}-byte messages, ${WINDOW} in flight, best of ${ROUNDS}, TCP loopback, ${trips.connections()} connection`
       report.add('transport.channel.msgs_per_s', rates.channel, 'msg/s', note)
       report.add('transport.raw_stream.msgs_per_s', rates.raw, 'msg/s', note)
-      report.add('transport.channel.ratio_vs_raw_stream', rates.raw / rates.channel, 'x', 'raw msgs/s ÷ channel msgs/s (time per message, channel vs raw); aim ≤ 1.5')
+      report.add(
+        'transport.channel.ratio_vs_raw_stream',
+        rates.raw / rates.channel,
+        'x',
+        'raw msgs/s ÷ channel msgs/s (time per message, channel vs raw); aim ≤ 1.5',
+      )
       report.add('transport.channel.p50_ms', quantile(channelLatency, 0.5), 'ms', 'one message, send to ack')
       report.add('transport.channel.p99_ms', quantile(channelLatency, 0.99), 'ms')
       report.add('transport.raw_stream.p50_ms', quantile(rawLatency, 0.5), 'ms')
@@ -126,7 +134,17 @@ export const transportBench = {
     // The same throughput with Libp2pNetwork's coalesceWrites on, against the default in the same run.
     const coalesced = await withPair(true, throughput)
     const plain = await withPair(false, throughput)
-    report.add('transport.raw_stream.coalesced.msgs_per_s', coalesced.raw, 'msg/s', `coalesceWrites: ${(coalesced.raw / plain.raw).toFixed(2)}x the default (${Math.round(plain.raw)} msg/s) in this run`)
-    report.add('transport.channel.coalesced.msgs_per_s', coalesced.channel, 'msg/s', `coalesceWrites: ${(coalesced.channel / plain.channel).toFixed(2)}x the default (${Math.round(plain.channel)} msg/s) in this run`)
+    report.add(
+      'transport.raw_stream.coalesced.msgs_per_s',
+      coalesced.raw,
+      'msg/s',
+      `coalesceWrites: ${(coalesced.raw / plain.raw).toFixed(2)}x the default (${Math.round(plain.raw)} msg/s) in this run`,
+    )
+    report.add(
+      'transport.channel.coalesced.msgs_per_s',
+      coalesced.channel,
+      'msg/s',
+      `coalesceWrites: ${(coalesced.channel / plain.channel).toFixed(2)}x the default (${Math.round(plain.channel)} msg/s) in this run`,
+    )
   },
 }

@@ -43,7 +43,8 @@ beforeAll(async () => {
     runtimes.push(await createRuntime({ dataDir, protocols: [protocol], sessions: { autoJoin: true } }))
   }
   for (const a of runtimes) for (const b of runtimes) if (a !== b) await a.connect(b.addresses()[0]!)
-  for (const peer of runtimes.slice(1)) peer.sessions.invitations$.subscribe((invite) => void peer.sessions.executeProtocol(invite.sessionId, invite.protocol).catch(() => undefined))
+  for (const peer of runtimes.slice(1))
+    peer.sessions.invitations$.subscribe((invite) => void peer.sessions.executeProtocol(invite.sessionId, invite.protocol).catch(() => undefined))
   dashboard = await startDashboard(runtimes, { port: 0 })
   const profile = mkdtempSync(join(tmpdir(), 'aura-chromium-'))
   dirs.push(profile)

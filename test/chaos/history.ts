@@ -50,7 +50,8 @@ export function divergence(observed: Observed): string[] {
   const first = live[0]!
   for (const index of live.slice(1)) {
     const differing = differingKeys(observed.storage[first]!, observed.storage[index]!)
-    if (differing.length > 0) out.push(`storage: peer ${index} differs from peer ${first} on ${differing.length} key(s), e.g. ${differing.slice(0, 3).join(', ')}`)
+    if (differing.length > 0)
+      out.push(`storage: peer ${index} differs from peer ${first} on ${differing.length} key(s), e.g. ${differing.slice(0, 3).join(', ')}`)
   }
   const counters = live.map((i) => observed.counters[i])
   if (new Set(counters).size > 1) out.push(`counter: replicas differ ${JSON.stringify(counters)}`)
@@ -92,7 +93,8 @@ export function check(history: History, observed: Observed): string[] {
   for (const op of history.operations) {
     if (op.kind !== 'add' || !op.ok) continue
     if (!observed.live[op.peer]) continue // an add made only on a peer that then died for good may die with it
-    for (const peer of liveIndexes(observed)) if (!observed.sets[peer]!.includes(op.element)) out.push(`set: acknowledged add ${op.element} missing on peer ${peer}`)
+    for (const peer of liveIndexes(observed))
+      if (!observed.sets[peer]!.includes(op.element)) out.push(`set: acknowledged add ${op.element} missing on peer ${peer}`)
   }
   return out
 }

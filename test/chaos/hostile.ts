@@ -107,7 +107,17 @@ function hostileFrame(i: number, random: SeededRandom, self: string, victim: str
     }
     case 5:
       // a well-formed request carrying a forged capability and a plausible body
-      return encodeEnvelope({ ...envelope, payload: { collection: 'crdt.default', capability: { v: 1, id: 'x', issuer: victim, audience: self, namespace: '*', rights: ['admin'], notBefore: 0, expiresAt: 9e15, signature: '00' }, body: { all: true, docs: [] } } }, 64 * 1024 * 1024)
+      return encodeEnvelope(
+        {
+          ...envelope,
+          payload: {
+            collection: 'crdt.default',
+            capability: { v: 1, id: 'x', issuer: victim, audience: self, namespace: '*', rights: ['admin'], notBefore: 0, expiresAt: 9e15, signature: '00' },
+            body: { all: true, docs: [] },
+          },
+        },
+        64 * 1024 * 1024,
+      )
     case 6:
       return encodeEnvelope({ ...envelope, payload: deep(random.int(400)) }, 64 * 1024 * 1024)
     default:
@@ -219,7 +229,9 @@ export async function hostileRun(options: HostileOptions): Promise<HostileReport
     await legitDuring
 
     const after = await legitFor(1_500, legit, victim, token)
-    const report = exited ? undefined : await victim.ask<{ rss: number; errors: Record<string, number>; tags: string[]; memory: unknown }>({ type: 'rss' }, 'rss')
+    const report = exited
+      ? undefined
+      : await victim.ask<{ rss: number; errors: Record<string, number>; tags: string[]; memory: unknown }>({ type: 'rss' }, 'rss')
     if (process.env.HOSTILE_DEBUG) console.log(JSON.stringify({ before, after: report }))
     return {
       framesSent,

@@ -70,7 +70,15 @@ export async function processCampaign(options: ProcessCampaignOptions = {}): Pro
   const random = new SeededRandom(`processes/${seed}`)
   const peers: Peer[] = []
   for (let index = 0; index < n; index++) {
-    peers.push({ index, port: await freePort(), dir: mkdtempSync(join(tmpdir(), 'aura-chaos-')), peerId: '', child: undefined, listeners: new Set(), grants: undefined })
+    peers.push({
+      index,
+      port: await freePort(),
+      dir: mkdtempSync(join(tmpdir(), 'aura-chaos-')),
+      peerId: '',
+      child: undefined,
+      listeners: new Set(),
+      grants: undefined,
+    })
   }
   const acked = new Map<string, { value: string; origin: number }>()
   let increments = 0
@@ -94,7 +102,10 @@ export async function processCampaign(options: ProcessCampaignOptions = {}): Pro
     })
 
   const start = async (peer: Peer): Promise<void> => {
-    const child = fork(PEER, ['--data', peer.dir, '--port', String(peer.port), '--index', String(peer.index)], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'ignore', 'inherit', 'ipc'] })
+    const child = fork(PEER, ['--data', peer.dir, '--port', String(peer.port), '--index', String(peer.index)], {
+      execArgv: ['--import', 'tsx'],
+      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+    })
     peer.child = child
     child.on('message', (m: Message) => {
       if (m.type === 'ack' && m.op === 'write') acked.set(m.key as string, { value: m.value as string, origin: peer.index })
@@ -159,7 +170,7 @@ export async function processCampaign(options: ProcessCampaignOptions = {}): Pro
       if (!victim.child) continue
       victim.child.kill('SIGKILL')
       kills += 1
-      await new Promise((r) => victim.child ? victim.child.once('exit', r) : r(undefined))
+      await new Promise((r) => (victim.child ? victim.child.once('exit', r) : r(undefined)))
       await sleep(300 + random.int(1_500))
       await start(victim)
       await introduce(victim)
@@ -175,7 +186,13 @@ export async function processCampaign(options: ProcessCampaignOptions = {}): Pro
     let violations: string[] = []
     while (Date.now() - settleStarted < settleMs) {
       await sleep(1_000)
-      dumps = await Promise.all(peers.map((p) => { const d = waitFor(p, 'dump'); p.child!.send({ type: 'dump' }); return d }))
+      dumps = await Promise.all(
+        peers.map((p) => {
+          const d = waitFor(p, 'dump')
+          p.child!.send({ type: 'dump' })
+          return d
+        }),
+      )
       violations = judge(dumps, acked, increments)
       if (violations.length === 0) break
     }
@@ -184,7 +201,18 @@ export async function processCampaign(options: ProcessCampaignOptions = {}): Pro
     const lostAckedWrites = [...acked.keys()].filter((key) => records.some((r) => !r.has(key))).length
     const diverged = records.filter((r) => !sameRecords(r, records[0]!)).length
     const counterMismatch = dumps.filter((d) => d.counter !== increments && (d.counter as number) < increments).length
-    return { seed, ackedWrites: acked.size, ackedIncrements: increments, kills, lostAckedWrites, diverged, counterMismatch, convergedAfterMs, violations, ms: Date.now() - started }
+    return {
+      seed,
+      ackedWrites: acked.size,
+      ackedIncrements: increments,
+      kills,
+      lostAckedWrites,
+      diverged,
+      counterMismatch,
+      convergedAfterMs,
+      violations,
+      ms: Date.now() - started,
+    }
   } finally {
     for (const peer of peers) peer.child?.kill('SIGKILL')
     await sleep(200)

@@ -43,33 +43,40 @@ if (part('hostile')) violationsTotal += await hostile()
 process.exit(violationsTotal === 0 ? 0 : 1)
 
 async function simulated(): Promise<number> {
-const started = Date.now()
-let operations = 0
-let acknowledged = 0
-const failed: number[] = []
-const violations: string[] = []
-const settle: number[] = []
-for (let seed = first; seed < first + runs; seed++) {
-  const report = await simulatedRun(seed)
-  operations += report.operations
-  acknowledged += report.acknowledged
-  settle.push(report.convergedAfterMs)
-  if (report.violations.length > 0) {
-    failed.push(seed)
-    violations.push(...report.violations)
-    if (!values.quiet) for (const v of report.violations) console.log(v)
+  const started = Date.now()
+  let operations = 0
+  let acknowledged = 0
+  const failed: number[] = []
+  const violations: string[] = []
+  const settle: number[] = []
+  for (let seed = first; seed < first + runs; seed++) {
+    const report = await simulatedRun(seed)
+    operations += report.operations
+    acknowledged += report.acknowledged
+    settle.push(report.convergedAfterMs)
+    if (report.violations.length > 0) {
+      failed.push(seed)
+      violations.push(...report.violations)
+      if (!values.quiet) for (const v of report.violations) console.log(v)
+    }
+    if (!values.quiet && (seed - first + 1) % 50 === 0)
+      console.log(`… ${seed - first + 1}/${runs} runs, ${violations.length} violations, ${Math.round((Date.now() - started) / 1000)} s`)
   }
-  if (!values.quiet && (seed - first + 1) % 50 === 0) console.log(`… ${seed - first + 1}/${runs} runs, ${violations.length} violations, ${Math.round((Date.now() - started) / 1000)} s`)
-}
-settle.sort((a, b) => a - b)
-console.log(`simulated: runs=${runs} peers=5 operations=${operations} acknowledged=${acknowledged} violations=${violations.length} failed_seeds=${failed.length ? failed.join(',') : 'none'}`)
-console.log(`simulated: converged after heal p50=${settle[Math.floor(settle.length / 2)]} ms p99=${settle[Math.floor(settle.length * 0.99)]} ms (virtual); wall ${Math.round((Date.now() - started) / 1000)} s`)
-return violations.length
+  settle.sort((a, b) => a - b)
+  console.log(
+    `simulated: runs=${runs} peers=5 operations=${operations} acknowledged=${acknowledged} violations=${violations.length} failed_seeds=${failed.length ? failed.join(',') : 'none'}`,
+  )
+  console.log(
+    `simulated: converged after heal p50=${settle[Math.floor(settle.length / 2)]} ms p99=${settle[Math.floor(settle.length * 0.99)]} ms (virtual); wall ${Math.round((Date.now() - started) / 1000)} s`,
+  )
+  return violations.length
 }
 
 async function processes(): Promise<number> {
   const r = await processCampaign({ keys: Number(values.keys), seed: first })
-  console.log(`processes: peers=5 acked_writes=${r.ackedWrites} acked_increments=${r.ackedIncrements} kills=${r.kills} lost_acked_writes=${r.lostAckedWrites} diverged=${r.diverged} counter_mismatch=${r.counterMismatch} converged_after=${r.convergedAfterMs} ms wall ${Math.round(r.ms / 1000)} s`)
+  console.log(
+    `processes: peers=5 acked_writes=${r.ackedWrites} acked_increments=${r.ackedIncrements} kills=${r.kills} lost_acked_writes=${r.lostAckedWrites} diverged=${r.diverged} counter_mismatch=${r.counterMismatch} converged_after=${r.convergedAfterMs} ms wall ${Math.round(r.ms / 1000)} s`,
+  )
   for (const v of r.violations) console.log(`processes violation: ${v}`)
   return r.violations.length
 }
@@ -84,8 +91,12 @@ async function hostile(): Promise<number> {
     (r.legitAfter.ok === 0 || r.legitAfter.failed > 0) && 'legitimate requests failed after the attack',
     JSON.stringify(r.tags) !== JSON.stringify(['kept']) && `the peer's CRDT state changed: ${JSON.stringify(r.tags)}`,
   ].filter((p): p is string => typeof p === 'string')
-  const rejected = Object.entries(r.rejected).map(([code, n]) => `${code}=${n}`).join(' ')
-  console.log(`hostile: frames=${r.framesSent} streams=${r.streamsOpened} alive=${r.alive} rss_growth_mb=${growth.toFixed(1)} legit_during=${r.legitDuring.ok}/${r.legitDuring.ok + r.legitDuring.failed} legit_after=${r.legitAfter.ok}/${r.legitAfter.ok + r.legitAfter.failed} wall ${Math.round(r.ms / 1000)} s`)
+  const rejected = Object.entries(r.rejected)
+    .map(([code, n]) => `${code}=${n}`)
+    .join(' ')
+  console.log(
+    `hostile: frames=${r.framesSent} streams=${r.streamsOpened} alive=${r.alive} rss_growth_mb=${growth.toFixed(1)} legit_during=${r.legitDuring.ok}/${r.legitDuring.ok + r.legitDuring.failed} legit_after=${r.legitAfter.ok}/${r.legitAfter.ok + r.legitAfter.failed} wall ${Math.round(r.ms / 1000)} s`,
+  )
   console.log(`hostile: rejected ${rejected}`)
   for (const p of problems) console.log(`hostile violation: ${p}`)
   return problems.length

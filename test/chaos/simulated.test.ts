@@ -8,9 +8,13 @@ import { simulatedRun } from './simulated.js'
 const SEEDS = [1, 2, 3, 4, 5, 6, 7, 8]
 
 describe('simulated chaos', () => {
-  it.each(SEEDS)('law: seed %i — acknowledged writes kept, replicas equal, increments exact, sessions agree', async (seed) => {
-    const report = await simulatedRun(seed)
-    expect(report.acknowledged).toBeGreaterThan(0)
-    expect(report.violations).toEqual([])
-  }, 60_000)
+  it.each(SEEDS)(
+    'law: seed %i — acknowledged writes kept, replicas equal, increments exact, sessions agree',
+    async (seed) => {
+      const report = await simulatedRun(seed)
+      expect(report.acknowledged).toBeGreaterThan(0)
+      expect(report.violations).toEqual([])
+    },
+    60_000,
+  )
 })

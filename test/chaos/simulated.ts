@@ -42,7 +42,6 @@ export interface RunReport {
 const NAMESPACE = 'chaos'
 const DAY = 24 * 3_600_000
 
-
 interface Peer {
   runtime: Runtime
   crdt: CrdtCoordinator
@@ -121,7 +120,9 @@ export async function simulatedRun(seed: number, options: RunOptions = {}): Prom
     for (const index of [...crashed]) if (index !== gone) await comeBack(index)
     const live = peers.filter((_, i) => i !== gone)
     if (gone !== undefined) for (const p of live) p.crdt.forgetPeer(ids[gone]!)
-    for (const a of live) for (const b of live) if (a !== b && !a.runtime.connectedPeers().includes(b.runtime.peerId)) await a.runtime.connect(b.runtime.addresses()[0]!).catch(() => undefined)
+    for (const a of live)
+      for (const b of live)
+        if (a !== b && !a.runtime.connectedPeers().includes(b.runtime.peerId)) await a.runtime.connect(b.runtime.addresses()[0]!).catch(() => undefined)
     for (const p of live) p.antiEntropy.start()
 
     const started = sim.clock.now()
@@ -167,12 +168,26 @@ async function attachPeer(sim: Simulation, runtime: Runtime, before: Peer | unde
 /** First start: every other peer lets this one read and replicate its CRDT collection and replicate to its namespace. */
 async function issueCapabilities(sim: Simulation, runtime: Runtime, crdt: CrdtCoordinator): Promise<Pick<Peer, 'own' | 'toPeers'>> {
   const now = sim.clock.now()
-  const own = await runtime.storage.grant({ audience: runtime.peerId, namespace: NAMESPACE, rights: ['read', 'write', 'replicate'], notBefore: now, expiresAt: now + DAY })
+  const own = await runtime.storage.grant({
+    audience: runtime.peerId,
+    namespace: NAMESPACE,
+    rights: ['read', 'write', 'replicate'],
+    notBefore: now,
+    expiresAt: now + DAY,
+  })
   const toPeers: Record<string, CapabilityToken> = {}
   for (const other of sim.runtimes) {
     if (other === runtime) continue
-    crdt.addCapability(await other.storage.grant({ audience: runtime.peerId, namespace: crdt.collection, rights: ['read', 'replicate'], notBefore: now, expiresAt: now + DAY }))
-    toPeers[other.peerId] = await other.storage.grant({ audience: runtime.peerId, namespace: NAMESPACE, rights: ['replicate'], notBefore: now, expiresAt: now + DAY })
+    crdt.addCapability(
+      await other.storage.grant({ audience: runtime.peerId, namespace: crdt.collection, rights: ['read', 'replicate'], notBefore: now, expiresAt: now + DAY }),
+    )
+    toPeers[other.peerId] = await other.storage.grant({
+      audience: runtime.peerId,
+      namespace: NAMESPACE,
+      rights: ['replicate'],
+      notBefore: now,
+      expiresAt: now + DAY,
+    })
   }
   return { own, toPeers }
 }
@@ -237,12 +252,22 @@ async function act(id: number, draw: number, index: number, peers: Peer[], rando
     clients.settle(index, id, { kind: 'write', peer: index, key, value, policy, targets: others, ok, acked })
   } else if (draw < 7) {
     clients.begin(index, id, { kind: 'increment', peer: index, by: 1, ok: false })
-    const ok = await peer.crdt.mutate<PNCounterState>('hits', (s, r) => pnCounter.increment(s, r, 1)).then(() => true, () => false)
+    const ok = await peer.crdt
+      .mutate<PNCounterState>('hits', (s, r) => pnCounter.increment(s, r, 1))
+      .then(
+        () => true,
+        () => false,
+      )
     clients.settle(index, id, { kind: 'increment', peer: index, by: 1, ok })
   } else if (draw < 9) {
     const element = `e${id}`
     clients.begin(index, id, { kind: 'add', peer: index, element, ok: false })
-    const ok = await peer.crdt.mutate<ORSetState>('tags', (s, r) => orSet.add(s, r, element)).then(() => true, () => false)
+    const ok = await peer.crdt
+      .mutate<ORSetState>('tags', (s, r) => orSet.add(s, r, element))
+      .then(
+        () => true,
+        () => false,
+      )
     clients.settle(index, id, { kind: 'add', peer: index, element, ok })
   } else {
     const partner = others[random.int(others.length)]!

@@ -1,7 +1,19 @@
 // One error table for every pattern: each code says whether a retry can help, and each error
 // class is also a type that `instanceof` narrows to.
 import { describe, expect, it } from 'vitest'
-import { AuraError, DeadlineExceeded, ERROR_CODES, LimitExceeded, NetworkError, PermissionDenied, StorageError, errorFromReport, errorOf, isRetryable, type AuraErrorCode } from '../../effects/errors.js'
+import {
+  AuraError,
+  DeadlineExceeded,
+  ERROR_CODES,
+  LimitExceeded,
+  NetworkError,
+  PermissionDenied,
+  StorageError,
+  errorFromReport,
+  errorOf,
+  isRetryable,
+  type AuraErrorCode,
+} from '../../effects/errors.js'
 import { defaultIsRetryable } from '../../machines/kernel.js'
 import { isTransient } from '../../runtime/timeouts/with-retry.js'
 
@@ -40,7 +52,11 @@ describe('errorFromReport: what a machine reported as a failure, as the error ca
     expect(errorFromReport({ code: 'UNKNOWN', cause: app }, 'NETWORK', 'failed', { keep: 'any' })).toBe(app)
     const wrapped = errorFromReport({ code: 'UNKNOWN', message: 'boom', cause: app }, 'STORAGE', 'failed')
     expect(wrapped).toMatchObject({ code: 'STORAGE', message: 'boom', cause: app })
-    expect(errorFromReport({ code: 'PERMISSION_DENIED' }, 'NETWORK', 'failed', { details: { peer: 'p' } })).toMatchObject({ code: 'PERMISSION_DENIED', message: 'failed', details: { peer: 'p' } })
+    expect(errorFromReport({ code: 'PERMISSION_DENIED' }, 'NETWORK', 'failed', { details: { peer: 'p' } })).toMatchObject({
+      code: 'PERMISSION_DENIED',
+      message: 'failed',
+      details: { peer: 'p' },
+    })
     expect(errorFromReport(undefined, 'NETWORK', 'failed')).toBeInstanceOf(NetworkError)
   })
 })

@@ -168,7 +168,11 @@ describe('SimulatedNetworkHub', () => {
     await fc.assert(
       fc.asyncProperty(
         fc.integer(),
-        fc.record({ dropRate: fc.double({ min: 0, max: 0.5, noNaN: true }), duplicateRate: fc.double({ min: 0, max: 0.5, noNaN: true }), maxDelayMs: fc.integer({ min: 0, max: 40 }) }),
+        fc.record({
+          dropRate: fc.double({ min: 0, max: 0.5, noNaN: true }),
+          duplicateRate: fc.double({ min: 0, max: 0.5, noNaN: true }),
+          maxDelayMs: fc.integer({ min: 0, max: 40 }),
+        }),
         fc.array(fc.tuple(fc.constantFrom('a', 'b', 'c'), fc.constantFrom('a', 'b', 'c'), fc.nat(5)), { maxLength: 60 }),
         async (seed, faults, plan) => {
           const { clock, nets, received } = setup(seed, faults)

@@ -26,7 +26,9 @@ const keyText = fc.oneof(
   fc.string({ unit: anyUnit, maxLength: 6 }),
   fc.string({ unit: 'grapheme', maxLength: 6 }),
   // around the fast path's length bound and the 1978-byte key limit, in 1-, 3- and 4-byte characters
-  fc.tuple(fc.constantFrom('k', '€', '😀'), fc.oneof(fc.integer({ min: 640, max: 700 }), fc.integer({ min: 320, max: 2000 }))).map(([c, n]) => c.repeat(Math.ceil(n / c.length))),
+  fc
+    .tuple(fc.constantFrom('k', '€', '😀'), fc.oneof(fc.integer({ min: 640, max: 700 }), fc.integer({ min: 320, max: 2000 })))
+    .map(([c, n]) => c.repeat(Math.ceil(n / c.length))),
 )
 const keyNumber = fc.oneof(fc.double(), fc.constantFrom(-0, 0, Number.NaN, Number.POSITIVE_INFINITY, Number.MAX_VALUE))
 const keyPart = fc.oneof(keyText, keyNumber)
@@ -57,12 +59,17 @@ const anyOp: fc.Arbitrary<unknown> = fc.oneof(
     },
     { requiredKeys: ['type'] },
   ),
-  fc.constantFrom(null, 'put', [], new (class Op {
-    type = 'put'
-    namespace = 'ns'
-    key = 'k'
-    value = 1
-  })()),
+  fc.constantFrom(
+    null,
+    'put',
+    [],
+    new (class Op {
+      type = 'put'
+      namespace = 'ns'
+      key = 'k'
+      value = 1
+    })(),
+  ),
 )
 
 describe('storage input fast paths', () => {
@@ -78,7 +85,17 @@ describe('storage input fast paths', () => {
   it('checkValue agrees with the full size estimate', () => {
     fc.assert(
       fc.property(anyValue, fc.integer({ min: 1, max: 400 }), (value, max) => {
-        expect(outcome(() => checkValue(value, max), () => 'ok')).toEqual(outcome(() => fullChecks.value(value, max), () => 'ok'))
+        expect(
+          outcome(
+            () => checkValue(value, max),
+            () => 'ok',
+          ),
+        ).toEqual(
+          outcome(
+            () => fullChecks.value(value, max),
+            () => 'ok',
+          ),
+        )
       }),
       { numRuns: 300 },
     )

@@ -55,10 +55,7 @@ type Op =
   | { type: 'put'; ns: string; key: StorageKey; value: unknown }
   | { type: 'delete'; ns: string; key: StorageKey }
   | { type: 'batch'; ops: Array<{ type: 'put'; ns: string; key: StorageKey; value: unknown } | { type: 'delete'; ns: string; key: StorageKey }> }
-const single = fc.oneof(
-  fc.record({ type: fc.constant('put' as const), ns, key, value }),
-  fc.record({ type: fc.constant('delete' as const), ns, key }),
-)
+const single = fc.oneof(fc.record({ type: fc.constant('put' as const), ns, key, value }), fc.record({ type: fc.constant('delete' as const), ns, key }))
 const op: fc.Arbitrary<Op> = fc.oneof(
   { weight: 5, arbitrary: single },
   { weight: 1, arbitrary: fc.record({ type: fc.constant('batch' as const), ops: fc.array(single, { maxLength: 5 }) }) },
@@ -210,8 +207,7 @@ for (const [label, make] of [
     })
 
     it('rejects an oversized value and writes nothing, in a put or anywhere in a batch', async () => {
-      const s: Storage =
-        label === 'LmdbStorage' ? new LmdbStorage({ path: tempDir(), maxValueBytes: 1024 }) : new MemoryStorage({ maxValueBytes: 1024 })
+      const s: Storage = label === 'LmdbStorage' ? new LmdbStorage({ path: tempDir(), maxValueBytes: 1024 }) : new MemoryStorage({ maxValueBytes: 1024 })
       const space = s.namespace('limited')
       expect(await errorCode(() => space.put('big', new Uint8Array(2048)))).toBe('INVALID_INPUT')
       expect(await errorCode(() => space.put('big', 'x'.repeat(2048)))).toBe('INVALID_INPUT')

@@ -177,7 +177,7 @@ describe('SystemClock', () => {
 })
 
 describe('CrashableClock', () => {
-  it('passes timers through until killed; kill clears its pending timers (not the base clock\'s others) and ignores new ones', async () => {
+  it("passes timers through until killed; kill clears its pending timers (not the base clock's others) and ignores new ones", async () => {
     const base = new VirtualClock(0)
     const view = new CrashableClock(base)
     const fired: string[] = []

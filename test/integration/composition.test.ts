@@ -49,8 +49,13 @@ describe('composition', () => {
   it('replicated storage with anti-entropy: a peer that was down gets the write and the CRDT state from later rounds', async () => {
     const folders = [0, 1, 2].map(() => mkdtempSync(join(tmpdir(), 'aura-compose-')))
     dirs.push(...folders)
-    const [a, b, c] = await Promise.all(folders.map(peer)) as [Peer, Peer, Peer]
-    for (const [x, y] of [[a, b], [a, c], [b, c]] as const) await x.runtime.connect(y.runtime.addresses()[0]!)
+    const [a, b, c] = (await Promise.all(folders.map(peer))) as [Peer, Peer, Peer]
+    for (const [x, y] of [
+      [a, b],
+      [a, c],
+      [b, c],
+    ] as const)
+      await x.runtime.connect(y.runtime.addresses()[0]!)
     // The three replicas of the collection let each other in (c keeps its tokens across its restart).
     await sharing([a.crdt, b.crdt, c.crdt])
 
@@ -58,7 +63,12 @@ describe('composition', () => {
     const window = { notBefore: Date.now() - HOUR, expiresAt: Date.now() + HOUR }
     const capability: Record<string, CapabilityToken> = {}
     for (const receiver of [b, c]) {
-      capability[receiver.runtime.peerId] = await receiver.runtime.storage.grant({ audience: a.runtime.peerId, namespace: 'default', rights: ['replicate'], ...window })
+      capability[receiver.runtime.peerId] = await receiver.runtime.storage.grant({
+        audience: a.runtime.peerId,
+        namespace: 'default',
+        rights: ['replicate'],
+        ...window,
+      })
     }
 
     // c goes down before the write.
@@ -68,7 +78,13 @@ describe('composition', () => {
     // Store locally, replicate (async), trigger anti-entropy: the TypeScript form of the seed's example.
     await a.runtime.storage.store('greeting', { text: 'hello' })
     await a.crdt.mutate<ORSetState>('tags', (s, r) => orSet.add(s, r, 'urgent'))
-    const replication = await a.runtime.replication.replicateToPeers('default', ['greeting'], [b.runtime.peerId, cId], { kind: 'async' }, { capability, timeoutMs: 1_000 })
+    const replication = await a.runtime.replication.replicateToPeers(
+      'default',
+      ['greeting'],
+      [b.runtime.peerId, cId],
+      { kind: 'async' },
+      { capability, timeoutMs: 1_000 },
+    )
     await replication.settled.catch(() => undefined)
     expect(a.runtime.replication.pendingRepairs()).toEqual([{ peer: cId, namespace: 'default', key: 'greeting' }])
     a.runtime.replication.repairOn(a.antiEntropy.rounds$, { capability, timeoutMs: 1_000 })

@@ -19,7 +19,12 @@ describe('open-stream limit per peer', () => {
     const LIMIT = 8
     const runtime = await createRuntime({ limits: { maxStreamsPerPeer: LIMIT } })
     cleanups.push(() => runtime.stop())
-    const node: Libp2p = await createLibp2p({ addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] }, transports: [tcp()], connectionEncrypters: [noise()], streamMuxers: [yamux()] })
+    const node: Libp2p = await createLibp2p({
+      addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
+      transports: [tcp()],
+      connectionEncrypters: [noise()],
+      streamMuxers: [yamux()],
+    })
     cleanups.push(() => node.stop())
     const address = multiaddr(runtime.addresses()[0]!)
     const opened: Stream[] = []

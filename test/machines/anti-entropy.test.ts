@@ -64,7 +64,9 @@ describe('anti-entropy machine', () => {
   })
 
   it('a failing peer is retried after backoff, then given up; the round still completes', async () => {
-    const { actor, progress, states } = harness({ failDigest: { b: [new NetworkError('lost'), new NetworkError('lost again')], c: [new NetworkError('once')] } })
+    const { actor, progress, states } = harness({
+      failDigest: { b: [new NetworkError('lost'), new NetworkError('lost again')], c: [new NetworkError('once')] },
+    })
     actor.send({ type: 'RUN_NOW' })
     await waitFor(actor, () => roundDone(progress, 1))
     const failed = progress.filter((p) => p.type === 'PeerFailed')
@@ -115,7 +117,11 @@ describe('anti-entropy config', () => {
     const config = antiEntropyConfigSchema.parse({ syncInterval: 1000, peerSelection: { kind: 'random', k: 3 } })
     expect(config).toMatchObject({ digest: 'merkle', bloomFilterSize: 8192, batchSize: 500 })
     expect(antiEntropyConfigSchema.parse({ syncInterval: 1, peerSelection: { kind: 'round-robin' }, digest: 'merkle', maxRounds: 3 }).maxRounds).toBe(3)
-    expect(antiEntropyConfigSchema.parse({ syncInterval: 1, peerSelection: { kind: 'priority', peers: ['x'] } }).peerSelection).toEqual({ kind: 'priority', peers: ['x'], k: 1 })
+    expect(antiEntropyConfigSchema.parse({ syncInterval: 1, peerSelection: { kind: 'priority', peers: ['x'] } }).peerSelection).toEqual({
+      kind: 'priority',
+      peers: ['x'],
+      k: 1,
+    })
   })
 
   it.each([

@@ -225,8 +225,14 @@ const specs: PathSpec[] = [
     // input takes one branch; the waiting ones (verifying, writing) are driven by events.
     machine: createStorageOperationMachine(scriptedStorageSteps),
     inputs: [
-      ...[{ validate: 'invalid' }, { verdict: 'denied' }, { verdict: 'broken' }, { verdict: 'cached' }, { verdict: 'verify' }].map((script) => ({ op: 'store', script })),
-      ...[{ verdict: 'cached' }, { verdict: 'cached', read: 'broken' }, { verdict: 'verify' }, { verdict: 'verify', read: 'broken' }].map((script) => ({ op: 'retrieve', script })),
+      ...[{ validate: 'invalid' }, { verdict: 'denied' }, { verdict: 'broken' }, { verdict: 'cached' }, { verdict: 'verify' }].map((script) => ({
+        op: 'store',
+        script,
+      })),
+      ...[{ verdict: 'cached' }, { verdict: 'cached', read: 'broken' }, { verdict: 'verify' }, { verdict: 'verify', read: 'broken' }].map((script) => ({
+        op: 'retrieve',
+        script,
+      })),
     ].map(({ op, script }) => ({ op, namespace: 'ns', holder: 'A', request: script })),
     events: [
       done('authorize'),

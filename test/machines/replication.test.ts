@@ -61,7 +61,7 @@ describe('replication chart', () => {
     expect(h.states).toEqual(['replicating', 'settled'])
   })
 
-  it('a peer\'s first answer counts; a later contradictory one is ignored', async () => {
+  it("a peer's first answer counts; a later contradictory one is ignored", async () => {
     const h = harness({ a: 'deny', b: 'hang' }, 1)
     await h.settle()
     h.actor.send({ type: 'PEER_ACKED', peer: 'a', attempts: 9 })
@@ -82,7 +82,7 @@ describe('replication chart', () => {
     expect(h.stopped).toContain('b')
   })
 
-  it('quorum fails as soon as it cannot be met, with the peers\' common error, before any deadline', async () => {
+  it("quorum fails as soon as it cannot be met, with the peers' common error, before any deadline", async () => {
     const h = harness({ a: 'deny', b: 'ack', c: 'deny' }, 2)
     const output = await h.done
     expect(output.status).toBe('failed')

@@ -3,7 +3,15 @@ import { describe, expect, it } from 'vitest'
 import { createActor, fromCallback, fromPromise, toPromise } from 'xstate'
 import { VirtualClock } from '../../effects/time/virtual.js'
 import { retryInputSchema, retryMachine, type AttemptInput, type RetryEvent } from '../../machines/retry.js'
-import { backoffDelay, backoffPolicySchema, defaultIsRetryable, type BackoffPolicy, type BackoffTimerInput, type DeadlineEvent, type DeadlineTimerInput } from '../../machines/kernel.js'
+import {
+  backoffDelay,
+  backoffPolicySchema,
+  defaultIsRetryable,
+  type BackoffPolicy,
+  type BackoffTimerInput,
+  type DeadlineEvent,
+  type DeadlineTimerInput,
+} from '../../machines/kernel.js'
 
 const START = 5_000_000
 
@@ -231,9 +239,13 @@ describe('retryMachine', () => {
 
   it('stops with DEADLINE_EXCEEDED when the next backoff would pass the deadline', async () => {
     // attempt 1 at t0, fails, waits 100; attempt 2 fails at t0+100, next wait 200 would end past t0+250.
-    const { actor, clock, startedAt } = run(policy(), async () => {
-      throw retryable('still down')
-    }, { deadlineIn: 250 })
+    const { actor, clock, startedAt } = run(
+      policy(),
+      async () => {
+        throw retryable('still down')
+      },
+      { deadlineIn: 250 },
+    )
     actor.start()
     await drive(actor, clock)
     const out = await toPromise(actor)

@@ -386,9 +386,7 @@ describe('sessionMachine: active', () => {
     expect(s.context.cursor).toBe(3)
     expect(s.matches({ active: { running: 'sending' } })).toBe(true)
     await flush()
-    expect(sends).toEqual([
-      { sessionId: 's-1', stepIndex: 3, step: twoToAlpha.steps[3], toPeerIds: ['peer-b', 'peer-c'] },
-    ])
+    expect(sends).toEqual([{ sessionId: 's-1', stepIndex: 3, step: twoToAlpha.steps[3], toPeerIds: ['peer-b', 'peer-c'] }])
     // the leader's projection is done; success waits for the others' reports
     expect(actor.getSnapshot().value).toEqual({ agreeing: 'collecting' })
     actor.send({ type: 'REPORT', from: 'peer-b', kind: 'done' })
@@ -508,7 +506,11 @@ describe('sessionMachine: three peers run a choreography', () => {
       const outcome = s.output!.outcome
       expect(outcome.kind).toBe('success')
       if (outcome.kind !== 'success') return
-      expect(Object.keys(outcome.results).map(Number).sort((x, y) => x - y)).toEqual(theirs)
+      expect(
+        Object.keys(outcome.results)
+          .map(Number)
+          .sort((x, y) => x - y),
+      ).toEqual(theirs)
       for (const i of theirs) {
         const sender = PEERS.find((p) => p.role === protocol.steps[i]!.from)!.peerId
         expect(outcome.results[i]).toEqual({ [sender]: { label: protocol.steps[i]!.label, by: sender } })
@@ -687,7 +689,10 @@ describe('sessionMachine: agreeing (the leader decides, participants adopt)', ()
   })
 
   it('leader in collecting: CANCEL and FAIL decide at once', async () => {
-    for (const [event, status] of [[{ type: 'CANCEL', reason: 'stop' }, 'cancelled'], [{ type: 'FAIL', reason: 'bad' }, 'failed']] as const) {
+    for (const [event, status] of [
+      [{ type: 'CANCEL', reason: 'stop' }, 'cancelled'],
+      [{ type: 'FAIL', reason: 'bad' }, 'failed'],
+    ] as const) {
       const { actor } = lone()
       joinOthers(actor)
       actor.send({ type: 'EXECUTE', protocol: oneStep })
@@ -733,7 +738,13 @@ describe('sessionMachine: agreeing (the leader decides, participants adopt)', ()
     await clock.advance(DEADLINE_IN)
     await flush()
     expect(actor.getSnapshot().value).toEqual({ agreeing: 'askingLeader' })
-    expect(reports.at(-1)).toEqual({ sessionId: 's-1', leaderPeerId: 'peer-a', proposal: { kind: 'done' }, untilVerdict: true, deadlineAt: START + DEADLINE_IN + GRACE })
+    expect(reports.at(-1)).toEqual({
+      sessionId: 's-1',
+      leaderPeerId: 'peer-a',
+      proposal: { kind: 'done' },
+      untilVerdict: true,
+      deadlineAt: START + DEADLINE_IN + GRACE,
+    })
     expect(armed.at(-1)).toBe(START + DEADLINE_IN + GRACE)
     answerVerdict({ kind: 'timeout' })
     await flush()
@@ -763,8 +774,16 @@ describe('sessionMachine: agreeing (the leader decides, participants adopt)', ()
 
   it('participant: CANCEL, FAIL, a failed send, a LEAVE and its deadline become proposals to the leader', async () => {
     const cases: Array<{ setUp: (p: ReturnType<typeof lone>) => Promise<void>; proposal: unknown; state: unknown }> = [
-      { setUp: async (p) => void p.actor.send({ type: 'CANCEL', reason: 'user' }), proposal: { kind: 'cancelled', reason: 'user' }, state: { agreeing: 'awaitingVerdict' } },
-      { setUp: async (p) => void p.actor.send({ type: 'FAIL', reason: 'bad' }), proposal: { kind: 'failure', reason: 'bad' }, state: { agreeing: 'awaitingVerdict' } },
+      {
+        setUp: async (p) => void p.actor.send({ type: 'CANCEL', reason: 'user' }),
+        proposal: { kind: 'cancelled', reason: 'user' },
+        state: { agreeing: 'awaitingVerdict' },
+      },
+      {
+        setUp: async (p) => void p.actor.send({ type: 'FAIL', reason: 'bad' }),
+        proposal: { kind: 'failure', reason: 'bad' },
+        state: { agreeing: 'awaitingVerdict' },
+      },
       {
         setUp: async (p) => {
           joinOthers(p.actor, 'peer-b')
@@ -820,7 +839,9 @@ describe('sessionMachine: agreeing (the leader decides, participants adopt)', ()
   })
 
   it('participant restored while asking re-arms the grace from the snapshot', async () => {
-    const { actor, clock, machine, input, armed } = await doneParticipant({ answer: (i) => (i.untilVerdict ? new Promise(() => undefined) : Promise.resolve(null)) })
+    const { actor, clock, machine, input, armed } = await doneParticipant({
+      answer: (i) => (i.untilVerdict ? new Promise(() => undefined) : Promise.resolve(null)),
+    })
     await clock.advance(DEADLINE_IN + 10)
     expect(actor.getSnapshot().value).toEqual({ agreeing: 'askingLeader' })
     const persisted = JSON.parse(JSON.stringify(actor.getPersistedSnapshot()))
@@ -836,7 +857,7 @@ describe('sessionMachine: agreeing (the leader decides, participants adopt)', ()
     expect(restored.getSnapshot().context.error?.code).toBe('VERDICT_UNAVAILABLE')
   })
 
-  it('a three-peer mesh where every step arrives but gamma\'s done report is lost: all time out alike', async () => {
+  it("a three-peer mesh where every step arrives but gamma's done report is lost: all time out alike", async () => {
     const mesh = new Mesh()
     mesh.startAll()
     mesh.joinAll()

@@ -15,7 +15,8 @@ type Step = 'ok' | 'invalid' | 'denied' | 'broken'
 /** whether the verifier already holds a verdict (decided at once) or the signatures need verifying */
 type Verdict = 'cached' | 'verify'
 
-const failure = (step: Step): Error => (step === 'invalid' ? new InvalidInput('bad') : step === 'denied' ? new PermissionDenied('no') : new StorageError('disk'))
+const failure = (step: Step): Error =>
+  step === 'invalid' ? new InvalidInput('bad') : step === 'denied' ? new PermissionDenied('no') : new StorageError('disk')
 
 function run(op: StorageOperation, steps: { validate: Step; authorize: Step; access: Step; verdict?: Verdict }) {
   const calls: string[] = []
@@ -103,15 +104,23 @@ describe('storage operation chart', () => {
   it('law: storage is accessed iff validation and authorization both succeeded', async () => {
     const step = fc.constantFrom<Step>('ok', 'invalid', 'denied', 'broken')
     await fc.assert(
-      fc.asyncProperty(fc.constantFrom(...STORAGE_OPERATIONS), step, step, step, fc.constantFrom<Verdict>('cached', 'verify'), async (op, validate, authorize, access, verdict) => {
-        const { output, calls } = await run(op, { validate, authorize, access, verdict })
-        const accessed = calls.includes('write') || calls.includes('read')
-        expect(accessed).toBe(validate === 'ok' && authorize === 'ok')
-        if (accessed) expect(calls.at(-1)).toBe(isReadOperation(op) ? 'read' : 'write')
-        // a denial at validation is not an authorization verdict: only the authorize step can deny
-        const expected = validate !== 'ok' ? 'failed' : authorize === 'denied' ? 'denied' : authorize !== 'ok' ? 'failed' : access === 'ok' ? 'done' : 'failed'
-        expect(output.status).toBe(expected)
-      }),
+      fc.asyncProperty(
+        fc.constantFrom(...STORAGE_OPERATIONS),
+        step,
+        step,
+        step,
+        fc.constantFrom<Verdict>('cached', 'verify'),
+        async (op, validate, authorize, access, verdict) => {
+          const { output, calls } = await run(op, { validate, authorize, access, verdict })
+          const accessed = calls.includes('write') || calls.includes('read')
+          expect(accessed).toBe(validate === 'ok' && authorize === 'ok')
+          if (accessed) expect(calls.at(-1)).toBe(isReadOperation(op) ? 'read' : 'write')
+          // a denial at validation is not an authorization verdict: only the authorize step can deny
+          const expected =
+            validate !== 'ok' ? 'failed' : authorize === 'denied' ? 'denied' : authorize !== 'ok' ? 'failed' : access === 'ok' ? 'done' : 'failed'
+          expect(output.status).toBe(expected)
+        },
+      ),
       { numRuns: 200 },
     )
   })

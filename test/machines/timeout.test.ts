@@ -2,7 +2,14 @@ import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { createActor, fromCallback, fromPromise, toPromise } from 'xstate'
 import { VirtualClock } from '../../effects/time/virtual.js'
-import { coordinatedTimeoutInputSchema, coordinatedTimeoutMachine, opChildId, timeoutMachine, type CoordinatedOperationInput, type TimeoutOperationInput } from '../../machines/timeout.js'
+import {
+  coordinatedTimeoutInputSchema,
+  coordinatedTimeoutMachine,
+  opChildId,
+  timeoutMachine,
+  type CoordinatedOperationInput,
+  type TimeoutOperationInput,
+} from '../../machines/timeout.js'
 import { childBudget, remaining, scaleTimeout, timeoutProfiles, type DeadlineEvent, type DeadlineTimerInput } from '../../machines/kernel.js'
 
 const START = 1_000_000

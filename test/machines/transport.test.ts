@@ -130,8 +130,20 @@ describe('transportMachine: connecting', () => {
   })
 
   it('Idle closes on CLOSE, STALE and a newer epoch', () => {
-    expect((() => { const t = start(); t.send({ type: 'CLOSE' }); return t.ctx().closeReason })()).toBe('local')
-    expect((() => { const t = start(); t.send({ type: 'STALE' }); return t.ctx().closeReason })()).toBe('stale')
+    expect(
+      (() => {
+        const t = start()
+        t.send({ type: 'CLOSE' })
+        return t.ctx().closeReason
+      })(),
+    ).toBe('local')
+    expect(
+      (() => {
+        const t = start()
+        t.send({ type: 'STALE' })
+        return t.ctx().closeReason
+      })(),
+    ).toBe('stale')
     const t = start()
     t.send({ type: 'EPOCH_BUMP', epoch: 9 })
     expect(t.state()).toBe('Closed')
@@ -255,7 +267,14 @@ describe('transportMachine: epochs', () => {
 describe('transportMachine: forbidden events', () => {
   it('events that do not belong to a state change nothing', () => {
     const idle = start()
-    for (const e of [{ type: 'CONNECTED' }, { type: 'BUDGET_SPENT' }, { type: 'DRAINED' }, { type: 'RETRY' }, { type: 'DRAIN_TIMEOUT' }, { type: 'REMOTE_CLOSED' }] as TransportEvent[]) {
+    for (const e of [
+      { type: 'CONNECTED' },
+      { type: 'BUDGET_SPENT' },
+      { type: 'DRAINED' },
+      { type: 'RETRY' },
+      { type: 'DRAIN_TIMEOUT' },
+      { type: 'REMOTE_CLOSED' },
+    ] as TransportEvent[]) {
       idle.send(e)
       expect(idle.state()).toBe('Idle')
     }

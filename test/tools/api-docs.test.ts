@@ -12,7 +12,13 @@ const ENTRIES = ['runtime/index.ts', 'runtime/testing/index.ts', 'tools/dev.ts']
 /** Exported functions (not classes, not namespaces) of each entry without an @example. */
 function functionsWithoutExample(): { entry: string; name: string }[] {
   const files = ENTRIES.map((e) => join(root, e))
-  const program = ts.createProgram(files, { module: ts.ModuleKind.NodeNext, moduleResolution: ts.ModuleResolutionKind.NodeNext, target: ts.ScriptTarget.ES2022, allowJs: false, noEmit: true })
+  const program = ts.createProgram(files, {
+    module: ts.ModuleKind.NodeNext,
+    moduleResolution: ts.ModuleResolutionKind.NodeNext,
+    target: ts.ScriptTarget.ES2022,
+    allowJs: false,
+    noEmit: true,
+  })
   const checker = program.getTypeChecker()
   const missing: { entry: string; name: string }[] = []
   for (const [i, file] of files.entries()) {
@@ -21,7 +27,14 @@ function functionsWithoutExample(): { entry: string; name: string }[] {
     for (const exported of checker.getExportsOfModule(module)) {
       const symbol = exported.flags & ts.SymbolFlags.Alias ? checker.getAliasedSymbol(exported) : exported
       const declaration = symbol.declarations?.[0]
-      if (!declaration || !(ts.isFunctionDeclaration(declaration) || (ts.isVariableDeclaration(declaration) && declaration.initializer && ts.isArrowFunction(declaration.initializer)))) continue
+      if (
+        !declaration ||
+        !(
+          ts.isFunctionDeclaration(declaration) ||
+          (ts.isVariableDeclaration(declaration) && declaration.initializer && ts.isArrowFunction(declaration.initializer))
+        )
+      )
+        continue
       const tags = ts.getJSDocTags(ts.isVariableDeclaration(declaration) ? declaration.parent.parent : declaration)
       if (!tags.some((tag) => tag.tagName.text === 'example')) missing.push({ entry: ENTRIES[i]!, name: exported.name })
     }

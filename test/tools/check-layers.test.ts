@@ -27,7 +27,8 @@ describe('layering rule', () => {
   it('reports machines importing runtime or an effect implementation, impure calls in machines, and effects importing runtime', () => {
     const root = tree({
       'machines/ok.ts': "import { setup } from 'xstate'\nimport type { Clock } from '../effects/time/index.js'\n// Date.now() in a comment is fine\n",
-      'machines/bad.ts': "import { setup } from 'xstate'\nimport { Router } from '../runtime/router.js'\nimport { SystemClock } from '../effects/time/system.js'\nconst t = Date.now()\nsetTimeout(() => {}, 1)\n",
+      'machines/bad.ts':
+        "import { setup } from 'xstate'\nimport { Router } from '../runtime/router.js'\nimport { SystemClock } from '../effects/time/system.js'\nconst t = Date.now()\nsetTimeout(() => {}, 1)\n",
       'effects/time/system.ts': "import type { Router } from '../../runtime/core/router.js'\n",
     })
     const found = checkLayers(root).map((v) => `${v.file}:${v.line}`)
@@ -42,8 +43,16 @@ describe('layering rule', () => {
       'runtime/core.ts': "import { startDashboard } from '../tools/dashboard.js'\n",
     })
     mkdirSync(join(root, 'runtime/crdt/lattices'), { recursive: true })
-    writeFileSync(join(root, 'runtime/crdt/lattices/g-counter.ts'), "import { z } from 'zod'\nimport { Router } from '../../core/router.js'\nimport { readFileSync } from 'node:fs'\n")
+    writeFileSync(
+      join(root, 'runtime/crdt/lattices/g-counter.ts'),
+      "import { z } from 'zod'\nimport { Router } from '../../core/router.js'\nimport { readFileSync } from 'node:fs'\n",
+    )
     const found = checkLayers(root).map((v) => `${v.file}:${v.line}`)
-    expect(found.sort()).toEqual(['effects/time/index.ts:4', 'runtime/core.ts:1', 'runtime/crdt/lattices/g-counter.ts:2', 'runtime/crdt/lattices/g-counter.ts:3'])
+    expect(found.sort()).toEqual([
+      'effects/time/index.ts:4',
+      'runtime/core.ts:1',
+      'runtime/crdt/lattices/g-counter.ts:2',
+      'runtime/crdt/lattices/g-counter.ts:3',
+    ])
   })
 })

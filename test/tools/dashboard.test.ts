@@ -138,12 +138,14 @@ describe('dashboard model', () => {
   })
 })
 
-describe('IPC feed (the CLI\'s peer processes)', () => {
+describe("IPC feed (the CLI's peer processes)", () => {
   it('translates peer-process messages into dashboard inputs', () => {
     expect(inputsFromIpc('P', { type: 'progress', what: 'transition', sessionId: 's', state: { active: 'running' }, t: 5 })).toEqual([
       { type: 'event', event: { type: 'transition', peer: 'P', t: 5, actorId: 's', machine: 'session', state: { active: 'running' }, event: '' } },
     ])
-    expect(inputsFromIpc('P', { type: 'progress', what: 'step-sent', to: 'Q', sessionId: 's', t: 6 })[0]).toMatchObject({ event: { type: 'wire', direction: 'out', remote: 'Q', session: 's' } })
+    expect(inputsFromIpc('P', { type: 'progress', what: 'step-sent', to: 'Q', sessionId: 's', t: 6 })[0]).toMatchObject({
+      event: { type: 'wire', direction: 'out', remote: 'Q', session: 's' },
+    })
     expect(inputsFromIpc('P', { type: 'connected', peers: ['Q'] })).toEqual([{ type: 'peer', peer: 'P', connected: ['Q'] }])
     expect(inputsFromIpc('P', { type: 'nonsense' })).toEqual([])
     expect(inputsFromIpc('P', 'garbage')).toEqual([])

@@ -29,7 +29,9 @@ describe('npm run visualize', () => {
 
   it('committed visualizations/ are up to date (run `npm run visualize` when this fails)', () => {
     const generated = readdirSync(fresh).sort()
-    const present = readdirSync(VISUALIZATIONS_DIR).filter((f) => /\.(json|mmd|svg|html)$/.test(f)).sort()
+    const present = readdirSync(VISUALIZATIONS_DIR)
+      .filter((f) => /\.(json|mmd|svg|html)$/.test(f))
+      .sort()
     expect(present).toEqual(generated)
     const stale = generated.filter((name) => committed(name) !== readFileSync(join(fresh, name), 'utf8'))
     expect(stale, `stale: ${stale.join(', ')}`).toEqual([])
@@ -74,7 +76,8 @@ describe('npm run visualize', () => {
     const dir = join(process.cwd(), '.tmp', `dup-machines-${process.pid}`)
     mkdirSync(dir, { recursive: true })
     try {
-      const source = (name: string) => `import { createMachine } from 'xstate'\nexport const ${name} = createMachine({ id: 'same', initial: 'a', states: { a: {} } })\n`
+      const source = (name: string) =>
+        `import { createMachine } from 'xstate'\nexport const ${name} = createMachine({ id: 'same', initial: 'a', states: { a: {} } })\n`
       writeFileSync(join(dir, 'a.ts'), source('first'))
       writeFileSync(join(dir, 'b.ts'), source('second'))
       await expect(discoverMachines(dir)).rejects.toThrow(/machine id "same"/)

@@ -37,7 +37,12 @@ export const dashboardOptionsSchema = z
     visualizationsDir: z.string().min(1).default(join(root, 'visualizations')),
     machinesDir: z.string().min(1).default(join(root, 'machines')),
     limits: z
-      .object({ actors: z.number().int().positive(), wire: z.number().int().positive(), errors: z.number().int().positive(), history: z.number().int().positive() })
+      .object({
+        actors: z.number().int().positive(),
+        wire: z.number().int().positive(),
+        errors: z.number().int().positive(),
+        history: z.number().int().positive(),
+      })
       .partial()
       .default({}),
   })
@@ -104,7 +109,10 @@ export async function startDashboard(source: Runtime[] | Observable<DashboardInp
     // Decoded segments: an encoded '/' or '..' must not slip past the checks below.
     let segments: string[]
     try {
-      segments = url.pathname.split('/').slice(1).map((s) => decodeURIComponent(s))
+      segments = url.pathname
+        .split('/')
+        .slice(1)
+        .map((s) => decodeURIComponent(s))
     } catch {
       return send(res, 400, 'bad request\n')
     }

@@ -80,7 +80,21 @@ export function inputsFromIpc(peer: string, message: unknown): DashboardInput[] 
         return [{ type: 'event', event: { type: 'transition', peer, t, actorId, machine: text(m.machine, 'session'), state: m.state, event: text(m.event) } }]
       }
       if (m.what === 'step-sent') {
-        return [{ type: 'event', event: { type: 'wire', peer, t, direction: 'out', kind: 'step', remote: text(m.to), bytes: typeof m.bytes === 'number' ? m.bytes : 0, ...(typeof m.sessionId === 'string' ? { session: m.sessionId } : {}) } }]
+        return [
+          {
+            type: 'event',
+            event: {
+              type: 'wire',
+              peer,
+              t,
+              direction: 'out',
+              kind: 'step',
+              remote: text(m.to),
+              bytes: typeof m.bytes === 'number' ? m.bytes : 0,
+              ...(typeof m.sessionId === 'string' ? { session: m.sessionId } : {}),
+            },
+          },
+        ]
       }
       if (m.what === 'error') {
         return [{ type: 'event', event: { type: 'error', peer, t, code: text(m.code, 'UNKNOWN'), where: text(m.where), message: text(m.message) } }]

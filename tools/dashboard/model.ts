@@ -17,9 +17,31 @@ export type DashboardInput =
 // Inputs can come from other processes, so they are checked before they touch the model.
 const eventBase = { t: z.number(), peer: z.string().min(1).max(256) }
 const runtimeEventSchema = z.discriminatedUnion('type', [
-  z.object({ ...eventBase, type: z.literal('transition'), actorId: z.string().min(1).max(256), machine: z.string().min(1).max(128), state: z.unknown(), event: z.string().max(256) }),
-  z.object({ ...eventBase, type: z.literal('wire'), direction: z.enum(['in', 'out']), kind: z.string().max(128), remote: z.string().max(256), bytes: z.number().nonnegative(), session: z.string().max(256).optional() }),
-  z.object({ ...eventBase, type: z.literal('error'), code: z.string().max(128), where: z.string().max(256), message: z.string().max(4096), remote: z.string().max(256).optional() }),
+  z.object({
+    ...eventBase,
+    type: z.literal('transition'),
+    actorId: z.string().min(1).max(256),
+    machine: z.string().min(1).max(128),
+    state: z.unknown(),
+    event: z.string().max(256),
+  }),
+  z.object({
+    ...eventBase,
+    type: z.literal('wire'),
+    direction: z.enum(['in', 'out']),
+    kind: z.string().max(128),
+    remote: z.string().max(256),
+    bytes: z.number().nonnegative(),
+    session: z.string().max(256).optional(),
+  }),
+  z.object({
+    ...eventBase,
+    type: z.literal('error'),
+    code: z.string().max(128),
+    where: z.string().max(256),
+    message: z.string().max(4096),
+    remote: z.string().max(256).optional(),
+  }),
   z.object({ ...eventBase, type: z.literal('latency'), name: z.string().max(128), ms: z.number() }),
   z.object({ ...eventBase, type: z.literal('peer'), status: z.enum(['connect', 'disconnect']), remote: z.string().max(256) }),
 ])
@@ -179,7 +201,12 @@ export class DashboardModel {
       for (const [name, summary] of Object.entries(metrics.latency)) {
         const seen = totals.latency[name]
         totals.latency[name] = seen
-          ? { count: seen.count + summary.count, mean: (seen.mean * seen.count + summary.mean * summary.count) / Math.max(1, seen.count + summary.count), p50: Math.max(seen.p50, summary.p50), p99: Math.max(seen.p99, summary.p99) }
+          ? {
+              count: seen.count + summary.count,
+              mean: (seen.mean * seen.count + summary.mean * summary.count) / Math.max(1, seen.count + summary.count),
+              p50: Math.max(seen.p50, summary.p50),
+              p99: Math.max(seen.p99, summary.p99),
+            }
           : { ...summary }
       }
     }
@@ -212,7 +239,17 @@ export class DashboardModel {
     if (history.length > this.limits.history) history.splice(0, history.length - this.limits.history)
     // Re-inserted so the map's order is least recently updated first, which is what gets evicted.
     this.actors.delete(key)
-    this.actors.set(key, { key, peer: event.peer, actorId: event.actorId, machine: event.machine, state: event.state, stateText: text, event: event.event, t: event.t, history })
+    this.actors.set(key, {
+      key,
+      peer: event.peer,
+      actorId: event.actorId,
+      machine: event.machine,
+      state: event.state,
+      stateText: text,
+      event: event.event,
+      t: event.t,
+      history,
+    })
     while (this.actors.size > this.limits.actors) this.actors.delete(this.actors.keys().next().value!)
   }
 }

@@ -100,7 +100,12 @@ function classify(node: AnyStateNode, event: string): Pick<ChartTransition, 'kin
   return { kind: 'event' }
 }
 
-function readTransition(node: AnyStateNode, t: { target?: readonly AnyStateNode[] | undefined; guard?: unknown; actions: readonly unknown[]; reenter: boolean }, event: string, kind: Pick<ChartTransition, 'kind' | 'detail'>): ChartTransition {
+function readTransition(
+  node: AnyStateNode,
+  t: { target?: readonly AnyStateNode[] | undefined; guard?: unknown; actions: readonly unknown[]; reenter: boolean },
+  event: string,
+  kind: Pick<ChartTransition, 'kind' | 'detail'>,
+): ChartTransition {
   const out: ChartTransition = {
     source: node.id,
     event,
@@ -259,7 +264,8 @@ export function transitionLabel(t: ChartTransition): string {
 
 const mermaidId = (state: ChartState): string => (state.path.length === 0 ? 'root' : state.path.join('__')).replace(/[^A-Za-z0-9_]/g, '_')
 // Characters Mermaid reads as syntax inside a transition label.
-const mermaidText = (text: string): string => text.replace(/[:;#{}"]/g, (c) => (c === ':' ? '﹕' : c === ';' ? ',' : c === '#' ? '' : c === '"' ? "'" : c === '{' ? '(' : ')'))
+const mermaidText = (text: string): string =>
+  text.replace(/[:;#{}"]/g, (c) => (c === ':' ? '﹕' : c === ';' ? ',' : c === '#' ? '' : c === '"' ? "'" : c === '{' ? '(' : ')'))
 
 /** The lowest state whose subtree holds both nodes: Mermaid wants an edge declared there. */
 function commonAncestorPath(a: string[], b: string[]): string[] {
@@ -322,7 +328,11 @@ export interface DiscoveredMachine {
 
 const isMachine = (value: unknown): value is AnyStateMachine =>
   value instanceof StateMachine ||
-  (value !== null && typeof value === 'object' && 'root' in value && 'definition' in value && typeof (value as { transition?: unknown }).transition === 'function')
+  (value !== null &&
+    typeof value === 'object' &&
+    'root' in value &&
+    'definition' in value &&
+    typeof (value as { transition?: unknown }).transition === 'function')
 
 export async function discoverMachines(machinesDir: string): Promise<DiscoveredMachine[]> {
   const files = readdirSync(machinesDir)

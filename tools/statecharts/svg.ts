@@ -47,7 +47,7 @@ function detailLines(state: ChartState): string[] {
     const self = t.targets.length === 1 && t.targets[0] === state.id
     if (t.targets.length > 0 && !self) continue
     const line = (self ? '↻ ' : '') + transitionLabel(t)
-    if (!seen.has(line)) seen.add(line), lines.push(line)
+    if (!seen.has(line)) (seen.add(line), lines.push(line))
   }
   return lines
 }
@@ -125,7 +125,7 @@ function layersOf(container: ChartState, ctx: LayoutContext): LayerItem[][] {
   for (let changed = true, rounds = 0; changed && rounds <= children.length; rounds++) {
     changed = false
     for (const [from, to] of forward) {
-      if (rank.get(to)! < rank.get(from)! + 1) rank.set(to, rank.get(from)! + 1), (changed = true)
+      if (rank.get(to)! < rank.get(from)! + 1) (rank.set(to, rank.get(from)! + 1), (changed = true))
     }
   }
   const depth = Math.max(0, ...rank.values())
@@ -156,7 +156,12 @@ function layersOf(container: ChartState, ctx: LayoutContext): LayerItem[][] {
   const declared = (item: LayerItem) => ('state' in item ? index.get(item.state)! : children.length + item.index)
   for (let sweep = 0; sweep < 4; sweep++) {
     const down = sweep % 2 === 0
-    const range = down ? layers.map((_, i) => i).slice(1) : layers.map((_, i) => i).reverse().slice(1)
+    const range = down
+      ? layers.map((_, i) => i).slice(1)
+      : layers
+          .map((_, i) => i)
+          .reverse()
+          .slice(1)
     for (const li of range) {
       const layer = layers[li]!
       const weight = new Map(
@@ -320,7 +325,9 @@ function verticalPath(points: Point[]): { d: string; segments: Array<[Point, Poi
       [x1, y1],
     ])
   }
-  const d = `M${n(points[0]![0])},${n(points[0]![1])}` + segments.map((s) => ` C${n(s[1][0])},${n(s[1][1])} ${n(s[2][0])},${n(s[2][1])} ${n(s[3][0])},${n(s[3][1])}`).join('')
+  const d =
+    `M${n(points[0]![0])},${n(points[0]![1])}` +
+    segments.map((s) => ` C${n(s[1][0])},${n(s[1][1])} ${n(s[2][0])},${n(s[2][1])} ${n(s[3][0])},${n(s[3][1])}`).join('')
   return { d, segments }
 }
 
@@ -335,7 +342,7 @@ function drawEdges(edges: Edge[], obstacles: Rect[], out: string[]): void {
   const ports = new Map<string, Edge[]>()
   const port = (key: string, edge: Edge) => ports.set(key, [...(ports.get(key) ?? []), edge])
   const downward = (e: Edge) => e.to.y >= e.from.y + e.from.h - 1 && !contains(e.to, e.from) && !contains(e.from, e.to)
-  for (const e of edges) if (downward(e)) port(`out:${e.from.state.id}`, e), port(`in:${e.to.state.id}`, e)
+  for (const e of edges) if (downward(e)) (port(`out:${e.from.state.id}`, e), port(`in:${e.to.state.id}`, e))
   const towards = (e: Edge, outgoing: boolean): number => {
     const lane = e.lane[outgoing ? 0 : e.lane.length - 1]
     if (lane) return lane.x + lane.w / 2
@@ -367,7 +374,13 @@ function drawEdges(edges: Edge[], obstacles: Rect[], out: string[]): void {
       const x0 = inner === from ? inner.x + inner.w : outer.x + outer.w
       const x1 = inner === from ? outer.x + outer.w : inner.x + inner.w
       const mid = Math.max(x0, x1) + 18
-      geometry = { d: `M${n(x0)},${n(y)} C${n(mid)},${n(y - 10)} ${n(mid)},${n(y + 10)} ${n(x1)},${n(y)}`, labelAt: [[mid, y - 14], [mid + 30, y]] }
+      geometry = {
+        d: `M${n(x0)},${n(y)} C${n(mid)},${n(y - 10)} ${n(mid)},${n(y + 10)} ${n(x1)},${n(y)}`,
+        labelAt: [
+          [mid, y - 14],
+          [mid + 30, y],
+        ],
+      }
     } else if (to.y + to.h <= from.y + 1) {
       // Back edge: out of the right side, round the outside, into the right side.
       loop++
@@ -386,7 +399,13 @@ function drawEdges(edges: Edge[], obstacles: Rect[], out: string[]): void {
       const x0 = rightward ? from.x + from.w : from.x
       const x1 = rightward ? to.x - 1 : to.x + to.w + 1
       const above = y - 8 - (e.labels.length - 1) * 6
-      geometry = { d: `M${n(x0)},${n(y)} L${n(x1)},${n(y)}`, labelAt: [[(x0 + x1) / 2, above], [(x0 + x1) / 2, y + 14]] }
+      geometry = {
+        d: `M${n(x0)},${n(y)} L${n(x1)},${n(y)}`,
+        labelAt: [
+          [(x0 + x1) / 2, above],
+          [(x0 + x1) / 2, y + 14],
+        ],
+      }
     }
     // First candidate that collides with nothing drawn so far; else the first.
     const candidates = geometry.labelAt.map(([x, y]) => labelRect(x, y, e.labels))

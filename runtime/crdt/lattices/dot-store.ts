@@ -106,7 +106,13 @@ const ownedIndexes = new WeakMap<object, Map<string, string>>()
 
 export function dotStore<P>(options: DotStoreOptions<P>) {
   const { payload, tombstones } = options
-  const bottom: DotStoreState<P> = { context: CausalContext.empty, live: new Map(), removals: new Map(), collected: VectorClock.empty, applied: CausalContext.empty }
+  const bottom: DotStoreState<P> = {
+    context: CausalContext.empty,
+    live: new Map(),
+    removals: new Map(),
+    collected: VectorClock.empty,
+    applied: CausalContext.empty,
+  }
 
   function joinKey(
     am: ReadonlyMap<string, DotPut<P>> | undefined,
@@ -265,7 +271,8 @@ export function dotStore<P>(options: DotStoreOptions<P>) {
   function remove(s: DotStoreState<P>, replica: string, key: string): DotStoreState<P> {
     const removes = [...(s.live.get(key)?.values() ?? [])].map((p) => p.dot)
     if (removes.length === 0) return bottom
-    if (!tombstones) return { context: CausalContext.ofDots(removes), live: new Map(), removals: new Map(), collected: VectorClock.empty, applied: CausalContext.empty }
+    if (!tombstones)
+      return { context: CausalContext.ofDots(removes), live: new Map(), removals: new Map(), collected: VectorClock.empty, applied: CausalContext.empty }
     const dot = s.context.nextDot(replica)
     return {
       context: CausalContext.ofDots([dot, ...removes]),

@@ -36,10 +36,33 @@ export { checkYjsUpdate, clockToStateVector, stateVectorToClock, SYNC_ORIGIN, yj
 export { capabilitySet, type CapabilitySetState } from './capability-set.js'
 export { opCounter, type CounterOp } from './op-counter.js'
 export { opOrSet, type OpORSetState, type ORSetOp } from './op-or-set.js'
-export { CV_TYPE_NAMES, TypeRegistry, builtinTypes, cmType, cvType, decodeTagged, encodeTagged, meetType, type AnyCvType, type TypeKind, type CvTypeName, type TaggedState } from './registry.js'
+export {
+  CV_TYPE_NAMES,
+  TypeRegistry,
+  builtinTypes,
+  cmType,
+  cvType,
+  decodeTagged,
+  encodeTagged,
+  meetType,
+  type AnyCvType,
+  type TypeKind,
+  type CvTypeName,
+  type TaggedState,
+} from './registry.js'
 export { murmur3 } from './hash.js'
 export { BLOOM_MAX_BYTES, BloomFilter, bloomParameters, type BloomSizing } from './bloom.js'
-export { diffBuckets, MERKLE_HASH_BYTES, MERKLE_MAX_DEPTH, merkleDepthFor, MerkleTree, prefixOf, versionHash, type BucketDiff, type MerkleEntry } from './merkle.js'
+export {
+  diffBuckets,
+  MERKLE_HASH_BYTES,
+  MERKLE_MAX_DEPTH,
+  merkleDepthFor,
+  MerkleTree,
+  prefixOf,
+  versionHash,
+  type BucketDiff,
+  type MerkleEntry,
+} from './merkle.js'
 export {
   compareChildren,
   decodeBucketEntries,

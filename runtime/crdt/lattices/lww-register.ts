@@ -51,15 +51,13 @@ export function compareEntries(a: LWWEntry, b: LWWEntry): number {
 
 const bottom: LWWRegisterState = { entry: null, clock: VectorClock.empty }
 
-const later = (a: LWWEntry | null, b: LWWEntry | null): LWWEntry | null =>
-  a === null ? b : b === null ? a : compareEntries(a, b) >= 0 ? a : b
+const later = (a: LWWEntry | null, b: LWWEntry | null): LWWEntry | null => (a === null ? b : b === null ? a : compareEntries(a, b) >= 0 ? a : b)
 
 export const lwwRegister = {
   name: 'lww-register',
   bottom: () => bottom,
   join: (a, b) => ({ entry: later(a.entry, b.entry), clock: a.clock.merge(b.clock) }),
-  equals: (a, b) =>
-    a.clock.equals(b.clock) && (a.entry === null ? b.entry === null : b.entry !== null && compareEntries(a.entry, b.entry) === 0),
+  equals: (a, b) => a.clock.equals(b.clock) && (a.entry === null ? b.entry === null : b.entry !== null && compareEntries(a.entry, b.entry) === 0),
   version: (s) => s.clock,
   missingFor: (s, remote) => (remote.dominates(s.clock) ? bottom : s),
   isBottom: (s) => s.entry === null && s.clock.size === 0,

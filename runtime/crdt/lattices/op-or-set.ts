@@ -10,8 +10,7 @@ import { parseWire, WIRE_LIMITS, type WireValue } from './lattice-wire.js'
 export type OpORSetState = ReadonlyMap<string, ReadonlySet<string>>
 
 export type ORSetOp =
-  | { readonly kind: 'add'; readonly element: string }
-  | { readonly kind: 'remove'; readonly element: string; readonly tags: readonly string[] }
+  { readonly kind: 'add'; readonly element: string } | { readonly kind: 'remove'; readonly element: string; readonly tags: readonly string[] }
 
 const element = z.string().max(WIRE_LIMITS.keyLength)
 const opSchema = z.discriminatedUnion('kind', [

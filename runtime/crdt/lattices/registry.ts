@@ -56,7 +56,9 @@ export class TypeRegistry {
   /** Adds an application type under its own `name`; a different type under a taken name is InvalidInput. */
   register(kind: TypeKind, type: { name: string }): void {
     if (typeof type?.name !== 'string' || !TYPE_NAME.test(type.name) || type.name.startsWith('or-map')) {
-      throw new InvalidInput('a CRDT type needs a name of 1-128 characters [A-Za-z0-9._:-], not starting with or-map', { name: String(type?.name).slice(0, 300) })
+      throw new InvalidInput('a CRDT type needs a name of 1-128 characters [A-Za-z0-9._:-], not starting with or-map', {
+        name: String(type?.name).slice(0, 300),
+      })
     }
     const existing = this.lookup(kind, type.name)
     if (existing === type) return

@@ -11,9 +11,7 @@ export type ClockOrder = 'equal' | 'before' | 'after' | 'concurrent'
 /** Wire form: a plain record, keys sorted. */
 export type VectorClockWire = Record<string, number>
 
-export const vectorClockSchema = z
-  .record(replicaIdSchema, counterSchema)
-  .refine((r) => Object.keys(r).length <= WIRE_LIMITS.entries, 'too many replicas')
+export const vectorClockSchema = z.record(replicaIdSchema, counterSchema).refine((r) => Object.keys(r).length <= WIRE_LIMITS.entries, 'too many replicas')
 
 export class VectorClock {
   static readonly empty = new VectorClock(new Map())

@@ -60,15 +60,19 @@ async function scenario(seed: number, ops: Op[], split: number) {
           case 'inc':
           case 'dec': {
             const by = op.kind === 'inc' ? op.amount : -op.amount
-            void c.mutate<PNCounterState>('counter', (s, r) => (by > 0 ? pnCounter.increment(s, r, by) : pnCounter.decrement(s, r, -by))).then(() => (expected.counter += by))
+            void c
+              .mutate<PNCounterState>('counter', (s, r) => (by > 0 ? pnCounter.increment(s, r, by) : pnCounter.decrement(s, r, -by)))
+              .then(() => (expected.counter += by))
             break
           }
           case 'add': {
             const element = `e${n}`
-            void c.mutate<ORSetState>('set', (s, r) => orSet.add(s, r, element)).then(() => {
-              expected.added.add(element)
-              ownAdds[op.peer]!.push(element)
-            })
+            void c
+              .mutate<ORSetState>('set', (s, r) => orSet.add(s, r, element))
+              .then(() => {
+                expected.added.add(element)
+                ownAdds[op.peer]!.push(element)
+              })
             break
           }
           case 'remove': {
@@ -103,25 +107,30 @@ async function scenario(seed: number, ops: Op[], split: number) {
 describe('anti-entropy under faults (simulated)', () => {
   it('strong eventual consistency: after quiescence all replicas are equal and hold every acknowledged change', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.integer({ min: 1, max: 1_000_000 }), fc.array(opArb, { minLength: 15, maxLength: 40 }), fc.integer({ min: 1, max: PEERS - 1 }), async (seed, ops, split) => {
-        const { sim, coordinators, expected, quiesced, progress } = await scenario(seed, ops, split)
-        try {
-          expect(quiesced, `did not converge (seed ${seed})`).toBe(true)
-          const wantSet = [...expected.added].filter((e) => !expected.removed.has(e)).sort()
-          for (const c of coordinators) {
-            expect(pnCounter.value(c.state('counter'))).toBe(expected.counter)
-            expect(orSet.values(c.state('set'))).toEqual(wantSet)
-            expect(c.yjs('doc').doc.getArray<string>('items').toArray().sort()).toEqual([...expected.pushed].sort())
+      fc.asyncProperty(
+        fc.integer({ min: 1, max: 1_000_000 }),
+        fc.array(opArb, { minLength: 15, maxLength: 40 }),
+        fc.integer({ min: 1, max: PEERS - 1 }),
+        async (seed, ops, split) => {
+          const { sim, coordinators, expected, quiesced, progress } = await scenario(seed, ops, split)
+          try {
+            expect(quiesced, `did not converge (seed ${seed})`).toBe(true)
+            const wantSet = [...expected.added].filter((e) => !expected.removed.has(e)).sort()
+            for (const c of coordinators) {
+              expect(pnCounter.value(c.state('counter'))).toBe(expected.counter)
+              expect(orSet.values(c.state('set'))).toEqual(wantSet)
+              expect(c.yjs('doc').doc.getArray<string>('items').toArray().sort()).toEqual([...expected.pushed].sort())
+            }
+            // the faults were real: frames were dropped and duplicated on the way
+            expect(sim.trace.some((e) => e.type === 'net' && e.what === 'drop')).toBe(true)
+            expect(sim.trace.some((e) => e.type === 'net' && e.what === 'duplicate')).toBe(true)
+            expect(progress.some((p) => p.type === 'AllCompleted')).toBe(true)
+            expect(expected.counter !== 0 || expected.added.size + expected.pushed.length > 0).toBe(true)
+          } finally {
+            await sim.stop()
           }
-          // the faults were real: frames were dropped and duplicated on the way
-          expect(sim.trace.some((e) => e.type === 'net' && e.what === 'drop')).toBe(true)
-          expect(sim.trace.some((e) => e.type === 'net' && e.what === 'duplicate')).toBe(true)
-          expect(progress.some((p) => p.type === 'AllCompleted')).toBe(true)
-          expect(expected.counter !== 0 || expected.added.size + expected.pushed.length > 0).toBe(true)
-        } finally {
-          await sim.stop()
-        }
-      }),
+        },
+      ),
       { numRuns: 6 },
     )
   })
@@ -153,7 +162,9 @@ describe('anti-entropy engine (simulated)', () => {
     for (let i = 0; i < docs; i++) await cs[0]!.mutate<PNCounterState>(`k${i}`, (s, r) => pnCounter.increment(s, r))
     await cs[1]!.handleSyncResponse(cs[0]!.handleSyncRequest(cs[1]!.createSyncRequest()))
     const engines = await Promise.all(
-      sim.runtimes.map((r, i) => AntiEntropy.attach(r, cs[i]!, { syncInterval: 1_000, peerSelection: { kind: 'round-robin' }, bloomFilterSize: 64, ...config })),
+      sim.runtimes.map((r, i) =>
+        AntiEntropy.attach(r, cs[i]!, { syncInterval: 1_000, peerSelection: { kind: 'round-robin' }, bloomFilterSize: 64, ...config }),
+      ),
     )
     return { sim, cs, engines }
   }
@@ -192,7 +203,10 @@ describe('anti-entropy engine (simulated)', () => {
         void engines[0]!.runRound().then(() => (done = true))
         await sim.runUntil(() => done, 2_000)
       }
-      const others = sim.runtimes.slice(1).map((r) => r.peerId).sort()
+      const others = sim.runtimes
+        .slice(1)
+        .map((r) => r.peerId)
+        .sort()
       expect(chosen.map((c) => c.length)).toEqual([1, 1, 1, 1])
       expect([chosen[0]![0], chosen[1]![0]].sort()).toEqual(others)
       expect(chosen[2]).toEqual(chosen[0])
@@ -208,7 +222,7 @@ describe('anti-entropy engine (simulated)', () => {
   it('an oversized or malformed digest is a typed error, counted by the router, with no state change', async () => {
     const { sim, cs } = await pair(3, { maxDigestBytes: 2_048 })
     try {
-      const [a, b] = sim.runtimes as [typeof sim.runtimes[0], typeof sim.runtimes[0]]
+      const [a, b] = sim.runtimes as [(typeof sim.runtimes)[0], (typeof sim.runtimes)[0]]
       const errors: string[] = []
       b.events$.subscribe((e) => e.type === 'error' && errors.push(e.code))
       const before = JSON.stringify([...cs[1]!.digestEntries()])
@@ -225,7 +239,10 @@ describe('anti-entropy engine (simulated)', () => {
         { digest: 'full-list', ids: ['a'] },
       ]
       const outcomes: unknown[] = []
-      for (const payload of bad) void componentsOf(a).router.request(b.peerId, 'anti-entropy', { kind: 'digest', payload }, 500).catch((e) => outcomes.push(e))
+      for (const payload of bad)
+        void componentsOf(a)
+          .router.request(b.peerId, 'anti-entropy', { kind: 'digest', payload }, 500)
+          .catch((e) => outcomes.push(e))
       expect(await sim.runUntil(() => outcomes.length === bad.length, 2_000)).toBe(true)
       for (const o of outcomes) expect(o).toMatchObject({ code: 'INVALID_INPUT' })
       expect(errors.filter((c) => c === 'INVALID_INPUT')).toHaveLength(bad.length)

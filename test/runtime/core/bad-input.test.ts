@@ -25,13 +25,21 @@ afterEach(async () => {
 async function runtime(extra: Parameters<typeof createRuntime>[0] = {}): Promise<Runtime> {
   const dataDir = mkdtempSync(join(tmpdir(), 'aura-bad-'))
   const rt = await createRuntime({ dataDir, protocols: [thresholdCeremony(2)], sessions: { autoJoin: true }, maxFrameBytes: 64 * 1024, ...extra })
-  cleanups.push(() => rm(dataDir), () => rt.stop())
+  cleanups.push(
+    () => rm(dataDir),
+    () => rt.stop(),
+  )
   return rt
 }
 const rm = (dir: string) => rmSync(dir, { recursive: true, force: true })
 
 async function rawNode(): Promise<Libp2p> {
-  const node = await createLibp2p({ addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] }, transports: [tcp()], connectionEncrypters: [noise()], streamMuxers: [yamux()] })
+  const node = await createLibp2p({
+    addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+  })
   cleanups.push(() => node.stop())
   return node
 }
@@ -83,7 +91,12 @@ describe('bad input', () => {
       encodeEnvelope({ v: 1, kind: 'step', from: alice.peerId, to: 'session', payload: {} }, 1 << 20), // claims to be alice
       encodeEnvelope({ v: 1, kind: 'no-such-kind', from: evil.peerId.toString(), to: 'session', payload: {} }, 1 << 20),
     ])
-    await until(() => (bob.metrics().errors['MALFORMED_FRAME'] ?? 0) >= 3 && (bob.metrics().errors['PERMISSION_DENIED'] ?? 0) >= 1 && (bob.metrics().errors['UNKNOWN_PROTOCOL'] ?? 0) >= 1)
+    await until(
+      () =>
+        (bob.metrics().errors['MALFORMED_FRAME'] ?? 0) >= 3 &&
+        (bob.metrics().errors['PERMISSION_DENIED'] ?? 0) >= 1 &&
+        (bob.metrics().errors['UNKNOWN_PROTOCOL'] ?? 0) >= 1,
+    )
     // an oversized frame: rejected by the network layer before decoding
     await writeRaw(evil, bob, protocol, [new Uint8Array(200 * 1024)]).catch(() => undefined)
     await until(() => (bob.metrics().errors['FRAME_TOO_LARGE'] ?? 0) >= 1)
@@ -92,7 +105,14 @@ describe('bad input', () => {
     // bob still serves: a session between alice and bob completes
     const ceremony = thresholdCeremony(2)
     bob.sessions.invitations$.subscribe((invite) => void bob.sessions.executeProtocol(invite.sessionId, invite.protocol))
-    const session = await alice.sessions.createSession('ceremony', [{ peerId: alice.peerId, role: 'p1' }, { peerId: bob.peerId, role: 'p2' }], { timeoutMs: 10_000, protocol: ceremony.name })
+    const session = await alice.sessions.createSession(
+      'ceremony',
+      [
+        { peerId: alice.peerId, role: 'p1' },
+        { peerId: bob.peerId, role: 'p2' },
+      ],
+      { timeoutMs: 10_000, protocol: ceremony.name },
+    )
     expect((await session.executeProtocol()).status).toBe('completed')
   })
 
@@ -100,24 +120,45 @@ describe('bad input', () => {
     const alice = await runtime()
     const bob = await runtime()
     const mallory = await runtime()
-    for (const [a, b] of [[alice, bob], [mallory, bob], [mallory, alice]] as const) await a.connect(b.addresses()[0]!)
+    for (const [a, b] of [
+      [alice, bob],
+      [mallory, bob],
+      [mallory, alice],
+    ] as const)
+      await a.connect(b.addresses()[0]!)
     const ceremony = thresholdCeremony(2)
     // bob joins but does not execute yet, so the session stays open while we poke at it
-    const session = await alice.sessions.createSession('ceremony', [{ peerId: alice.peerId, role: 'p1' }, { peerId: bob.peerId, role: 'p2' }], { timeoutMs: 20_000, protocol: ceremony.name })
+    const session = await alice.sessions.createSession(
+      'ceremony',
+      [
+        { peerId: alice.peerId, role: 'p1' },
+        { peerId: bob.peerId, role: 'p2' },
+      ],
+      { timeoutMs: 20_000, protocol: ceremony.name },
+    )
     await until(() => bob.sessions.get(session.id)?.state().joined.length === 2)
     await until(() => storedSessions(bob).includes(alice.peerId)) // persisted (writes are asynchronous)
     await new Promise((r) => setTimeout(r, 100))
     const before = storedSessions(bob)
 
-    const unknown = componentsOf(mallory).router.request(bob.peerId, 'session', { kind: 'step', payload: { sessionId: 'no-such-session', protocol: ceremony.name, step: 0, payload: {} } })
+    const unknown = componentsOf(mallory).router.request(bob.peerId, 'session', {
+      kind: 'step',
+      payload: { sessionId: 'no-such-session', protocol: ceremony.name, step: 0, payload: {} },
+    })
     await expect(unknown).rejects.toMatchObject({ code: 'UNKNOWN_SESSION' })
     const outsider = componentsOf(mallory).router.request(bob.peerId, 'session', { kind: 'join', payload: { sessionId: session.id, role: 'p1' } })
     await expect(outsider).rejects.toMatchObject({ code: 'PERMISSION_DENIED' })
     const wrongRole = componentsOf(alice).router.request(bob.peerId, 'session', { kind: 'join', payload: { sessionId: session.id, role: 'p2' } })
     await expect(wrongRole).rejects.toMatchObject({ code: 'UNKNOWN_ROLE' })
-    const forgedStep = componentsOf(mallory).router.request(bob.peerId, 'session', { kind: 'step', payload: { sessionId: session.id, protocol: ceremony.name, step: 0, payload: { commitment: 'a'.repeat(64) } } })
+    const forgedStep = componentsOf(mallory).router.request(bob.peerId, 'session', {
+      kind: 'step',
+      payload: { sessionId: session.id, protocol: ceremony.name, step: 0, payload: { commitment: 'a'.repeat(64) } },
+    })
     await expect(forgedStep).rejects.toMatchObject({ code: 'PERMISSION_DENIED' })
-    const badPayload = componentsOf(alice).router.request(bob.peerId, 'session', { kind: 'step', payload: { sessionId: session.id, protocol: ceremony.name, step: 0, payload: { commitment: 42 } } })
+    const badPayload = componentsOf(alice).router.request(bob.peerId, 'session', {
+      kind: 'step',
+      payload: { sessionId: session.id, protocol: ceremony.name, step: 0, payload: { commitment: 42 } },
+    })
     await expect(badPayload).rejects.toMatchObject({ code: 'INVALID_INPUT' })
     const notAnInvite = componentsOf(mallory).router.request(bob.peerId, 'session', { kind: 'invite', payload: { input: { nonsense: true } } })
     await expect(notAnInvite).rejects.toBeInstanceOf(AuraError)
@@ -131,7 +172,12 @@ describe('bad input', () => {
 
     // local API misuse is typed too
     await expect(alice.sessions.joinSession('no-such-session', 'p1')).rejects.toMatchObject({ code: 'UNKNOWN_SESSION' })
-    await expect(alice.sessions.createSession('x', [{ peerId: alice.peerId, role: 'a' }, { peerId: alice.peerId, role: 'b' }])).rejects.toMatchObject({ code: 'INVALID_INPUT' })
+    await expect(
+      alice.sessions.createSession('x', [
+        { peerId: alice.peerId, role: 'a' },
+        { peerId: alice.peerId, role: 'b' },
+      ]),
+    ).rejects.toMatchObject({ code: 'INVALID_INPUT' })
     await expect(alice.timeouts.withTimeout(Number.NaN, async () => 1)).rejects.toMatchObject({ code: 'INVALID_INPUT' })
     await expect(alice.timeouts.withTimeout(-5, async () => 1)).rejects.toMatchObject({ code: 'INVALID_INPUT' })
 

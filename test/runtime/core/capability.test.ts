@@ -47,9 +47,7 @@ let mallory: Crypto
 let stranger: Crypto
 
 beforeAll(async () => {
-  ;[owner, alice, bob, carol, mallory, stranger] = await Promise.all(
-    [1, 2, 3, 4, 5, 6].map(async (n) => (await Ed25519Crypto.fromSeed(seedOf(n))) as Crypto),
-  )
+  ;[owner, alice, bob, carol, mallory, stranger] = await Promise.all([1, 2, 3, 4, 5, 6].map(async (n) => (await Ed25519Crypto.fromSeed(seedOf(n))) as Crypto))
 })
 
 const optionsAt = (now: number, extra: Partial<VerifyOptions> = {}): VerifyOptions => ({
@@ -109,7 +107,15 @@ describe('issuing and delegating', () => {
     expect(JSON.parse(JSON.stringify(root))).toEqual(root)
 
     const { effective } = await verifyCapability(root, optionsAt(T0))
-    expect(effective).toMatchObject({ audience: alice.peerId, namespace: 'app/*', rights: ['read', 'write'], notBefore: T0, expiresAt: T0 + HOUR, root: owner.peerId, chain: [root.id] })
+    expect(effective).toMatchObject({
+      audience: alice.peerId,
+      namespace: 'app/*',
+      rights: ['read', 'write'],
+      notBefore: T0,
+      expiresAt: T0 + HOUR,
+      root: owner.peerId,
+      chain: [root.id],
+    })
 
     const ok = await authorize(root, { holder: alice.peerId, namespace: 'app/x', right: 'write', ...optionsAt(T0) })
     expect(ok.ok).toBe(true)
@@ -135,7 +141,14 @@ describe('issuing and delegating', () => {
   it('a three-link chain verifies to its leaf, narrowed at every step', async () => {
     const leaf = await sampleChain()
     const { effective } = await authorize(leaf, { holder: carol.peerId, namespace: 'app/users/alice', right: 'read', ...optionsAt(T0) })
-    expect(effective).toMatchObject({ audience: carol.peerId, namespace: 'app/users/alice', rights: ['read'], notBefore: T0 - HOUR, expiresAt: T0 + 5 * HOUR, chain: ['root-1', 'mid-1', 'leaf-1'] })
+    expect(effective).toMatchObject({
+      audience: carol.peerId,
+      namespace: 'app/users/alice',
+      rights: ['read'],
+      notBefore: T0 - HOUR,
+      expiresAt: T0 + 5 * HOUR,
+      chain: ['root-1', 'mid-1', 'leaf-1'],
+    })
     await expectDenied(authorize(leaf, { holder: carol.peerId, namespace: 'app/users/alice', right: 'write', ...optionsAt(T0) }), 'right-not-granted')
     await expectDenied(authorize(leaf, { holder: carol.peerId, namespace: 'app/users/bob', right: 'read', ...optionsAt(T0) }), 'namespace-not-covered')
   })
@@ -143,7 +156,14 @@ describe('issuing and delegating', () => {
   it('omitted delegation fields inherit the parent, so a plain hand-over keeps the same grant', async () => {
     const root = await issueRoot(owner, { audience: alice.peerId, namespace: 'docs/*', rights: ['read', 'replicate'], notBefore: T0, expiresAt: T0 + HOUR })
     const child = await delegate(alice, root, { audience: bob.peerId })
-    expect(child).toMatchObject({ issuer: alice.peerId, audience: bob.peerId, namespace: 'docs/*', rights: ['read', 'replicate'], notBefore: T0, expiresAt: T0 + HOUR })
+    expect(child).toMatchObject({
+      issuer: alice.peerId,
+      audience: bob.peerId,
+      namespace: 'docs/*',
+      rights: ['read', 'replicate'],
+      notBefore: T0,
+      expiresAt: T0 + HOUR,
+    })
     expect(child.parent).toEqual(root)
   })
 
@@ -211,9 +231,7 @@ describe('canonical encoding', () => {
     const bytes = signingBytes(fields, undefined)
     expect(new TextDecoder().decode(bytes.subarray(0, 8))).toBe('AURACAP1')
     // magic, v, four u16-prefixed one/two-byte strings, mask, two u64, hasParent
-    expect(Array.from(bytes.subarray(8))).toEqual([
-      1, 0, 1, 105, 0, 1, 80, 0, 1, 81, 0, 2, 110, 42, 0x11, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1, 2, 0,
-    ])
+    expect(Array.from(bytes.subarray(8))).toEqual([1, 0, 1, 105, 0, 1, 80, 0, 1, 81, 0, 2, 110, 42, 0x11, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1, 2, 0])
     expect(signingBytes({ ...fields, rights: ['admin', 'read'] }, undefined)).toEqual(bytes)
     const withParent = signingBytes(fields, new Uint8Array(32).fill(7))
     expect(withParent.length).toBe(bytes.length + 32)
@@ -299,13 +317,27 @@ describe('verification', () => {
     const opts = optionsAt(T0, { trustedRoots: new Set([owner.peerId, stranger.peerId]) })
 
     // a root with the same grant from another trusted issuer: the middle link signed the original's digest
-    const otherRoot = await issueRoot(stranger, { id: 'root-1', audience: alice.peerId, namespace: 'app/*', rights: ['read', 'write', 'delete'], notBefore: T0 - HOUR, expiresAt: T0 + 10 * HOUR })
+    const otherRoot = await issueRoot(stranger, {
+      id: 'root-1',
+      audience: alice.peerId,
+      namespace: 'app/*',
+      rights: ['read', 'write', 'delete'],
+      notBefore: T0 - HOUR,
+      expiresAt: T0 + 10 * HOUR,
+    })
     const spliced = clone(leaf)
     spliced.parent!.parent = otherRoot
     await expectDenied(verifyCapability(spliced, opts), 'bad-signature')
 
     // a second, wider root from the same owner to the same audience
-    const sibling = await issueRoot(owner, { id: 'root-2', audience: alice.peerId, namespace: '*', rights: ['admin'], notBefore: T0 - 2 * HOUR, expiresAt: T0 + 20 * HOUR })
+    const sibling = await issueRoot(owner, {
+      id: 'root-2',
+      audience: alice.peerId,
+      namespace: '*',
+      rights: ['admin'],
+      notBefore: T0 - 2 * HOUR,
+      expiresAt: T0 + 20 * HOUR,
+    })
     const reparented = clone(leaf)
     reparented.parent!.parent = sibling
     await expectDenied(verifyCapability(reparented, opts), 'bad-signature')
@@ -320,11 +352,33 @@ describe('verification', () => {
     await expectDenied(verifyCapability(forgedLeaf, opts), 'bad-signature')
 
     // mallory signs honestly as herself under a token she does not hold: the chain breaks at her link
-    const stolen = await forge(mallory, { v: 1, id: 'stolen', issuer: mallory.peerId, audience: mallory.peerId, namespace: leaf.namespace, rights: leaf.rights, notBefore: leaf.notBefore, expiresAt: leaf.expiresAt }, leaf)
+    const stolen = await forge(
+      mallory,
+      {
+        v: 1,
+        id: 'stolen',
+        issuer: mallory.peerId,
+        audience: mallory.peerId,
+        namespace: leaf.namespace,
+        rights: leaf.rights,
+        notBefore: leaf.notBefore,
+        expiresAt: leaf.expiresAt,
+      },
+      leaf,
+    )
     await expectDenied(verifyCapability(stolen, opts), 'broken-chain')
 
     // a root whose issuer is not an ed25519 peer id cannot be checked at all
-    const opaque = await forge(owner, { v: 1, id: 'r', issuer: 'abc', audience: alice.peerId, namespace: '*', rights: ['read'], notBefore: T0, expiresAt: T0 + HOUR })
+    const opaque = await forge(owner, {
+      v: 1,
+      id: 'r',
+      issuer: 'abc',
+      audience: alice.peerId,
+      namespace: '*',
+      rights: ['read'],
+      notBefore: T0,
+      expiresAt: T0 + HOUR,
+    })
     await expectDenied(verifyCapability(opaque, optionsAt(T0, { trustedRoots: new Set(['abc']) })), 'malformed')
   })
 })
@@ -350,8 +404,7 @@ describe('laws', () => {
   const rightsArb = fc.subarray([...RIGHTS], { minLength: 1 })
   // Every string over {a, b} up to length 4: enough to tell any two generated namespaces apart.
   const UNIVERSE = [''].concat(...[1, 2, 3, 4].map((n) => allStrings(n))).filter((s) => s.length > 0)
-  const covers = (pattern: string, name: string): boolean =>
-    pattern.endsWith('*') ? name.startsWith(pattern.slice(0, -1)) : name === pattern
+  const covers = (pattern: string, name: string): boolean => (pattern.endsWith('*') ? name.startsWith(pattern.slice(0, -1)) : name === pattern)
   const coveredBy = (child: string, parent: string): boolean => UNIVERSE.every((n) => !covers(child, n) || covers(parent, n))
   const implied = (rs: readonly Right[]): Set<Right> => new Set(rs.includes('admin') ? RIGHTS : rs)
   const rightsCovered = (child: readonly Right[], parent: readonly Right[]): boolean => child.every((r) => implied(parent).has(r))
@@ -362,8 +415,14 @@ describe('laws', () => {
       to: fc.nat(4),
       namespace: fc.option(namespaceArb, { nil: undefined }),
       rights: fc.option(rightsArb, { nil: undefined }),
-      notBefore: fc.option(fc.integer({ min: -5, max: 5 }).map((k) => T0 + k * 60_000), { nil: undefined }),
-      expiresAt: fc.option(fc.integer({ min: -5, max: 5 }).map((k) => T0 + HOUR + k * 60_000), { nil: undefined }),
+      notBefore: fc.option(
+        fc.integer({ min: -5, max: 5 }).map((k) => T0 + k * 60_000),
+        { nil: undefined },
+      ),
+      expiresAt: fc.option(
+        fc.integer({ min: -5, max: 5 }).map((k) => T0 + HOUR + k * 60_000),
+        { nil: undefined },
+      ),
     })
     await fc.assert(
       fc.asyncProperty(namespaceArb, rightsArb, fc.array(stepArb, { minLength: 1, maxLength: 5 }), async (rootNs, rootRights, steps) => {
@@ -392,7 +451,12 @@ describe('laws', () => {
           } else {
             token = await attempt
             // the refusal policy: an accepted request is granted exactly, never narrowed behind its back
-            expect(token).toMatchObject({ namespace: wanted.namespace, rights: canonicalRights(wanted.rights), notBefore: wanted.notBefore, expiresAt: wanted.expiresAt })
+            expect(token).toMatchObject({
+              namespace: wanted.namespace,
+              rights: canonicalRights(wanted.rights),
+              notBefore: wanted.notBefore,
+              expiresAt: wanted.expiresAt,
+            })
             holder = to
           }
         }
@@ -409,12 +473,18 @@ describe('laws', () => {
   type Tamper = (link: Record<string, unknown>) => void
   /** Edits of one field of a link (or dropping its parent), leaving its signature as it was. */
   const fieldTampers = (peerIds: string[]): fc.Arbitrary<Tamper>[] => {
-    const set = (field: string) => (value: unknown): Tamper => (link) => {
-      link[field] = value
-    }
-    const shift = (field: string) => (delta: number): Tamper => (link) => {
-      link[field] = (link[field] as number) + delta
-    }
+    const set =
+      (field: string) =>
+      (value: unknown): Tamper =>
+      (link) => {
+        link[field] = value
+      }
+    const shift =
+      (field: string) =>
+      (delta: number): Tamper =>
+      (link) => {
+        link[field] = (link[field] as number) + delta
+      }
     const delta = fc.integer({ min: -3 * HOUR, max: 3 * HOUR }).filter((d) => d !== 0)
     return [
       fc.constantFrom(0, 2, '1').map(set('v')),
@@ -438,13 +508,11 @@ describe('laws', () => {
     const verifier = new CapabilityVerifier({ crypto: owner, clock: { now: () => T0 }, trustedRoots: opts.trustedRoots })
     await verifier.verify(leaf) // the genuine token is cached: a tamper must not ride on its cache entry
 
-    const hexFlip = fc.record({ at: fc.nat(127), by: fc.integer({ min: 1, max: 15 }) }).map(
-      ({ at, by }): Tamper => (link) => {
-        const sig = link.signature as string
-        const digit = ((parseInt(sig[at]!, 16) + by) % 16).toString(16)
-        link.signature = sig.slice(0, at) + digit + sig.slice(at + 1)
-      },
-    )
+    const hexFlip = fc.record({ at: fc.nat(127), by: fc.integer({ min: 1, max: 15 }) }).map(({ at, by }): Tamper => (link) => {
+      const sig = link.signature as string
+      const digit = ((parseInt(sig[at]!, 16) + by) % 16).toString(16)
+      link.signature = sig.slice(0, at) + digit + sig.slice(at + 1)
+    })
     const tamperArb: fc.Arbitrary<Tamper> = fc.oneof(...fieldTampers(everyone.map((p) => p.peerId)), hexFlip)
     await fc.assert(
       fc.asyncProperty(fc.nat(2), tamperArb, async (depth, tamper) => {
@@ -593,7 +661,9 @@ describe('CapabilityVerifier', () => {
   it('the cache is bounded and evicts the least recently used token', async () => {
     const { verifier, request } = await setup(2)
     const tokens = await Promise.all(
-      ['r1', 'r2', 'r3'].map((id) => issueRoot(owner, { id, audience: carol.peerId, namespace: 'app/users/alice', rights: ['read'], notBefore: T0, expiresAt: T0 + HOUR })),
+      ['r1', 'r2', 'r3'].map((id) =>
+        issueRoot(owner, { id, audience: carol.peerId, namespace: 'app/users/alice', rights: ['read'], notBefore: T0, expiresAt: T0 + HOUR }),
+      ),
     )
     await verifier.authorize(tokens[0], request)
     await verifier.authorize(tokens[1], request)

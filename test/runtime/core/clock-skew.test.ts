@@ -57,20 +57,23 @@ function registerWork(callee: Runtime) {
 }
 
 describe('deadlines under clock skew', () => {
-  it.each([1, -1] as const)('a call with 1.5 s of budget succeeds when the callee clock is off by %i × 2 s; the callee\'s deadline is the budget on its own clock', async (direction) => {
-    const [a, b] = await skewed(direction)
-    const sim = sims[0]!
-    const seen = registerWork(b)
-    const call = a.timeouts.withTimeout(1_500, (_signal, ctx) => ctx.call<string>(b.peerId, 'work', { ms: 100 }))
-    const outcome = await drive(sim, call, 3_000)
-    expect(outcome.error).toBeUndefined()
-    expect(outcome.value).toBe('done')
-    const [entry] = seen
-    // what was left of the 1.5 s when the request arrived (a few ms in flight), on b's own clock
-    const budget = entry!.deadlineAt - entry!.arrivedAt
-    expect(budget).toBeGreaterThan(1_400)
-    expect(budget).toBeLessThanOrEqual(1_500)
-  })
+  it.each([1, -1] as const)(
+    "a call with 1.5 s of budget succeeds when the callee clock is off by %i × 2 s; the callee's deadline is the budget on its own clock",
+    async (direction) => {
+      const [a, b] = await skewed(direction)
+      const sim = sims[0]!
+      const seen = registerWork(b)
+      const call = a.timeouts.withTimeout(1_500, (_signal, ctx) => ctx.call<string>(b.peerId, 'work', { ms: 100 }))
+      const outcome = await drive(sim, call, 3_000)
+      expect(outcome.error).toBeUndefined()
+      expect(outcome.value).toBe('done')
+      const [entry] = seen
+      // what was left of the 1.5 s when the request arrived (a few ms in flight), on b's own clock
+      const budget = entry!.deadlineAt - entry!.arrivedAt
+      expect(budget).toBeGreaterThan(1_400)
+      expect(budget).toBeLessThanOrEqual(1_500)
+    },
+  )
 
   it('the callee still gives up when the budget runs out, measured on its own clock', async () => {
     const [a, b] = await skewed()
@@ -87,11 +90,14 @@ describe('deadlines under clock skew', () => {
     expect(entry!.endedAt! - entry!.arrivedAt).toBeLessThan(1_600)
   })
 
-  it('a 1.5 s session completes when the invitee\'s clock is 2 s ahead', async () => {
+  it("a 1.5 s session completes when the invitee's clock is 2 s ahead", async () => {
     const [a, b] = await skewed()
     const sim = sims[0]!
     b.sessions.invitations$.subscribe((invite) => void b.sessions.executeProtocol(invite.sessionId, invite.protocol))
-    const participants = [{ peerId: a.peerId, role: 'a' }, { peerId: b.peerId, role: 'b' }]
+    const participants = [
+      { peerId: a.peerId, role: 'a' },
+      { peerId: b.peerId, role: 'b' },
+    ]
     const session = (await drive(sim, a.sessions.createSession('ping', participants, { timeoutMs: 1_500, protocol: 'ping' }), 1_000)).value!
     const result = await drive(sim, session.executeProtocol(), 3_000)
     expect(result.value?.status).toBe('completed')

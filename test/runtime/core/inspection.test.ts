@@ -56,12 +56,21 @@ describe('createInspector', () => {
         req.on('error', reject)
         req.end()
       })
-    await expect.poll(() => get('127.0.0.1', `127.0.0.1:${port}`).then((r) => r.status, () => 0)).toBe(200)
+    await expect
+      .poll(() =>
+        get('127.0.0.1', `127.0.0.1:${port}`).then(
+          (r) => r.status,
+          () => 0,
+        ),
+      )
+      .toBe(200)
     expect((await get('127.0.0.1', `127.0.0.1:${port}`)).body).toContain('<iframe id="inspector"')
     // a page reached through another name (DNS rebinding) gets nothing
     expect((await get('127.0.0.1', `attacker.example:${port}`)).status).toBe(421)
     // not on any other interface
-    const external = Object.values(networkInterfaces()).flat().find((i) => i && i.family === 'IPv4' && !i.internal)
+    const external = Object.values(networkInterfaces())
+      .flat()
+      .find((i) => i && i.family === 'IPv4' && !i.internal)
     if (external) await expect(get(external.address, `${external.address}:${port}`)).rejects.toThrow(/ECONNREFUSED/)
     const opens = (headers: Record<string, string>) =>
       new Promise<boolean>((resolve) => {

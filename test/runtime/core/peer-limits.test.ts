@@ -15,17 +15,25 @@ afterEach(async () => {
 const RATE = 50
 
 async function simulate() {
-  const sim = await Simulation.create({ seed: 11, peers: 3, faults: { minDelayMs: 1, maxDelayMs: 2 }, runtime: { limits: { maxInboundPerPeerPerSecond: RATE } } })
+  const sim = await Simulation.create({
+    seed: 11,
+    peers: 3,
+    faults: { minDelayMs: 1, maxDelayMs: 2 },
+    runtime: { limits: { maxInboundPerPeerPerSecond: RATE } },
+  })
   sims.push(sim)
   const [server, flooder, other] = sim.runtimes as [Runtime, Runtime, Runtime]
   await componentsOf(server).router.register('timeout', { ping: () => 'pong' })
   return { sim, server, flooder, other }
 }
 
-const ping = (from: Runtime, to: Runtime) => componentsOf(from).router.request(to.peerId, 'timeout', { kind: 'ping', payload: null }).then(
-  (value) => ({ value }),
-  (error: unknown) => ({ error }),
-)
+const ping = (from: Runtime, to: Runtime) =>
+  componentsOf(from)
+    .router.request(to.peerId, 'timeout', { kind: 'ping', payload: null })
+    .then(
+      (value) => ({ value }),
+      (error: unknown) => ({ error }),
+    )
 
 describe('per-peer inbound rate limit', () => {
   it('a flood from one peer gets LIMIT_EXCEEDED answers and a metric; a second peer is still served', async () => {
@@ -51,7 +59,11 @@ describe('per-peer inbound rate limit', () => {
     const sim = await Simulation.create({ seed: 12, peers: 2, faults: { minDelayMs: 1, maxDelayMs: 2 } })
     sims.push(sim)
     const [server, flooder] = sim.runtimes as [Runtime, Runtime]
-    await drive(sim, Promise.all(Array.from({ length: 600 }, () => componentsOf(flooder).router.send(server.peerId, 'timeout', { kind: 'no-such-kind', payload: null }))), 500)
+    await drive(
+      sim,
+      Promise.all(Array.from({ length: 600 }, () => componentsOf(flooder).router.send(server.peerId, 'timeout', { kind: 'no-such-kind', payload: null }))),
+      500,
+    )
     await sim.run(100)
     expect(server.metrics().errors['UNKNOWN_PROTOCOL']).toBe(600)
     // each answer the flooder got shows up on its side as a remote error

@@ -14,7 +14,10 @@ function pair() {
   const hub = new SimulatedNetworkHub({ clock, random: new SeededRandom(1) })
   const router = (name: string) => {
     const network = hub.createNetwork(name)
-    const bus = new EventBus(() => name, () => clock.now())
+    const bus = new EventBus(
+      () => name,
+      () => clock.now(),
+    )
     return new Router({ network, bus, clock, random: new SeededRandom(name.length), maxFrameBytes: network.maxFrameBytes })
   }
   const a = router('a')

@@ -54,7 +54,10 @@ describe('services', () => {
     const make = () =>
       createRuntime({
         transport: 'memory',
-        services: { notes: crdt({ namespace: 'notes' }), sync: antiEntropy({ crdt: 'notes', periodic: false, syncInterval: 60_000, peerSelection: { kind: 'random', k: 1 } }) },
+        services: {
+          notes: crdt({ namespace: 'notes' }),
+          sync: antiEntropy({ crdt: 'notes', periodic: false, syncInterval: 60_000, peerSelection: { kind: 'random', k: 1 } }),
+        },
       })
     const [a, b] = await Promise.all([make(), make()])
     runtimes.push(a, b)
@@ -80,7 +83,9 @@ describe('services', () => {
     const notes = await runtime.addService('notes', crdt({ namespace: 'notes' }))
     expect(notes.collection).toBe('notes')
     await expect(runtime.addService('notes', crdt({ namespace: 'other' }))).rejects.toMatchObject({ code: 'CONFLICT' })
-    await expect(runtime.addService('late', antiEntropy({ crdt: 'missing', syncInterval: 1_000, peerSelection: { kind: 'random', k: 1 } }))).rejects.toMatchObject({ code: 'CONFIG_INVALID' })
+    await expect(
+      runtime.addService('late', antiEntropy({ crdt: 'missing', syncInterval: 1_000, peerSelection: { kind: 'random', k: 1 } })),
+    ).rejects.toMatchObject({ code: 'CONFIG_INVALID' })
   })
 })
 

@@ -16,7 +16,16 @@ function withVersion(value: unknown): Uint8Array {
   return frame
 }
 
-const base: Envelope = { v: 1, kind: 'step', from: 'peer-a', to: 'session', session: 's1', budgetMs: 1000, epoch: 2, payload: { n: 1, bytes: new Uint8Array([1, 2, 3]) } }
+const base: Envelope = {
+  v: 1,
+  kind: 'step',
+  from: 'peer-a',
+  to: 'session',
+  session: 's1',
+  budgetMs: 1000,
+  epoch: 2,
+  payload: { n: 1, bytes: new Uint8Array([1, 2, 3]) },
+}
 
 describe('wire codec', () => {
   it('round-trips an envelope, keeping binary payloads binary', () => {

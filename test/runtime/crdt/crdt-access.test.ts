@@ -32,7 +32,7 @@ async function pair(): Promise<{ victim: Runtime; intruder: Runtime; v: CrdtCoor
 const tags = (c: CrdtCoordinator) => orSet.values(c.state<ORSetState>('tags'))
 
 describe('CRDT collections are closed to peers without a capability', () => {
-  it('a connected peer holding nothing cannot sync values into another peer\'s OR-Set', async () => {
+  it("a connected peer holding nothing cannot sync values into another peer's OR-Set", async () => {
     const { victim, v, m } = await pair()
     await expect(m.syncWithPeer(victim.peerId)).rejects.toMatchObject({ code: 'PERMISSION_DENIED' })
     expect(tags(v)).toEqual(['owner'])
@@ -42,13 +42,29 @@ describe('CRDT collections are closed to peers without a capability', () => {
   it('forged, expired, other-collection and missing capabilities are each denied, nothing applied', async () => {
     const { victim, intruder, v, m } = await pair()
     const now = Date.now()
-    const push = { docs: [{ name: 'tags', kind: 'cv', type: 'or-set', version: m.document('tags')!.version().encode(), payload: orSet.encode(m.state('tags')) }] }
+    const push = {
+      docs: [{ name: 'tags', kind: 'cv', type: 'or-set', version: m.document('tags')!.version().encode(), payload: orSet.encode(m.state('tags')) }],
+    }
     const genuine = await v.grantAccess(intruder.peerId)
     const cases: Array<[string, unknown, string]> = [
       ['forged', { ...genuine, rights: ['read', 'replicate', 'admin'] }, 'bad-signature'],
       ['self-issued by an untrusted peer', await m.credentialFor(victim.peerId), 'untrusted-root'],
-      ['expired', await victim.storage.grant({ audience: intruder.peerId, namespace: 'crdt.default', rights: ['replicate'], notBefore: now - 2 * HOUR, expiresAt: now - HOUR }), 'expired'],
-      ['for another collection', await victim.storage.grant({ audience: intruder.peerId, namespace: 'crdt.other', rights: ['replicate'], expiresAt: now + HOUR }), 'namespace-not-covered'],
+      [
+        'expired',
+        await victim.storage.grant({
+          audience: intruder.peerId,
+          namespace: 'crdt.default',
+          rights: ['replicate'],
+          notBefore: now - 2 * HOUR,
+          expiresAt: now - HOUR,
+        }),
+        'expired',
+      ],
+      [
+        'for another collection',
+        await victim.storage.grant({ audience: intruder.peerId, namespace: 'crdt.other', rights: ['replicate'], expiresAt: now + HOUR }),
+        'namespace-not-covered',
+      ],
       ['read only', await v.grantAccess(intruder.peerId, { rights: ['read'] }), 'right-not-granted'],
       ['missing', undefined, 'malformed'],
     ]
@@ -71,7 +87,11 @@ describe('CRDT collections are closed to peers without a capability', () => {
   it('anti-entropy digests are answered only to peers holding read on the collection', async () => {
     const { victim, intruder, v, m } = await pair()
     await AntiEntropy.attach(victim, v, { syncInterval: HOUR, peerSelection: { kind: 'round-robin' } })
-    const probe = await AntiEntropy.attach(intruder, m, { syncInterval: HOUR, peerSelection: { kind: 'round-robin' }, retry: { maxAttempts: 1, initialDelayMs: 10, maxDelayMs: 10, multiplier: 1, jitter: 'none' } })
+    const probe = await AntiEntropy.attach(intruder, m, {
+      syncInterval: HOUR,
+      peerSelection: { kind: 'round-robin' },
+      retry: { maxAttempts: 1, initialDelayMs: 10, maxDelayMs: 10, multiplier: 1, jitter: 'none' },
+    })
     const round = await probe.runRound()
     expect(round.failed).toBe(1)
     expect(tags(v)).toEqual(['owner'])
@@ -84,7 +104,7 @@ describe('CRDT collections are closed to peers without a capability', () => {
     expect(tags(m)).toEqual(['injected', 'owner'])
   })
 
-  it('the owner\'s local changes need no capability', async () => {
+  it("the owner's local changes need no capability", async () => {
     const { v } = await pair()
     await v.mutate<ORSetState>('tags', (s, r) => orSet.add(s, r, 'local'))
     expect(tags(v)).toEqual(['local', 'owner'])
@@ -99,9 +119,15 @@ describe('a cluster administrator', () => {
     runtimes.push(a!, b!, outsider!)
     for (const other of [b!, outsider!]) await a!.connect(other.addresses()[0]!)
     const now = Date.now()
-    const member = (peer: string) => issueRoot(admin, { audience: peer, namespace: 'crdt.*', rights: ['read', 'replicate'], notBefore: now, expiresAt: now + HOUR })
+    const member = (peer: string) =>
+      issueRoot(admin, { audience: peer, namespace: 'crdt.*', rights: ['read', 'replicate'], notBefore: now, expiresAt: now + HOUR })
     const [ca, cb, co] = await Promise.all([a!, b!, outsider!].map((r) => CrdtCoordinator.attach(r)))
-    for (const [c, r] of [[ca!, a!], [cb!, b!], [co!, outsider!]] as const) c.addCapability(await member(r.peerId))
+    for (const [c, r] of [
+      [ca!, a!],
+      [cb!, b!],
+      [co!, outsider!],
+    ] as const)
+      c.addCapability(await member(r.peerId))
     cb!.cv('tags', orSet)
     await cb!.mutate<ORSetState>('tags', (s, r) => orSet.add(s, r, 'member'))
     await ca!.syncWithPeer(b!.peerId)
@@ -133,9 +159,17 @@ describe('collections on one runtime', () => {
     const [a, b] = await Promise.all([createRuntime({ transport: 'memory' }), createRuntime({ transport: 'memory' })])
     runtimes.push(a!, b!)
     await a!.connect(b!.addresses()[0]!)
-    const [aPublic, bPublic] = await sharing(Promise.all([CrdtCoordinator.attach(a!, { namespace: 'crdt.public' }), CrdtCoordinator.attach(b!, { namespace: 'crdt.public' })]))
-    const [aPrivate, bPrivate] = await Promise.all([CrdtCoordinator.attach(a!, { namespace: 'crdt.private' }), CrdtCoordinator.attach(b!, { namespace: 'crdt.private' })])
-    for (const [c, value] of [[bPublic!, 'shared'], [bPrivate!, 'secret']] as const) {
+    const [aPublic, bPublic] = await sharing(
+      Promise.all([CrdtCoordinator.attach(a!, { namespace: 'crdt.public' }), CrdtCoordinator.attach(b!, { namespace: 'crdt.public' })]),
+    )
+    const [aPrivate, bPrivate] = await Promise.all([
+      CrdtCoordinator.attach(a!, { namespace: 'crdt.private' }),
+      CrdtCoordinator.attach(b!, { namespace: 'crdt.private' }),
+    ])
+    for (const [c, value] of [
+      [bPublic!, 'shared'],
+      [bPrivate!, 'secret'],
+    ] as const) {
       c.cv('tags', orSet)
       await c.mutate<ORSetState>('tags', (s, r) => orSet.add(s, r, value))
     }

@@ -36,7 +36,8 @@ async function syncByHand(a: CrdtCoordinator, b: CrdtCoordinator) {
   return { request, response, applied }
 }
 
-const snapshot = (c: CrdtCoordinator) => Object.fromEntries(c.documents().map((n) => [n, JSON.stringify(c.document(n)!.version().encode()) + c.document(n)!.mark()]))
+const snapshot = (c: CrdtCoordinator) =>
+  Object.fromEntries(c.documents().map((n) => [n, JSON.stringify(c.document(n)!.version().encode()) + c.document(n)!.mark()]))
 
 describe('sync protocol (in process)', () => {
   it('a response carries only what the requester lacks, computed from its versions', async () => {
@@ -191,11 +192,20 @@ describe('bad input: typed error, state untouched', () => {
   }
 
   it.each([
-    ['malformed vector clock in a request', (c: CrdtCoordinator) => c.handleSyncRequest({ all: true, docs: [{ name: 'counter', version: { a: -1 } }] }), 'INVALID_INPUT'],
-    ['malformed vector clock in a response', (c: CrdtCoordinator) => c.handleSyncResponse({ docs: [{ name: 'counter', kind: 'cv', type: 'pn-counter', version: { b: 'x' } }] }), 'INVALID_INPUT'],
+    [
+      'malformed vector clock in a request',
+      (c: CrdtCoordinator) => c.handleSyncRequest({ all: true, docs: [{ name: 'counter', version: { a: -1 } }] }),
+      'INVALID_INPUT',
+    ],
+    [
+      'malformed vector clock in a response',
+      (c: CrdtCoordinator) => c.handleSyncResponse({ docs: [{ name: 'counter', kind: 'cv', type: 'pn-counter', version: { b: 'x' } }] }),
+      'INVALID_INPUT',
+    ],
     [
       'bad Yjs update',
-      (c: CrdtCoordinator) => c.handleSyncResponse({ docs: [{ name: 'doc', kind: 'cv', type: 'yjs', version: {}, payload: new Uint8Array([1, 200, 7, 7, 7]) }] }),
+      (c: CrdtCoordinator) =>
+        c.handleSyncResponse({ docs: [{ name: 'doc', kind: 'cv', type: 'yjs', version: {}, payload: new Uint8Array([1, 200, 7, 7, 7]) }] }),
       'DECODE',
     ],
     [
@@ -209,12 +219,18 @@ describe('bad input: typed error, state untouched', () => {
         }),
       'DECODE',
     ],
-    ['kind mismatch', (c: CrdtCoordinator) => c.handleSyncResponse({ docs: [{ name: 'counter', kind: 'cv', type: 'g-counter', version: {} }] }), 'INVALID_INPUT'],
+    [
+      'kind mismatch',
+      (c: CrdtCoordinator) => c.handleSyncResponse({ docs: [{ name: 'counter', kind: 'cv', type: 'g-counter', version: {} }] }),
+      'INVALID_INPUT',
+    ],
   ])('%s', async (_name, act, code) => {
     const c = await seeded()
     const before = { value: pnCounter.value(c.state('counter')), text: c.yjs('doc').doc.getText('t').toString(), docs: c.documents(), versions: snapshot(c) }
     await expect(Promise.resolve().then((): unknown => act(c))).rejects.toMatchObject({ code })
-    expect({ value: pnCounter.value(c.state('counter')), text: c.yjs('doc').doc.getText('t').toString(), docs: c.documents(), versions: snapshot(c) }).toEqual(before)
+    expect({ value: pnCounter.value(c.state('counter')), text: c.yjs('doc').doc.getText('t').toString(), docs: c.documents(), versions: snapshot(c) }).toEqual(
+      before,
+    )
   })
 })
 
@@ -309,7 +325,11 @@ describe('over libp2p TCP', () => {
       expect(orSet.values(c.state('set'))).toEqual(['apple', 'pear', 'plum'])
       expect(c.yjs('doc').doc.getArray<string>('items').toArray().sort()).toEqual(['from-0', 'from-1', 'from-2'])
     }
-    for (const [c, other] of [[c0, peers[1]!], [c0, peers[2]!], [c2, peers[1]!]] as const) {
+    for (const [c, other] of [
+      [c0, peers[1]!],
+      [c0, peers[2]!],
+      [c2, peers[1]!],
+    ] as const) {
       const status = c.syncStatus(other.runtime.peerId)
       expect(status.status).toBe('in-sync')
       expect(status.knownAt).toBeTypeOf('number')
@@ -428,7 +448,9 @@ describe('retry and delta propagation (simulated network, virtual clock)', () =>
       await b!.mutate('counter', (s: ReturnType<typeof gCounter.bottom>, r) => gCounter.increment(s, r, 3))
       sim.hub.partition([[sim.runtimes[0]!.peerId], [sim.runtimes[1]!.peerId]])
       let result: Awaited<ReturnType<CrdtCoordinator['syncWithRetry']>> | undefined
-      void a!.syncWithRetry(sim.runtimes[1]!.peerId, { maxAttempts: 10, initialDelayMs: 50, maxDelayMs: 200, multiplier: 2, jitter: 'none' }).then((r) => (result = r))
+      void a!
+        .syncWithRetry(sim.runtimes[1]!.peerId, { maxAttempts: 10, initialDelayMs: 50, maxDelayMs: 200, multiplier: 2, jitter: 'none' })
+        .then((r) => (result = r))
       await sim.run(400)
       expect(result).toBeUndefined()
       sim.hub.heal()

@@ -12,7 +12,6 @@ import { componentsOf } from '../../../runtime/core/components.js'
 
 const FINALS = ['completed', 'failed', 'cancelled']
 
-
 const simulations: Simulation[] = []
 afterEach(async () => {
   for (const sim of simulations.splice(0)) await sim.stop()
@@ -24,7 +23,10 @@ async function greetingPair(options: { retainFinishedMs?: number; invitedRuns?: 
     seed: 'agreement',
     peers: 2,
     faults: { minDelayMs: 1, maxDelayMs: 5 },
-    runtime: { protocols: [greeting], sessions: { autoJoin: true, ...(options.retainFinishedMs !== undefined ? { retainFinishedMs: options.retainFinishedMs } : {}) } },
+    runtime: {
+      protocols: [greeting],
+      sessions: { autoJoin: true, ...(options.retainFinishedMs !== undefined ? { retainFinishedMs: options.retainFinishedMs } : {}) },
+    },
   })
   simulations.push(sim)
   const [client, server] = sim.runtimes as [Runtime, Runtime]
@@ -102,24 +104,41 @@ describe('session outcome agreement', () => {
     const ended = await drive(sim, serverResult, 5_000)
     expect(`${ended.value?.status}/${ended.value?.outcome.kind}`).toBe('failed/timeout')
     // and what the leader kept answers anyone asking later still
-    const answer = await drive(sim, componentsOf(server).router.request(client.peerId, 'session', { kind: 'report', payload: { sessionId: id, kind: 'timeout' } }), 1_000)
+    const answer = await drive(
+      sim,
+      componentsOf(server).router.request(client.peerId, 'session', { kind: 'report', payload: { sessionId: id, kind: 'timeout' } }),
+      1_000,
+    )
     expect(answer.value).toEqual({ verdict: { kind: 'timeout' } })
   })
 
   it('only the leader gives a verdict and only the leader takes reports: anything else is refused and changes nothing', async () => {
     const { sim, client, server } = await greetingPair({ invitedRuns: false })
-    const session = (await drive(sim, client.sessions.createSession('greeting', rosterOf(client, server), { timeoutMs: 5_000, protocol: 'greeting' }), 1_000)).value!
+    const session = (await drive(sim, client.sessions.createSession('greeting', rosterOf(client, server), { timeoutMs: 5_000, protocol: 'greeting' }), 1_000))
+      .value!
     const result = session.executeProtocol()
     await sim.run(50)
     const before = [client, server].map((r) => r.sessions.get(session.id)!.state())
     const attempts = [
       // the server is no leader: its verdict is not the client's to take
-      drive(sim, componentsOf(server).router.request(client.peerId, 'session', { kind: 'verdict', payload: { sessionId: session.id, kind: 'success' } }), 1_000),
+      drive(
+        sim,
+        componentsOf(server).router.request(client.peerId, 'session', { kind: 'verdict', payload: { sessionId: session.id, kind: 'success' } }),
+        1_000,
+      ),
       // nor does it collect reports
       drive(sim, componentsOf(client).router.request(server.peerId, 'session', { kind: 'report', payload: { sessionId: session.id, kind: 'done' } }), 1_000),
       // malformed: a kind that does not exist, an extra field
-      drive(sim, componentsOf(server).router.request(client.peerId, 'session', { kind: 'report', payload: { sessionId: session.id, kind: 'finished' } }), 1_000),
-      drive(sim, componentsOf(client).router.request(server.peerId, 'session', { kind: 'verdict', payload: { sessionId: session.id, kind: 'success', extra: 1 } }), 1_000),
+      drive(
+        sim,
+        componentsOf(server).router.request(client.peerId, 'session', { kind: 'report', payload: { sessionId: session.id, kind: 'finished' } }),
+        1_000,
+      ),
+      drive(
+        sim,
+        componentsOf(client).router.request(server.peerId, 'session', { kind: 'verdict', payload: { sessionId: session.id, kind: 'success', extra: 1 } }),
+        1_000,
+      ),
     ]
     const errors = (await Promise.all(attempts)).map((outcome) => (outcome.error as { code?: string } | undefined)?.code)
     expect(errors).toEqual(['PERMISSION_DENIED', 'PERMISSION_DENIED', 'INVALID_INPUT', 'INVALID_INPUT'])

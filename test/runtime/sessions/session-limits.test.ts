@@ -47,10 +47,24 @@ describe('session limits', () => {
     // an invite whose own limits agree with its roster, but the invitee allows fewer
     const now = sim.clock.now()
     const input = { sessionId: 's-big', sessionType: 'shout', selfPeerId: b.peerId, participants: three, createdAt: now, deadlineAt: now + 5_000 }
-    const generous = drive(sim, componentsOf(a).router.request(b.peerId, 'session', { kind: 'invite', payload: { input: { ...input, limits: { maxParticipants: 8, maxMessageBytes: 1024 } } } }), 1_000)
+    const generous = drive(
+      sim,
+      componentsOf(a).router.request(b.peerId, 'session', {
+        kind: 'invite',
+        payload: { input: { ...input, limits: { maxParticipants: 8, maxMessageBytes: 1024 } } },
+      }),
+      1_000,
+    )
     expect((await generous).error).toMatchObject({ code: 'LIMIT_EXCEEDED' })
     // an invite whose roster breaks its own limits
-    const strict = drive(sim, componentsOf(a).router.request(b.peerId, 'session', { kind: 'invite', payload: { input: { ...input, limits: { maxParticipants: 2, maxMessageBytes: 1024 } } } }), 1_000)
+    const strict = drive(
+      sim,
+      componentsOf(a).router.request(b.peerId, 'session', {
+        kind: 'invite',
+        payload: { input: { ...input, limits: { maxParticipants: 2, maxMessageBytes: 1024 } } },
+      }),
+      1_000,
+    )
     expect((await strict).error).toMatchObject({ code: 'LIMIT_EXCEEDED' })
     expect(b.sessions.list()).toHaveLength(0)
     expect(b.metrics().errors['LIMIT_EXCEEDED']).toBe(2)
@@ -73,7 +87,7 @@ describe('session limits', () => {
     expect(again.value?.state().status).toBe('created')
   })
 
-  it('a step over maxMessageBytes fails the sender\'s session with LIMIT_EXCEEDED, and a peer sending one directly gets LIMIT_EXCEEDED', async () => {
+  it("a step over maxMessageBytes fails the sender's session with LIMIT_EXCEEDED, and a peer sending one directly gets LIMIT_EXCEEDED", async () => {
     const sim = await simulate(2, { maxMessageBytes: 1024 })
     const [a, b] = sim.runtimes as [Runtime, Runtime]
     size.bytes = 2_000
@@ -87,7 +101,12 @@ describe('session limits', () => {
     const second = await drive(sim, a.sessions.createSession('shout', pair(a, b), { timeoutMs: 5_000, protocol: 'shout' }), 1_000)
     const id = second.value!.id
     const before = JSON.stringify(b.sessions.get(id)!.state())
-    const step = (text: string) => componentsOf(a).router.request(b.peerId, 'session', { kind: 'step', session: id, payload: { sessionId: id, protocol: 'shout', step: 0, payload: { text } } })
+    const step = (text: string) =>
+      componentsOf(a).router.request(b.peerId, 'session', {
+        kind: 'step',
+        session: id,
+        payload: { sessionId: id, protocol: 'shout', step: 0, payload: { text } },
+      })
     expect((await drive(sim, step('x'.repeat(2_000)), 1_000)).error).toMatchObject({ code: 'LIMIT_EXCEEDED' })
     expect(JSON.stringify(b.sessions.get(id)!.state())).toBe(before)
     expect(b.metrics().errors['LIMIT_EXCEEDED']).toBe(1)

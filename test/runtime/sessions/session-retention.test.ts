@@ -39,7 +39,10 @@ describe('finished session retention', () => {
     sims.push(sim)
     const [a, b] = sim.runtimes as [Runtime, Runtime]
     b.sessions.invitations$.subscribe((invite) => void b.sessions.executeProtocol(invite.sessionId, invite.protocol))
-    const roster = [{ peerId: a.peerId, role: 'a' }, { peerId: b.peerId, role: 'b' }]
+    const roster = [
+      { peerId: a.peerId, role: 'a' },
+      { peerId: b.peerId, role: 'b' },
+    ]
     const session = (await drive(sim, a.sessions.createSession('hello', roster, { timeoutMs: 60_000, protocol: 'hello' }), 1_000)).value!
     const result = await drive(sim, session.executeProtocol(), 1_000)
     expect(result.value?.status).toBe('completed')

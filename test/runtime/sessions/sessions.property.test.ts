@@ -19,7 +19,10 @@ const scenario = fc.record({
   minDelayMs: fc.integer({ min: 0, max: 5 }),
   extraDelayMs: fc.integer({ min: 0, max: 150 }),
   reorder: fc.boolean(),
-  partition: fc.option(fc.record({ atMs: fc.integer({ min: 0, max: 400 }), forMs: fc.integer({ min: 1, max: 4_000 }), victim: fc.integer({ min: 0, max: PEERS - 1 }) }), { nil: undefined }),
+  partition: fc.option(
+    fc.record({ atMs: fc.integer({ min: 0, max: 400 }), forMs: fc.integer({ min: 1, max: 4_000 }), victim: fc.integer({ min: 0, max: PEERS - 1 }) }),
+    { nil: undefined },
+  ),
   timeoutMs: fc.integer({ min: 800, max: 3_000 }),
 })
 
@@ -31,12 +34,19 @@ describe('session properties in the simulator', () => {
         const sim = await Simulation.create({
           seed: s.seed,
           peers: PEERS,
-          faults: { dropRate: s.dropRate, duplicateRate: s.duplicateRate, minDelayMs: s.minDelayMs, maxDelayMs: s.minDelayMs + s.extraDelayMs, reorder: s.reorder },
+          faults: {
+            dropRate: s.dropRate,
+            duplicateRate: s.duplicateRate,
+            minDelayMs: s.minDelayMs,
+            maxDelayMs: s.minDelayMs + s.extraDelayMs,
+            reorder: s.reorder,
+          },
           runtime: { protocols: [protocol], sessions: { autoJoin: true } },
         })
         try {
           const [leader, ...rest] = sim.runtimes
-          for (const r of rest) r.sessions.invitations$.subscribe((invite) => void r.sessions.executeProtocol(invite.sessionId, protocol.name).catch(() => undefined))
+          for (const r of rest)
+            r.sessions.invitations$.subscribe((invite) => void r.sessions.executeProtocol(invite.sessionId, protocol.name).catch(() => undefined))
           const roster = sim.runtimes.map((r, i) => ({ peerId: r.peerId, role: `p${i + 1}` }))
           let session: Session | undefined
           let createError: unknown
@@ -58,7 +68,8 @@ describe('session properties in the simulator', () => {
           const healedAt = s.partition ? sim.clock.now() + s.partition.atMs + s.partition.forMs : 0
           const endBy = Math.max(deadlineAt, healedAt) + VERDICT_SLACK_MS
           const sessionsOf = () => sim.runtimes.map((r) => (session ? r.sessions.get(session.id) : undefined))
-          const allEnded = () => createError !== undefined || (session !== undefined && sessionsOf().every((x) => x === undefined || FINALS.includes(x.state().status)))
+          const allEnded = () =>
+            createError !== undefined || (session !== undefined && sessionsOf().every((x) => x === undefined || FINALS.includes(x.state().status)))
           // Liveness: everything ends by then, never later.
           const ended = await sim.runUntil(allEnded, endBy - sim.clock.now())
           expect(ended).toBe(true)

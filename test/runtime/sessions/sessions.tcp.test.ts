@@ -65,7 +65,7 @@ describe('sessions over libp2p TCP', () => {
     await stopped
     for (const result of results) {
       expect(result.status).toBe('failed')
-      expect(result.outcome, JSON.stringify(result.outcome)).toMatchObject({ kind: "timeout" })
+      expect(result.outcome, JSON.stringify(result.outcome)).toMatchObject({ kind: 'timeout' })
     }
     // ended by the deadline (a retry that cannot finish in time gives up a little early), never hung
     expect(Date.now() - deadlineAt).toBeLessThan(1_000)

@@ -37,7 +37,8 @@ describe('bounded remote clock drift', () => {
   async function replica(storage: Storage) {
     const c = new StorageCoordinator(me.peerId, storage, { crypto: me, clock: clockAt(T) })
     const cap = await issueRoot(me, { audience: me.peerId, namespace: '*', rights: ['admin'], notBefore: T - HOUR, expiresAt: T + HOUR })
-    const merge = (records: Array<[string, StoredRecord]>) => c.mergeReplica(me.peerId, { namespace: 'docs', resolver: { kind: 'lww' }, records, capability: cap })
+    const merge = (records: Array<[string, StoredRecord]>) =>
+      c.mergeReplica(me.peerId, { namespace: 'docs', resolver: { kind: 'lww' }, records, capability: cap })
     return { c, cap, merge }
   }
 
@@ -46,7 +47,12 @@ describe('bounded remote clock drift', () => {
     dirs.push(path)
     const first = await replica(new LmdbStorage({ path }))
     const poisoned: StoredRecord = [Number.MAX_SAFE_INTEGER - 1, 0, attacker, 0, 'poison']
-    const error = await first.merge([['honest', [T - 5, 0, attacker, 0, 'fine']], ['k', poisoned]]).catch((e: unknown) => e)
+    const error = await first
+      .merge([
+        ['honest', [T - 5, 0, attacker, 0, 'fine']],
+        ['k', poisoned],
+      ])
+      .catch((e: unknown) => e)
     expect(error).toMatchObject({ code: 'CLOCK_DRIFT', details: { reason: 'clock-drift', maxClockDriftMs: 60_000 } })
     expect(await first.c.retrieveMany('docs', ['honest', 'k'], first.cap)).toEqual([undefined, undefined])
     const receipt = await first.c.storeInNamespace('docs', 'k', 'mine', first.cap)
@@ -70,8 +76,19 @@ describe('bounded remote clock drift', () => {
     for (const r of [strict, lenient]) await sender.connect(r.addresses()[0]!)
     const hourAhead: StoredRecord = [Date.now() + HOUR, 0, sender.peerId, 0, 'from the future']
     const apply = async (to: Runtime) => {
-      const capability = await to.storage.grant({ audience: sender.peerId, namespace: 'docs', rights: ['replicate'], notBefore: Date.now() - HOUR, expiresAt: Date.now() + HOUR })
-      return componentsOf(sender).router.request(to.peerId, 'replication', { kind: 'apply', payload: { namespace: 'docs', resolver: { kind: 'lww' }, records: [['k', hourAhead]], capability } }, 5_000)
+      const capability = await to.storage.grant({
+        audience: sender.peerId,
+        namespace: 'docs',
+        rights: ['replicate'],
+        notBefore: Date.now() - HOUR,
+        expiresAt: Date.now() + HOUR,
+      })
+      return componentsOf(sender).router.request(
+        to.peerId,
+        'replication',
+        { kind: 'apply', payload: { namespace: 'docs', resolver: { kind: 'lww' }, records: [['k', hourAhead]], capability } },
+        5_000,
+      )
     }
     await expect(apply(strict)).rejects.toMatchObject({ code: 'CLOCK_DRIFT' })
     expect(strict.metrics().errors.CLOCK_DRIFT).toBe(1)

@@ -14,31 +14,42 @@ const keys = fc.uniqueArray(fc.string({ minLength: 1, maxLength: 6 }), { maxLeng
 describe('merkle exchange over the wire', () => {
   it('diffFromRoot finds exactly the keys that differ, whichever side holds them, in fewer round trips than a root exchange then children from the root down', async () => {
     await fc.assert(
-      fc.asyncProperty(keys, fc.array(fc.tuple(fc.nat(), fc.constantFrom('local', 'remote', 'change')), { minLength: 1, maxLength: 8 }), fc.integer({ min: 1, max: 3 }), async (ks, edits, depth) => {
-        const local = MerkleTree.build(ks.map((k) => [k, versionHash(k)] as const), depth)
-        const remote = MerkleTree.build(ks.map((k) => [k, versionHash(k)] as const), depth)
-        const expected = { onlyLocal: new Set<string>(), onlyRemote: new Set<string>(), different: new Set<string>() }
-        for (const [i, side] of edits) {
-          const k = `${side}:${i}`
-          if (side === 'local' && !expected.onlyLocal.has(k)) local.set(k, versionHash(k)), expected.onlyLocal.add(k)
-          if (side === 'remote' && !expected.onlyRemote.has(k)) remote.set(k, versionHash(k)), expected.onlyRemote.add(k)
-          if (side === 'change' && ks.length > 0) {
-            const c = ks[i % ks.length]!
-            remote.set(c, versionHash(`changed:${c}`))
-            expected.different.add(c)
+      fc.asyncProperty(
+        keys,
+        fc.array(fc.tuple(fc.nat(), fc.constantFrom('local', 'remote', 'change')), { minLength: 1, maxLength: 8 }),
+        fc.integer({ min: 1, max: 3 }),
+        async (ks, edits, depth) => {
+          const local = MerkleTree.build(
+            ks.map((k) => [k, versionHash(k)] as const),
+            depth,
+          )
+          const remote = MerkleTree.build(
+            ks.map((k) => [k, versionHash(k)] as const),
+            depth,
+          )
+          const expected = { onlyLocal: new Set<string>(), onlyRemote: new Set<string>(), different: new Set<string>() }
+          for (const [i, side] of edits) {
+            const k = `${side}:${i}`
+            if (side === 'local' && !expected.onlyLocal.has(k)) (local.set(k, versionHash(k)), expected.onlyLocal.add(k))
+            if (side === 'remote' && !expected.onlyRemote.has(k)) (remote.set(k, versionHash(k)), expected.onlyRemote.add(k))
+            if (side === 'change' && ks.length > 0) {
+              const c = ks[i % ks.length]!
+              remote.set(c, versionHash(`changed:${c}`))
+              expected.different.add(c)
+            }
           }
-        }
-        const viaRoot = peer(remote)
-        const { asked, ask } = peer(remote)
-        const diff = await diffFromRoot(local, ask)
-        expect(new Set(diff.onlyLocal)).toEqual(expected.onlyLocal)
-        expect(new Set(diff.onlyRemote)).toEqual(expected.onlyRemote)
-        expect(new Set(diff.different)).toEqual(expected.different)
-        // the classic walk (after a root request of its own): children from the root down
-        expect(await diffBelowRoot(local, viaRoot.ask)).toEqual(diff)
-        const differs = expected.onlyLocal.size + expected.onlyRemote.size + expected.different.size > 0
-        if (differs && depth > 1) expect(asked.length).toBe(viaRoot.asked.length - 1)
-      }),
+          const viaRoot = peer(remote)
+          const { asked, ask } = peer(remote)
+          const diff = await diffFromRoot(local, ask)
+          expect(new Set(diff.onlyLocal)).toEqual(expected.onlyLocal)
+          expect(new Set(diff.onlyRemote)).toEqual(expected.onlyRemote)
+          expect(new Set(diff.different)).toEqual(expected.different)
+          // the classic walk (after a root request of its own): children from the root down
+          expect(await diffBelowRoot(local, viaRoot.ask)).toEqual(diff)
+          const differs = expected.onlyLocal.size + expected.onlyRemote.size + expected.different.size > 0
+          if (differs && depth > 1) expect(asked.length).toBe(viaRoot.asked.length - 1)
+        },
+      ),
     )
   })
 

@@ -29,7 +29,10 @@ interface Peer {
 let nextId = 0
 
 function start(dataDir: string, silent = false): Promise<Peer> {
-  const child = fork(PEER, ['--data', dataDir, ...(silent ? ['--silent'] : [])], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'ignore', 'inherit', 'ipc'] })
+  const child = fork(PEER, ['--data', dataDir, ...(silent ? ['--silent'] : [])], {
+    execArgv: ['--import', 'tsx'],
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+  })
   children.push(child)
   const call = <T>(op: string, args: Record<string, unknown> = {}) =>
     new Promise<T>((resolve, reject) => {
@@ -80,7 +83,15 @@ describe('repair intent survives the origin dying before replication settles (re
     }
 
     // C never answers, so the replication cannot settle before its deadline (minutes away)
-    const acked = await origin.call<string[]>('write', { namespace: 'docs', key: 'k', value: 'quorum-acked', peers: [b.peerId, c.peerId], k: 1, capability, timeoutMs: 300_000 })
+    const acked = await origin.call<string[]>('write', {
+      namespace: 'docs',
+      key: 'k',
+      value: 'quorum-acked',
+      peers: [b.peerId, c.peerId],
+      k: 1,
+      capability,
+      timeoutMs: 300_000,
+    })
     expect(acked).toEqual([b.peerId])
     await kill(origin)
     expect(await b.call('read', { namespace: 'docs', key: 'k' })).toBe('quorum-acked')

@@ -106,7 +106,13 @@ describe('replication over libp2p TCP (3 runtimes)', () => {
     const cap = await grant(a, a, 'docs', ['replicate'])
     const progress: ReplicationProgress[] = []
     const sub = a.replication.progress$.subscribe((p) => progress.push(p))
-    const result = await a.replication.replicateToPeers('docs', keys, [b.runtime.peerId, c.runtime.peerId], { kind: 'quorum', k: 1 }, { capability: cap, timeoutMs: 1_500 })
+    const result = await a.replication.replicateToPeers(
+      'docs',
+      keys,
+      [b.runtime.peerId, c.runtime.peerId],
+      { kind: 'quorum', k: 1 },
+      { capability: cap, timeoutMs: 1_500 },
+    )
     expect(result.acked).toEqual([b.runtime.peerId])
     expect(await read(b, 'docs', 'x')).toBe(1)
     const settled = await result.settled
@@ -115,7 +121,13 @@ describe('replication over libp2p TCP (3 runtimes)', () => {
     expect(progress.some((p) => p.peer === b.runtime.peerId && p.status === 'acked')).toBe(true)
     expect(progress.some((p) => p.peer === c.runtime.peerId && p.status === 'timedOut')).toBe(true)
     expect(progress.map((p) => p.phase).filter(Boolean)).toEqual(['satisfied', 'settled'])
-    expect(a.replication.pendingRepairs().filter((r) => r.peer === c.runtime.peerId).map((r) => r.key).sort()).toEqual(['x', 'y'])
+    expect(
+      a.replication
+        .pendingRepairs()
+        .filter((r) => r.peer === c.runtime.peerId)
+        .map((r) => r.key)
+        .sort(),
+    ).toEqual(['x', 'y'])
   })
 
   it('quorum 2 of 2 fails cleanly with DeadlineExceeded when a peer does not answer before the deadline', async () => {
@@ -188,8 +200,20 @@ describe('replication over libp2p TCP (3 runtimes)', () => {
     const capA = await grant(a, a, 'docs', ['replicate'])
     const capB = await grant(a, b, 'docs', ['replicate'])
     const everyone = [a, b, c].map((n) => n.runtime.peerId)
-    await a.replication.replicateToPeers('docs', 'k', everyone.filter((p) => p !== a.runtime.peerId), { kind: 'all' }, { capability: capA })
-    await b.replication.replicateToPeers('docs', 'k', everyone.filter((p) => p !== b.runtime.peerId), { kind: 'all' }, { capability: capB })
+    await a.replication.replicateToPeers(
+      'docs',
+      'k',
+      everyone.filter((p) => p !== a.runtime.peerId),
+      { kind: 'all' },
+      { capability: capA },
+    )
+    await b.replication.replicateToPeers(
+      'docs',
+      'k',
+      everyone.filter((p) => p !== b.runtime.peerId),
+      { kind: 'all' },
+      { capability: capB },
+    )
     const values = await Promise.all([a, b, c].map((n) => read(n, 'docs', 'k')))
     expect(new Set(values).size).toBe(1)
     const stamps = [a, b].map((n) => n.storage.records('docs', ['k'])[0]![1])
@@ -201,8 +225,17 @@ describe('replication over libp2p TCP (3 runtimes)', () => {
     await seed(a, 'counters', { hits: gCounter.encode(gCounter.increment(gCounter.bottom(), 'a', 3)) })
     await seed(b, 'counters', { hits: gCounter.encode(gCounter.increment(gCounter.bottom(), 'b', 4)) })
     const everyone = [a, b, c].map((n) => n.runtime.peerId)
-    for (const [node, cap] of [[a, await grant(a, a, 'counters', ['replicate'])], [b, await grant(a, b, 'counters', ['replicate'])]] as const) {
-      await node.replication.replicateToPeers('counters', 'hits', everyone.filter((p) => p !== node.runtime.peerId), { kind: 'all' }, { capability: cap })
+    for (const [node, cap] of [
+      [a, await grant(a, a, 'counters', ['replicate'])],
+      [b, await grant(a, b, 'counters', ['replicate'])],
+    ] as const) {
+      await node.replication.replicateToPeers(
+        'counters',
+        'hits',
+        everyone.filter((p) => p !== node.runtime.peerId),
+        { kind: 'all' },
+        { capability: cap },
+      )
     }
     for (const node of [a, b, c]) expect(gCounter.value(gCounter.decode(await read(node, 'counters', 'hits')))).toBe(7)
   })
@@ -218,11 +251,20 @@ describe('namespace reconciliation between replicas, without the writer', () => 
     const [w, b, c] = (await cluster()) as [Node, Node, Node]
     const capW = await grant(w, w, 'docs', ['write', 'delete', 'replicate'])
     const to = async (peers: Node[], keys: string[]) => {
-      await w.replication.replicateToPeers('docs', keys, peers.map((p) => p.runtime.peerId), { kind: 'all' }, { capability: capW })
+      await w.replication.replicateToPeers(
+        'docs',
+        keys,
+        peers.map((p) => p.runtime.peerId),
+        { kind: 'all' },
+        { capability: capW },
+      )
     }
     const common = Array.from({ length: commonKeys }, (_, i) => ({ key: `common-${i}`, data: { i } }))
     await w.storage.storeMany('docs', common, capW)
-    await to([b, c], common.map((e) => e.key))
+    await to(
+      [b, c],
+      common.map((e) => e.key),
+    )
     await seed(w, 'docs', { k1: 'older', k2: 'only on b', k4: 'to be deleted' })
     await to([b], ['k1', 'k2', 'k4'])
     await to([c], ['k4'])
@@ -230,7 +272,11 @@ describe('namespace reconciliation between replicas, without the writer', () => 
     await w.storage.delete('docs', 'k4', capW)
     await to([c], ['k1', 'k3'])
     await to([b], ['k4'])
-    const tokens = { capB: await grant(w, b, 'docs', ['replicate']), capC: await grant(w, c, 'docs', ['replicate']), readOnlyB: await grant(w, b, 'docs', ['read']) }
+    const tokens = {
+      capB: await grant(w, b, 'docs', ['replicate']),
+      capC: await grant(w, c, 'docs', ['replicate']),
+      readOnlyB: await grant(w, b, 'docs', ['read']),
+    }
     await w.runtime.stop()
     return { b, c, ...tokens }
   }
@@ -279,11 +325,18 @@ describe('namespace reconciliation between replicas, without the writer', () => 
     // shown a token without 'replicate', c answers neither digests nor pulls
     const error = await b.replication.reconcile(c.runtime.peerId, 'docs', { capability: readOnlyB, localCapability: capB }).catch((e: unknown) => e)
     expect(error).toMatchObject({ code: 'PERMISSION_DENIED' })
-    const pull = componentsOf(b.runtime).router.request(c.runtime.peerId, 'replication', { kind: 'pull', payload: { namespace: 'docs', capability: readOnlyB, keys: ['"k3"'] } }, 5_000)
+    const pull = componentsOf(b.runtime).router.request(
+      c.runtime.peerId,
+      'replication',
+      { kind: 'pull', payload: { namespace: 'docs', capability: readOnlyB, keys: ['"k3"'] } },
+      5_000,
+    )
     await expect(pull).rejects.toMatchObject({ code: 'PERMISSION_DENIED' })
     expect(c.runtime.metrics().errors.PERMISSION_DENIED).toBeGreaterThanOrEqual(2)
     // and b may not merge what it would pull without the right here
-    await expect(b.replication.reconcile(c.runtime.peerId, 'docs', { capability: capB, localCapability: readOnlyB })).rejects.toMatchObject({ code: 'PERMISSION_DENIED' })
+    await expect(b.replication.reconcile(c.runtime.peerId, 'docs', { capability: capB, localCapability: readOnlyB })).rejects.toMatchObject({
+      code: 'PERMISSION_DENIED',
+    })
     expect({ b: contents(b), c: contents(c) }).toEqual(before)
   })
 
@@ -327,7 +380,10 @@ describe('conflict resolution (merge rules, no network)', () => {
   it('a timestamp tie is broken by peer id, the same way whatever the arrival order', async () => {
     const low: StoredRecord = [T, 0, peers[0], 0, 'low peer']
     const high: StoredRecord = [T, 0, peers[1], 0, 'high peer']
-    for (const order of [[low, high], [high, low]]) {
+    for (const order of [
+      [low, high],
+      [high, low],
+    ]) {
       const { c, cap, merge } = await replica()
       for (const r of order) await merge([['k', r]])
       expect(await c.retrieve('docs', 'k', cap)).toBe('high peer')

@@ -102,7 +102,7 @@ describe('StorageCoordinator', () => {
     expect(receipt.stamp.peer).toBe(owner.peerId)
   })
 
-  it('namespaces are isolated, and cannot reach the runtime\'s own aura.* namespaces', async () => {
+  it("namespaces are isolated, and cannot reach the runtime's own aura.* namespaces", async () => {
     const { storage } = lmdb()
     const { c } = coordinator(storage)
     const cap = await rootFor(owner.peerId, '*', ['read', 'write'])
@@ -135,8 +135,27 @@ describe('StorageCoordinator', () => {
   it('storeMany is atomic: one bad entry and nothing of the batch is written', async () => {
     const { c } = coordinator(lmdb().storage, { maxValueBytes: 1024 })
     const cap = await rootFor(owner.peerId, 'batch', ['read', 'write'])
-    expect(await c.storeMany('batch', [{ key: 'a', data: 1 }, { key: 'b', data: 2 }], cap)).toBe(2)
-    await rejects(c.storeMany('batch', [{ key: 'c', data: 3 }, { key: 'd', data: 'x'.repeat(5000) }], cap), 'INVALID_INPUT')
+    expect(
+      await c.storeMany(
+        'batch',
+        [
+          { key: 'a', data: 1 },
+          { key: 'b', data: 2 },
+        ],
+        cap,
+      ),
+    ).toBe(2)
+    await rejects(
+      c.storeMany(
+        'batch',
+        [
+          { key: 'c', data: 3 },
+          { key: 'd', data: 'x'.repeat(5000) },
+        ],
+        cap,
+      ),
+      'INVALID_INPUT',
+    )
     expect(await c.retrieveMany('batch', ['a', 'b', 'c', 'd'], cap)).toEqual([1, 2, undefined, undefined])
     // malformed batches: a typed error, and still nothing written
     for (const entries of [[{ key: 'e', data: 1 }, null], 'not an array', [{ key: { nested: true }, data: 1 }], [{ key: 'f' }]]) {
@@ -149,7 +168,15 @@ describe('StorageCoordinator', () => {
     const clock = manualClock()
     const { c } = coordinator(lmdb().storage, {}, clock)
     const cap = await rootFor(owner.peerId, 'batch', ['read', 'write'], clock)
-    await c.storeMany('batch', [{ key: 'k', data: 'first' }, { key: 'j', data: 'other' }, { key: 'k', data: 'last' }], cap)
+    await c.storeMany(
+      'batch',
+      [
+        { key: 'k', data: 'first' },
+        { key: 'j', data: 'other' },
+        { key: 'k', data: 'last' },
+      ],
+      cap,
+    )
     expect(await c.retrieveMany('batch', ['k', 'j'], cap)).toEqual(['last', 'other'])
     const [[, k], [, j]] = c.records('batch', ['k', 'j'])
     expect(k!.slice(0, 3)).toEqual(j!.slice(0, 3))
@@ -166,7 +193,11 @@ describe('StorageCoordinator', () => {
         ['missing', undefined, 'malformed'],
         ['forged signature', { ...good, signature: 'ab'.repeat(64) }, 'bad-signature'],
         ['tampered rights', { ...good, rights: ['read', 'write', 'delete'] }, 'bad-signature'],
-        ['untrusted issuer', await issueRoot(mallory, { audience: owner.peerId, namespace: 'docs', rights: ['write'], notBefore: T0 - 1, expiresAt: T0 + HOUR }), 'untrusted-root'],
+        [
+          'untrusted issuer',
+          await issueRoot(mallory, { audience: owner.peerId, namespace: 'docs', rights: ['write'], notBefore: T0 - 1, expiresAt: T0 + HOUR }),
+          'untrusted-root',
+        ],
         ['issued to another peer', await rootFor(alice.peerId, 'docs', ['write'], clock), 'audience-mismatch'],
         ['other namespace', await rootFor(owner.peerId, 'other', ['write'], clock), 'namespace-not-covered'],
         ['read only', await rootFor(owner.peerId, 'docs', ['read'], clock), 'right-not-granted'],
@@ -276,7 +307,10 @@ describe('StorageCoordinator served over libp2p TCP', () => {
       dirs.push(dataDir)
       const runtime = await createRuntime({ dataDir })
       runtimes.push(runtime)
-      const storage = new StorageCoordinator(runtime.peerId, componentsOf(runtime).storage, { crypto: componentsOf(runtime).crypto, clock: componentsOf(runtime).clock })
+      const storage = new StorageCoordinator(runtime.peerId, componentsOf(runtime).storage, {
+        crypto: componentsOf(runtime).crypto,
+        clock: componentsOf(runtime).clock,
+      })
       await storage.attach(componentsOf(runtime))
       made.push({ runtime, storage })
     }
@@ -293,6 +327,12 @@ describe('StorageCoordinator served over libp2p TCP', () => {
     const error = await rejects(remote.delete('inbox', 'm1', cap), 'PERMISSION_DENIED')
     expect(error.details.reason).toBe('right-not-granted')
     expect(server.runtime.metrics().errors.PERMISSION_DENIED).toBeGreaterThanOrEqual(1)
-    expect(await server.storage.retrieve('inbox', 'm1', await server.storage.grant({ audience: server.runtime.peerId, namespace: 'inbox', rights: ['read'], expiresAt: now + HOUR }))).toBeDefined()
+    expect(
+      await server.storage.retrieve(
+        'inbox',
+        'm1',
+        await server.storage.grant({ audience: server.runtime.peerId, namespace: 'inbox', rights: ['read'], expiresAt: now + HOUR }),
+      ),
+    ).toBeDefined()
   })
 })

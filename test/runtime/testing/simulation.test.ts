@@ -56,7 +56,9 @@ describe('simulation harness', () => {
         const outcome = r.sessions.get(session.id)!.state().outcome!
         expect(outcome.kind).toBe('success')
         const results = (outcome as { results: Record<string, Record<string, { groupKey?: string }>> }).results
-        return Object.values(results).flatMap((byPeer) => Object.values(byPeer).map((p) => p.groupKey)).filter(Boolean)
+        return Object.values(results)
+          .flatMap((byPeer) => Object.values(byPeer).map((p) => p.groupKey))
+          .filter(Boolean)
       }),
     )
     expect(keys.size).toBe(1)
@@ -171,7 +173,10 @@ describe('simulation: a real crash and restart', () => {
       sim.crash(2)
       let restarted: Runtime | undefined
       sim.clock.setTimeout(() => void sim.restart(2).then((r) => (restarted = r)), 400)
-      const ended = await sim.runUntil(() => restarted !== undefined && sim.runtimes.every((r) => FINALS.includes(r.sessions.get(session.id)?.state().status ?? '')), 30_000)
+      const ended = await sim.runUntil(
+        () => restarted !== undefined && sim.runtimes.every((r) => FINALS.includes(r.sessions.get(session.id)?.state().status ?? '')),
+        30_000,
+      )
       expect(ended).toBe(true)
       expect(restarted!.peerId).toBe(victim.peerId)
       const views = sim.runtimes.map((r) => r.sessions.get(session.id)!.state())

@@ -25,11 +25,24 @@ const stuck = defineChoreography({
 })
 
 async function simulate(peers = 2) {
-  const sim = await Simulation.create({ seed: 6, peers, faults: { minDelayMs: 1, maxDelayMs: 5 }, runtime: { protocols: [stuck], sessions: { autoJoin: true } } })
+  const sim = await Simulation.create({
+    seed: 6,
+    peers,
+    faults: { minDelayMs: 1, maxDelayMs: 5 },
+    runtime: { protocols: [stuck], sessions: { autoJoin: true } },
+  })
   sims.push(sim)
   const [a, b] = sim.runtimes as [Runtime, Runtime]
   b.sessions.invitations$.subscribe((invite) => void b.sessions.executeProtocol(invite.sessionId, invite.protocol))
-  return { sim, a, b, roster: [{ peerId: a.peerId, role: 'a' }, { peerId: b.peerId, role: 'b' }] }
+  return {
+    sim,
+    a,
+    b,
+    roster: [
+      { peerId: a.peerId, role: 'a' },
+      { peerId: b.peerId, role: 'b' },
+    ],
+  }
 }
 
 const ENDED = ['failed', 'cancelled']

@@ -41,7 +41,11 @@ describe('timeout coordination', () => {
   it('withTimeout returns the value in time, and expires with DeadlineExceeded and an aborted signal', async () => {
     const sim = await simulate(1, 1)
     const [a] = sim.runtimes as [Runtime]
-    const ok = await drive(sim, a.timeouts.withTimeout(100, async (_signal, ctx) => (await ctx.sleep(20), 'done')), 1_000)
+    const ok = await drive(
+      sim,
+      a.timeouts.withTimeout(100, async (_signal, ctx) => (await ctx.sleep(20), 'done')),
+      1_000,
+    )
     expect(ok.value).toBe('done')
     let aborted = false
     const late = await drive(
@@ -78,7 +82,9 @@ describe('timeout coordination', () => {
     const start = sim.clock.now()
     const outcome = await drive(
       sim,
-      a.timeouts.withTimeout(200, (_signal, ctx) => Promise.all([ctx.call(b.peerId, 'slow', { ms: 50 }), ctx.call(b.peerId, 'slow', { ms: 10, then: { peer: c.peerId, ms: 5_000 } })])),
+      a.timeouts.withTimeout(200, (_signal, ctx) =>
+        Promise.all([ctx.call(b.peerId, 'slow', { ms: 50 }), ctx.call(b.peerId, 'slow', { ms: 10, then: { peer: c.peerId, ms: 5_000 } })]),
+      ),
       2_000,
     )
     expect(outcome.error).toMatchObject({ code: 'DEADLINE_EXCEEDED' })
@@ -101,17 +107,33 @@ describe('timeout coordination', () => {
     registerSlow(b, log)
     // the origin gives up at its deadline, whatever the callee does with the slow request
     const start = sim.clock.now()
-    const late = await drive(sim, a.timeouts.withTimeout(100, (_s, ctx) => ctx.call(b.peerId, 'slow', { ms: 1 })), 2_000)
+    const late = await drive(
+      sim,
+      a.timeouts.withTimeout(100, (_s, ctx) => ctx.call(b.peerId, 'slow', { ms: 1 })),
+      2_000,
+    )
     expect(late.error).toMatchObject({ code: 'DEADLINE_EXCEEDED' })
     expect(late.at - start).toBeLessThanOrEqual(101)
     await sim.run(1_000)
     // a run request sent with its budget spent is refused without running
     log.length = 0
-    const spent = drive(sim, componentsOf(a).router.request(b.peerId, 'timeout', { kind: 'run', deadline: sim.clock.now(), payload: { operationId: 'op-spent', name: 'slow', payload: { ms: 1 } } }), 2_000)
+    const spent = drive(
+      sim,
+      componentsOf(a).router.request(b.peerId, 'timeout', {
+        kind: 'run',
+        deadline: sim.clock.now(),
+        payload: { operationId: 'op-spent', name: 'slow', payload: { ms: 1 } },
+      }),
+      2_000,
+    )
     expect((await spent).error).toMatchObject({ code: 'DEADLINE_EXCEEDED' })
     expect(b.metrics().errors['DEADLINE_EXCEEDED']).toBeGreaterThanOrEqual(1)
     expect(log).toEqual([])
-    const unknown = await drive(sim, a.timeouts.withTimeout(5_000, (_s, ctx) => ctx.call(b.peerId, 'no-such-op')), 5_000)
+    const unknown = await drive(
+      sim,
+      a.timeouts.withTimeout(5_000, (_s, ctx) => ctx.call(b.peerId, 'no-such-op')),
+      5_000,
+    )
     expect(unknown.error).toMatchObject({ code: 'UNKNOWN_PROTOCOL' })
     const badCancel = await drive(sim, componentsOf(a).router.request(b.peerId, 'timeout', { kind: 'cancel', payload: { operationId: 42 } }), 5_000)
     expect(badCancel.error).toMatchObject({ code: 'INVALID_INPUT' })
@@ -159,7 +181,14 @@ describe('timeout coordination', () => {
           dropRate: fc.double({ min: 0, max: 0.2, noNaN: true }),
           maxDelayMs: fc.integer({ min: 1, max: 80 }),
           timeoutMs: fc.integer({ min: 20, max: 400 }),
-          calls: fc.array(fc.record({ to: fc.integer({ min: 1, max: 3 }), ms: fc.integer({ min: 0, max: 300 }), nested: fc.option(fc.record({ to: fc.integer({ min: 1, max: 3 }), ms: fc.integer({ min: 0, max: 300 }) }), { nil: undefined }) }), { minLength: 1, maxLength: 4 }),
+          calls: fc.array(
+            fc.record({
+              to: fc.integer({ min: 1, max: 3 }),
+              ms: fc.integer({ min: 0, max: 300 }),
+              nested: fc.option(fc.record({ to: fc.integer({ min: 1, max: 3 }), ms: fc.integer({ min: 0, max: 300 }) }), { nil: undefined }),
+            }),
+            { minLength: 1, maxLength: 4 },
+          ),
           partitionAt: fc.option(fc.integer({ min: 0, max: 300 }), { nil: undefined }),
         }),
         async (s) => {
@@ -169,12 +198,22 @@ describe('timeout coordination', () => {
             for (const r of sim.runtimes) registerSlow(r, log)
             const [origin] = sim.runtimes as [Runtime]
             const id = (i: number) => sim.runtimes[i]!.peerId
-            if (s.partitionAt !== undefined) sim.clock.setTimeout(() => sim.hub.partition([[id(0), id(1)], [id(2), id(3)]]), s.partitionAt)
+            if (s.partitionAt !== undefined)
+              sim.clock.setTimeout(
+                () =>
+                  sim.hub.partition([
+                    [id(0), id(1)],
+                    [id(2), id(3)],
+                  ]),
+                s.partitionAt,
+              )
             const start = sim.clock.now()
             const outcome = await drive(
               sim,
               origin.timeouts.withTimeout(s.timeoutMs, (_signal, ctx) =>
-                Promise.all(s.calls.map((c) => ctx.call(id(c.to), 'slow', { ms: c.ms, ...(c.nested ? { then: { peer: id(c.nested.to), ms: c.nested.ms } } : {}) }))),
+                Promise.all(
+                  s.calls.map((c) => ctx.call(id(c.to), 'slow', { ms: c.ms, ...(c.nested ? { then: { peer: id(c.nested.to), ms: c.nested.ms } } : {}) })),
+                ),
               ),
               s.timeoutMs + 1_000,
             )

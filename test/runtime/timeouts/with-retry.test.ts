@@ -10,7 +10,10 @@ const policy: RetryPolicy = { maxAttempts: 4, initialDelayMs: 100, maxDelayMs: 1
 
 async function settle<T>(clock: VirtualClock, promise: Promise<T>): Promise<{ value?: T; error?: unknown }> {
   let outcome: { value?: T; error?: unknown } | undefined
-  promise.then((value) => (outcome = { value }), (error) => (outcome = { error }))
+  promise.then(
+    (value) => (outcome = { value }),
+    (error) => (outcome = { error }),
+  )
   for (let i = 0; i < 100 && !outcome; i++) await clock.advance(50)
   return outcome!
 }
@@ -21,11 +24,14 @@ describe('withRetry', () => {
     const times: number[] = []
     const result = await settle(
       clock,
-      withRetry(async (attempt) => {
-        times.push(clock.now())
-        if (attempt < 4) throw new NetworkError('flaky')
-        return attempt
-      }, { policy, clock, random: new SeededRandom(1) }),
+      withRetry(
+        async (attempt) => {
+          times.push(clock.now())
+          if (attempt < 4) throw new NetworkError('flaky')
+          return attempt
+        },
+        { policy, clock, random: new SeededRandom(1) },
+      ),
     )
     expect(result.value).toBe(4)
     const gaps = times.slice(1).map((t, i) => t - times[i]!)
@@ -34,10 +40,16 @@ describe('withRetry', () => {
 
   it('counts every attempt when the budget runs out, and rethrows a permanent error unchanged', async () => {
     const clock = new VirtualClock(0)
-    const exhausted = await settle(clock, withRetry(async () => Promise.reject(new NetworkError('down')), { policy, clock, random: new SeededRandom(2) }))
+    const exhausted = await settle(
+      clock,
+      withRetry(async () => Promise.reject(new NetworkError('down')), { policy, clock, random: new SeededRandom(2) }),
+    )
     expect(exhausted.error).toMatchObject({ code: 'ATTEMPT_BUDGET_EXHAUSTED', details: { attempts: 4 } })
     const permanent = new InvalidInput('bad')
-    const failed = await settle(clock, withRetry(async () => Promise.reject(permanent), { policy, clock, random: new SeededRandom(2) }))
+    const failed = await settle(
+      clock,
+      withRetry(async () => Promise.reject(permanent), { policy, clock, random: new SeededRandom(2) }),
+    )
     expect(failed.error).toBe(permanent)
   })
 
@@ -70,7 +82,14 @@ describe('withRetry', () => {
     await withRetry(record, { policy, clock, random: new SeededRandom(4), deadlineAt: 10_000, attemptTimeoutMs: 100, signal: caller.signal })
     expect(signals).toEqual([undefined, caller.signal])
     // a cancel still stops it at once, and a deadline nearer than the attempt's own end still aborts it
-    const pending = withRetry(() => new Promise(() => {}), { policy, clock, random: new SeededRandom(4), deadlineAt: 10_000, attemptTimeoutMs: 100, signal: caller.signal })
+    const pending = withRetry(() => new Promise(() => {}), {
+      policy,
+      clock,
+      random: new SeededRandom(4),
+      deadlineAt: 10_000,
+      attemptTimeoutMs: 100,
+      signal: caller.signal,
+    })
     caller.abort()
     expect((await settle(clock, pending)).error).toMatchObject({ code: 'CANCELLED', details: { attempts: 1 } })
     let aborted = false

@@ -18,7 +18,10 @@ import { TransportCoordinator, type ChannelMessage, type TransportCoordinatorOpt
 
 /** A coordinator wired as createRuntime wires it: on a router and an event bus (with metrics) over the network. */
 function transportOn(network: Network, clock: Clock, random: Random, options: Partial<TransportCoordinatorOptions> = {}) {
-  const bus = new EventBus(() => network.peerId, () => clock.now())
+  const bus = new EventBus(
+    () => network.peerId,
+    () => clock.now(),
+  )
   const metrics = new Metrics(bus.events$)
   const router = new Router({ network, bus, clock, random, maxFrameBytes: network.maxFrameBytes })
   const transport = new TransportCoordinator({ peerId: network.peerId, router, bus, network, clock, random, ...options })
@@ -59,7 +62,13 @@ function simulate(seed: number, faults: FaultConfig = {}, names = ['a', 'b'], op
     if (!done) throw new Error('did not settle on the virtual clock')
     return watched
   }
-  const settle = <T,>(p: Promise<T>) => run(p.then((value) => ({ ok: true as const, value }), (error: unknown) => ({ ok: false as const, error })))
+  const settle = <T>(p: Promise<T>) =>
+    run(
+      p.then(
+        (value) => ({ ok: true as const, value }),
+        (error: unknown) => ({ ok: false as const, error }),
+      ),
+    )
   return { clock, hub, nets, wired, peers, inbox, run, settle }
 }
 
@@ -145,7 +154,11 @@ describe('TransportCoordinator on the simulated network', () => {
   })
 
   it('law: epochs only move forward, and once quiet no open channel (either end) is of an older epoch', async () => {
-    type Op = { op: 'open'; from: 'a' | 'b' } | { op: 'bump'; on: 'a' | 'b' } | { op: 'cleanup'; on: 'a' | 'b'; epoch: number } | { op: 'stale-open'; from: 'a' | 'b'; epoch: number }
+    type Op =
+      | { op: 'open'; from: 'a' | 'b' }
+      | { op: 'bump'; on: 'a' | 'b' }
+      | { op: 'cleanup'; on: 'a' | 'b'; epoch: number }
+      | { op: 'stale-open'; from: 'a' | 'b'; epoch: number }
     const side = fc.constantFrom<'a' | 'b'>('a', 'b')
     const op: fc.Arbitrary<Op> = fc.oneof(
       side.map((from) => ({ op: 'open' as const, from })),
@@ -313,7 +326,14 @@ describe('TransportCoordinator on the simulated network', () => {
     await run(peers.a!.closeChannel(ch))
     const a = wired.a!.metrics.snapshot()
     const b = wired.b!.metrics.snapshot()
-    expect(a.counters).toMatchObject({ 'wire.out.open': 1, 'wire.out.data': 4, 'wire.in.reply': 5, 'transport.channelsOpened': 1, 'transport.messagesAcked': 4, 'transport.channelsClosed': 1 })
+    expect(a.counters).toMatchObject({
+      'wire.out.open': 1,
+      'wire.out.data': 4,
+      'wire.in.reply': 5,
+      'transport.channelsOpened': 1,
+      'transport.messagesAcked': 4,
+      'transport.channelsClosed': 1,
+    })
     expect(b.counters).toMatchObject({ 'wire.in.open': 1, 'wire.in.data': 4, 'wire.out.reply': 5, 'transport.messagesDelivered': 4 })
     expect(a.latency['transport.send']?.count).toBe(4)
     // the coordinator's own metrics() agree with what went to the bus
@@ -351,7 +371,9 @@ describe('TransportCoordinator on the simulated network', () => {
   it('reconnects with backoff once a partition heals', async () => {
     const { peers, hub, run, clock } = simulate(10)
     hub.partition([['a'], ['b']])
-    const pending = peers.a!.establishChannel('b', 'ctx', { reconnect: { maxAttempts: 10, initialDelayMs: 50, maxDelayMs: 400, multiplier: 2, jitter: 'none' } })
+    const pending = peers.a!.establishChannel('b', 'ctx', {
+      reconnect: { maxAttempts: 10, initialDelayMs: 50, maxDelayMs: 400, multiplier: 2, jitter: 'none' },
+    })
     await clock.advance(500)
     expect(peers.a!.metrics().counters.connectFailures).toBeGreaterThanOrEqual(2)
     hub.heal()

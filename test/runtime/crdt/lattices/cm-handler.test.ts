@@ -27,7 +27,11 @@ const cmFixtures: CmFixture<any, any>[] = [
   { type: opCounter, intent: fc.integer({ min: -3, max: 3 }).map((n) => () => ({ add: n })) },
   {
     type: opOrSet,
-    intent: fc.tuple(fc.boolean(), element).map(([add, e]) => (s: any) => (add ? opOrSet.addOp(e) : opOrSet.removeOp(s, e))),
+    intent: fc.tuple(fc.boolean(), element).map(
+      ([add, e]) =>
+        (s: any) =>
+          add ? opOrSet.addOp(e) : opOrSet.removeOp(s, e),
+    ),
   },
 ]
 
@@ -52,8 +56,7 @@ function causalHistory<S, Op>(fx: CmFixture<S, Op>) {
   })
 }
 
-const deliverable = (op: CausalOp<unknown>, seen: VectorClock) =>
-  op.deps.get(op.origin) === seen.get(op.origin) && seen.dominates(op.deps)
+const deliverable = (op: CausalOp<unknown>, seen: VectorClock) => op.deps.get(op.origin) === seen.get(op.origin) && seen.dominates(op.deps)
 
 for (const fx of cmFixtures) {
   describe(`${fx.type.name} causal delivery`, () => {
@@ -162,7 +165,7 @@ for (const fx of cmFixtures) {
 }
 
 describe('compaction conflicts', () => {
-  it('a snapshot that crosses this replica\'s own compaction is Conflict, state untouched', () => {
+  it("a snapshot that crosses this replica's own compaction is Conflict, state untouched", () => {
     const a = createCmHandler(opCounter, 'a')
     const b = createCmHandler(opCounter, 'b')
     a.emit({ add: 1 })
@@ -218,7 +221,12 @@ describe('causal buffer', () => {
     expect(back.opId).toBe(op.opId)
     expect(back.deps.equals(op.deps)).toBe(true)
     const wire = encodeCausalOp(opOrSet, op) as Record<string, unknown>
-    for (const bad of [{ ...wire, opId: 'a#9' }, { ...wire, deps: { a: 'x' } }, { ...wire, seq: 5 }, { ...wire, op: { kind: 'nope' } }]) {
+    for (const bad of [
+      { ...wire, opId: 'a#9' },
+      { ...wire, deps: { a: 'x' } },
+      { ...wire, seq: 5 },
+      { ...wire, op: { kind: 'nope' } },
+    ]) {
       expect(() => decodeCausalOp(opOrSet, bad)).toThrow(expect.objectContaining({ code: 'INVALID_INPUT' }))
     }
   })

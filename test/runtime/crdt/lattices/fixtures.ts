@@ -4,16 +4,7 @@
 
 import fc from 'fast-check'
 import * as Y from 'yjs'
-import {
-  gCounter,
-  lwwRegister,
-  mvRegister,
-  orMapType,
-  orSet,
-  pnCounter,
-  yjsDoc,
-  type JsonValue,
-} from '../../../../runtime/crdt/lattices/index.js'
+import { gCounter, lwwRegister, mvRegister, orMapType, orSet, pnCounter, yjsDoc, type JsonValue } from '../../../../runtime/crdt/lattices/index.js'
 import type { Fixture, Mutation } from './histories.js'
 
 const replicas = ['a', 'b', 'c']
@@ -29,7 +20,8 @@ const gCounterFixture: Fixture<ReturnType<typeof gCounter.bottom>> = {
 
 const pnMutation = fc.tuple(fc.boolean(), small).map(
   ([up, by]): Mutation<ReturnType<typeof pnCounter.bottom>> =>
-    (s, r) => (up ? pnCounter.increment(s, r, by) : pnCounter.decrement(s, r, by)),
+    (s, r) =>
+      up ? pnCounter.increment(s, r, by) : pnCounter.decrement(s, r, by),
 )
 
 const pnCounterFixture: Fixture<ReturnType<typeof pnCounter.bottom>> = { type: pnCounter, replicas, mutation: pnMutation }
@@ -38,7 +30,11 @@ const lwwFixture: Fixture<ReturnType<typeof lwwRegister.bottom>> = {
   type: lwwRegister,
   replicas,
   // Wall times from {0..2}: most writes tie on wall time and many on (wall, logical).
-  mutation: fc.tuple(value, fc.nat(2)).map(([v, now]) => (s, r) => lwwRegister.set(s, r, v, now)),
+  mutation: fc.tuple(value, fc.nat(2)).map(
+    ([v, now]) =>
+      (s, r) =>
+        lwwRegister.set(s, r, v, now),
+  ),
 }
 
 const mvFixture: Fixture<ReturnType<typeof mvRegister.bottom>> = {
@@ -50,15 +46,21 @@ const mvFixture: Fixture<ReturnType<typeof mvRegister.bottom>> = {
 const orSetFixture: Fixture<ReturnType<typeof orSet.bottom>> = {
   type: orSet,
   replicas,
-  mutation: fc.tuple(fc.boolean(), element).map(([add, e]) => (s, r) => (add ? orSet.add(s, r, e) : orSet.remove(s, r, e))),
+  mutation: fc.tuple(fc.boolean(), element).map(
+    ([add, e]) =>
+      (s, r) =>
+        add ? orSet.add(s, r, e) : orSet.remove(s, r, e),
+  ),
 }
 
 const counterMap = orMapType(pnCounter)
 const orMapFixture: Fixture<ReturnType<typeof counterMap.bottom>> = {
   type: counterMap,
   replicas,
-  mutation: fc.tuple(fc.nat(3), element, pnMutation).map(([op, key, m]) => (s, r) =>
-    op === 0 ? counterMap.remove(s, r, key) : counterMap.update(s, r, key, (v) => m(v, r)),
+  mutation: fc.tuple(fc.nat(3), element, pnMutation).map(
+    ([op, key, m]) =>
+      (s, r) =>
+        op === 0 ? counterMap.remove(s, r, key) : counterMap.update(s, r, key, (v) => m(v, r)),
   ),
 }
 
@@ -66,10 +68,10 @@ const setMap = orMapType(orSet)
 const nestedMapFixture: Fixture<ReturnType<typeof setMap.bottom>> = {
   type: setMap,
   replicas,
-  mutation: fc.tuple(fc.nat(4), element, element).map(([op, key, e]) => (s, r) =>
-    op === 0
-      ? setMap.remove(s, r, key)
-      : setMap.update(s, r, key, (v) => (op === 1 ? orSet.remove(v, r, e) : orSet.add(v, r, e))),
+  mutation: fc.tuple(fc.nat(4), element, element).map(
+    ([op, key, e]) =>
+      (s, r) =>
+        op === 0 ? setMap.remove(s, r, key) : setMap.update(s, r, key, (v) => (op === 1 ? orSet.remove(v, r, e) : orSet.add(v, r, e))),
   ),
 }
 
@@ -98,14 +100,4 @@ const yjsMutation = fc.tuple(fc.nat(2), fc.nat(5), fc.constantFrom('a', 'b')).ma
 
 const yjsFixture: Fixture<Uint8Array> = { type: yjsDoc, replicas: ['1', '2', '3'], mutation: yjsMutation }
 
-export const fixtures: Fixture<any>[] = [
-  gCounterFixture,
-  pnCounterFixture,
-  lwwFixture,
-  mvFixture,
-  orSetFixture,
-  orMapFixture,
-  nestedMapFixture,
-  yjsFixture,
-]
-
+export const fixtures: Fixture<any>[] = [gCounterFixture, pnCounterFixture, lwwFixture, mvFixture, orSetFixture, orMapFixture, nestedMapFixture, yjsFixture]

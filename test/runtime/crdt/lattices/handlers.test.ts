@@ -115,9 +115,7 @@ describe('meet semilattice (capability sets)', () => {
         const h = createMvHandler(M, 'a')
         h.receive({ origin: 'b', counter: first, constraint: M.of(['read', 'write']) })
         const before = h.state()
-        expect(() => h.receive({ origin: 'b', counter: first + step, constraint: c })).toThrow(
-          expect.objectContaining({ code: 'INVALID_INPUT' }),
-        )
+        expect(() => h.receive({ origin: 'b', counter: first + step, constraint: c })).toThrow(expect.objectContaining({ code: 'INVALID_INPUT' }))
         expect(M.equals(h.state(), before)).toBe(true)
         expect(h.counters().get('b')).toBe(first)
       }),

@@ -99,18 +99,18 @@ for (const fx of fixtures) {
 
     if (T.absorb !== undefined)
       it('in-place absorb equals join and never changes a state it did not own', () => {
-      fc.assert(
-        fc.property(statesFrom(fx, 3), ({ states: [a, b, c] }) => {
-          const snapshot = T.encode(a)
-          let owned = T.own!(a)
-          owned = T.absorb!(owned, b)
-          owned = T.absorb!(owned, c)
-          expect(T.equals(owned, T.join(T.join(a, b), c))).toBe(true)
-          expect(T.equals(T.decode(snapshot), a)).toBe(true)
-          expect(T.encode(a)).toEqual(snapshot)
-        }),
-      )
-    })
+        fc.assert(
+          fc.property(statesFrom(fx, 3), ({ states: [a, b, c] }) => {
+            const snapshot = T.encode(a)
+            let owned = T.own!(a)
+            owned = T.absorb!(owned, b)
+            owned = T.absorb!(owned, c)
+            expect(T.equals(owned, T.join(T.join(a, b), c))).toBe(true)
+            expect(T.equals(T.decode(snapshot), a)).toBe(true)
+            expect(T.encode(a)).toEqual(snapshot)
+          }),
+        )
+      })
 
     it('wire encoding round-trips', () => {
       fc.assert(

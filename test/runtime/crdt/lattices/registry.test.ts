@@ -38,7 +38,10 @@ describe('CRDT type registry', () => {
 
     const counters = orMapType(pnCounter)
     let m = counters.bottom()
-    m = counters.join(m, counters.update(m, 'a', 'k', (v) => pnCounter.increment(v, 'a', 2)))
+    m = counters.join(
+      m,
+      counters.update(m, 'a', 'k', (v) => pnCounter.increment(v, 'a', 2)),
+    )
     const mb = decodeTagged(JSON.parse(JSON.stringify(encodeTagged(counters, m))))
     expect(mb.type.name).toBe('or-map<pn-counter>')
     expect(counters.equals(mb.state as typeof m, m)).toBe(true)

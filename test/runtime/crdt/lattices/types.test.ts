@@ -213,17 +213,29 @@ describe('or-map', () => {
   it('names its value type and merges concurrent updates of one key through it', () => {
     expect(counters.name).toBe('or-map<pn-counter>')
     const base = counters.bottom()
-    const a = counters.join(base, counters.update(base, 'a', 'hits', (v) => pnCounter.increment(v, 'a', 2)))
-    const b = counters.join(base, counters.update(base, 'b', 'hits', (v) => pnCounter.increment(v, 'b', 3)))
+    const a = counters.join(
+      base,
+      counters.update(base, 'a', 'hits', (v) => pnCounter.increment(v, 'a', 2)),
+    )
+    const b = counters.join(
+      base,
+      counters.update(base, 'b', 'hits', (v) => pnCounter.increment(v, 'b', 3)),
+    )
     expect(pnCounter.value(counters.get(counters.join(a, b), 'hits')!)).toBe(5)
   })
 
   it('an update concurrent with a removal wins; a removed key stays removed otherwise', () => {
     let s = counters.bottom()
-    s = counters.join(s, counters.update(s, 'a', 'k', (v) => pnCounter.increment(v, 'a', 1)))
+    s = counters.join(
+      s,
+      counters.update(s, 'a', 'k', (v) => pnCounter.increment(v, 'a', 1)),
+    )
     const removed = counters.join(s, counters.remove(s, 'b', 'k'))
     expect(counters.has(counters.join(removed, s), 'k')).toBe(false)
-    const updated = counters.join(s, counters.update(s, 'a', 'k', (v) => pnCounter.increment(v, 'a', 1)))
+    const updated = counters.join(
+      s,
+      counters.update(s, 'a', 'k', (v) => pnCounter.increment(v, 'a', 1)),
+    )
     const merged = counters.join(removed, updated)
     expect(counters.keys(merged)).toEqual(['k'])
     expect(pnCounter.value(counters.get(merged, 'k')!)).toBe(2)

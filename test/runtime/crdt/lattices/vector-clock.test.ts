@@ -8,7 +8,12 @@ describe('VectorClock', () => {
   it('merge is associative, commutative, idempotent and dominates both', () => {
     fc.assert(
       fc.property(clock, clock, clock, (a, b, c) => {
-        expect(a.merge(b).merge(c).equals(a.merge(b.merge(c)))).toBe(true)
+        expect(
+          a
+            .merge(b)
+            .merge(c)
+            .equals(a.merge(b.merge(c))),
+        ).toBe(true)
         expect(a.merge(b).equals(b.merge(a))).toBe(true)
         expect(a.merge(a).equals(a)).toBe(true)
         expect(a.merge(b).dominates(a) && a.merge(b).dominates(b)).toBe(true)
@@ -70,6 +75,11 @@ describe('CausalContext', () => {
     const c = CausalContext.ofDots([1, 2, 3, 5, 6].map((seq) => ({ replica: 'a', seq })))
     expect(c.toClock().encode()).toEqual({ a: 3 })
     expect(c.above(VectorClock.of({ a: 3 })).encode()).toEqual({ a: [[5, 6]] })
-    expect(c.union(CausalContext.ofDots([{ replica: 'a', seq: 4 }])).toClock().encode()).toEqual({ a: 6 })
+    expect(
+      c
+        .union(CausalContext.ofDots([{ replica: 'a', seq: 4 }]))
+        .toClock()
+        .encode(),
+    ).toEqual({ a: 6 })
   })
 })
