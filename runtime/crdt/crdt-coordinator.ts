@@ -872,16 +872,17 @@ export class CrdtCoordinator {
     const before = { sent: this.counters.bytesSent, received: this.counters.bytesReceived }
     this.measuring += 1
     try {
-      const pulled = await this.pull(peerId, names)
-      const { changed, push, skipped } = this.applyPull(peerId, pulled)
-      if (push.length > 0) {
-        hooks.onPush?.(push.length)
-        await this.pushTo(peerId, push)
+      const round = this.syncRound(peerId, names)
+      await round.pull()
+      if (round.apply()) {
+        hooks.onPush?.(round.pushing())
+        await round.push()
       }
       this.publishStatusIfObserved(peerId)
+      const { changed, pushed, skipped } = round.result()
       return {
         pulled: changed,
-        pushed: push.map((d) => d.name),
+        pushed,
         skipped,
         bytesSent: this.counters.bytesSent - before.sent,
         bytesReceived: this.counters.bytesReceived - before.received,
@@ -1014,42 +1015,65 @@ export class CrdtCoordinator {
    * The effects of one peer's sync machine, one step at a time. What a step produces for the next
    * (the pulled answer, the push plan) stays here rather than in the machine's context.
    */
+  /**
+   * The sync machine's worker: runs the steps of one round (see syncRound) as the machine
+   * commands them, a new round at every EXCHANGE.
+   */
   private syncWorker(peerId: string, sendBack: (event: SyncStepEvent) => void, receive: (listener: (command: SyncWorkerCommand) => void) => void): void {
-    let pulled: PullResult | undefined
-    let plan: DocStateWire[] = []
-    let result: ApplyResult = { changed: [], pushed: [], skipped: [] }
+    let round = this.syncRound(peerId, undefined)
     const fail = (error: unknown) => sendBack({ type: 'ERROR', error })
     receive((command) => {
       switch (command.type) {
         case 'EXCHANGE':
-          this.pull(peerId, undefined).then((p) => {
-            pulled = p
-            sendBack({ type: 'DONE' })
-          }, fail)
+          round = this.syncRound(peerId, undefined)
+          round.pull().then(() => sendBack({ type: 'DONE' }), fail)
           return
         case 'APPLY': {
           let outcome: SyncStepEvent
           try {
-            const { changed, push, skipped } = this.applyPull(peerId, pulled!)
-            pulled = undefined
-            plan = push
-            result = { changed, pushed: push.map((d) => d.name), skipped }
-            outcome = push.length > 0 ? { type: 'DONE', push: true } : { type: 'DONE', result }
+            outcome = round.apply() ? { type: 'DONE', push: true } : { type: 'DONE', result: round.result() }
           } catch (error) {
-            pulled = undefined
             outcome = { type: 'ERROR', error }
           }
           sendBack(outcome)
           return
         }
         case 'PUSH':
-          this.pushTo(peerId, plan).then(() => {
-            plan = []
-            sendBack({ type: 'DONE', result })
-          }, fail)
+          round.push().then(() => sendBack({ type: 'DONE', result: round.result() }), fail)
           return
       }
     })
+  }
+
+  /**
+   * One sync round with a peer, the only implementation of it: pull (send our versions of
+   * `names`, or of every document, and receive what we lack), apply (join it in, and work out
+   * what the peer lacks), push (send that). syncWithPeer's machine and exchange() both drive it.
+   */
+  private syncRound(peerId: string, names: readonly string[] | undefined): SyncRound {
+    let pulled: PullResult | undefined
+    let plan: DocStateWire[] = []
+    let result: ApplyResult = { changed: [], pushed: [], skipped: [] }
+    return {
+      pull: async () => {
+        pulled = await this.pull(peerId, names)
+      },
+      apply: () => {
+        const taken = pulled
+        pulled = undefined
+        if (!taken) throw new InvalidInput('apply before pull')
+        const { changed, push, skipped } = this.applyPull(peerId, taken)
+        plan = push
+        result = { changed, pushed: push.map((d) => d.name), skipped }
+        return push.length > 0
+      },
+      pushing: () => plan.length,
+      push: async () => {
+        await this.pushTo(peerId, plan)
+        plan = []
+      },
+      result: () => result,
+    }
   }
 
   /** Pushes buffered deltas of delta documents that `peerId` has not acknowledged. */
@@ -1146,6 +1170,16 @@ interface ApplyResult {
   changed: string[]
   pushed: string[]
   skipped: string[]
+}
+
+/** The steps of one sync round, in order: pull, apply (true: the peer lacks something), push. */
+interface SyncRound {
+  pull(): Promise<void>
+  apply(): boolean
+  /** documents the push will send */
+  pushing(): number
+  push(): Promise<void>
+  result(): ApplyResult
 }
 
 interface SyncWaiter {
