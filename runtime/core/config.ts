@@ -3,7 +3,6 @@
 // data folder, the system clock, crypto randomness, and an ed25519 identity kept in storage.
 
 import { z } from 'zod'
-import { ConfigInvalid } from '../../effects/errors.js'
 import type { Network } from '../../effects/network/index.js'
 import type { Storage } from '../../effects/storage/index.js'
 import type { Clock } from '../../effects/time/index.js'
@@ -13,6 +12,7 @@ import { choreographySchema, sessionsOptionsSchema } from '../sessions/service.j
 import { storageInitSchema } from '../storage/service.js'
 import { isServiceFactory, type ServiceFactory } from './components.js'
 import { SERVICE_NAME } from './services.js'
+import { parseConfig } from './service-init.js'
 
 const isObject = (v: unknown) => typeof v === 'object' && v !== null
 
@@ -110,11 +110,5 @@ export type RuntimeConfig = z.output<typeof runtimeConfigSchema>
  * parseRuntimeConfig({ limits: { maxParticipants: 1 } }) // throws ConfigInvalid naming limits.maxParticipants
  */
 export function parseRuntimeConfig(input: unknown): RuntimeConfig {
-  const parsed = runtimeConfigSchema.safeParse(input ?? {})
-  if (!parsed.success) {
-    throw new ConfigInvalid(`invalid runtime config: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`, {
-      issues: parsed.error.issues,
-    })
-  }
-  return parsed.data
+  return parseConfig(runtimeConfigSchema, input, 'runtime config')
 }

@@ -1,14 +1,19 @@
-// One way every service factory validates its init: zod, and a ConfigInvalid naming the service
-// and each bad field, thrown when the factory is called (before any runtime starts).
+// One way configs are validated: zod, and a ConfigInvalid naming the config and each bad field.
+// Service factories check their init when called (before any runtime starts); createRuntime its config.
 
 import type { z } from 'zod'
 import { ConfigInvalid } from '../../effects/errors.js'
 
-export function parseInit<S extends z.ZodType>(schema: S, init: unknown, service: string): z.output<S> {
-  const parsed = schema.safeParse(init ?? {})
+/** Parses `input` (absent: {}) with `schema`, or throws ConfigInvalid naming `what` and each bad field. */
+export function parseConfig<S extends z.ZodType>(schema: S, input: unknown, what: string, details: Record<string, unknown> = {}): z.output<S> {
+  const parsed = schema.safeParse(input ?? {})
   if (!parsed.success) {
     const fields = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')
-    throw new ConfigInvalid(`invalid ${service} service config: ${fields}`, { service, issues: parsed.error.issues })
+    throw new ConfigInvalid(`invalid ${what}: ${fields}`, { ...details, issues: parsed.error.issues })
   }
   return parsed.data
+}
+
+export function parseInit<S extends z.ZodType>(schema: S, init: unknown, service: string): z.output<S> {
+  return parseConfig(schema, init, `${service} service config`, { service })
 }

@@ -41,9 +41,9 @@ export class ServiceSet {
       if (!SERVICE_NAME.test(name)) throw new ConfigInvalid(`bad service name '${name}'`, { name })
       if (name in this.apis) throw new Conflict(`a service named '${name}' is already running`, { name })
     }
-    const all = { ...this.factoriesOfRunning(), ...factories }
-    for (const name of startOrder(all, new Set(Object.keys(this.apis)))) {
-      const factory = all[name]!
+    // running services count as started: dependencies on them are met, they are not made again
+    for (const name of startOrder(factories, new Set(Object.keys(this.apis)))) {
+      const factory = factories[name]!
       const deps: Record<string, unknown> = {}
       for (const dependency of factory.dependsOn ?? []) deps[dependency] = this.apis[dependency]
       const service = await factory.create(this.components, deps)
@@ -62,12 +62,5 @@ export class ServiceSet {
         onError(name, error)
       }
     }
-  }
-
-  // Running services only take part in the sort as already-started nodes.
-  private factoriesOfRunning(): Record<string, ServiceFactory> {
-    const placeholders: Record<string, ServiceFactory> = {}
-    for (const { name } of this.running) placeholders[name] = { kind: 'running', create: () => ({ api: this.apis[name] }) }
-    return placeholders
   }
 }
