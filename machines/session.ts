@@ -142,7 +142,12 @@ export type SessionEvent =
 
 export type SessionOutput = { sessionId: string; outcome: SessionOutcome }
 
-export type SendStepInput = { sessionId: string; stepIndex: number; step: SessionStep; toPeerIds: string[] }
+/**
+ * `reportsDone`: this send is the participant's last act in its projection and the leader is a
+ * recipient, so the step carries its done report; the leader's acknowledgement then answers the
+ * verdict if decided (the actor's output), and the participant goes straight to waiting for it.
+ */
+export type SendStepInput = { sessionId: string; stepIndex: number; step: SessionStep; toPeerIds: string[]; reportsDone: boolean }
 /** `announce`: this peer is the leader, and its verdict goes to every participant once durable. */
 export type ReleaseInput = { sessionId: string; outcome: SessionOutcome; announce: boolean }
 /** Reports `proposal` to the leader until acknowledged; with `untilVerdict`, until it answers a verdict. */
@@ -204,6 +209,21 @@ function outcomeFor(ctx: Ctx, verdict: Verdict): SessionOutcome {
 }
 
 const isLeader = (ctx: Ctx): boolean => ctx.selfPeerId === ctx.leaderPeerId
+
+/**
+ * A participant's current step (one it sends) is its last act: no later step sends to or from its
+ * role. Sent to the leader among others, the step carries the participant's done report, which
+ * saves the report's own round trip (see SendStepInput).
+ */
+function stepCarriesReport(ctx: Ctx): boolean {
+  const steps = ctx.protocol?.steps
+  const step = steps?.[ctx.cursor]
+  if (!steps || !step || isLeader(ctx) || step.from !== ctx.selfRole) return false
+  const leaderRole = roleOf(ctx, ctx.leaderPeerId)
+  if (leaderRole === undefined || !step.to.includes(leaderRole)) return false
+  for (let i = ctx.cursor + 1; i < steps.length; i++) if (steps[i]!.from === ctx.selfRole || steps[i]!.to.includes(ctx.selfRole)) return false
+  return true
+}
 const reportFrom = (ctx: Ctx, event: SessionEvent, kind: Proposal['kind']): boolean =>
   event.type === 'REPORT' && isLeader(ctx) && event.kind === kind && event.from !== ctx.selfPeerId && roleOf(ctx, event.from) !== undefined
 
@@ -249,7 +269,7 @@ export const sessionMachine = setup({
     // Placeholders: the runtime provides real ones. Without a clock a deadline cannot fire;
     // without a network a step cannot be sent, so that fails the session visibly.
     deadlineTimer: fromCallback<DeadlineEvent, DeadlineTimerInput>(() => undefined),
-    sendStep: fromPromise<void, SendStepInput>(async () => {
+    sendStep: fromPromise<Verdict | null, SendStepInput>(async () => {
       throw new Error('sendStep actor not provided')
     }),
     reportToLeader: fromPromise<Verdict | null, ReportInput>(async () => {
@@ -266,6 +286,8 @@ export const sessionMachine = setup({
     reportsCancel: ({ context, event }) => reportFrom(context, event, 'cancelled'),
     allReportedDone: ({ context }) => context.participants.every((p) => context.reportedDone.includes(p.peerId)),
     answeredVerdict: ({ event }) => (event as { output?: unknown }).output != null,
+    stepCarriedReport: ({ context }) => stepCarriesReport(context),
+    stepAnsweredVerdict: ({ context, event }) => stepCarriesReport(context) && (event as { output?: unknown }).output != null,
     isRosterJoin: ({ context, event }) => event.type === 'JOIN' && context.participants.some((p) => p.peerId === event.peerId && p.role === event.role),
     canUnjoin: ({ context, event }) => event.type === 'LEAVE' && event.peerId !== context.selfPeerId && context.joined.includes(event.peerId),
     isOtherParticipant: ({ context, event }) => event.type === 'LEAVE' && event.peerId !== context.selfPeerId && roleOf(context, event.peerId) !== undefined,
@@ -481,9 +503,15 @@ export const sessionMachine = setup({
                     stepIndex: context.cursor,
                     step,
                     toPeerIds: step.to.map((role) => peerOf(context, role)!),
+                    reportsDone: stepCarriesReport(context),
                   }
                 },
-                onDone: { target: 'advancing', actions: 'markSent' },
+                onDone: [
+                  // the step carried our done report: the leader's answer may be the verdict
+                  { guard: 'stepAnsweredVerdict', target: '#session.terminating', actions: ['markSent', 'proposeDone', 'adoptVerdict'] },
+                  { guard: 'stepCarriedReport', target: '#session.agreeing.awaitingVerdict', actions: ['markSent', 'proposeDone'] },
+                  { target: 'advancing', actions: 'markSent' },
+                ],
                 onError: [
                   // Could not deliver before the deadline: that is the session timing out,
                   // whichever of the two timers noticed first.

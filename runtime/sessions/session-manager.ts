@@ -4,9 +4,12 @@
 // role). Peers exchange these messages on `/aura/session/1.0.0`:
 //   invite {input}             creator → others: the roster, deadline and limits (the invitee
 //                              moves the deadline onto its own clock by the envelope's budget)
-//   join   {sessionId, role}   joiner → everyone (a request: retried until the peer knows the session)
-//   step   {sessionId, protocol, step, payload}   a choreography message (request, acked once
-//                              the receiver's actor has it; retried; duplicates are dropped)
+//                              (with autoJoin, the invite's reply is the invitee's join to the leader)
+//   join   {sessionId, role}   joiner → everyone else (a request: retried until the peer knows the session)
+//   step   {sessionId, protocol, step, payload, reportsDone?}   a choreography message (request,
+//                              acked once the receiver has it on disk; retried; duplicates are
+//                              dropped). A participant's last step to the leader carries its done
+//                              report (`reportsDone`), and the leader's ack is then a report's reply
 //   report {sessionId, kind, reason?}             participant → leader: its projection is done,
 //                              or it calls for failure, cancellation, or is past its deadline
 //                              (a request; the reply carries the verdict once decided)
@@ -43,6 +46,7 @@ import {
   sessionInputSchema,
   verdictSchema,
   type ReportInput,
+  type SendStepInput,
   type SessionEvent,
   type SessionInput,
   type SessionOutcome,
@@ -120,13 +124,33 @@ interface StoredVerdict {
 }
 
 const invitePayload = z.object({ input: z.unknown(), protocol: z.string().max(64).optional() }).strict()
-const joinPayload = z.object({ sessionId: z.string().min(1).max(128), role: z.string().min(1).max(64) }).strict()
+const roleField = z.string().min(1).max(64)
+/** The invitee's answer: with autoJoin it has joined, in this role (the leader records the join). */
+const inviteReply = z.object({ joined: roleField }).strict().optional()
+const joinPayload = z.object({ sessionId: z.string().min(1).max(128), role: roleField }).strict()
 const stepPayload = z
-  .object({ sessionId: z.string().min(1).max(128), protocol: z.string().min(1).max(64), step: z.number().int().nonnegative(), payload: z.unknown() })
+  .object({
+    sessionId: z.string().min(1).max(128),
+    protocol: z.string().min(1).max(64),
+    step: z.number().int().nonnegative(),
+    payload: z.unknown(),
+    reportsDone: z.literal(true).optional(),
+  })
   .strict()
 const sessionIdField = { sessionId: z.string().min(1).max(128) }
 const reportPayload = proposalSchema.extend(sessionIdField).strict()
 const reportReply = z.object({ verdict: verdictSchema.nullable() }).strict()
+const createOptions = z
+  .object({
+    timeoutMs: z
+      .number()
+      .positive()
+      .finite()
+      .max(7 * 24 * 3600_000)
+      .optional(),
+    protocol: z.string().min(1).max(64).optional(),
+  })
+  .strict()
 const verdictPayload = verdictSchema.extend(sessionIdField).strict()
 
 /** The leader's outcome as the verdict it announces: the kind, and a reason where there is one. */
@@ -140,6 +164,9 @@ function verdictOf(outcome: SessionOutcome): Verdict {
  * that works takes far less.
  */
 const AGREEMENT_ATTEMPT_MS = 1_000
+
+/** Longest a transition that no acknowledgement waits on stays off disk (see persistSoon). */
+const CHECKPOINT_MS = 10
 
 /** Asked for a verdict the leader has not decided yet: ask again later. */
 class VerdictPending extends Error {}
@@ -209,7 +236,16 @@ export class SessionManager {
   /** choreography named by the invite, kept with the snapshot so a restarted peer can execute it */
   private readonly inviteProtocols = new Map<string, string>()
   private readonly writes = new Set<Promise<void>>()
+  /** per session: the write not taken yet (it will read the snapshot as it is then) */
   private readonly scheduledWrites = new Map<string, Promise<void>>()
+  /** per session: the write being committed */
+  private readonly writesInFlight = new Map<string, Promise<void>>()
+  /** per session: the checkpoint timer of transitions not on disk yet (see persistSoon) */
+  private readonly unsaved = new Map<string, unknown>()
+  /** per session: the write that makes the steps received so far durable (a send waits for it) */
+  private readonly receipts = new Map<string, Promise<void>>()
+  /** leader, per session: participants whose report was answered with the verdict */
+  private readonly answeredVerdict = new Map<string, Set<string>>()
   /** finished sessions: when they finished, and the clock timer that will forget them */
   private readonly retention = new Map<string, { finishedAt: number; timer: unknown }>()
   private stopped = false
@@ -218,6 +254,7 @@ export class SessionManager {
   private readonly store: Namespace
   private readonly verdicts: Namespace
   private readonly self: string
+  private machine: typeof sessionMachine | undefined
 
   constructor(private readonly deps: SessionManagerDeps) {
     this.store = deps.storage.namespace(SESSIONS_NAMESPACE)
@@ -248,21 +285,7 @@ export class SessionManager {
    * and the operation's end cancels it (see timeout-context.ts).
    */
   async createSession(sessionType: string, participants: SessionParticipant[], config: CreateSessionConfig = {}): Promise<Session> {
-    const options = parse(
-      z
-        .object({
-          timeoutMs: z
-            .number()
-            .positive()
-            .finite()
-            .max(7 * 24 * 3600_000)
-            .optional(),
-          protocol: z.string().min(1).max(64).optional(),
-        })
-        .strict(),
-      config,
-      'session config',
-    )
+    const options = parse(createOptions, config, 'session config')
     if (options.protocol !== undefined && !this.protocols.has(options.protocol)) throw new UnknownProtocol(`no choreography named ${options.protocol}`)
     this.ensureCapacity()
     const now = this.deps.clock.now()
@@ -283,8 +306,8 @@ export class SessionManager {
     const others = input.participants.filter((p) => p.peerId !== this.self)
     try {
       await Promise.all(
-        others.map((p) =>
-          this.deliver(
+        others.map(async (p) => {
+          const answer = await this.deliver(
             p.peerId,
             {
               kind: 'invite',
@@ -292,8 +315,12 @@ export class SessionManager {
               payload: { input: { ...input, selfPeerId: p.peerId }, ...(options.protocol ? { protocol: options.protocol } : {}) },
             },
             input.deadlineAt,
-          ),
-        ),
+          )
+          // an invitee that joined says so in its answer: that is its join to us
+          const joined = parse(inviteReply, answer, 'invite reply')?.joined
+          const join: SessionEvent = { type: 'JOIN', peerId: p.peerId, role: joined ?? '' }
+          if (joined !== undefined && actor.getSnapshot().can(join)) actor.send(join)
+        }),
       )
     } catch (error) {
       // A peer refused (or never got) its invite: the session cannot run, so it ends here now
@@ -308,14 +335,16 @@ export class SessionManager {
   /** Joins a session we were invited to, in the role the roster gives us. */
   async joinSession(sessionId: string, role: string): Promise<Session> {
     parse(joinPayload, { sessionId, role }, 'join')
-    const actor = this.actor(sessionId)
-    this.sendTo(actor, { type: 'JOIN', peerId: this.self, role })
-    const snapshot = actor.getSnapshot()
-    const others = snapshot.context.participants.filter((p) => p.peerId !== this.self)
-    await Promise.all(
-      others.map((p) => this.deliver(p.peerId, { kind: 'join', session: sessionId, payload: { sessionId, role } }, snapshot.context.deadlineAt)),
-    )
+    this.sendTo(this.actor(sessionId), { type: 'JOIN', peerId: this.self, role })
+    await this.tellJoined(sessionId, role)
     return new Session(this, sessionId)
+  }
+
+  /** Tells every other participant (but `except`, who knows already) that we joined. */
+  private async tellJoined(sessionId: string, role: string, except?: string): Promise<void> {
+    const { context } = this.actor(sessionId).getSnapshot()
+    const others = context.participants.filter((p) => p.peerId !== this.self && p.peerId !== except)
+    await Promise.all(others.map((p) => this.deliver(p.peerId, { kind: 'join', session: sessionId, payload: { sessionId, role } }, context.deadlineAt)))
   }
 
   get(sessionId: string): Session | undefined {
@@ -411,6 +440,11 @@ export class SessionManager {
     actor.stop()
     this.actors.delete(sessionId)
     this.inviteProtocols.delete(sessionId)
+    this.answeredVerdict.delete(sessionId)
+    this.receipts.delete(sessionId)
+    const checkpoint = this.unsaved.get(sessionId)
+    if (checkpoint !== undefined) this.deps.clock.clearTimeout(checkpoint)
+    this.unsaved.delete(sessionId)
     await this.keepVerdict(actor.getSnapshot().context)
     const retained = this.retention.get(sessionId)
     if (retained) this.deps.clock.clearTimeout(retained.timer)
@@ -430,6 +464,13 @@ export class SessionManager {
 
   /** Stops every actor and waits for snapshot writes in flight (storage closes after this). */
   async stop(): Promise<void> {
+    // transitions still waiting for their checkpoint are written now, before the actors stop
+    for (const [sessionId, timer] of this.unsaved) {
+      this.deps.clock.clearTimeout(timer)
+      const write = this.write(sessionId)
+      this.writes.add(write)
+    }
+    this.unsaved.clear()
     this.stopped = true
     for (const { timer } of this.retention.values()) this.deps.clock.clearTimeout(timer)
     this.retention.clear()
@@ -443,21 +484,29 @@ export class SessionManager {
 
   // ---- inbound ----------------------------------------------------------------------------
 
-  private async onInvite({ envelope, from, deadlineAt }: InboundMessage): Promise<void> {
+  private async onInvite({ envelope, from, deadlineAt }: InboundMessage): Promise<z.infer<typeof inviteReply>> {
     const { input: raw, protocol } = parse(invitePayload, envelope.payload, 'invite')
     // The grace is this peer's own patience with the leader, not the inviter's.
     const input = { ...onLocalClock(this.validateInput(raw), deadlineAt), verdictGraceMs: this.verdictGraceMs() }
     if (input.selfPeerId !== this.self) throw new PermissionDenied('invite addressed to another peer')
     if (!input.participants.some((p) => p.peerId === from)) throw new PermissionDenied('inviter is not a participant of the session', { from })
     if (input.leaderPeerId !== from) throw new PermissionDenied('only the leader invites to its session', { from, leader: input.leaderPeerId })
-    if (this.actors.has(input.sessionId)) return // a retried invite
+    const role = roleOf(input.participants, this.self)
+    const existing = this.actors.get(input.sessionId)
+    if (existing) {
+      // a retried invite (our answer was lost, say): answered as the first time
+      await this.persist(input.sessionId)
+      return this.deps.autoJoin && existing.getSnapshot().context.joined.includes(this.self) ? { joined: role } : undefined
+    }
     this.ensureCapacity()
     const actor = this.spawn(input, undefined, protocol)
     // The invite is the inviter's join: it created the session with itself in the roster.
     const inviterJoin: SessionEvent = { type: 'JOIN', peerId: from, role: roleOf(input.participants, from) }
     if (actor.getSnapshot().can(inviterJoin)) actor.send(inviterJoin)
+    // With autoJoin we join now, before the invite is on disk: the answer is our join to the
+    // leader (one round trip less), and the other participants hear it from us below.
+    if (this.deps.autoJoin) this.sendTo(actor, { type: 'JOIN', peerId: this.self, role })
     await this.persist(input.sessionId)
-    const role = roleOf(input.participants, this.self)
     const invitation: Invitation = {
       sessionId: input.sessionId,
       sessionType: input.sessionType,
@@ -467,9 +516,9 @@ export class SessionManager {
       deadlineAt: input.deadlineAt,
       ...(protocol ? { protocol } : {}),
     }
-    // Join first (its local part is synchronous) so subscribers see a joined session.
-    if (this.deps.autoJoin) void this.joinSession(input.sessionId, role).catch((error) => this.report(error, 'session/auto-join'))
+    if (this.deps.autoJoin) void this.tellJoined(input.sessionId, role, from).catch((error) => this.report(error, 'session/auto-join'))
     this.invitationsSubject.next(invitation)
+    return this.deps.autoJoin ? { joined: role } : undefined
   }
 
   private async onJoin({ envelope, from }: InboundMessage): Promise<void> {
@@ -483,7 +532,7 @@ export class SessionManager {
     await this.persist(sessionId)
   }
 
-  private async onStep({ envelope, from }: InboundMessage): Promise<void> {
+  private async onStep({ envelope, from }: InboundMessage): Promise<z.infer<typeof reportReply> | undefined> {
     const message = parse(stepPayload, envelope.payload, 'step')
     const actor = this.actor(message.sessionId)
     const { context } = actor.getSnapshot()
@@ -500,12 +549,48 @@ export class SessionManager {
     if (!payload.success) throw new InvalidInput(`payload of step ${step.label} failed its schema`, { issues: payload.error.issues })
     // the session's limit as agreed in the invite, and never more than this peer's own
     checkMessageSize(step.label, payload.data, Math.min(context.limits.maxMessageBytes, this.deps.limits.maxMessageBytes))
+    if (message.reportsDone && context.leaderPeerId !== this.self)
+      throw new PermissionDenied('this peer does not lead the session', { sessionId: message.sessionId })
+    // The reply is the sender's acknowledgement: give it only once the step is on disk, so a
+    // crash after the ack cannot lose a message the sender will never resend. The write is taken
+    // after this turn, so it holds what the events below change; a send the step triggers waits
+    // for it (registered first: the send starts inside actor.send).
+    const durable = this.persist(message.sessionId)
+    this.receipts.set(message.sessionId, durable)
     const event: SessionEvent = { type: 'RECEIVE', step: message.step, from, payload: payload.data }
     // A retried step we already have is acknowledged again, not an error.
     if (actor.getSnapshot().can(event)) actor.send(event)
-    // The reply is the sender's acknowledgement: give it only once the step is on disk, so a
-    // crash after the ack cannot lose a message the sender will never resend.
-    await this.persist(message.sessionId)
+    if (message.reportsDone) this.hearReport(actor, { type: 'REPORT', from, kind: 'done' })
+    await durable
+    if (this.receipts.get(message.sessionId) === durable) this.receipts.delete(message.sessionId)
+    return message.reportsDone ? this.verdictReply(actor, from) : undefined
+  }
+
+  /**
+   * Leader: records a participant's report. If that decides the session, the report's answer
+   * will carry the verdict: the announcement, which may start before the answer goes, skips that peer.
+   */
+  private hearReport(actor: SessionActor, report: Extract<SessionEvent, { type: 'REPORT' }>): void {
+    if (actor.getSnapshot().can(report)) actor.send(report)
+    if (actor.getSnapshot().context.outcome) this.markAnswered(actor, report.from)
+  }
+
+  /**
+   * Leader: a report's answer, the verdict once decided. A peer answered the verdict needs no
+   * announcement (should the answer be lost, its retried report is answered the same way).
+   */
+  private verdictReply(actor: SessionActor, peer: string): z.infer<typeof reportReply> {
+    const outcome = actor.getSnapshot().context.outcome
+    if (!outcome) return { verdict: null }
+    this.markAnswered(actor, peer)
+    return { verdict: verdictOf(outcome) }
+  }
+
+  private markAnswered(actor: SessionActor, peer: string): void {
+    const { sessionId } = actor.getSnapshot().context
+    let peers = this.answeredVerdict.get(sessionId)
+    if (!peers) this.answeredVerdict.set(sessionId, (peers = new Set()))
+    peers.add(peer)
   }
 
   /**
@@ -523,11 +608,9 @@ export class SessionManager {
     const { context } = actor.getSnapshot()
     if (context.leaderPeerId !== this.self) throw new PermissionDenied('this peer does not lead the session', { sessionId })
     if (!context.participants.some((p) => p.peerId === from)) throw new PermissionDenied('peer is not a participant of the session', { from })
-    const event: SessionEvent = { type: 'REPORT', from, ...proposal }
-    if (actor.getSnapshot().can(event)) actor.send(event)
+    this.hearReport(actor, { type: 'REPORT', from, ...proposal })
     await this.persist(sessionId)
-    const outcome = actor.getSnapshot().context.outcome
-    return { verdict: outcome ? verdictOf(outcome) : null }
+    return this.verdictReply(actor, from)
   }
 
   /** Participant: the leader's verdict. Adopted (and on disk) before it is acknowledged. */
@@ -543,8 +626,12 @@ export class SessionManager {
 
   // ---- actors -----------------------------------------------------------------------------
 
-  private spawn(input: SessionInput | undefined, snapshot: unknown, protocol?: string): SessionActor {
-    const machine = sessionMachine.provide({
+  /**
+   * The session machine with this manager's effects, made once: every actor's input names its
+   * session. (A machine made per session rebuilt and re-indexed every state node each time.)
+   */
+  private sessionMachineWithEffects(): typeof sessionMachine {
+    return sessionMachine.provide({
       actors: {
         deadlineTimer: deadlineTimerActor(this.deps.clock),
         sendStep: fromPromise(async ({ input: stepInput, signal }) => this.sendStep(stepInput, signal)),
@@ -552,6 +639,10 @@ export class SessionManager {
         release: fromPromise(async ({ input: releaseInput }) => this.release(releaseInput.sessionId, releaseInput.outcome, releaseInput.announce)),
       },
     })
+  }
+
+  private spawn(input: SessionInput | undefined, snapshot: unknown, protocol?: string): SessionActor {
+    const machine = (this.machine ??= this.sessionMachineWithEffects())
     const restored = snapshot as SessionSnapshot | undefined
     // On restore XState takes the context from the snapshot; the input is only there for its type.
     const sessionId = restored ? restored.context.sessionId : input!.sessionId
@@ -579,30 +670,58 @@ export class SessionManager {
           this.retain(sessionId, this.deps.clock.now())
           this.deps.bus.emit({ type: 'latency', name: 'session.duration', ms: this.deps.clock.now() - state.context.createdAt })
         }
-        void this.persist(sessionId)
+        this.persistSoon(sessionId)
       },
       error: (error) => this.report(error, 'session/actor'),
     })
     actor.start()
-    void this.persist(sessionId)
+    this.persistSoon(sessionId)
     return actor
   }
 
   /**
-   * Writes the actor's current snapshot; resolves once it is durable. Transitions in one burst
-   * (an event and the eventless moves it triggers) share one write: the write is taken at the end
-   * of the current microtask queue and reads the latest snapshot then.
+   * A transition nobody waits on (no answer to a peer depends on it) is written within
+   * CHECKPOINT_MS, or sooner by a write someone awaits, which takes the latest snapshot. Writing
+   * each one at once would put a commit in flight ahead of the writes that acknowledgements wait
+   * for; a crash loses at most the last CHECKPOINT_MS of such transitions, and every one of them
+   * is redone from the older snapshot (a step is resent, the receiver drops the duplicate).
+   */
+  private persistSoon(sessionId: string): void {
+    if (this.stopped || this.unsaved.has(sessionId)) return
+    const timer = this.deps.clock.setTimeout(() => {
+      this.unsaved.delete(sessionId)
+      void this.persist(sessionId)
+    }, CHECKPOINT_MS)
+    this.unsaved.set(sessionId, timer)
+  }
+
+  /**
+   * Writes the actor's current snapshot; resolves once it is durable. A session has at most one
+   * write in flight and one waiting: the waiting one is taken when the one in flight has landed
+   * (or at the end of the current microtask queue) and reads the latest snapshot then, so every
+   * change made meanwhile, by any number of transitions, shares it. Without a write in flight
+   * this costs no latency; with one, a second write could not commit before it anyway.
    */
   private persist(sessionId: string): Promise<void> {
     if (this.stopped) return Promise.resolve()
-    const scheduled = this.scheduledWrites.get(sessionId)
-    if (scheduled) return scheduled
-    const write = Promise.resolve()
+    const waiting = this.scheduledWrites.get(sessionId)
+    if (waiting) return waiting
+    const write: Promise<void> = (this.writesInFlight.get(sessionId) ?? Promise.resolve())
       .then(() => {
         this.scheduledWrites.delete(sessionId)
+        this.writesInFlight.set(sessionId, write)
+        // this write holds every transition so far: a checkpoint due would repeat it
+        const checkpoint = this.unsaved.get(sessionId)
+        if (checkpoint !== undefined) {
+          this.deps.clock.clearTimeout(checkpoint)
+          this.unsaved.delete(sessionId)
+        }
         return this.write(sessionId)
       })
-      .finally(() => this.writes.delete(write))
+      .finally(() => {
+        this.writes.delete(write)
+        if (this.writesInFlight.get(sessionId) === write) this.writesInFlight.delete(sessionId)
+      })
     this.scheduledWrites.set(sessionId, write)
     this.writes.add(write)
     return write
@@ -647,7 +766,13 @@ export class SessionManager {
     }
   }
 
-  private async sendStep(input: { sessionId: string; stepIndex: number; toPeerIds: string[] }, signal: AbortSignal): Promise<void> {
+  /**
+   * Sends the current step to its recipients, once what this peer received is on disk (a step
+   * answers what came before it: a restarted peer must not have forgotten that). With
+   * `reportsDone` the step carries our done report, and the leader's ack answers the verdict.
+   */
+  private async sendStep(input: SendStepInput, signal: AbortSignal): Promise<Verdict | null> {
+    await this.receipts.get(input.sessionId)
     const actor = this.actor(input.sessionId)
     const { context } = actor.getSnapshot()
     const choreography = this.protocolOf(context.protocol?.name)
@@ -657,12 +782,18 @@ export class SessionManager {
     const payload = step.payload.safeParse(produced)
     if (!payload.success) throw new InvalidInput(`step ${step.label} produced a payload that fails its schema`, { issues: payload.error.issues })
     checkMessageSize(step.label, payload.data, context.limits.maxMessageBytes)
-    const message = {
-      kind: 'step',
-      session: input.sessionId,
-      payload: { sessionId: input.sessionId, protocol: choreography.name, step: input.stepIndex, payload: payload.data },
-    }
-    await Promise.all(input.toPeerIds.map((peer) => this.deliver(peer, message, context.deadlineAt, signal)))
+    const stepMessage = { sessionId: input.sessionId, protocol: choreography.name, step: input.stepIndex, payload: payload.data }
+    let verdict: Verdict | null = null
+    await Promise.all(
+      input.toPeerIds.map(async (peer) => {
+        // only the leader's copy carries the report (and only its answer is a report's reply)
+        const reports = input.reportsDone && peer === context.leaderPeerId
+        const message = { kind: 'step', session: input.sessionId, payload: reports ? { ...stepMessage, reportsDone: true as const } : stepMessage }
+        const answer = await this.deliver(peer, message, context.deadlineAt, signal)
+        if (reports) verdict = parse(reportReply, answer, 'step reply').verdict
+      }),
+    )
+    return verdict
   }
 
   /**
@@ -682,8 +813,9 @@ export class SessionManager {
     const controller = new AbortController()
     this.announcements.add(controller)
     const message = { kind: 'verdict', session: context.sessionId, payload: { sessionId: context.sessionId, ...verdict } }
+    const answered = this.answeredVerdict.get(context.sessionId)
     const sends = context.participants
-      .filter((p) => p.peerId !== this.self)
+      .filter((p) => p.peerId !== this.self && !answered?.has(p.peerId))
       .map((p) =>
         withRetry(async () => this.deps.router.request(p.peerId, 'session', message, this.attemptMs(until)), {
           clock: this.deps.clock,
@@ -750,13 +882,11 @@ export class SessionManager {
   }
 
   /** A request that is retried (backoff, until the session deadline) until the peer acknowledges it. */
-  private deliver(peerId: string, message: { kind: string; session: string; payload: unknown }, deadlineAt: number, signal?: AbortSignal): Promise<void> {
+  private deliver(peerId: string, message: { kind: string; session: string; payload: unknown }, deadlineAt: number, signal?: AbortSignal): Promise<unknown> {
     return withRetry(
-      async () => {
-        // a lost frame is noticed by this wait alone: keep it short so a session shorter than a
-        // few seconds still gets retries in (duplicates are dropped by the receiver)
-        await this.deps.router.request(peerId, 'session', { ...message, deadline: deadlineAt }, this.attemptMs(deadlineAt))
-      },
+      // a lost frame is noticed by this wait alone: keep it short so a session shorter than a
+      // few seconds still gets retries in (duplicates are dropped by the receiver)
+      () => this.deps.router.request(peerId, 'session', { ...message, deadline: deadlineAt }, this.attemptMs(deadlineAt)),
       {
         clock: this.deps.clock,
         random: this.deps.random,

@@ -59,13 +59,15 @@ const roster = [
   { peerId: 'B', role: 'b' },
   { peerId: 'C', role: 'c' },
 ]
-// a → b (A sends), c → b (not A's: skipped), b → a (A waits for it)
+// a → b (A sends), c → b (not A's: skipped), b → a (A waits for it), a → b again (A's last act:
+// under leader B it carries A's done report)
 const protocol = {
   name: 'p',
   steps: [
     { label: 'one', from: 'a', to: ['b'] },
     { label: 'two', from: 'c', to: ['b'] },
     { label: 'three', from: 'b', to: ['a'] },
+    { label: 'four', from: 'a', to: ['b'] },
   ],
 }
 
@@ -94,6 +96,7 @@ const specs: PathSpec[] = [
       { type: 'FAIL', reason: 'test' },
       { type: 'DEADLINE' },
       done('sendStep'),
+      done('sendStep', { kind: 'success' }),
       error('sendStep'),
       error('sendStep', { code: 'DEADLINE_EXCEEDED', message: 'late' }),
       done('release'),

@@ -88,7 +88,7 @@ class Mesh {
     return sessionMachine.provide({
       actors: {
         deadlineTimer: deadlineTimerOn(this.clock),
-        sendStep: fromPromise<void, SendStepInput>(async ({ input }) => {
+        sendStep: fromPromise<Verdict | null, SendStepInput>(async ({ input }) => {
           this.sends.push({ from: peerId, input })
           for (const to of input.toPeerIds) {
             this.inflight.push({
@@ -96,6 +96,9 @@ class Mesh {
               event: { type: 'RECEIVE', step: input.stepIndex, from: peerId, payload: { label: input.step.label, by: peerId } },
             })
           }
+          // a last step to the leader carries the done report (acknowledged, no verdict in the answer)
+          if (input.reportsDone) this.inflight.push({ to: 'peer-a', event: { type: 'REPORT', from: peerId, kind: 'done' } })
+          return null
         }),
         reportToLeader: fromPromise<Verdict | null, ReportInput>(async ({ input }) => {
           this.inflight.push({ to: input.leaderPeerId, event: { type: 'REPORT', from: peerId, ...input.proposal } })
@@ -172,6 +175,8 @@ function lone(
     releaseFails?: boolean
     holdRelease?: boolean
     answer?: (input: ReportInput) => Promise<Verdict | null>
+    /** the leader's answer to a step that carried the done report */
+    stepAnswer?: (input: SendStepInput) => Verdict | null
   } = {},
 ) {
   const clock = new VirtualClock(START)
@@ -182,9 +187,10 @@ function lone(
   const machine = sessionMachine.provide({
     actors: {
       deadlineTimer: deadlineTimerOn(clock, armed),
-      sendStep: fromPromise<void, SendStepInput>(async ({ input }) => {
+      sendStep: fromPromise<Verdict | null, SendStepInput>(async ({ input }) => {
         sends.push(input)
         if (opts.sendFails) throw Object.assign(new Error('peer unreachable'), { code: 'PEER_UNREACHABLE' })
+        return opts.stepAnswer ? opts.stepAnswer(input) : null
       }),
       release: fromPromise<void, ReleaseInput>(async ({ input }) => {
         released.push(input)
@@ -386,7 +392,7 @@ describe('sessionMachine: active', () => {
     expect(s.context.cursor).toBe(3)
     expect(s.matches({ active: { running: 'sending' } })).toBe(true)
     await flush()
-    expect(sends).toEqual([{ sessionId: 's-1', stepIndex: 3, step: twoToAlpha.steps[3], toPeerIds: ['peer-b', 'peer-c'] }])
+    expect(sends).toEqual([{ sessionId: 's-1', stepIndex: 3, step: twoToAlpha.steps[3], toPeerIds: ['peer-b', 'peer-c'], reportsDone: false }])
     // the leader's projection is done; success waits for the others' reports
     expect(actor.getSnapshot().value).toEqual({ agreeing: 'collecting' })
     actor.send({ type: 'REPORT', from: 'peer-b', kind: 'done' })
@@ -634,15 +640,58 @@ describe('sessionMachine: durable deadline', () => {
 describe('sessionMachine: agreeing (the leader decides, participants adopt)', () => {
   // peer-a leads; a one-step protocol from beta to alpha leaves gamma nothing to do
   const oneStep: SessionProtocol = { name: 'one-step', steps: [{ label: 'b1', from: 'beta', to: ['alpha'] }] }
+  /** beta's only step goes to gamma, not to the leader: beta reports done on its own */
+  const toGamma: SessionProtocol = { name: 'to-gamma', steps: [{ label: 'b1', from: 'beta', to: ['gamma'] }] }
 
-  /** peer-b, a participant, with the one-step protocol sent: its projection is done. */
-  async function doneParticipant(opts: Parameters<typeof lone>[0] = {}) {
+  /** peer-b, a participant, with `protocol` sent (its only step): its projection is done. */
+  async function doneParticipant(opts: Parameters<typeof lone>[0] = {}, protocol = toGamma) {
     const peer = lone({ self: 'peer-b', ...opts })
     joinOthers(peer.actor, 'peer-b')
-    peer.actor.send({ type: 'EXECUTE', protocol: oneStep })
+    peer.actor.send({ type: 'EXECUTE', protocol })
     await flush()
     return peer
   }
+
+  it('participant: a last step to the leader carries its done report; no report of its own follows', async () => {
+    const { actor, reports, sends } = await doneParticipant({}, oneStep)
+    expect(sends.map((s) => s.reportsDone)).toEqual([true])
+    expect(reports).toEqual([])
+    expect(actor.getSnapshot().value).toEqual({ agreeing: 'awaitingVerdict' })
+    expect(actor.getSnapshot().context.proposal).toEqual({ kind: 'done' })
+    actor.send({ type: 'VERDICT', kind: 'success' })
+    await flush()
+    expect(actor.getSnapshot().value).toBe('completed')
+  })
+
+  it('participant: a verdict in the answer to its last step ends it at once', async () => {
+    const { actor, reports } = await doneParticipant({ stepAnswer: () => ({ kind: 'failure', reason: 'failed by peer-c: no' }) }, oneStep)
+    expect(reports).toEqual([])
+    expect(actor.getSnapshot().value).toBe('failed')
+    expect(actor.getSnapshot().context.sent).toEqual([0])
+    expect(actor.getSnapshot().output?.outcome).toEqual({ kind: 'failure', reason: 'failed by peer-c: no', partialResults: {} })
+  })
+
+  it('a step carries the report only if it is the last act of a participant and goes to the leader', async () => {
+    // beta sends to alpha, then receives from gamma: its first send is not its last act
+    const protocol: SessionProtocol = {
+      name: 'not-last',
+      steps: [
+        { label: 'b1', from: 'beta', to: ['alpha'] },
+        { label: 'c1', from: 'gamma', to: ['beta'] },
+      ],
+    }
+    const { actor, sends, reports } = await doneParticipant({}, protocol)
+    expect(sends.map((s) => s.reportsDone)).toEqual([false])
+    actor.send({ type: 'RECEIVE', step: 1, from: 'peer-c', payload: 'c1' })
+    await flush()
+    expect(reports.map((r) => r.proposal)).toEqual([{ kind: 'done' }])
+    // the leader never carries a report: it decides
+    const leader = lone()
+    joinOthers(leader.actor)
+    leader.actor.send({ type: 'EXECUTE', protocol: { name: 'alpha-last', steps: [{ label: 'a1', from: 'alpha', to: ['beta'] }] } })
+    await flush()
+    expect(leader.sends.map((s) => s.reportsDone)).toEqual([false])
+  })
 
   it('leader: success needs every participant to report done; strangers, self and repeats do not count', async () => {
     const { actor, released } = lone()
