@@ -42,6 +42,11 @@ export interface InboundMessage {
   family: PatternFamily
   /** the sender's deadline on this peer's clock: arrival time plus the envelope's budgetMs */
   deadlineAt?: number
+  /**
+   * A handler may set this: the router calls it once the answer to this request (reply or typed
+   * error) is queued on the network, so whatever it sends to that peer leaves after the answer.
+   */
+  afterAnswer?: () => void
 }
 
 /** A handler may return a value: for a request it becomes the reply payload. */
@@ -282,29 +287,32 @@ export class Router {
     }
     // Most handlers answer synchronously; only a returned promise is waited on.
     let result: unknown
+    const message: InboundMessage = { envelope, from, family }
     try {
-      const message: InboundMessage = { envelope, from, family }
       if (envelope.budgetMs !== undefined) message.deadlineAt = this.clock.now() + envelope.budgetMs
       result = handler(message)
     } catch (error) {
-      this.handlerFailed(family, from, envelope, error)
+      this.handlerFailed(message, error)
       return
     }
     if (isThenable(result)) {
       // Promise.resolve returns a native promise as is and tames a foreign thenable.
       Promise.resolve(result).then(
-        (value) => this.handled(family, from, envelope, value),
-        (error: unknown) => this.handlerFailed(family, from, envelope, error),
+        (value) => this.handled(message, value),
+        (error: unknown) => this.handlerFailed(message, error),
       )
-    } else this.handled(family, from, envelope, result)
+    } else this.handled(message, result)
   }
 
-  private handled(family: PatternFamily, from: string, envelope: Envelope, result: unknown): void {
+  private handled(message: InboundMessage, result: unknown): void {
+    const { envelope, from, family } = message
     if (envelope.id !== undefined) void this.answer(from, family, { kind: REPLY, payload: result }, envelope.id)
+    message.afterAnswer?.()
   }
 
-  private handlerFailed(family: PatternFamily, from: string, envelope: Envelope, error: unknown): void {
-    this.reject(family, from, envelope, error, `${family}/${envelope.kind}`)
+  private handlerFailed(message: InboundMessage, error: unknown): void {
+    this.reject(message.family, message.from, message.envelope, error, `${message.family}/${message.envelope.kind}`)
+    message.afterAnswer?.()
   }
 
   private onAnswer(envelope: Envelope, from: string): void {

@@ -166,7 +166,7 @@ function verdictOf(outcome: SessionOutcome): Verdict {
 const AGREEMENT_ATTEMPT_MS = 1_000
 
 /** Longest a transition that no acknowledgement waits on stays off disk (see persistSoon). */
-const CHECKPOINT_MS = 10
+const CHECKPOINT_MS = 20
 
 /** Asked for a verdict the leader has not decided yet: ask again later. */
 class VerdictPending extends Error {}
@@ -240,9 +240,10 @@ export class SessionManager {
   private readonly scheduledWrites = new Map<string, Promise<void>>()
   /** per session: the write being committed */
   private readonly writesInFlight = new Map<string, Promise<void>>()
-  /** per session: the checkpoint timer of transitions not on disk yet (see persistSoon) */
-  private readonly unsaved = new Map<string, unknown>()
-  /** per session: the write that makes the steps received so far durable (a send waits for it) */
+  /** sessions with transitions not on disk yet, and the one timer that writes them (see persistSoon) */
+  private readonly unsaved = new Set<string>()
+  private checkpointTimer: unknown
+  /** per session: opens once the steps received so far are on disk and acknowledged (a send waits for it) */
   private readonly receipts = new Map<string, Promise<void>>()
   /** leader, per session: participants whose report was answered with the verdict */
   private readonly answeredVerdict = new Map<string, Set<string>>()
@@ -442,8 +443,6 @@ export class SessionManager {
     this.inviteProtocols.delete(sessionId)
     this.answeredVerdict.delete(sessionId)
     this.receipts.delete(sessionId)
-    const checkpoint = this.unsaved.get(sessionId)
-    if (checkpoint !== undefined) this.deps.clock.clearTimeout(checkpoint)
     this.unsaved.delete(sessionId)
     await this.keepVerdict(actor.getSnapshot().context)
     const retained = this.retention.get(sessionId)
@@ -465,11 +464,8 @@ export class SessionManager {
   /** Stops every actor and waits for snapshot writes in flight (storage closes after this). */
   async stop(): Promise<void> {
     // transitions still waiting for their checkpoint are written now, before the actors stop
-    for (const [sessionId, timer] of this.unsaved) {
-      this.deps.clock.clearTimeout(timer)
-      const write = this.write(sessionId)
-      this.writes.add(write)
-    }
+    if (this.checkpointTimer !== undefined) this.deps.clock.clearTimeout(this.checkpointTimer)
+    for (const sessionId of this.unsaved) this.writes.add(this.write(sessionId))
     this.unsaved.clear()
     this.stopped = true
     for (const { timer } of this.retention.values()) this.deps.clock.clearTimeout(timer)
@@ -532,7 +528,8 @@ export class SessionManager {
     await this.persist(sessionId)
   }
 
-  private async onStep({ envelope, from }: InboundMessage): Promise<z.infer<typeof reportReply> | undefined> {
+  private async onStep(inbound: InboundMessage): Promise<z.infer<typeof reportReply> | undefined> {
+    const { envelope, from } = inbound
     const message = parse(stepPayload, envelope.payload, 'step')
     const actor = this.actor(message.sessionId)
     const { context } = actor.getSnapshot()
@@ -552,17 +549,23 @@ export class SessionManager {
     if (message.reportsDone && context.leaderPeerId !== this.self)
       throw new PermissionDenied('this peer does not lead the session', { sessionId: message.sessionId })
     // The reply is the sender's acknowledgement: give it only once the step is on disk, so a
-    // crash after the ack cannot lose a message the sender will never resend. The write is taken
-    // after this turn, so it holds what the events below change; a send the step triggers waits
-    // for it (registered first: the send starts inside actor.send).
-    const durable = this.persist(message.sessionId)
-    this.receipts.set(message.sessionId, durable)
+    // crash after the ack cannot lose a message the sender will never resend. A step this one
+    // triggers (its send starts inside actor.send, so the gate is set first) leaves after the ack:
+    // the sender then has its step acknowledged before it sees our answer to it, and decides on
+    // both in one turn (a leader's verdict then rides on its ack of our report).
+    const { sessionId } = message
+    let open: () => void = () => undefined
+    const gate = new Promise<void>((resolve) => (open = resolve))
+    this.receipts.set(sessionId, gate)
+    inbound.afterAnswer = () => {
+      if (this.receipts.get(sessionId) === gate) this.receipts.delete(sessionId)
+      open()
+    }
     const event: SessionEvent = { type: 'RECEIVE', step: message.step, from, payload: payload.data }
     // A retried step we already have is acknowledged again, not an error.
     if (actor.getSnapshot().can(event)) actor.send(event)
     if (message.reportsDone) this.hearReport(actor, { type: 'REPORT', from, kind: 'done' })
-    await durable
-    if (this.receipts.get(message.sessionId) === durable) this.receipts.delete(message.sessionId)
+    await this.persist(sessionId)
     return message.reportsDone ? this.verdictReply(actor, from) : undefined
   }
 
@@ -681,18 +684,21 @@ export class SessionManager {
 
   /**
    * A transition nobody waits on (no answer to a peer depends on it) is written within
-   * CHECKPOINT_MS, or sooner by a write someone awaits, which takes the latest snapshot. Writing
-   * each one at once would put a commit in flight ahead of the writes that acknowledgements wait
-   * for; a crash loses at most the last CHECKPOINT_MS of such transitions, and every one of them
-   * is redone from the older snapshot (a step is resent, the receiver drops the duplicate).
+   * CHECKPOINT_MS, with every other session's such transitions (one commit), or sooner by a write
+   * someone awaits, which takes the latest snapshot. Writing each one at once would put commits
+   * in flight ahead of the writes that acknowledgements wait for. A crash loses at most the last
+   * CHECKPOINT_MS of such transitions, and each is redone from the older snapshot (a step is
+   * resent and the receiver drops the duplicate; a verdict is asked for again).
    */
   private persistSoon(sessionId: string): void {
-    if (this.stopped || this.unsaved.has(sessionId)) return
-    const timer = this.deps.clock.setTimeout(() => {
-      this.unsaved.delete(sessionId)
-      void this.persist(sessionId)
+    if (this.stopped) return
+    this.unsaved.add(sessionId)
+    this.checkpointTimer ??= this.deps.clock.setTimeout(() => {
+      this.checkpointTimer = undefined
+      const due = [...this.unsaved]
+      this.unsaved.clear()
+      for (const id of due) void this.persist(id)
     }, CHECKPOINT_MS)
-    this.unsaved.set(sessionId, timer)
   }
 
   /**
@@ -710,12 +716,8 @@ export class SessionManager {
       .then(() => {
         this.scheduledWrites.delete(sessionId)
         this.writesInFlight.set(sessionId, write)
-        // this write holds every transition so far: a checkpoint due would repeat it
-        const checkpoint = this.unsaved.get(sessionId)
-        if (checkpoint !== undefined) {
-          this.deps.clock.clearTimeout(checkpoint)
-          this.unsaved.delete(sessionId)
-        }
+        // this write holds every transition so far: the checkpoint need not repeat it
+        this.unsaved.delete(sessionId)
         return this.write(sessionId)
       })
       .finally(() => {
@@ -767,8 +769,9 @@ export class SessionManager {
   }
 
   /**
-   * Sends the current step to its recipients, once what this peer received is on disk (a step
-   * answers what came before it: a restarted peer must not have forgotten that). With
+   * Sends the current step to its recipients, once what this peer received is on disk and
+   * acknowledged (a step answers what came before it: a restarted peer must not have forgotten
+   * that, and its sender hears the ack first). With
    * `reportsDone` the step carries our done report, and the leader's ack answers the verdict.
    */
   private async sendStep(input: SendStepInput, signal: AbortSignal): Promise<Verdict | null> {
@@ -932,7 +935,8 @@ export class SessionManager {
   }
 
   private ensureCapacity(): void {
-    const running = [...this.actors.values()].filter((a) => a.getSnapshot().status === 'active').length
+    // finished sessions are the retained ones (counting every actor's status was O(sessions) per call)
+    const running = this.actors.size - this.retention.size
     if (running >= this.deps.limits.maxConcurrentSessions) {
       throw new LimitExceeded(`at most ${this.deps.limits.maxConcurrentSessions} concurrent sessions`, { running })
     }
