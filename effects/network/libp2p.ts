@@ -376,8 +376,12 @@ export class Libp2pNetwork implements Network {
   }
 
   async send(peerId: string, protocol: string, bytes: Uint8Array, options?: SendOptions): Promise<void> {
-    const args = sendArgsSchema.safeParse({ peerId, protocol, bytes })
-    if (!args.success) throw invalidInput('send arguments', args.error.issues)
+    // the common case checked by hand (exactly what the schema accepts); zod only to say what is wrong
+    const plain = typeof peerId === 'string' && peerId.length > 0 && typeof protocol === 'string' && protocol.startsWith('/') && bytes instanceof Uint8Array
+    if (!plain) {
+      const args = sendArgsSchema.safeParse({ peerId, protocol, bytes })
+      if (!args.success) throw invalidInput('send arguments', args.error.issues)
+    }
     if (bytes.byteLength > this.maxFrameBytes) {
       throw new FrameTooLarge(`frame of ${bytes.byteLength} bytes exceeds ${this.maxFrameBytes}`, {
         peerId,

@@ -480,7 +480,8 @@ export class SessionManager {
 
   // ---- inbound ----------------------------------------------------------------------------
 
-  private async onInvite({ envelope, from, deadlineAt }: InboundMessage): Promise<z.infer<typeof inviteReply>> {
+  private async onInvite(inbound: InboundMessage): Promise<z.infer<typeof inviteReply>> {
+    const { envelope, from, deadlineAt } = inbound
     const { input: raw, protocol } = parse(invitePayload, envelope.payload, 'invite')
     // The grace is this peer's own patience with the leader, not the inviter's.
     const input = { ...onLocalClock(this.validateInput(raw), deadlineAt), verdictGraceMs: this.verdictGraceMs() }
@@ -512,8 +513,12 @@ export class SessionManager {
       deadlineAt: input.deadlineAt,
       ...(protocol ? { protocol } : {}),
     }
-    if (this.deps.autoJoin) void this.tellJoined(input.sessionId, role, from).catch((error) => this.report(error, 'session/auto-join'))
-    this.invitationsSubject.next(invitation)
+    // Subscribers hear of it once our answer is on its way: what they do (executeProtocol, say)
+    // then does not hold up the leader, which buffers nothing it needs from us before the answer.
+    inbound.afterAnswer = () => {
+      if (this.deps.autoJoin) void this.tellJoined(input.sessionId, role, from).catch((error) => this.report(error, 'session/auto-join'))
+      this.invitationsSubject.next(invitation)
+    }
     return this.deps.autoJoin ? { joined: role } : undefined
   }
 
