@@ -303,6 +303,9 @@ export class SessionManager {
       limits: { maxParticipants: this.deps.limits.maxParticipants, maxMessageBytes: this.deps.limits.maxMessageBytes },
     })
     const actor = this.spawn(input, undefined, options.protocol)
+    // Written now, beside the invites rather than before them (no commit on the session's path):
+    // the invitees will wait on this peer's verdict, so it should know the session after a crash.
+    void this.persist(input.sessionId)
     this.cancelWhileRunning(actor, currentSignal())
     const others = input.participants.filter((p) => p.peerId !== this.self)
     try {
