@@ -1,0 +1,63 @@
+// Transitions that no acknowledgement waits on are not written one commit each: they reach
+// storage at the next awaited write or within the checkpoint interval (20 ms), so a restarted
+// peer finds its sessions as they were moments before, finished ones included.
+import { afterEach, describe, expect, it } from 'vitest'
+import { z } from 'zod'
+import { Simulation } from '../../../runtime/testing/simulation.js'
+import { defineChoreography } from '../../../runtime/sessions/choreography.js'
+import type { Runtime } from '../../../runtime/core/runtime.js'
+import { drive } from '../../fixtures/simulation-drive.js'
+import { componentsOf } from '../../../runtime/core/components.js'
+
+const sims: Simulation[] = []
+afterEach(async () => {
+  for (const sim of sims.splice(0)) await sim.stop()
+})
+
+const pingPong = defineChoreography({
+  name: 'ping-pong',
+  roles: ['a', 'b'],
+  steps: [
+    { label: 'ping', from: 'a', to: ['b'], payload: z.object({ n: z.number() }), produce: () => ({ n: 1 }) },
+    { label: 'pong', from: 'b', to: ['a'], payload: z.object({ n: z.number() }), produce: () => ({ n: 2 }) },
+  ],
+})
+
+/** The stored snapshot's state value of a session on this peer, or undefined. */
+const storedValue = (rt: Runtime, sessionId: string) =>
+  (componentsOf(rt).storage.namespace('aura.sessions').get(sessionId) as { snapshot: { value: unknown } } | undefined)?.snapshot.value
+
+describe('session checkpoints', () => {
+  it('a finished session reaches storage on both peers within the checkpoint interval, with the wire as short as it gets', async () => {
+    const sim = await Simulation.create({
+      seed: 'checkpoint',
+      peers: 2,
+      faults: { minDelayMs: 1, maxDelayMs: 1 },
+      runtime: { protocols: [pingPong], sessions: { autoJoin: true } },
+    })
+    sims.push(sim)
+    const [a, b] = sim.runtimes as [Runtime, Runtime]
+    b.sessions.invitations$.subscribe((invite) => void b.sessions.executeProtocol(invite.sessionId, invite.protocol))
+    const kinds: string[] = []
+    a.events$.subscribe((e) => {
+      if (e.type === 'wire' && e.direction === 'out') kinds.push(e.kind)
+    })
+    b.events$.subscribe((e) => {
+      if (e.type === 'wire' && e.direction === 'out') kinds.push(e.kind)
+    })
+    const roster = [
+      { peerId: a.peerId, role: 'a' },
+      { peerId: b.peerId, role: 'b' },
+    ]
+    const session = (await drive(sim, a.sessions.createSession('ping-pong', roster, { timeoutMs: 60_000, protocol: 'ping-pong' }), 1_000)).value!
+    expect((await drive(sim, session.executeProtocol(), 1_000)).value?.status).toBe('completed')
+    expect(await sim.runUntil(() => b.sessions.get(session.id)?.state().status === 'completed', 1_000)).toBe(true)
+    await sim.run(50)
+    expect(storedValue(a, session.id)).toBe('completed')
+    expect(storedValue(b, session.id)).toBe('completed')
+    // invite (its answer is the join), ping, pong carrying the done report (its ack the verdict):
+    // no separate join, report or verdict announcement
+    expect(kinds.filter((k) => k !== 'reply').sort()).toEqual(['invite', 'step', 'step'])
+    expect(kinds.filter((k) => k === 'reply')).toHaveLength(3)
+  })
+})
