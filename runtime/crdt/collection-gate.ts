@@ -24,6 +24,7 @@
 import { z } from 'zod'
 import { Conflict, NotFound, PermissionDenied, UnknownProtocol, invalidInput, isAuraError } from '../../effects/errors.js'
 import type { CapabilityToken, Right } from '../core/capability.js'
+import { isGateReply, isGateRequest } from './sync-wire-fast.js'
 import { HeldSessions, PresentedTokens, UNKNOWN_CREDENTIAL, newestVerified, rememberVerified, type HeldSession } from './credential-sessions.js'
 import type { PatternFamily, Router } from '../core/router.js'
 
@@ -55,10 +56,17 @@ export interface GatedRequest {
 
 const collectionSchema = z.string().min(1).max(256)
 const refSchema = z.string().min(1).max(128)
-const requestSchema = z
+export const gateRequestSchema = z
   .object({ collection: collectionSchema, capability: z.unknown().optional(), ref: refSchema.optional(), known: refSchema.optional(), body: z.unknown() })
   .strict()
-const replySchema = z.object({ capability: z.unknown().optional(), ref: refSchema.optional(), body: z.unknown() }).strict()
+type GateRequestWire = z.infer<typeof gateRequestSchema>
+type GateReplyWire = z.infer<typeof gateReplySchema>
+/** The fast check for the common shape, else the schema (which stays the authority). */
+const parseRequest = (payload: unknown) =>
+  isGateRequest(payload) ? { success: true as const, data: payload as GateRequestWire } : gateRequestSchema.safeParse(payload)
+const parseReply = (payload: unknown) =>
+  isGateReply(payload) ? { success: true as const, data: payload as GateReplyWire } : gateReplySchema.safeParse(payload)
+export const gateReplySchema = z.object({ capability: z.unknown().optional(), ref: refSchema.optional(), body: z.unknown() }).strict()
 
 interface Served {
   credentials: CredentialSource
@@ -113,7 +121,7 @@ export class CollectionGate {
   }
 
   private async dispatch(family: PatternFamily, kind: string, payload: unknown, from: string): Promise<unknown> {
-    const parsed = requestSchema.safeParse(payload)
+    const parsed = parseRequest(payload)
     if (!parsed.success) throw invalidInput(`${family} ${kind} request`, parsed.error.issues)
     const { collection, ref, known, body } = parsed.data
     const entry = this.served.get(family)?.get(collection)
@@ -164,7 +172,7 @@ export class CollectionGate {
     const reply = await this.router.request(peer, family, message, request.timeoutMs)
     // A reply came: the peer authorized the token, and keeps it to be named by ref.
     session.accepted = request.credential
-    const parsed = replySchema.safeParse(reply)
+    const parsed = parseReply(reply)
     if (!parsed.success) throw invalidInput(`${family} ${request.kind} reply`, parsed.error.issues)
     if (request.replyRight !== undefined) {
       const { ref } = parsed.data

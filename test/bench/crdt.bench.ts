@@ -3,7 +3,8 @@
 //       ping-pong on the same transport (Libp2pNetwork send/handle) and against a bare router
 //       request/reply (what every sync rides on); then the same exchange without the per-peer
 //       sync actor, and throughput with several syncs in flight;
-//   (b) a Yjs sync through the coordinator against y-protocols sync step 1/2 over that transport.
+//   (b) a Yjs sync through the coordinator against y-protocols sync step 1/2 over that transport,
+//       sampled interleaved (one of each in turn) so load and JIT warm-up weigh on both alike.
 // Anti-entropy has its own bench (anti-entropy.bench.ts).
 
 import * as decoding from 'lib0/decoding'
@@ -23,7 +24,8 @@ const IN_FLIGHT = 8
 const PEERS = 4
 const CONCURRENT_SYNCS = 2_000
 const PINGS = 1_000
-const YJS_SYNCS = 300
+const YJS_SYNCS = 1_000
+const YJS_WARMUP = 200
 
 /** Echo round trip of a small frame over Libp2pNetwork (what the router's frames ride on). */
 async function pingPong(): Promise<{ p50: number; samples: number[] }> {
@@ -49,8 +51,15 @@ async function pingPong(): Promise<{ p50: number; samples: number[] }> {
   return { p50: quantile(samples, 0.5), samples }
 }
 
+/** One timed Yjs sync: an edit on b, then a pulls it; `stop` closes its peers. */
+interface YjsSyncer {
+  once(): Promise<void>
+  check(): void
+  stop(): Promise<void>
+}
+
 /** y-protocols over the same transport: step 1 (state vector) → step 2 (missing update), applied. */
-async function yProtocolsSync(): Promise<number> {
+async function yProtocolsSyncer(): Promise<YjsSyncer> {
   const [a, b] = await Promise.all([Libp2pNetwork.create({ transport: 'tcp' }), Libp2pNetwork.create({ transport: 'tcp' })])
   await Promise.all([a.start(), b.start()])
   const proto = '/bench/y-sync/1.0.0'
@@ -68,9 +77,8 @@ async function yProtocolsSync(): Promise<number> {
   })
   await a.connect(b.addresses()[0]!)
   let n = 0
-  const samples = await sample(
-    YJS_SYNCS,
-    () => {
+  return {
+    once: () => {
       docB.getArray<number>('items').push([n++])
       return new Promise<void>((resolve) => {
         waiting = resolve
@@ -79,12 +87,57 @@ async function yProtocolsSync(): Promise<number> {
         void a.send(b.peerId, proto, encoding.toUint8Array(encoder))
       })
     },
-    30,
-  )
-  if (docA.getArray('items').length !== docB.getArray('items').length) throw new Error('y-protocols baseline did not sync')
-  await a.stop()
-  await b.stop()
-  return quantile(samples, 0.5)
+    check: () => {
+      if (docA.getArray('items').length !== docB.getArray('items').length) throw new Error('y-protocols baseline did not sync')
+    },
+    stop: async () => {
+      await a.stop()
+      await b.stop()
+    },
+  }
+}
+
+/** The same through the coordinator: an edit on b's Yjs document, then `a` syncs (or exchanges) with b. */
+async function coordinatorYjsSyncer(how: 'sync' | 'exchange'): Promise<YjsSyncer> {
+  const { runtimes, coordinators } = await tcpPair()
+  const [a, b] = coordinators as [CrdtCoordinator, CrdtCoordinator]
+  a.yjs('doc')
+  const docB = b.yjs('doc').doc
+  const peer = runtimes[1]!.peerId
+  let n = 0
+  return {
+    once: async () => {
+      docB.getArray<number>('items').push([n++])
+      await (how === 'sync' ? a.syncWithPeer(peer) : a.exchange(peer))
+    },
+    check: () => {
+      if (a.yjs('doc').doc.getArray('items').length !== docB.getArray('items').length) throw new Error('coordinator yjs sync did not converge')
+    },
+    stop: async () => {
+      for (const r of runtimes) await r.stop()
+    },
+  }
+}
+
+/** Lets the work a sync leaves behind (acks, the queued LMDB write's commit) finish before the next sample. */
+const settle = () => new Promise<void>((resolve) => setTimeout(resolve, 1))
+
+/**
+ * p50 of each syncer, sampled interleaved (one sync of each in turn, after a common warm-up), so
+ * the machine's load and the JIT's warm-up weigh on every figure alike; each sample starts once
+ * the previous one's leftovers are done, so none is charged with another's.
+ */
+async function interleavedP50(syncers: YjsSyncer[], iterations: number, warmup: number): Promise<number[]> {
+  const samples = syncers.map((): number[] => [])
+  for (let k = 0; k < syncers.length; k++) {
+    for (let i = -warmup; i < iterations; i++) {
+      const t0 = performance.now()
+      await syncers[k]!.once()
+      if (i >= 0) samples[k]!.push(performance.now() - t0)
+    }
+  }
+  for (const syncer of syncers) syncer.check()
+  return samples.map((s) => quantile(s, 0.5))
 }
 
 async function tcpPair(): Promise<{ runtimes: Runtime[]; coordinators: CrdtCoordinator[] }> {
@@ -215,38 +268,16 @@ async function syncsWithPeers(report: BenchReport): Promise<void> {
   for (const r of runtimes) await r.stop()
 }
 
-/** p50 of an edit on b then a sync by a, through the sync actor and through exchange(). */
-async function yjsThroughCoordinator(): Promise<{ sync: number; exchange: number }> {
-  const { runtimes, coordinators } = await tcpPair()
-  const [a, b] = coordinators as [CrdtCoordinator, CrdtCoordinator]
-  a.yjs('doc')
-  const docB = b.yjs('doc').doc
-  const peer = runtimes[1]!.peerId
-  let n = 0
-  const timed = (pull: () => Promise<unknown>) =>
-    sample(
-      YJS_SYNCS,
-      async () => {
-        docB.getArray<number>('items').push([n++])
-        await pull()
-      },
-      30,
-    )
-  const sync = await timed(() => a.syncWithPeer(peer))
-  const exchange = await timed(() => a.exchange(peer))
-  if (a.yjs('doc').doc.getArray('items').length !== docB.getArray('items').length) throw new Error('coordinator yjs sync did not converge')
-  for (const r of runtimes) await r.stop()
-  return { sync: quantile(sync, 0.5), exchange: quantile(exchange, 0.5) }
-}
-
 export const crdtBench = {
   name: 'crdt',
   run: async (report: BenchReport): Promise<void> => {
     const ping = await pingPong()
     report.add('crdt.pingpong.tcp.p50_ms', ping.p50, 'ms', 'Libp2pNetwork frame echo')
     await crdtSyncOverTcp(report, ping.p50)
-    const yProtocols = await yProtocolsSync()
-    const coordinator = await yjsThroughCoordinator()
+    const syncers = [await yProtocolsSyncer(), await coordinatorYjsSyncer('sync'), await coordinatorYjsSyncer('exchange')]
+    const [yProtocols, sync, exchange] = (await interleavedP50(syncers, YJS_SYNCS, YJS_WARMUP)) as [number, number, number]
+    for (const syncer of syncers) await syncer.stop()
+    const coordinator = { sync, exchange }
     report.add(
       'crdt.yjs.ratio_vs_y_protocols',
       coordinator.sync / yProtocols,
