@@ -3,8 +3,7 @@
 //       ping-pong on the same transport (Libp2pNetwork send/handle) and against a bare router
 //       request/reply (what every sync rides on); then the same exchange without the per-peer
 //       sync actor, and throughput with several syncs in flight;
-//   (b) a Yjs sync through the coordinator against y-protocols sync step 1/2 over that transport,
-//       sampled interleaved (one of each in turn) so load and JIT warm-up weigh on both alike.
+//   (b) a Yjs sync through the coordinator against y-protocols sync step 1/2 over that transport.
 // Anti-entropy has its own bench (anti-entropy.bench.ts).
 
 import * as decoding from 'lib0/decoding'
@@ -119,15 +118,12 @@ async function coordinatorYjsSyncer(how: 'sync' | 'exchange'): Promise<YjsSyncer
   }
 }
 
-/** Lets the work a sync leaves behind (acks, the queued LMDB write's commit) finish before the next sample. */
-const settle = () => new Promise<void>((resolve) => setTimeout(resolve, 1))
-
 /**
- * p50 of each syncer, sampled interleaved (one sync of each in turn, after a common warm-up), so
- * the machine's load and the JIT's warm-up weigh on every figure alike; each sample starts once
- * the previous one's leftovers are done, so none is charged with another's.
+ * p50 of each syncer, one after the other, each after its own warm-up. (Interleaving them one
+ * sync each in turn was tried: the work a coordinator sync leaves behind, its queued LMDB write
+ * committing, then lands in the y-protocols sample after it, which would flatter the ratio.)
  */
-async function interleavedP50(syncers: YjsSyncer[], iterations: number, warmup: number): Promise<number[]> {
+async function p50Each(syncers: YjsSyncer[], iterations: number, warmup: number): Promise<number[]> {
   const samples = syncers.map((): number[] => [])
   for (let k = 0; k < syncers.length; k++) {
     for (let i = -warmup; i < iterations; i++) {
@@ -275,7 +271,7 @@ export const crdtBench = {
     report.add('crdt.pingpong.tcp.p50_ms', ping.p50, 'ms', 'Libp2pNetwork frame echo')
     await crdtSyncOverTcp(report, ping.p50)
     const syncers = [await yProtocolsSyncer(), await coordinatorYjsSyncer('sync'), await coordinatorYjsSyncer('exchange')]
-    const [yProtocols, sync, exchange] = (await interleavedP50(syncers, YJS_SYNCS, YJS_WARMUP)) as [number, number, number]
+    const [yProtocols, sync, exchange] = (await p50Each(syncers, YJS_SYNCS, YJS_WARMUP)) as [number, number, number]
     for (const syncer of syncers) await syncer.stop()
     const coordinator = { sync, exchange }
     report.add(
