@@ -19,6 +19,8 @@ import { sharing } from '../fixtures/crdt-access.js'
 import { componentsOf } from '../../runtime/core/components.js'
 
 const SYNCS = 500
+/** unmeasured pulls before each series: the first coordinator figures of a run were the JIT's warm-up */
+const PULL_WARMUP = 300
 const IN_FLIGHT = 8
 const PEERS = 4
 const CONCURRENT_SYNCS = 2_000
@@ -159,7 +161,7 @@ async function routerRoundTrip(): Promise<number> {
 /** Pulls `a` makes of `b`'s counter, `b` incrementing before each (timed: the pull only). */
 async function timedPulls(b: CrdtCoordinator, pull: () => Promise<unknown>): Promise<number[]> {
   const out: number[] = []
-  for (let i = -50; i < SYNCS; i++) {
+  for (let i = -PULL_WARMUP; i < SYNCS; i++) {
     await b.mutate<PNCounterState>('counter', (s, r) => pnCounter.increment(s, r))
     const t0 = performance.now()
     await pull()
