@@ -176,6 +176,8 @@ export class CrdtCoordinator {
   private readonly actors = new Map<string, SyncActor>()
   /** syncWithPeer callers per peer, waiting for their round's outcome */
   private readonly waiters = new Map<string, SyncWaiter[]>()
+  /** peers whose idle machine starts a round at the end of this turn (see startRoundSoon) */
+  private readonly pendingStarts = new Map<string, { policy: BackoffPolicy | undefined }>()
   private readonly deltaAcks = new Map<string, Map<string, number>>()
   private readonly yjsUnsubscribe = new Map<string, () => void>()
   private readonly statusSubject = new Subject<SyncStatusReport>()
@@ -919,8 +921,10 @@ export class CrdtCoordinator {
     if (signal?.aborted) return Promise.reject(this.scopeEnded(deadline))
     return new Promise<SyncResult>((resolve, reject) => {
       const waiters = this.waiters.get(peerId)!
+      const snapshot = actor.getSnapshot()
+      const { round, queued } = snapshot.context
       // A SYNC during a round is queued: the caller's round is the next one either way.
-      const waiter: SyncWaiter = { round: actor.getSnapshot().context.round + 1, startedAt: this.now(), resolve, reject }
+      const waiter: SyncWaiter = { round: round + 1, startedAt: this.now(), resolve, reject }
       if (signal) {
         const abandon = () => {
           const at = waiters.indexOf(waiter)
@@ -938,7 +942,31 @@ export class CrdtCoordinator {
         }
       }
       waiters.push(waiter)
-      actor.send(policy ? { type: 'SYNC', policy } : { type: 'SYNC' })
+      if (snapshot.value === 'idle') this.startRoundSoon(peerId, actor, policy)
+      // With the next round already queued this caller rides on it, and another SYNC would only
+      // cost the machine a transition that changes nothing (one with a policy may still matter).
+      else if (policy || !queued) actor.send(policy ? { type: 'SYNC', policy } : { type: 'SYNC' })
+    })
+  }
+
+  /**
+   * Starts a round with an idle peer's machine once the calls made in this turn of the event
+   * loop are in: callers answered by one round tend to call again together, and without this the
+   * first of them started a round alone and the rest queued the next one. Every caller still
+   * gets a round that starts after its call. The SYNC keeps the most patient policy asked for.
+   */
+  private startRoundSoon(peerId: string, actor: SyncActor, policy: BackoffPolicy | undefined): void {
+    const pending = this.pendingStarts.get(peerId)
+    if (pending) {
+      if (policy && (pending.policy === undefined || policy.maxAttempts > pending.policy.maxAttempts)) pending.policy = policy
+      return
+    }
+    const start: { policy: BackoffPolicy | undefined } = { policy }
+    this.pendingStarts.set(peerId, start)
+    queueMicrotask(() => {
+      this.pendingStarts.delete(peerId)
+      if (this.actors.get(peerId) !== actor) return
+      actor.send(start.policy ? { type: 'SYNC', policy: start.policy } : { type: 'SYNC' })
     })
   }
 
@@ -987,6 +1015,8 @@ export class CrdtCoordinator {
       peerId,
       waiting.filter((w) => w.round > outcome.round),
     )
+    // Callers answered by one round share its status report (computing it reads every document).
+    let status: SyncStatusReport | undefined
     for (const waiter of due) {
       const ms = this.now() - waiter.startedAt
       if (outcome.ok) {
@@ -1000,7 +1030,7 @@ export class CrdtCoordinator {
           pushed: result.pushed,
           skipped: result.skipped,
           attempts: outcome.attempts,
-          status: this.publishStatus(peerId),
+          status: (status ??= this.publishStatus(peerId)),
         })
       } else {
         this.counters.errorCount += 1

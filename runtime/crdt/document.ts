@@ -143,8 +143,11 @@ class StateDocument extends BaseDocument implements CrdtDocument {
 
   prepare(payload: unknown): PreparedApply {
     const state = this.handler.type.decode(payload)
+    const handler = this.handler
+    // A Yjs update was checked whole by decode just now: join it without checking it again.
+    if (handler instanceof YjsDocHandler) return { apply: () => handler.joinChecked(state) }
     return {
-      apply: () => ('receive' in this.handler ? this.handler.receive(state) : this.handler.join(state)),
+      apply: () => ('receive' in handler ? handler.receive(state) : handler.join(state)),
     }
   }
 }

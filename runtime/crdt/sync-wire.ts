@@ -14,6 +14,7 @@
 import { z } from 'zod'
 import { parseWire } from './lattices/lattice-wire.js'
 import { documentKindSchema, documentNameSchema } from './document.js'
+import { isPushReply, isSyncRequest, isSyncResponse } from './sync-wire-fast.js'
 
 /** Documents in one message; more is InvalidInput (a collection syncs in batches). */
 export const MAX_DOCS_PER_MESSAGE = 100_000
@@ -57,7 +58,10 @@ export type SyncResponse = z.infer<typeof syncResponseSchema>
 export type PushReply = z.infer<typeof pushReplySchema>
 export type DeltaMessage = z.infer<typeof deltaMessageSchema>
 
-export const parseSyncRequest = (input: unknown): SyncRequest => parseWire(syncRequestSchema, input, 'crdt sync request')
-export const parseSyncResponse = (input: unknown): SyncResponse => parseWire(syncResponseSchema, input, 'crdt sync response')
-export const parsePushReply = (input: unknown): PushReply => parseWire(pushReplySchema, input, 'crdt push reply')
+// The common shapes pass a fast check (sync-wire-fast.ts); the rest is decided by the schemas.
+export const parseSyncRequest = (input: unknown): SyncRequest =>
+  isSyncRequest(input) ? (input as SyncRequest) : parseWire(syncRequestSchema, input, 'crdt sync request')
+export const parseSyncResponse = (input: unknown): SyncResponse =>
+  isSyncResponse(input) ? (input as SyncResponse) : parseWire(syncResponseSchema, input, 'crdt sync response')
+export const parsePushReply = (input: unknown): PushReply => (isPushReply(input) ? (input as PushReply) : parseWire(pushReplySchema, input, 'crdt push reply'))
 export const parseDeltaMessage = (input: unknown): DeltaMessage => parseWire(deltaMessageSchema, input, 'crdt delta')

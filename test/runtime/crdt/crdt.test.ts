@@ -473,6 +473,24 @@ describe('retry and delta propagation (simulated network, virtual clock)', () =>
     }
   })
 
+  it('syncWithPeer calls made in one turn with an idle peer share one round', async () => {
+    const sim = await Simulation.create({ seed: 9, peers: 2, faults: { minDelayMs: 1, maxDelayMs: 3 } })
+    try {
+      const [a, b] = await sharing(Promise.all(sim.runtimes.map((r) => CrdtCoordinator.attach(r, { requestTimeoutMs: 100 }))))
+      const peer = sim.runtimes[1]!.peerId
+      a!.cv('counter', gCounter)
+      b!.cv('counter', gCounter)
+      await b!.mutate('counter', (s: ReturnType<typeof gCounter.bottom>, r) => gCounter.increment(s, r, 1))
+      const results: Array<{ pulled: string[] }> = []
+      for (let i = 0; i < 4; i++) void a!.syncWithPeer(peer).then((r) => results.push(r))
+      expect(await sim.runUntil(() => results.length === 4, 2_000)).toBe(true)
+      expect(results.map((r) => r.pulled)).toEqual([['counter'], ['counter'], ['counter'], ['counter']])
+      expect(a!.metrics().syncCount).toBe(4)
+    } finally {
+      await sim.stop()
+    }
+  })
+
   it('syncWithPeer calls made during a round are coalesced into one more round, and each caller is answered', async () => {
     const sim = await Simulation.create({ seed: 9, peers: 2, faults: { minDelayMs: 1, maxDelayMs: 3 } })
     try {
@@ -482,8 +500,10 @@ describe('retry and delta propagation (simulated network, virtual clock)', () =>
       b!.cv('counter', gCounter)
       await b!.mutate('counter', (s: ReturnType<typeof gCounter.bottom>, r) => gCounter.increment(s, r, 1))
       const results: Array<{ pulled: string[] }> = []
-      // The first call starts a round; the three made while it runs wait for one more.
-      for (let i = 0; i < 4; i++) void a!.syncWithPeer(peer).then((r) => results.push(r))
+      // The first call starts a round (at the end of this turn); the three made while it runs wait for one more.
+      void a!.syncWithPeer(peer).then((r) => results.push(r))
+      await sim.run(0)
+      for (let i = 0; i < 3; i++) void a!.syncWithPeer(peer).then((r) => results.push(r))
       expect(await sim.runUntil(() => results.length === 4, 2_000)).toBe(true)
       expect(gCounter.value(a!.state('counter'))).toBe(1)
       expect(a!.metrics().syncCount).toBe(4)
