@@ -9,8 +9,9 @@
 //   the responder's documents the requester's filter does not hold; the requester finds the
 //   reverse with the responder's filter.
 //
-// Merkle (digest 'merkle', the default), one request per tree level, the first carrying our root
-// (diffFromRoot): see runtime/storage/merkle-exchange.ts. The trees are kept current as documents change
+// Merkle (digest 'merkle', the default): 'compare' requests, each descending two tree levels, the
+// first carrying our root, the last bringing the differing buckets' entries (diffFromRoot): see
+// runtime/storage/merkle-exchange.ts. The trees are kept current as documents change
 // (built once, on the first round that needs one), so a round costs O(differing · depth).
 
 import { z } from 'zod'
