@@ -90,6 +90,8 @@ export const merkleRequestSchema = z.discriminatedUnion('op', [
         .string()
         .regex(/^[0-9a-f]{0,32}$/)
         .optional(),
+      /** the asker's own payload about the buckets it knows to differ (the last step only), for the peer's `attach` handler */
+      attach: z.unknown().optional(),
     })
     .strict(),
 ])
@@ -103,15 +105,21 @@ const childrenReplySchema = z.union([
 const compareReplySchema = z.union([
   z.object({ equal: z.literal(true) }).strict(),
   z.object({ nodes: nodeListSchema, children: bytes.refine((b) => b.byteLength <= MERKLE_MAX_NODES * (2 + 16 * 16), 'merkle children too large') }).strict(),
-  z.object({ nodes: nodeListSchema, buckets: bytes }).strict(),
+  z.object({ nodes: nodeListSchema, buckets: bytes, attached: z.unknown().optional() }).strict(),
 ])
 const bucketsReplySchema = z.object({ buckets: z.array(z.tuple([z.number().int().min(0), z.unknown()])).max(MERKLE_MAX_NODES) }).strict()
 
 /** Sends one merkle request to the peer and resolves with its (unchecked) reply. */
 export type MerkleAsk = (request: MerkleRequest) => Promise<unknown>
 
+/**
+ * Answers a compare request's `attach` (the asker's payload about the buckets it knows to differ)
+ * given the buckets the peer found differing; what it returns travels back as `attached`.
+ */
+export type MerkleAttachHandler = (attach: unknown, buckets: readonly number[]) => unknown
+
 /** The responder's answer to a (validated) request, from its tree at the requested depth. */
-export function answerMerkle(tree: MerkleTree, request: MerkleRequest): unknown {
+export function answerMerkle(tree: MerkleTree, request: MerkleRequest, onAttach?: MerkleAttachHandler): unknown {
   switch (request.op) {
     case 'root':
       return tree.root()
@@ -122,18 +130,24 @@ export function answerMerkle(tree: MerkleTree, request: MerkleRequest): unknown 
     case 'buckets':
       return { buckets: decodeNodeList(request.nodes, tree.width(tree.depth)).map((i) => [i, tree.bucketEntriesAt(i) as unknown as string[][]]) }
     case 'compare':
-      return answerCompare(tree, request)
+      return answerCompare(tree, request, onAttach)
   }
 }
 
-function answerCompare(tree: MerkleTree, request: Extract<MerkleRequest, { op: 'compare' }>): unknown {
+function answerCompare(tree: MerkleTree, request: Extract<MerkleRequest, { op: 'compare' }>, onAttach: MerkleAttachHandler | undefined): unknown {
   const { level } = request
   if (level >= tree.depth) throw new InvalidInput('merkle level has no children', { level, depth: tree.depth })
+  if (request.attach !== undefined && (onAttach === undefined || level + 1 !== tree.depth))
+    throw new InvalidInput('merkle compare carries a payload this peer does not take there', { level, depth: tree.depth })
   if (request.unlessRoot !== undefined && request.unlessRoot === tree.root().hash) return { equal: true }
   const differing = compareChildren(tree, level, decodeNodeList(request.nodes, tree.width(level)), request.children)
   const nodes = encodeNodeList(differing)
   const below = level + 1
-  if (below === tree.depth) return { nodes, buckets: encodeBucketDump(tree, differing) }
+  if (below === tree.depth) {
+    const buckets = encodeBucketDump(tree, differing)
+    const attached = request.attach === undefined ? undefined : onAttach!(request.attach, differing)
+    return attached === undefined ? { nodes, buckets } : { nodes, buckets, attached }
+  }
   if (below === tree.depth - 1 && entriesUnder(tree, below, differing) <= MERKLE_DUMP_ENTRIES)
     return { nodes, buckets: encodeBucketDump(tree, childrenOf(differing)) }
   return { nodes, children: encodeChildren(tree, below, differing) }
@@ -173,9 +187,11 @@ export function diffBelowRoot(tree: MerkleTree, ask: MerkleAsk): Promise<BucketD
  * our own compare of which gives the next parents two levels down; buckets come as dumps, diffed
  * against ours. Chunks of parents at one level go out together, so a level costs one round trip.
  */
-export async function diffFromRoot(tree: MerkleTree, ask: MerkleAsk): Promise<BucketDiff> {
+export async function diffFromRoot(tree: MerkleTree, ask: MerkleAsk, attach?: (buckets: readonly number[]) => unknown): Promise<MerkleWalk> {
   const depth = tree.depth
-  const diff: BucketDiff = { onlyLocal: [], onlyRemote: [], different: [] }
+  const diff = { onlyLocal: [] as string[], onlyRemote: [] as string[], different: [] as string[], attached: [] as unknown[] }
+  // set once the differing buckets are known before the last request (it then asks about them)
+  let known: number[] | undefined
   let level = 0
   let parents = [0]
   let unlessRoot: string | undefined = tree.root().hash
@@ -192,6 +208,7 @@ export async function diffFromRoot(tree: MerkleTree, ask: MerkleAsk): Promise<Bu
           nodes: encodeNodeList(chunk),
           children: encodeChildren(tree, level, chunk),
           ...(unlessRoot !== undefined ? { unlessRoot } : {}),
+          ...withAttached(known !== undefined && attach !== undefined ? attach(bucketsUnder(known, chunk)) : undefined),
         }),
       ),
     )
@@ -207,6 +224,7 @@ export async function diffFromRoot(tree: MerkleTree, ask: MerkleAsk): Promise<Bu
       if ('buckets' in reply) {
         if (below < depth - 1) throw new InvalidInput('merkle buckets dumped above the last inner level', { level: below, depth })
         diffBucketDump(tree, below === depth ? differing : childrenOf(differing), reply.buckets, diff)
+        if (reply.attached !== undefined) diff.attached.push(reply.attached)
       } else for (const index of compareChildren(tree, below, differing, reply.children)) next.push(index)
     }
     unlessRoot = undefined
@@ -217,9 +235,29 @@ export async function diffFromRoot(tree: MerkleTree, ask: MerkleAsk): Promise<Bu
     } else {
       level = depth - 1
       parents = parentsOf(next)
+      known = next
     }
   }
   return diff
+}
+
+/** A walk's differences, and the peer's answers (`attached`) to what diffFromRoot's `attach` added to the last requests. */
+export interface MerkleWalk extends BucketDiff {
+  readonly attached: unknown[]
+}
+
+const withAttached = (attach: unknown): { attach?: unknown } => (attach === undefined ? {} : { attach })
+
+/** Those of increasing `buckets` whose parents are among increasing `parents`. */
+function bucketsUnder(buckets: readonly number[], parents: readonly number[]): number[] {
+  const out: number[] = []
+  let p = 0
+  for (const bucket of buckets) {
+    const parent = Math.floor(bucket / 16)
+    while (p < parents.length && parents[p]! < parent) p++
+    if (parents[p] === parent) out.push(bucket)
+  }
+  return out
 }
 
 /** The node list of a reply: strictly increasing children (at the level below) of `parents` (increasing). */

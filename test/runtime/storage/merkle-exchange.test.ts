@@ -48,7 +48,8 @@ describe('merkle exchange over the wire', () => {
           }
           const viaRoot = peer(remote)
           const { asked, ask } = peer(remote)
-          const diff = await diffFromRoot(local, ask)
+          const { attached, ...diff } = await diffFromRoot(local, ask)
+          expect(attached).toEqual([])
           expect(new Set(diff.onlyLocal)).toEqual(expected.onlyLocal)
           expect(new Set(diff.onlyRemote)).toEqual(expected.onlyRemote)
           expect(new Set(diff.different)).toEqual(expected.different)
@@ -67,7 +68,7 @@ describe('merkle exchange over the wire', () => {
     const entries = Array.from({ length: 500 }, (_, i) => [`k${i}`, versionHash(`v${i}`)] as const)
     for (const depth of [1, 2, 3]) {
       const { asked, ask } = peer(MerkleTree.build([...entries].reverse(), depth))
-      expect(await diffFromRoot(MerkleTree.build(entries, depth), ask)).toEqual({ onlyLocal: [], onlyRemote: [], different: [] })
+      expect(await diffFromRoot(MerkleTree.build(entries, depth), ask)).toEqual({ onlyLocal: [], onlyRemote: [], different: [], attached: [] })
       expect(asked).toHaveLength(1)
       expect(answerMerkle(MerkleTree.build(entries, depth), asked[0]!)).toEqual({ equal: true })
     }
@@ -134,5 +135,20 @@ describe('merkle exchange over the wire', () => {
     // buckets dumped where hashes were due
     const early = async (r: MerkleRequest) => ({ nodes: (await honest(r)).nodes, buckets: new Uint8Array(0) })
     await expect(diffFromRoot(local, early)).rejects.toMatchObject({ code: 'INVALID_INPUT' })
+  })
+
+  it("the last request carries the asker's payload once it knows the differing buckets; the peer answers it with the buckets it found", async () => {
+    const { local, remote, changed } = changedEvery(40_000, 2, 500)
+    const seen: number[][] = []
+    const ask = async (r: MerkleRequest) => answerMerkle(remote, merkleRequestSchema.parse(r), (attach, buckets) => (seen.push([...buckets]), { echo: attach }))
+    const diff = await diffFromRoot(local, ask, (buckets) => buckets.length)
+    expect(new Set(diff.different)).toEqual(new Set(changed))
+    const differingBuckets = [...new Set(changed.map((k) => local.bucketIndex(k)))].sort((a, b) => a - b)
+    expect(seen).toEqual([differingBuckets])
+    expect(diff.attached).toEqual([{ echo: differingBuckets.length }])
+    // a peer that takes no payload (or not at that level) refuses it
+    const plain = { digest: 'merkle', op: 'compare', depth: 2, level: 1, nodes: new Uint8Array(4), children: new Uint8Array(2), attach: 1 } as const
+    expect(() => answerMerkle(remote, merkleRequestSchema.parse(plain))).toThrow(expect.objectContaining({ code: 'INVALID_INPUT' }))
+    expect(() => answerMerkle(remote, merkleRequestSchema.parse({ ...plain, level: 0 }), () => 1)).toThrow(expect.objectContaining({ code: 'INVALID_INPUT' }))
   })
 })
