@@ -19,7 +19,7 @@
 // (createSyncRequest) for our documents in those buckets, at most MAX_PULLED_WITH_DIGEST; the
 // peer answers `attached`, a sync answer (handleSyncRequest) with the states we lack of its
 // documents in the buckets it found differing (one we did not list is one we lack). We join it
-// (handleSyncResponse); such a request asks for the peer's 'replicate' on the reply, as a sync
+// (applySyncResponse); such a request asks for the peer's 'replicate' on the reply, as a sync
 // pull does. Reconcile then exchanges only the documents the peer still needs something of.
 
 import { z } from 'zod'
@@ -207,7 +207,8 @@ export class CollectionDigest {
     const settled: string[] = []
     let pulled = 0
     for (const answer of diff.attached) {
-      const joined = await this.coordinator.handleSyncResponse(answer, peer)
+      // not waiting for the write, as exchange()'s pull does not: the peer still holds what it sent
+      const joined = this.coordinator.applySyncResponse(answer, peer)
       pulled += joined.changed.length
       // Settled: the peer now needs nothing of ours (it sent its version, and we hold no more).
       for (const [name, view] of joined.remote) if (this.coordinator.document(name)?.missingFor(view.version, view.mark) === undefined) settled.push(name)
