@@ -24,7 +24,7 @@ import {
   type ReconcileInput,
   type ReconcileOutcome,
 } from '../../machines/anti-entropy.js'
-import { CollectionDigest, type DigestRequest } from './digest.js'
+import { CollectionDigest, type DigestRequest, type MerkleOutcome } from './digest.js'
 import type { CrdtCoordinator } from '../crdt/crdt-coordinator.js'
 import { backoffTimerActor } from '../core/effect-actors.js'
 import type { RuntimeEventInput } from '../core/events.js'
@@ -143,7 +143,7 @@ export class AntiEntropy {
 
   /** Serves this collection's digests to peers holding 'read' on it (through the coordinator's gate). */
   async register(): Promise<this> {
-    await this.coordinator.serve('anti-entropy', { digest: { right: 'read', handle: (body) => this.digest.answer(body) } })
+    await this.coordinator.serve('anti-entropy', { digest: { right: 'read', handle: (body, from) => this.digest.answer(body, from) } })
     return this
   }
 
@@ -235,13 +235,28 @@ export class AntiEntropy {
   private async exchangeDigest(input: ExchangeDigestInput): Promise<DigestOutcome> {
     this.peerStartedAt = this.deps.clock.now()
     const salt = `${input.round}.${this.deps.random.id(4)}`
-    const send = (request: DigestRequest) => this.coordinator.request(input.peerId, 'anti-entropy', 'digest', request, undefined, this.config.requestTimeoutMs)
-    return this.digest.compare(this.config.digest, salt, send, sizeOf)
+    // A reply carrying document states is joined in: only from a peer that may replicate into them.
+    const send = (request: DigestRequest, carriesStates: boolean) =>
+      this.coordinator.request(input.peerId, 'anti-entropy', 'digest', request, carriesStates ? 'replicate' : undefined, this.config.requestTimeoutMs)
+    const found = await this.digest.compare(this.config.digest, salt, send, sizeOf, input.peerId)
+    if ('settled' in found) this.pulledWithDigest.set(input.peerId, found)
+    return { status: found.status, differing: found.differing, bytes: found.bytes }
   }
+
+  /** Per peer, what the last digest exchange already pulled (merkle's last step), for reconcile. */
+  private readonly pulledWithDigest = new Map<string, MerkleOutcome>()
 
   private async reconcile(input: ReconcileInput): Promise<ReconcileOutcome> {
     const out: ReconcileOutcome = { pulled: 0, pushed: 0, bytes: 0 }
-    const names = input.digest.differing
+    const early = this.pulledWithDigest.get(input.peerId)
+    this.pulledWithDigest.delete(input.peerId)
+    let names = input.digest.differing
+    if (early !== undefined) {
+      out.pulled += early.pulled
+      const settled = new Set(early.settled)
+      names = names.filter((name) => !settled.has(name))
+      if (names.length === 0) return out
+    }
     for (let i = 0; i < names.length; i += this.config.batchSize) {
       const batch = names.slice(i, i + this.config.batchSize)
       this.onProgress({ type: 'Pulling', round: input.round, peerId: input.peerId, docs: batch.length })

@@ -9,9 +9,18 @@
 //   the responder's documents the requester's filter does not hold; the requester finds the
 //   reverse with the responder's filter.
 //
-// Merkle (digest 'merkle', the default), one request per tree level, the first carrying our root
-// (diffFromRoot): see runtime/storage/merkle-exchange.ts. The trees are kept current as documents change
+// Merkle (digest 'merkle', the default): 'compare' requests, each descending two tree levels, the
+// first carrying our root, the last bringing the differing buckets' entries (diffFromRoot): see
+// runtime/storage/merkle-exchange.ts. The trees are kept current as documents change
 // (built once, on the first round that needs one), so a round costs O(differing · depth).
+//
+// Pull with the last step: when the walk knows the differing buckets before its last request
+// (100k documents: depth 4, the third request), that request's `attach` is our sync request
+// (createSyncRequest) for our documents in those buckets, at most MAX_PULLED_WITH_DIGEST; the
+// peer answers `attached`, a sync answer (handleSyncRequest) with the states we lack of its
+// documents in the buckets it found differing (one we did not list is one we lack). We join it
+// (applySyncResponse); such a request asks for the peer's 'replicate' on the reply, as a sync
+// pull does. Reconcile then exchanges only the documents the peer still needs something of.
 
 import { z } from 'zod'
 import { InvalidInput } from '../../effects/errors.js'
@@ -19,6 +28,7 @@ import { BloomFilter, bloomParameters, MerkleTree, merkleDepthFor, parseWire } f
 import type { DigestOutcome, DigestStatus } from '../../machines/anti-entropy.js'
 import type { CrdtCoordinator } from '../crdt/crdt-coordinator.js'
 import { answerMerkle, diffFromRoot, merkleRequestSchema, type MerkleRequest } from '../storage/merkle-exchange.js'
+import { parseSyncRequest } from '../crdt/sync-wire.js'
 
 /** Names a bloom reply lists at most; the rest are found in later rounds. */
 export const MAX_LACKING = 20_000
@@ -46,8 +56,22 @@ const bloomReplySchema = z
 
 const item = (salt: string, name: string, hash: string): string => `${salt}|${name}|${hash}`
 
-/** Sends a digest request and resolves with the reply (the runtime binds it to the router). */
-export type DigestTransport = (request: DigestRequest) => Promise<unknown>
+/**
+ * Sends a digest request and resolves with the reply (the runtime binds it to the router).
+ * `carriesStates`: the reply brings document states we join in, so the peer must hold 'replicate'.
+ */
+export type DigestTransport = (request: DigestRequest, carriesStates: boolean) => Promise<unknown>
+
+/** Documents a merkle walk's last request may pull (more are left to reconcile's exchanges). */
+export const MAX_PULLED_WITH_DIGEST = 2_000
+
+/** A merkle outcome whose last step already brought (and joined) the peer's states of `pulled`. */
+export interface MerkleOutcome extends DigestOutcome {
+  /** differing documents joined from the peer's answer that the peer needs nothing of back */
+  settled: string[]
+  /** joined documents that changed here */
+  pulled: number
+}
 
 export interface DigestSizes {
   /** minimum bloom filter bits */
@@ -100,7 +124,7 @@ export class CollectionDigest {
   }
 
   /** Answers a peer's digest request. Throws InvalidInput for a malformed or oversized one. */
-  answer(input: unknown): unknown {
+  answer(input: unknown, from?: string): unknown {
     if (input !== null && typeof input === 'object' && (input as { filter?: unknown }).filter instanceof Uint8Array) {
       const bytes = (input as { filter: Uint8Array }).filter.byteLength
       if (bytes > this.sizes.maxDigestBytes) throw new InvalidInput('digest too large', { bytes, maxBytes: this.sizes.maxDigestBytes })
@@ -120,18 +144,43 @@ export class CollectionDigest {
       }
       return { filter: this.bloom(request.salt).serialize(), count: this.count(), lacking, truncated }
     }
-    return answerMerkle(this.tree(request.depth), request)
+    const tree = this.tree(request.depth)
+    return answerMerkle(tree, request, (attach, buckets) => this.statesFor(tree, attach, buckets, from))
   }
 
-  /** The initiator's side: which documents differ from the peer's. */
-  async compare(kind: 'bloom' | 'merkle', salt: string, send: DigestTransport, sizeOf: (v: unknown) => number): Promise<DigestOutcome> {
-    return kind === 'bloom' ? this.compareBloom(salt, send, sizeOf) : this.compareMerkle(send, sizeOf)
+  /**
+   * The last merkle step's pull, answered with the digest: `attach` is the asker's sync request
+   * for its documents in the buckets it knows to differ; the answer is a sync answer (what the
+   * asker lacks) for our documents in the buckets we found differing, those it did not list
+   * being ones it lacks. Like a 'sync' request, it needs 'read' (the digest's right).
+   */
+  private statesFor(tree: MerkleTree, attach: unknown, buckets: readonly number[], from: string | undefined): unknown {
+    const asked = parseSyncRequest(attach)
+    if (asked.all) throw new InvalidInput('a digest pull names its documents')
+    const listed = new Map(asked.docs.map((d) => [d.name, d]))
+    const docs: Array<(typeof asked.docs)[number]> = []
+    for (const index of buckets) for (const name of tree.bucketAt(index)?.entries.keys() ?? []) docs.push(listed.get(name) ?? { name, version: {} })
+    if (docs.length > MAX_PULLED_WITH_DIGEST) return undefined
+    // Only what the asker lacks: a document it holds as we do, or newer, is not worth a state entry.
+    const answer = this.coordinator.handleSyncRequest({ all: false, docs }, from)
+    return { docs: answer.docs.filter((d) => d.payload !== undefined) }
+  }
+
+  /** The initiator's side: which documents differ from the peer's (with merkle, some already pulled: see MerkleOutcome). */
+  async compare(
+    kind: 'bloom' | 'merkle',
+    salt: string,
+    send: DigestTransport,
+    sizeOf: (v: unknown) => number,
+    peer: string,
+  ): Promise<DigestOutcome | MerkleOutcome> {
+    return kind === 'bloom' ? this.compareBloom(salt, send, sizeOf) : this.compareMerkle(send, sizeOf, peer)
   }
 
   private async compareBloom(salt: string, send: DigestTransport, sizeOf: (v: unknown) => number): Promise<DigestOutcome> {
     const mine = this.bloom(salt)
     const request: DigestRequest = { digest: 'bloom', salt, filter: mine.serialize(), count: this.count() }
-    const raw = await send(request)
+    const raw = await send(request, false)
     const reply = parseWire(bloomReplySchema, raw, 'bloom digest reply')
     const theirs = BloomFilter.deserialize(reply.filter, { maxBytes: this.sizes.maxDigestBytes })
     const remoteLacks: string[] = []
@@ -139,16 +188,32 @@ export class CollectionDigest {
     return outcome(reply.lacking, remoteLacks, [], sizeOf(request) + sizeOf(raw))
   }
 
-  private async compareMerkle(send: DigestTransport, sizeOf: (v: unknown) => number): Promise<DigestOutcome> {
+  private async compareMerkle(send: DigestTransport, sizeOf: (v: unknown) => number, peer: string): Promise<MerkleOutcome> {
     const tree = this.tree(merkleDepthFor(Math.max(1, this.count())))
     let bytes = 0
     const ask = async (request: MerkleRequest): Promise<unknown> => {
-      const reply = await send(request)
+      const reply = await send(request, 'attach' in request)
       bytes += sizeOf(request) + sizeOf(reply)
       return reply
     }
-    const diff = await diffFromRoot(tree, ask)
-    return outcome(diff.onlyRemote, diff.onlyLocal, diff.different, bytes)
+    // Once the walk knows the differing buckets, its last request also pulls their documents.
+    const attach = (buckets: readonly number[]) => {
+      const names: string[] = []
+      for (const index of buckets) for (const name of tree.bucketAt(index)?.entries.keys() ?? []) names.push(name)
+      return names.length > MAX_PULLED_WITH_DIGEST ? undefined : this.coordinator.createSyncRequest(peer, names)
+    }
+    const diff = await diffFromRoot(tree, ask, attach)
+    const found = outcome(diff.onlyRemote, diff.onlyLocal, diff.different, bytes)
+    const settled: string[] = []
+    let pulled = 0
+    for (const answer of diff.attached) {
+      // not waiting for the write, as exchange()'s pull does not: the peer still holds what it sent
+      const joined = this.coordinator.applySyncResponse(answer, peer)
+      pulled += joined.changed.length
+      // Settled: the peer now needs nothing of ours (it sent its version, and we hold no more).
+      for (const [name, view] of joined.remote) if (this.coordinator.document(name)?.missingFor(view.version, view.mark) === undefined) settled.push(name)
+    }
+    return { ...found, settled, pulled }
   }
 }
 

@@ -731,6 +731,14 @@ export class CrdtCoordinator {
     return applied
   }
 
+  /**
+   * Joins a peer's answer in like handleSyncResponse, without waiting for the write: what
+   * exchange()'s pull does (see below); anti-entropy's merkle walk pulls so with its last step.
+   */
+  applySyncResponse(response: unknown, from?: string): { changed: string[]; remote: Map<string, DocumentView>; skipped: string[] } {
+    return this.applyResponse(response, from)
+  }
+
   // Durability of joins. A state a peer sends us in a sync answer or a push is still held by
   // that peer, which drops nothing on our reply: if we crash before the write lands we restart
   // at an older version, advertise it, and the next sync sends the difference again. So these

@@ -195,6 +195,12 @@ export class MerkleTree {
     return hex(this.hashAt(prefix.length, prefix.length === 0 ? 0 : parseInt(prefix, 16)))
   }
 
+  /** Bucket `index` with its hash current (its entries unsorted): undefined if empty. The tree's own objects: do not modify. */
+  bucketAt(index: number): { readonly entries: ReadonlyMap<string, string>; readonly hash: Uint8Array } | undefined {
+    const hash = this.bucketHash(index)
+    return hash === undefined ? undefined : { entries: this.buckets.get(index)!.entries, hash }
+  }
+
   /** Bucket `index`'s entries, sorted by key. */
   bucketEntriesAt(index: number): MerkleEntry[] {
     const bucket = this.buckets.get(index)
