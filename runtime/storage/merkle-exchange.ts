@@ -53,6 +53,13 @@ const bytes = z.custom<Uint8Array>((v) => v instanceof Uint8Array, 'expected byt
 const depthSchema = z.number().int().min(1).max(MERKLE_MAX_DEPTH)
 const nodeListSchema = bytes.refine((b) => b.byteLength <= MERKLE_MAX_NODES * 4 && b.byteLength % 4 === 0, 'bad merkle node list')
 
+/** an inner level of the tree: the walk asks for the children of nodes at it */
+const levelSchema = z
+  .number()
+  .int()
+  .min(0)
+  .max(MERKLE_MAX_DEPTH - 1)
+
 export const merkleRequestSchema = z.discriminatedUnion('op', [
   z.object({ digest: z.literal('merkle'), op: z.literal('root'), depth: depthSchema }).strict(),
   z
@@ -60,11 +67,7 @@ export const merkleRequestSchema = z.discriminatedUnion('op', [
       digest: z.literal('merkle'),
       op: z.literal('children'),
       depth: depthSchema,
-      level: z
-        .number()
-        .int()
-        .min(0)
-        .max(MERKLE_MAX_DEPTH - 1),
+      level: levelSchema,
       nodes: nodeListSchema,
       /** the asker's root hash: a responder with the same root answers { equal: true } and nothing else */
       unlessRoot: z
@@ -79,11 +82,7 @@ export const merkleRequestSchema = z.discriminatedUnion('op', [
       digest: z.literal('merkle'),
       op: z.literal('compare'),
       depth: depthSchema,
-      level: z
-        .number()
-        .int()
-        .min(0)
-        .max(MERKLE_MAX_DEPTH - 1),
+      level: levelSchema,
       nodes: bytes.refine((b) => b.byteLength <= MERKLE_COMPARE_PARENTS * 4 && b.byteLength % 4 === 0, 'bad merkle node list'),
       children: bytes.refine((b) => b.byteLength <= MERKLE_COMPARE_PARENTS * (2 + 16 * MERKLE_HASH_BYTES), 'merkle children too large'),
       unlessRoot: z
