@@ -39,6 +39,16 @@ async function syncByHand(a: CrdtCoordinator, b: CrdtCoordinator) {
 const snapshot = (c: CrdtCoordinator) =>
   Object.fromEntries(c.documents().map((n) => [n, JSON.stringify(c.document(n)!.version().encode()) + c.document(n)!.mark()]))
 
+/** Two simulated peers sharing a G-Counter that b has incremented once; a's coordinator and b's peer id. */
+async function counterPeers() {
+  const sim = await Simulation.create({ seed: 9, peers: 2, faults: { minDelayMs: 1, maxDelayMs: 3 } })
+  const [a, b] = await sharing(Promise.all(sim.runtimes.map((r) => CrdtCoordinator.attach(r, { requestTimeoutMs: 100 }))))
+  a!.cv('counter', gCounter)
+  b!.cv('counter', gCounter)
+  await b!.mutate('counter', (s: ReturnType<typeof gCounter.bottom>, r) => gCounter.increment(s, r, 1))
+  return { sim, a: a!, peer: sim.runtimes[1]!.peerId }
+}
+
 describe('sync protocol (in process)', () => {
   it('a response carries only what the requester lacks, computed from its versions', async () => {
     const a = new CrdtCoordinator('a')
@@ -474,13 +484,8 @@ describe('retry and delta propagation (simulated network, virtual clock)', () =>
   })
 
   it('syncWithPeer calls made in one turn with an idle peer share one round', async () => {
-    const sim = await Simulation.create({ seed: 9, peers: 2, faults: { minDelayMs: 1, maxDelayMs: 3 } })
+    const { sim, a, peer } = await counterPeers()
     try {
-      const [a, b] = await sharing(Promise.all(sim.runtimes.map((r) => CrdtCoordinator.attach(r, { requestTimeoutMs: 100 }))))
-      const peer = sim.runtimes[1]!.peerId
-      a!.cv('counter', gCounter)
-      b!.cv('counter', gCounter)
-      await b!.mutate('counter', (s: ReturnType<typeof gCounter.bottom>, r) => gCounter.increment(s, r, 1))
       const results: Array<{ pulled: string[] }> = []
       for (let i = 0; i < 4; i++) void a!.syncWithPeer(peer).then((r) => results.push(r))
       expect(await sim.runUntil(() => results.length === 4, 2_000)).toBe(true)
@@ -492,13 +497,8 @@ describe('retry and delta propagation (simulated network, virtual clock)', () =>
   })
 
   it('syncWithPeer calls made during a round are coalesced into one more round, and each caller is answered', async () => {
-    const sim = await Simulation.create({ seed: 9, peers: 2, faults: { minDelayMs: 1, maxDelayMs: 3 } })
+    const { sim, a, peer } = await counterPeers()
     try {
-      const [a, b] = await sharing(Promise.all(sim.runtimes.map((r) => CrdtCoordinator.attach(r, { requestTimeoutMs: 100 }))))
-      const peer = sim.runtimes[1]!.peerId
-      a!.cv('counter', gCounter)
-      b!.cv('counter', gCounter)
-      await b!.mutate('counter', (s: ReturnType<typeof gCounter.bottom>, r) => gCounter.increment(s, r, 1))
       const results: Array<{ pulled: string[] }> = []
       // The first call starts a round (at the end of this turn); the three made while it runs wait for one more.
       void a!.syncWithPeer(peer).then((r) => results.push(r))
