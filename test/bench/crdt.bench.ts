@@ -3,13 +3,18 @@
 //       ping-pong on the same transport (Libp2pNetwork send/handle) and against a bare router
 //       request/reply (what every sync rides on); then the same exchange without the per-peer
 //       sync actor, and throughput with several syncs in flight;
-//   (b) a Yjs sync through the coordinator against y-protocols sync step 1/2 over that transport.
+//   (b) a Yjs sync through the coordinator against y-protocols sync step 1/2 over that transport,
+//       each applied update logged to LMDB unawaited as the coordinator's write is.
 // Anti-entropy has its own bench (anti-entropy.bench.ts).
 
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import * as decoding from 'lib0/decoding'
 import * as encoding from 'lib0/encoding'
 import * as syncProtocol from 'y-protocols/sync'
 import * as Y from 'yjs'
+import { open } from 'lmdb'
 import { Libp2pNetwork } from '../../effects/network/index.js'
 import { pnCounter, type PNCounterState } from '../../runtime/crdt/lattices/index.js'
 import { CrdtCoordinator } from '../../runtime/crdt/crdt-coordinator.js'
@@ -60,13 +65,21 @@ interface YjsSyncer {
   stop(): Promise<void>
 }
 
-/** y-protocols over the same transport: step 1 (state vector) → step 2 (missing update), applied. */
+/**
+ * y-protocols over the same transport: step 1 (state vector) → step 2 (missing update), applied,
+ * and the applied update appended to an LMDB log without waiting (as y-leveldb stores updates):
+ * the same durability as the coordinator's sync, whose write is queued, not awaited.
+ */
 async function yProtocolsSyncer(): Promise<YjsSyncer> {
   const [a, b] = await Promise.all([Libp2pNetwork.create({ transport: 'tcp' }), Libp2pNetwork.create({ transport: 'tcp' })])
   await Promise.all([a.start(), b.start()])
+  const dir = mkdtempSync(join(tmpdir(), 'aura-bench-yjs-'))
+  const db = open({ path: dir })
   const proto = '/bench/y-sync/1.0.0'
   const docA = new Y.Doc()
   const docB = new Y.Doc()
+  let logged = 0
+  docA.on('update', (update: Uint8Array) => void db.put(['doc', logged++], update))
   await b.handle(proto, (frame) => {
     const encoder = encoding.createEncoder()
     syncProtocol.readSyncMessage(decoding.createDecoder(frame.bytes), encoder, docB, 'remote')
@@ -91,10 +104,13 @@ async function yProtocolsSyncer(): Promise<YjsSyncer> {
     },
     check: () => {
       if (docA.getArray('items').length !== docB.getArray('items').length) throw new Error('y-protocols baseline did not sync')
+      if (logged !== n) throw new Error(`y-protocols baseline logged ${logged} of ${n} updates`)
     },
     stop: async () => {
       await a.stop()
       await b.stop()
+      await db.close()
+      rmSync(dir, { recursive: true, force: true })
     },
   }
 }
@@ -122,14 +138,14 @@ async function coordinatorYjsSyncer(how: 'sync' | 'exchange'): Promise<YjsSyncer
 }
 
 /**
- * p50 of each syncer, one after the other, each after its own warm-up. (Interleaving them one
- * sync each in turn was tried: the work a coordinator sync leaves behind, its queued LMDB write
- * committing, then lands in the y-protocols sample after it, which would flatter the ratio.)
+ * p50 of each syncer, interleaved one sync each in turn after a warm-up of each: whatever else the
+ * machine does in a stretch of the run weighs on all alike. Each leaves a queued LMDB write
+ * behind, which commits during the next one's sample.
  */
 async function p50Each(syncers: YjsSyncer[], iterations: number, warmup: number): Promise<number[]> {
   const samples = syncers.map((): number[] => [])
-  for (let k = 0; k < syncers.length; k++) {
-    for (let i = -warmup; i < iterations; i++) {
+  for (let i = -warmup; i < iterations; i++) {
+    for (let k = 0; k < syncers.length; k++) {
       const t0 = performance.now()
       await syncers[k]!.once()
       if (i >= 0) samples[k]!.push(performance.now() - t0)
