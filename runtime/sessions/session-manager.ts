@@ -165,6 +165,8 @@ function verdictOf(outcome: SessionOutcome): Verdict {
  */
 const AGREEMENT_ATTEMPT_MS = 1_000
 
+/** Longest a report waits for this peer's own answered step to settle (see ownStepSettled). */
+const STEP_SETTLE_MS = 20
 /** Longest a transition that no acknowledgement waits on stays off disk (see persistSoon). */
 const CHECKPOINT_MS = 20
 
@@ -245,6 +247,8 @@ export class SessionManager {
   private checkpointTimer: unknown
   /** per session: opens once the steps received so far are on disk and acknowledged (a send waits for it) */
   private readonly receipts = new Map<string, Promise<void>>()
+  /** sessions whose outcome is on disk (a write holding it landed): releasing need not write it again */
+  private readonly durableOutcomes = new Set<string>()
   /** leader, per session: participants whose report was answered with the verdict */
   private readonly answeredVerdict = new Map<string, Set<string>>()
   /** finished sessions: when they finished, and the clock timer that will forget them */
@@ -445,6 +449,7 @@ export class SessionManager {
     this.actors.delete(sessionId)
     this.inviteProtocols.delete(sessionId)
     this.answeredVerdict.delete(sessionId)
+    this.durableOutcomes.delete(sessionId)
     this.receipts.delete(sessionId)
     this.unsaved.delete(sessionId)
     await this.keepVerdict(actor.getSnapshot().context)
@@ -572,9 +577,46 @@ export class SessionManager {
     const event: SessionEvent = { type: 'RECEIVE', step: message.step, from, payload: payload.data }
     // A retried step we already have is acknowledged again, not an error.
     if (actor.getSnapshot().can(event)) actor.send(event)
-    if (message.reportsDone) this.hearReport(actor, { type: 'REPORT', from, kind: 'done' })
+    if (!message.reportsDone) {
+      await this.persist(sessionId)
+      return undefined
+    }
+    // The report may decide the session as soon as our own step to this peer is settled; the peer
+    // acknowledged that step before it sent this one (a triggered step leaves after its ack), so
+    // its answer is already here. Letting it settle first puts the outcome in the same write.
+    await this.ownStepSettled(actor, from)
+    this.hearReport(actor, { type: 'REPORT', from, kind: 'done' })
+    return this.durableVerdictReply(actor, from)
+  }
+
+  /**
+   * Resolves once the step this peer is sending only to `peer` (if any) has settled in the
+   * machine, or after STEP_SETTLE_MS on the clock: an answer lost with its stream would leave
+   * the step to its retries, and the report is then recorded without waiting for them.
+   */
+  private ownStepSettled(actor: SessionActor, peer: string): Promise<void> {
+    const step = actor.getSnapshot().children.sendStep
+    const input = (step?.getSnapshot() as { input?: SendStepInput } | undefined)?.input
+    if (!step || !input || input.toPeerIds.some((p) => p !== peer)) return Promise.resolve()
+    return new Promise<void>((resolve) => {
+      let timer: unknown
+      const done = () => {
+        this.deps.clock.clearTimeout(timer)
+        subscription.unsubscribe()
+        resolve()
+      }
+      const subscription = actor.subscribe({ next: (snapshot) => snapshot.children.sendStep !== step && done(), error: done, complete: done })
+      timer = this.deps.clock.setTimeout(done, STEP_SETTLE_MS)
+    })
+  }
+
+  /** Leader: a report's answer once it is on disk, with the verdict (on disk too) if decided. */
+  private async durableVerdictReply(actor: SessionActor, peer: string): Promise<z.infer<typeof reportReply>> {
+    const { sessionId } = actor.getSnapshot().context
     await this.persist(sessionId)
-    return message.reportsDone ? this.verdictReply(actor, from) : undefined
+    // decided while that write was in flight: a verdict is answered only once a restart keeps it
+    if (actor.getSnapshot().context.outcome && !this.durableOutcomes.has(sessionId)) await this.persist(sessionId)
+    return this.verdictReply(actor, peer)
   }
 
   /**
@@ -620,8 +662,7 @@ export class SessionManager {
     if (context.leaderPeerId !== this.self) throw new PermissionDenied('this peer does not lead the session', { sessionId })
     if (!context.participants.some((p) => p.peerId === from)) throw new PermissionDenied('peer is not a participant of the session', { from })
     this.hearReport(actor, { type: 'REPORT', from, ...proposal })
-    await this.persist(sessionId)
-    return this.verdictReply(actor, from)
+    return this.durableVerdictReply(actor, from)
   }
 
   /** Participant: the leader's verdict. Adopted (and on disk) before it is acknowledged. */
@@ -749,6 +790,7 @@ export class SessionManager {
     }
     try {
       await this.store.put(sessionId, record)
+      if ((record.snapshot as SessionSnapshot).context.outcome) this.durableOutcomes.add(sessionId)
     } catch (error) {
       this.report(error, 'session/persist')
     }
@@ -813,7 +855,8 @@ export class SessionManager {
    */
   private async release(sessionId: string, outcome: SessionOutcome, announce: boolean): Promise<void> {
     if (!announce) return
-    await this.persist(sessionId)
+    // Usually the write that answered a report with the verdict already holds it.
+    if (!this.durableOutcomes.has(sessionId)) await this.persist(sessionId)
     this.announce(this.actor(sessionId).getSnapshot().context, verdictOf(outcome))
   }
 

@@ -1,17 +1,19 @@
 // Transitions that no acknowledgement waits on are not written one commit each: they reach
 // storage at the next awaited write or within the checkpoint interval (20 ms), so a restarted
 // peer finds its sessions as they were moments before, finished ones included.
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import { z } from 'zod'
 import { Simulation } from '../../../runtime/testing/simulation.js'
 import { defineChoreography } from '../../../runtime/sessions/choreography.js'
-import type { Runtime } from '../../../runtime/core/runtime.js'
+import { createRuntime, type Runtime } from '../../../runtime/core/runtime.js'
 import { drive } from '../../fixtures/simulation-drive.js'
 import { componentsOf } from '../../../runtime/core/components.js'
 
 const sims: Simulation[] = []
+const runtimes: Runtime[] = []
 afterEach(async () => {
   for (const sim of sims.splice(0)) await sim.stop()
+  for (const runtime of runtimes.splice(0)) await runtime.stop()
 })
 
 const pingPong = defineChoreography({
@@ -59,5 +61,43 @@ describe('session checkpoints', () => {
     // no separate join, report or verdict announcement
     expect(kinds.filter((k) => k !== 'reply').sort()).toEqual(['invite', 'step', 'step'])
     expect(kinds.filter((k) => k === 'reply')).toHaveLength(3)
+  })
+
+  // Over libp2p (the memory transport) the participant's ack of the leader's step and its own
+  // step carrying the report arrive together, as over TCP; the simulated network spaces them out.
+  it('the leader answers the done report with its verdict only once the outcome is on disk, one write holding report and outcome', async () => {
+    const [a, b] = await Promise.all([0, 1].map(() => createRuntime({ transport: 'memory', protocols: [pingPong], sessions: { autoJoin: true } })))
+    runtimes.push(a!, b!)
+    await a!.connect(b!.addresses()[0]!)
+    b!.sessions.invitations$.subscribe((invite) => void b!.sessions.executeProtocol(invite.sessionId, invite.protocol))
+    // what the leader writes, in order: each stored snapshot's state value and whether it holds an outcome
+    const store = componentsOf(a!).storage.namespace('aura.sessions')
+    const put = store.put.bind(store)
+    const writes: Array<{ value: unknown; decided: boolean }> = []
+    store.put = (key, value) => {
+      const { snapshot } = value as { snapshot: { value: unknown; context: { outcome: unknown } } }
+      writes.push({ value: snapshot.value, decided: snapshot.context.outcome !== null })
+      return put(key, value)
+    }
+    const storedOutcome = (sessionId: string) =>
+      (store.get(sessionId) as { snapshot: { context: { outcome: { kind: string } | null } } } | undefined)?.snapshot.context.outcome?.kind
+    // the moment the participant has the verdict (its report's answer), what the leader holds on disk
+    const onDiskWhenAnswered: Array<string | undefined> = []
+    b!.events$.subscribe((e) => {
+      if (e.type === 'transition' && e.machine === 'session' && e.state === 'terminating') onDiskWhenAnswered.push(storedOutcome(e.actorId))
+    })
+    const roster = [
+      { peerId: a!.peerId, role: 'a' },
+      { peerId: b!.peerId, role: 'b' },
+    ]
+    const session = await a!.sessions.createSession('ping-pong', roster, { timeoutMs: 10_000, protocol: 'ping-pong' })
+    expect((await session.executeProtocol()).status).toBe('completed')
+    await vi.waitFor(() => expect(b!.sessions.get(session.id)?.state().status).toBe('completed'))
+    expect(onDiskWhenAnswered).toEqual(['success'])
+    // The write the report's answer waited for is the first to hold the outcome, and the release
+    // adds none: next comes only the checkpoint of the finished session.
+    await vi.waitFor(() => expect(writes.at(-1)?.value).toBe('completed'))
+    const decidedAt = writes.findIndex((w) => w.decided)
+    expect(writes.slice(decidedAt).map((w) => w.value)).toEqual(['terminating', 'completed'])
   })
 })
