@@ -56,7 +56,7 @@ import type { Choreography, StepContext } from './choreography.js'
 import { deadlineTimerActor } from '../core/effect-actors.js'
 import type { EventBus } from '../core/events.js'
 import type { InboundMessage, Router } from '../core/router.js'
-import { withRetry, isTransient } from '../timeouts/with-retry.js'
+import { withRetry, isTransient, type RetryPolicy } from '../timeouts/with-retry.js'
 import { currentSignal, enclosingDeadline, withEnclosingSignal } from '../timeouts/timeout-context.js'
 import { z } from 'zod'
 
@@ -165,6 +165,8 @@ function verdictOf(outcome: SessionOutcome): Verdict {
  */
 const AGREEMENT_ATTEMPT_MS = 1_000
 
+/** Retries of a session message until acknowledged; one object, so withRetry validates it once. */
+const DELIVERY_POLICY: RetryPolicy = { maxAttempts: 1_000, initialDelayMs: 25, maxDelayMs: 1_000, multiplier: 2, jitter: 'equal' }
 /** Longest a report waits for this peer's own answered step to settle (see ownStepSettled). */
 const STEP_SETTLE_MS = 20
 /** Longest a transition that no acknowledgement waits on stays off disk (see persistSoon). */
@@ -946,8 +948,10 @@ export class SessionManager {
         random: this.deps.random,
         deadlineAt,
         ...(signal ? { signal } : {}),
-        policy: { maxAttempts: 1_000, initialDelayMs: 25, maxDelayMs: 1_000, multiplier: 2, jitter: 'equal' },
+        policy: DELIVERY_POLICY,
         isRetryable: isTransient,
+        // each attempt is a router request timed out within attemptMs: no deadline timer for it
+        attemptTimeoutMs: AGREEMENT_ATTEMPT_MS,
       },
     )
   }

@@ -21,7 +21,7 @@ const RAW_ACK = '/aura/bench-raw-ack/1.0.0'
 const PAYLOAD_BYTES = 64
 const LATENCY_SAMPLES = 2_000
 const THROUGHPUT_MESSAGES = 5_000
-const ROUNDS = 3
+const ROUNDS = 5
 const WINDOW = 32
 
 async function pipelined(total: number, window: number, send: (i: number) => Promise<unknown>): Promise<number> {
