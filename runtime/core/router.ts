@@ -44,7 +44,8 @@ export interface InboundMessage {
   deadlineAt?: number
   /**
    * A handler may set this: the router calls it once the answer to this request (reply or typed
-   * error) is queued on the network, so whatever it sends to that peer leaves after the answer.
+   * error) is queued on the network (and its write has started), so whatever it sends to that
+   * peer leaves after the answer.
    */
   afterAnswer?: () => void
 }
@@ -306,13 +307,22 @@ export class Router {
 
   private handled(message: InboundMessage, result: unknown): void {
     const { envelope, from, family } = message
-    if (envelope.id !== undefined) void this.answer(from, family, { kind: REPLY, payload: result }, envelope.id)
-    message.afterAnswer?.()
+    const answered = envelope.id !== undefined ? this.answer(from, family, { kind: REPLY, payload: result }, envelope.id) : DONE
+    this.afterAnswer(message, answered)
   }
 
   private handlerFailed(message: InboundMessage, error: unknown): void {
-    this.reject(message.family, message.from, message.envelope, error, `${message.family}/${message.envelope.kind}`)
-    message.afterAnswer?.()
+    this.afterAnswer(message, this.reject(message.family, message.from, message.envelope, error, `${message.family}/${message.envelope.kind}`))
+  }
+
+  /**
+   * Runs the handler's afterAnswer once the answer is written (or failed to be): the answer then
+   * leaves before whatever afterAnswer does (an invitee executing its protocol, say) instead of
+   * waiting for it, and anything afterAnswer sends that peer follows it.
+   */
+  private afterAnswer(message: InboundMessage, answered: Promise<void>): void {
+    const after = message.afterAnswer
+    if (after !== undefined) void answered.then(after)
   }
 
   private onAnswer(envelope: Envelope, from: string): void {
@@ -342,17 +352,17 @@ export class Router {
     else pending.resolve(value)
   }
 
-  /** Counts a rejected inbound message and tells the sender why (never answering an answer). */
-  private reject(family: PatternFamily, from: string, envelope: Envelope | undefined, error: unknown, where: string): void {
+  /** Counts a rejected inbound message and tells the sender why (never answering an answer); settles once told. */
+  private reject(family: PatternFamily, from: string, envelope: Envelope | undefined, error: unknown, where: string): Promise<void> {
     const typed = isAuraError(error) ? error : new MalformedFrame(error instanceof Error ? error.message : String(error))
     this.bus.emit({ type: 'error', code: typed.code, where, message: typed.message, remote: from })
-    if (envelope && (envelope.kind === REPLY || envelope.kind === ERROR)) return
-    if (from === this.self && envelope?.id === undefined) return
+    if (envelope && (envelope.kind === REPLY || envelope.kind === ERROR)) return DONE
+    if (from === this.self && envelope?.id === undefined) return DONE
     // Telling a peer why costs a send (and, to a peer that does not speak the protocol back, a
     // failed stream negotiation each time): a flood of bad frames gets a bounded number of answers.
-    if (!this.errorAnswers.take(from)) return
+    if (!this.errorAnswers.take(from)) return DONE
     const payload = { code: typed.code, message: typed.message, details: sanitizeDetails(typed.details) }
-    void this.answer(from, family, { kind: ERROR, payload }, envelope?.id).catch(() => {})
+    return this.answer(from, family, { kind: ERROR, payload }, envelope?.id)
   }
 
   private answer(to: string, family: PatternFamily, message: OutboundMessage, id: string | undefined): Promise<void> {
