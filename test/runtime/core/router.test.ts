@@ -32,6 +32,45 @@ const outcome = (p: Promise<unknown>) =>
   )
 
 describe('Router requests', () => {
+  it("a handler's afterAnswer runs once its answer is written, not while the write is pending", async () => {
+    const clock = new VirtualClock(0)
+    const hub = new SimulatedNetworkHub({ clock, random: new SeededRandom(1) })
+    const router = (name: string, network = hub.createNetwork(name)) =>
+      new Router({
+        network,
+        bus: new EventBus(
+          () => name,
+          () => clock.now(),
+        ),
+        clock,
+        random: new SeededRandom(name.length),
+        maxFrameBytes: network.maxFrameBytes,
+      })
+    const a = router('a')
+    // b's network holds every write until `release`
+    const bNetwork = hub.createNetwork('b')
+    const send = bNetwork.send.bind(bNetwork)
+    let release!: () => void
+    const held = new Promise<void>((resolve) => (release = resolve))
+    bNetwork.send = (...args) => held.then(() => send(...args))
+    const b = router('b', bNetwork)
+    const order: string[] = []
+    await b.register('timeout', {
+      run: (message) => {
+        message.afterAnswer = () => order.push('after')
+        return 'answer'
+      },
+    })
+    await a.register('timeout', {})
+    const answered = a.request('b', 'timeout', { kind: 'run', payload: null }).then((value) => order.push(`reply ${String(value)}`))
+    await clock.advance(10)
+    expect(order).toEqual([])
+    release()
+    await clock.advance(10)
+    await answered
+    expect(order).toEqual(['after', 'reply answer'])
+  })
+
   it('a per-call timeout rejects with DeadlineExceeded once it passes on the clock, not before', async () => {
     const { clock, a, b } = pair()
     await b.register('timeout', { run: () => new Promise(() => undefined) }) // never answers
