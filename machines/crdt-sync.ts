@@ -1,21 +1,24 @@
 // CRDT sync with one peer (pattern 1): a long-lived actor per peer.
 //
-//   idle ──SYNC──▶ requesting ──▶ applying ──(peer lacks something)──▶ pushing ──▶ idle
-//                      │              │                                  │
-//                      └──────────────┴──── ERROR ──▶ backoff ──RETRY───▶ requesting
-//                                                 (or idle, failed, when not retryable / out of attempts)
+//   idle ──SYNC──▶ pulling ──(peer lacks something)──▶ pushing ──▶ idle
+//                     │                                   │
+//                     └──────────── ERROR ──▶ backoff ──RETRY──▶ pulling
+//                                 (or idle, failed, when not retryable / out of attempts)
 //
-// requesting: send our versions, receive what we lack. applying: join it in (validated first,
-// persisted) and work out what the peer lacks. pushing: send that. A SYNC that arrives while a
-// round runs is queued and coalesced: one more round starts when this one ends, so a caller's
-// change made during a round is never missed. Rounds are numbered; `lastOutcome.round` tells a
-// waiting caller that its round (or a later one) has finished.
+// pulling: send our versions, receive what we lack, and join it in (validated first, its write
+// queued), working out what the peer lacks. pushing: send that. A SYNC that arrives while a round
+// runs is queued and coalesced: one more round starts when this one ends, so a caller's change
+// made during a round is never missed. Rounds are numbered; `lastOutcome.round` tells a waiting
+// caller that its round (or a later one) has finished.
 //
 // The effects live in one injected callback actor, the sync worker, invoked for the machine's
-// whole life: each step state tells it what to do (EXCHANGE / APPLY / PUSH) on entry and waits
-// for its DONE or ERROR. Starting an actor per step cost more than the step's own work on a fast
-// link, and the worker keeps the step data (the pulled answer, the push plan) itself, so the
-// context holds only what the guards read plus the outcome. Backoff is an injected timer actor
+// whole life: each step state tells it what to do (PULL / PUSH) on entry and waits for its DONE
+// or ERROR. Starting an actor per step cost more than the step's own work on a fast link, and the
+// worker keeps the step data (the push plan) itself, so the context holds only what the guards
+// read plus the outcome. Receiving and joining are one step: joining is synchronous, and as a
+// step of its own it cost two more deliveries per round than the join itself. An answer that
+// arrived but was refused (it failed validation) comes back as ERROR with `rejected`: it is the
+// peer's fault and will not improve by asking again. Backoff is an injected timer actor
 // (clock + random): the machine itself never touches time or randomness.
 
 import { assign, fromCallback, not, sendTo, setup } from 'xstate'
@@ -31,13 +34,14 @@ export interface SyncWorkerInput {
 }
 
 /** What the machine asks its worker to do; one step at a time, each answered by DONE or ERROR. */
-export type SyncWorkerCommand = { type: 'EXCHANGE'; attempt: number } | { type: 'APPLY' } | { type: 'PUSH' }
+export type SyncWorkerCommand = { type: 'PULL'; attempt: number } | { type: 'PUSH' }
 
 /**
- * A step's answer. After APPLY, `push` says the peer lacks something; the step that ends a round
- * (APPLY without a push, or PUSH) carries the round's `result`.
+ * A step's answer. After PULL, `push` says the peer lacks something; the step that ends a round
+ * (PULL without a push, or PUSH) carries the round's `result`. An ERROR with `rejected` is an
+ * answer that arrived and was refused (it failed validation): never retried.
  */
-export type SyncStepEvent = { type: 'DONE'; push?: boolean; result?: unknown } | { type: 'ERROR'; error: unknown }
+export type SyncStepEvent = { type: 'DONE'; push?: boolean; result?: unknown } | { type: 'ERROR'; error: unknown; rejected?: boolean }
 
 export type CrdtSyncEvent = { type: 'SYNC'; policy?: BackoffPolicy } | SyncStepEvent | RetryEvent
 
@@ -83,6 +87,7 @@ export const crdtSyncMachine = setup({
   },
   guards: {
     isRetryable: ({ event }) => defaultIsRetryable((event as { error?: unknown }).error),
+    rejected: ({ event }) => (event as { rejected?: boolean }).rejected === true,
     canRetry: ({ context }) => context.attempt < attemptsAllowed(context) && context.policy !== null,
     queued: ({ context }) => context.queued,
     needsPush: ({ event }) => (event as { push?: boolean }).push === true,
@@ -116,8 +121,7 @@ export const crdtSyncMachine = setup({
         attempts: context.attempt,
       },
     })),
-    exchange: sendTo(WORKER, ({ context }) => ({ type: 'EXCHANGE', attempt: context.attempt })),
-    apply: sendTo(WORKER, { type: 'APPLY' }),
+    pull: sendTo(WORKER, ({ context }) => ({ type: 'PULL', attempt: context.attempt })),
     push: sendTo(WORKER, { type: 'PUSH' }),
   },
 }).createMachine({
@@ -141,29 +145,22 @@ export const crdtSyncMachine = setup({
   initial: 'idle',
   states: {
     idle: {
-      always: { guard: 'queued', target: 'requesting', actions: 'startRound' },
-      on: { SYNC: { target: 'requesting', actions: 'startRound' } },
+      always: { guard: 'queued', target: 'pulling', actions: 'startRound' },
+      on: { SYNC: { target: 'pulling', actions: 'startRound' } },
     },
-    requesting: {
-      entry: 'exchange',
-      on: {
-        DONE: { target: 'applying' },
-        ERROR: [
-          { guard: not('isRetryable'), target: 'idle', actions: 'fail' },
-          { guard: 'canRetry', target: 'backoff' },
-          { target: 'idle', actions: 'fail' },
-        ],
-      },
-    },
-    applying: {
-      entry: 'apply',
+    pulling: {
+      entry: 'pull',
       on: {
         DONE: [
           { guard: 'needsPush', target: 'pushing' },
           { target: 'idle', actions: 'succeed' },
         ],
-        // A response that fails validation is the peer's fault and will not improve by asking again.
-        ERROR: { target: 'idle', actions: 'fail' },
+        ERROR: [
+          { guard: 'rejected', target: 'idle', actions: 'fail' },
+          { guard: not('isRetryable'), target: 'idle', actions: 'fail' },
+          { guard: 'canRetry', target: 'backoff' },
+          { target: 'idle', actions: 'fail' },
+        ],
       },
     },
     pushing: {
@@ -184,7 +181,7 @@ export const crdtSyncMachine = setup({
         input: ({ context }) => ({ attempt: context.attempt, policy: context.policy! }),
       },
       on: {
-        RETRY: { target: 'requesting', actions: assign({ attempt: ({ context }) => context.attempt + 1 }) },
+        RETRY: { target: 'pulling', actions: assign({ attempt: ({ context }) => context.attempt + 1 }) },
         DEADLINE: { target: 'idle', actions: 'fail' },
       },
     },

@@ -1050,35 +1050,28 @@ export class CrdtCoordinator {
   }
 
   /**
-   * The effects of one peer's sync machine, one step at a time. What a step produces for the next
-   * (the pulled answer, the push plan) stays here rather than in the machine's context.
-   */
-  /**
    * The sync machine's worker: runs the steps of one round (see syncRound) as the machine
-   * commands them, a new round at every EXCHANGE.
+   * commands them, a new round at every PULL. PULL receives the peer's answer and joins it in;
+   * an answer that arrived but was refused is reported `rejected` (never retried).
    */
   private syncWorker(peerId: string, sendBack: (event: SyncStepEvent) => void, receive: (listener: (command: SyncWorkerCommand) => void) => void): void {
     let round = this.syncRound(peerId, undefined)
     const fail = (error: unknown) => sendBack({ type: 'ERROR', error })
+    const applied = () => {
+      let outcome: SyncStepEvent
+      try {
+        outcome = round.apply() ? { type: 'DONE', push: true } : { type: 'DONE', result: round.result() }
+      } catch (error) {
+        outcome = { type: 'ERROR', error, rejected: true }
+      }
+      sendBack(outcome)
+    }
     receive((command) => {
-      switch (command.type) {
-        case 'EXCHANGE':
-          round = this.syncRound(peerId, undefined)
-          round.pull().then(() => sendBack({ type: 'DONE' }), fail)
-          return
-        case 'APPLY': {
-          let outcome: SyncStepEvent
-          try {
-            outcome = round.apply() ? { type: 'DONE', push: true } : { type: 'DONE', result: round.result() }
-          } catch (error) {
-            outcome = { type: 'ERROR', error }
-          }
-          sendBack(outcome)
-          return
-        }
-        case 'PUSH':
-          round.push().then(() => sendBack({ type: 'DONE', result: round.result() }), fail)
-          return
+      if (command.type === 'PULL') {
+        round = this.syncRound(peerId, undefined)
+        round.pull().then(applied, fail)
+      } else {
+        round.push().then(() => sendBack({ type: 'DONE', result: round.result() }), fail)
       }
     })
   }
