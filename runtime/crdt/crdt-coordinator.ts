@@ -153,6 +153,8 @@ interface PullResult {
 }
 
 const peerIdSchema = z.string().min(1).max(256)
+/** peerIdSchema's test without zod, for the per-sync check (the schema decides what this does not accept). */
+const isPeerId = (value: unknown): boolean => (typeof value === 'string' && value.length >= 1 && value.length <= 256) || peerIdSchema.safeParse(value).success
 const persistedSchema = z.object({ kind: z.enum(['cv', 'delta', 'cm', 'mv']), type: z.string().min(1).max(300), payload: z.unknown() })
 const sizer = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: true })
 const DEFAULT_NAMESPACE = 'crdt.default'
@@ -878,7 +880,7 @@ export class CrdtCoordinator {
 
   /** Pull, apply, push with `peerId` for the named documents (all when omitted); no retry. */
   async exchange(peerId: string, names?: readonly string[], hooks: { onPush?: (docs: number) => void } = {}): Promise<ExchangeResult> {
-    peerIdSchema.parse(peerId)
+    if (!isPeerId(peerId)) peerIdSchema.parse(peerId)
     const before = { sent: this.counters.bytesSent, received: this.counters.bytesReceived }
     this.measuring += 1
     try {
@@ -915,8 +917,7 @@ export class CrdtCoordinator {
   }
 
   private runSync(peerId: string, policy: BackoffPolicy | undefined): Promise<SyncResult> {
-    const checked = peerIdSchema.safeParse(peerId)
-    if (!checked.success) return Promise.reject(new InvalidInput('invalid peer id', { peerId: String(peerId).slice(0, 64) }))
+    if (!isPeerId(peerId)) return Promise.reject(new InvalidInput('invalid peer id', { peerId: String(peerId).slice(0, 64) }))
     let actor: SyncActor
     try {
       actor = this.syncActor(peerId)
@@ -1082,29 +1083,14 @@ export class CrdtCoordinator {
    * what the peer lacks), push (send that). syncWithPeer's machine and exchange() both drive it.
    */
   private syncRound(peerId: string, names: readonly string[] | undefined): SyncRound {
-    let pulled: PullResult | undefined
-    let plan: DocStateWire[] = []
-    let result: ApplyResult = { changed: [], pushed: [], skipped: [] }
-    return {
-      pull: async () => {
-        pulled = await this.pull(peerId, names)
-      },
-      apply: () => {
-        const taken = pulled
-        pulled = undefined
-        if (!taken) throw new InvalidInput('apply before pull')
-        const { changed, push, skipped } = this.applyPull(peerId, taken)
-        plan = push
-        result = { changed, pushed: push.map((d) => d.name), skipped }
-        return push.length > 0
-      },
-      pushing: () => plan.length,
-      push: async () => {
-        await this.pushTo(peerId, plan)
-        plan = []
-      },
-      result: () => result,
-    }
+    return new SyncRound(this.roundSteps, peerId, names)
+  }
+
+  /** What a SyncRound calls here, bound once rather than per round. */
+  private readonly roundSteps: RoundSteps = {
+    pull: (peerId, names) => this.pull(peerId, names),
+    apply: (peerId, pulled) => this.applyPull(peerId, pulled),
+    push: (peerId, docs) => this.pushTo(peerId, docs),
   }
 
   /** Pushes buffered deltas of delta documents that `peerId` has not acknowledged. */
@@ -1203,14 +1189,54 @@ interface ApplyResult {
   skipped: string[]
 }
 
-/** The steps of one sync round, in order: pull, apply (true: the peer lacks something), push. */
-interface SyncRound {
-  pull(): Promise<void>
-  apply(): boolean
+interface RoundSteps {
+  pull(peerId: string, names: readonly string[] | undefined): Promise<PullResult>
+  apply(peerId: string, pulled: PullResult): { changed: string[]; push: DocStateWire[]; skipped: string[] }
+  push(peerId: string, docs: DocStateWire[]): Promise<number>
+}
+
+/**
+ * The steps of one sync round, in order: pull, apply (true: the peer lacks something), push.
+ * A class, not a bundle of closures: the sync actor makes one per round.
+ */
+class SyncRound {
+  private pulled: PullResult | undefined
+  private plan: DocStateWire[] = []
+  private outcome: ApplyResult = { changed: [], pushed: [], skipped: [] }
+
+  constructor(
+    private readonly steps: RoundSteps,
+    private readonly peerId: string,
+    private readonly names: readonly string[] | undefined,
+  ) {}
+
+  async pull(): Promise<void> {
+    this.pulled = await this.steps.pull(this.peerId, this.names)
+  }
+
+  apply(): boolean {
+    const taken = this.pulled
+    this.pulled = undefined
+    if (!taken) throw new InvalidInput('apply before pull')
+    const { changed, push, skipped } = this.steps.apply(this.peerId, taken)
+    this.plan = push
+    this.outcome = { changed, pushed: push.map((d) => d.name), skipped }
+    return push.length > 0
+  }
+
   /** documents the push will send */
-  pushing(): number
-  push(): Promise<void>
-  result(): ApplyResult
+  pushing(): number {
+    return this.plan.length
+  }
+
+  async push(): Promise<void> {
+    await this.steps.push(this.peerId, this.plan)
+    this.plan = []
+  }
+
+  result(): ApplyResult {
+    return this.outcome
+  }
 }
 
 interface SyncWaiter {
