@@ -390,9 +390,14 @@ export class CrdtCoordinator {
   /** What this peer presents to `peer`: a token that peer issued, else any given one, else its own. */
   credentialFor(peer: string): Promise<CapabilityToken> {
     const now = this.now()
-    const live = this.credentials.filter((t) => t.expiresAt > now)
-    const chosen = live.find((t) => rootIssuer(t) === peer) ?? live[0]
-    if (chosen) return Promise.resolve(chosen)
+    // One pass, no arrays: every request of every sync asks this.
+    let fallback: CapabilityToken | undefined
+    for (const token of this.credentials) {
+      if (token.expiresAt <= now) continue
+      if (rootIssuer(token) === peer) return Promise.resolve(token)
+      fallback ??= token
+    }
+    if (fallback) return Promise.resolve(fallback)
     const grant = this.deps?.grant
     if (!grant)
       return Promise.reject(new PermissionDenied('no capability to present for this collection', { reason: 'no-credential', collection: this.namespace }))
@@ -699,28 +704,28 @@ export class CrdtCoordinator {
   /** Answers a peer's versions with what it lacks. Read-only; throws InvalidInput for a bad request. */
   handleSyncRequest(request: unknown, from?: string): SyncResponse {
     const parsed = parseSyncRequest(request)
-    const entries = uniqueByName(parsed.docs).map((entry) => ({ entry, version: VectorClock.decode(entry.version) }))
+    const listed = distinctNames(parsed.docs)
     const out: DocStateWire[] = []
-    for (const { entry, version } of entries) {
+    // What the requester holds, learnt as we go (it is also what we answer from).
+    const learnt: Array<[string, DocumentView]> = []
+    for (const entry of parsed.docs) {
+      const view: DocumentView = { version: VectorClock.decode(entry.version), mark: entry.mark ?? '' }
+      learnt.push([entry.name, view])
       const doc = this.docs.get(entry.name)
       if (!doc) continue
       if ((entry.kind !== undefined && entry.kind !== doc.kind) || (entry.type !== undefined && entry.type !== doc.typeName)) {
         throw new InvalidInput(`document ${entry.name} is ${doc.kind}/${doc.typeName} here`, { doc: entry.name, kind: entry.kind, type: entry.type })
       }
-      out.push(this.stateWire(doc, doc.missingFor(version, entry.mark ?? '')))
+      out.push(this.stateWire(doc, doc.missingFor(view.version, view.mark)))
     }
     if (parsed.all) {
-      const listed = new Set(entries.map((e) => e.entry.name))
-      for (const doc of this.docs.values()) if (!listed.has(doc.name)) out.push(this.stateWire(doc, doc.missingFor(VectorClock.empty, '')))
-    }
-    if (from !== undefined) {
-      const learnt: Array<[string, DocumentView]> = entries.map(({ entry, version }) => [entry.name, { version, mark: entry.mark ?? '' }])
-      if (parsed.all) {
-        const listed = new Set(learnt.map(([n]) => n))
-        for (const name of this.docs.keys()) if (!listed.has(name)) learnt.push([name, { version: VectorClock.empty, mark: '' }])
+      for (const doc of this.docs.values()) {
+        if (listed.has(doc.name)) continue
+        out.push(this.stateWire(doc, doc.missingFor(VectorClock.empty, '')))
+        learnt.push([doc.name, { version: VectorClock.empty, mark: '' }])
       }
-      this.views.learn(from, learnt, this.now())
     }
+    if (from !== undefined) this.views.learn(from, learnt, this.now())
     const response = { docs: out }
     this.countBytes(request, response)
     return response
@@ -1247,11 +1252,17 @@ interface SyncWaiter {
   reject: (error: unknown) => void
 }
 
-function uniqueByName<T extends { name: string }>(entries: readonly T[]): T[] {
+/** The names of a message's entries; InvalidInput if one is listed twice. */
+function distinctNames(entries: readonly { name: string }[]): Set<string> {
   const seen = new Set<string>()
   for (const e of entries) {
     if (seen.has(e.name)) throw new InvalidInput('document listed twice in one message', { doc: e.name })
     seen.add(e.name)
   }
+  return seen
+}
+
+function uniqueByName<T extends { name: string }>(entries: readonly T[]): T[] {
+  distinctNames(entries)
   return entries as T[]
 }
