@@ -11,17 +11,19 @@
 // made during a round is never missed. Rounds are numbered; `lastOutcome.round` tells a waiting
 // caller that its round (or a later one) has finished.
 //
-// The effects live in one injected callback actor, the sync worker, invoked for the machine's
-// whole life: each step state tells it what to do (PULL / PUSH) on entry and waits for its DONE
-// or ERROR. Starting an actor per step cost more than the step's own work on a fast link, and the
-// worker keeps the step data (the push plan) itself, so the context holds only what the guards
-// read plus the outcome. Receiving and joining are one step: joining is synchronous, and as a
-// step of its own it cost two more deliveries per round than the join itself. An answer that
-// arrived but was refused (it failed validation) comes back as ERROR with `rejected`: it is the
-// peer's fault and will not improve by asking again. Backoff is an injected timer actor
-// (clock + random): the machine itself never touches time or randomness.
+// The effects are two injected actions, `pull` and `push`: each step state runs one on entry, and
+// the runner (the coordinator) answers it later with DONE or ERROR. They were actors once, one per
+// step, then one long-lived worker told what to do by event; but every event an actor handles
+// cost 15-45 µs in a sync round on a busy runtime (xstate's paths are shared by every machine
+// there), more than a step's own work on a fast link, so a round is now the SYNC that starts it and the
+// answer that ends it. The runner keeps the step data (the pulled answer, the push plan), so the
+// context holds only what the guards read plus the outcome. Receiving and joining are one step:
+// joining is synchronous, and as a step of its own it cost two more events per round than the join
+// itself. An answer that arrived but was refused (it failed validation) comes back as ERROR with
+// `rejected`: it is the peer's fault and will not improve by asking again. Backoff is an injected
+// timer actor (clock + random): the machine itself never touches time or randomness.
 
-import { assign, fromCallback, not, sendTo, setup } from 'xstate'
+import { assign, fromCallback, not, setup } from 'xstate'
 import { type RetryEvent } from './retry.js'
 import { defaultIsRetryable, errorInfo, type BackoffPolicy, type BackoffTimerInput, type ErrorInfo } from './kernel.js'
 
@@ -29,17 +31,10 @@ export interface CrdtSyncInput {
   peerId: string
 }
 
-export interface SyncWorkerInput {
-  peerId: string
-}
-
-/** What the machine asks its worker to do; one step at a time, each answered by DONE or ERROR. */
-export type SyncWorkerCommand = { type: 'PULL'; attempt: number } | { type: 'PUSH' }
-
 /**
- * A step's answer. After PULL, `push` says the peer lacks something; the step that ends a round
- * (PULL without a push, or PUSH) carries the round's `result`. An ERROR with `rejected` is an
- * answer that arrived and was refused (it failed validation): never retried.
+ * A step's answer, sent by the runner. After `pull`, `push` says the peer lacks something; the step
+ * that ends a round (`pull` without a push, or `push`) carries the round's `result`. An ERROR with
+ * `rejected` is an answer that arrived and was refused (it failed validation): never retried.
  */
 export type SyncStepEvent = { type: 'DONE'; push?: boolean; result?: unknown } | { type: 'ERROR'; error: unknown; rejected?: boolean }
 
@@ -69,8 +64,6 @@ export interface CrdtSyncContext {
 /** A round without a retry policy makes one attempt. */
 const attemptsAllowed = (context: CrdtSyncContext): number => context.policy?.maxAttempts ?? 1
 
-const WORKER = 'worker'
-
 export const crdtSyncMachine = setup({
   types: {
     input: {} as CrdtSyncInput,
@@ -78,9 +71,6 @@ export const crdtSyncMachine = setup({
     events: {} as CrdtSyncEvent,
   },
   actors: {
-    syncWorker: fromCallback<SyncWorkerCommand, SyncWorkerInput>(({ sendBack, receive }) => {
-      receive(() => sendBack({ type: 'ERROR', error: new Error('sync worker not provided') }))
-    }),
     backoffTimer: fromCallback<RetryEvent, BackoffTimerInput>(({ sendBack }) => {
       sendBack({ type: 'RETRY' })
     }),
@@ -121,8 +111,10 @@ export const crdtSyncMachine = setup({
         attempts: context.attempt,
       },
     })),
-    pull: sendTo(WORKER, ({ context }) => ({ type: 'PULL', attempt: context.attempt })),
-    push: sendTo(WORKER, { type: 'PUSH' }),
+    // The steps' effects, provided by the runner; each is answered with DONE or ERROR. Inert here:
+    // a machine nobody runs waits in its step.
+    pull: () => undefined,
+    push: () => undefined,
   },
 }).createMachine({
   id: 'crdtSync',
@@ -137,11 +129,6 @@ export const crdtSyncMachine = setup({
     syncCount: 0,
     errorCount: 0,
   }),
-  invoke: {
-    id: WORKER,
-    src: 'syncWorker',
-    input: ({ context }) => ({ peerId: context.peerId }),
-  },
   initial: 'idle',
   states: {
     idle: {

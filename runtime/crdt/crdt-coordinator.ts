@@ -22,7 +22,7 @@
 
 import { Packr } from 'msgpackr'
 import { Subject, filter, type Observable } from 'rxjs'
-import { createActor, fromCallback, type Actor } from 'xstate'
+import { createActor, type Actor } from 'xstate'
 import * as Y from 'yjs'
 import { z } from 'zod'
 import { AuraError, Cancelled, DeadlineExceeded, InvalidInput, NotFound, PermissionDenied, errorFromReport, isAuraError } from '../../effects/errors.js'
@@ -45,7 +45,7 @@ import type { Storage } from '../../effects/storage/index.js'
 import type { Clock } from '../../effects/time/index.js'
 import type { Random } from '../../effects/random/index.js'
 import { backoffPolicySchema, type BackoffPolicy } from '../../machines/kernel.js'
-import { crdtSyncMachine, type SyncOutcome, type SyncStepEvent, type SyncWorkerCommand, type SyncWorkerInput } from '../../machines/crdt-sync.js'
+import { crdtSyncMachine, type SyncOutcome, type SyncStepEvent } from '../../machines/crdt-sync.js'
 import { NAMESPACE_NAME } from '../../effects/storage/index.js'
 import {
   constrainDocument,
@@ -994,11 +994,13 @@ export class CrdtCoordinator {
     let actor = this.actors.get(peerId)
     if (actor) return actor
     const deps = this.attached
+    const steps = this.syncSteps(peerId, (event) => {
+      // An answer to a stopped machine (the coordinator detached mid-round) has no one to tell.
+      if (actor!.getSnapshot().status === 'active') actor!.send(event)
+    })
     const machine = crdtSyncMachine.provide({
-      actors: {
-        syncWorker: fromCallback<SyncWorkerCommand, SyncWorkerInput>(({ input, sendBack, receive }) => this.syncWorker(input.peerId, sendBack, receive)),
-        backoffTimer: backoffTimerActor(deps.clock, deps.random),
-      },
+      actors: { backoffTimer: backoffTimerActor(deps.clock, deps.random) },
+      actions: steps,
       guards: { isRetryable: ({ event }) => isTransient((event as { error?: unknown }).error) },
     })
     actor = createActor(machine, { input: { peerId }, clock: deps.clock, ...(deps.inspect ? { inspect: deps.inspect } : {}) })
@@ -1056,13 +1058,13 @@ export class CrdtCoordinator {
   }
 
   /**
-   * The sync machine's worker: runs the steps of one round (see syncRound) as the machine
-   * commands them, a new round at every PULL. PULL receives the peer's answer and joins it in;
-   * an answer that arrived but was refused is reported `rejected` (never retried).
+   * The sync machine's steps for one peer: `pull` starts a round (see syncRound), receives the
+   * peer's answer and joins it in; `push` sends what the peer lacks. Each answers with `send`
+   * (DONE or ERROR); an answer that arrived but was refused is reported `rejected`.
    */
-  private syncWorker(peerId: string, sendBack: (event: SyncStepEvent) => void, receive: (listener: (command: SyncWorkerCommand) => void) => void): void {
+  private syncSteps(peerId: string, send: (event: SyncStepEvent) => void): { pull: () => void; push: () => void } {
     let round = this.syncRound(peerId, undefined)
-    const fail = (error: unknown) => sendBack({ type: 'ERROR', error })
+    const fail = (error: unknown) => send({ type: 'ERROR', error })
     const applied = () => {
       let outcome: SyncStepEvent
       try {
@@ -1070,16 +1072,18 @@ export class CrdtCoordinator {
       } catch (error) {
         outcome = { type: 'ERROR', error, rejected: true }
       }
-      sendBack(outcome)
+      send(outcome)
     }
-    receive((command) => {
-      if (command.type === 'PULL') {
+    const pushed = () => send({ type: 'DONE', result: round.result() })
+    return {
+      pull: () => {
         round = this.syncRound(peerId, undefined)
         round.pull().then(applied, fail)
-      } else {
-        round.push().then(() => sendBack({ type: 'DONE', result: round.result() }), fail)
-      }
-    })
+      },
+      push: () => {
+        round.push().then(pushed, fail)
+      },
+    }
   }
 
   /**

@@ -1,8 +1,8 @@
-// The per-peer CRDT sync statechart with a stub sync worker: transitions, queued rounds, retries
-// with backoff, failures that must not retry, and one worker for the actor's whole life.
+// The per-peer CRDT sync statechart with stub step effects: transitions, queued rounds, retries
+// with backoff, failures that must not retry, and one effect run per step.
 import { createActor, fromCallback, waitFor } from 'xstate'
 import { describe, expect, it } from 'vitest'
-import { crdtSyncMachine, type SyncWorkerCommand, type SyncWorkerInput } from '../../machines/crdt-sync.js'
+import { crdtSyncMachine } from '../../machines/crdt-sync.js'
 import type { RetryEvent } from '../../machines/retry.js'
 import type { BackoffTimerInput } from '../../machines/kernel.js'
 import { DecodeError, InvalidInput, NetworkError } from '../../effects/errors.js'
@@ -12,33 +12,30 @@ const policy = { maxAttempts: 3, initialDelayMs: 1, maxDelayMs: 1, multiplier: 1
 function harness(options: { pullFailures?: unknown[]; applyError?: unknown; push?: boolean } = {}) {
   const failures = [...(options.pullFailures ?? [])]
   const calls: string[] = []
-  const workers: string[] = []
   let release: (() => void) | undefined
+  let plan: unknown
   const machine = crdtSyncMachine.provide({
-    actors: {
-      // Answers synchronously where it can (failures, push); a pull's answer comes when the test releases it.
-      syncWorker: fromCallback<SyncWorkerCommand, SyncWorkerInput>(({ input, sendBack, receive }) => {
-        workers.push(input.peerId)
-        let plan: unknown
-        receive((command) => {
-          if (command.type === 'PULL') {
-            calls.push(`pull#${command.attempt}`)
-            const failure = failures.shift()
-            if (failure !== undefined) return sendBack({ type: 'ERROR', error: failure })
-            void new Promise<void>((resolve) => (release = resolve)).then(() => {
-              // the answer arrived: joined in the same step, as the runtime's worker does
-              const response = { versions: 'theirs' }
-              calls.push(`apply:${JSON.stringify(response)}`)
-              if (options.applyError) return sendBack({ type: 'ERROR', error: options.applyError, rejected: true })
-              plan = options.push ? ['doc'] : undefined
-              sendBack(options.push ? { type: 'DONE', push: true } : { type: 'DONE', result: { changed: ['doc'] } })
-            })
-          } else {
-            calls.push(`push:${JSON.stringify(plan)}`)
-            sendBack({ type: 'DONE', result: { changed: ['doc'] } })
-          }
+    // Answer at once where they can (failures, push); a pull's answer comes when the test releases it.
+    actions: {
+      pull: ({ context, self }) => {
+        calls.push(`pull#${context.attempt}`)
+        const failure = failures.shift()
+        if (failure !== undefined) return self.send({ type: 'ERROR', error: failure })
+        void new Promise<void>((resolve) => (release = resolve)).then(() => {
+          // the answer arrived: joined in the same step, as the coordinator does
+          const response = { versions: 'theirs' }
+          calls.push(`apply:${JSON.stringify(response)}`)
+          if (options.applyError) return self.send({ type: 'ERROR', error: options.applyError, rejected: true })
+          plan = options.push ? ['doc'] : undefined
+          self.send(options.push ? { type: 'DONE', push: true } : { type: 'DONE', result: { changed: ['doc'] } })
         })
-      }),
+      },
+      push: ({ self }) => {
+        calls.push(`push:${JSON.stringify(plan)}`)
+        self.send({ type: 'DONE', result: { changed: ['doc'] } })
+      },
+    },
+    actors: {
       backoffTimer: fromCallback<RetryEvent, BackoffTimerInput>(({ input, sendBack }) => {
         calls.push(`backoff#${input.attempt}`)
         sendBack({ type: 'RETRY' })
@@ -57,7 +54,7 @@ function harness(options: { pullFailures?: unknown[]; applyError?: unknown; push
     release = undefined
     r()
   }
-  return { actor, calls, states, answer, workers }
+  return { actor, calls, states, answer }
 }
 
 describe('crdt sync machine', () => {
@@ -96,14 +93,14 @@ describe('crdt sync machine', () => {
     expect(done.context.syncCount).toBe(2)
   })
 
-  it('one sync worker serves every round, started with the actor', async () => {
-    const { actor, workers, answer } = harness({ push: true })
+  it('each step runs its effect once: a pull per attempt, a push per round that needs one', async () => {
+    const { actor, calls, answer } = harness({ push: true })
     for (const round of [1, 2, 3]) {
       actor.send({ type: 'SYNC' })
       await answer()
       await waitFor(actor, (s) => s.context.lastOutcome?.round === round)
     }
-    expect(workers).toEqual(['peer-b'])
+    expect(calls).toEqual(Array.from({ length: 3 }, () => ['pull#1', 'apply:{"versions":"theirs"}', 'push:["doc"]']).flat())
     expect(actor.getSnapshot().context.syncCount).toBe(3)
   })
 
