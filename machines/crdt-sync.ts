@@ -1,24 +1,29 @@
 // CRDT sync with one peer (pattern 1): a long-lived actor per peer.
 //
-//   idle ──SYNC──▶ requesting ──▶ applying ──(peer lacks something)──▶ pushing ──▶ idle
-//                      │              │                                  │
-//                      └──────────────┴──── ERROR ──▶ backoff ──RETRY───▶ requesting
-//                                                 (or idle, failed, when not retryable / out of attempts)
+//   idle ──SYNC──▶ pulling ──(peer lacks something)──▶ pushing ──▶ idle
+//                     │                                   │
+//                     └──────────── ERROR ──▶ backoff ──RETRY──▶ pulling
+//                                 (or idle, failed, when not retryable / out of attempts)
 //
-// requesting: send our versions, receive what we lack. applying: join it in (validated first,
-// persisted) and work out what the peer lacks. pushing: send that. A SYNC that arrives while a
-// round runs is queued and coalesced: one more round starts when this one ends, so a caller's
-// change made during a round is never missed. Rounds are numbered; `lastOutcome.round` tells a
-// waiting caller that its round (or a later one) has finished.
+// pulling: send our versions, receive what we lack, and join it in (validated first, its write
+// queued), working out what the peer lacks. pushing: send that. A SYNC that arrives while a round
+// runs is queued and coalesced: one more round starts when this one ends, so a caller's change
+// made during a round is never missed. Rounds are numbered; `lastOutcome.round` tells a waiting
+// caller that its round (or a later one) has finished.
 //
-// The effects live in one injected callback actor, the sync worker, invoked for the machine's
-// whole life: each step state tells it what to do (EXCHANGE / APPLY / PUSH) on entry and waits
-// for its DONE or ERROR. Starting an actor per step cost more than the step's own work on a fast
-// link, and the worker keeps the step data (the pulled answer, the push plan) itself, so the
-// context holds only what the guards read plus the outcome. Backoff is an injected timer actor
-// (clock + random): the machine itself never touches time or randomness.
+// The effects are two injected actions, `pull` and `push`: each step state runs one on entry, and
+// the runner (the coordinator) answers it later with DONE or ERROR. They were actors once, one per
+// step, then one long-lived worker told what to do by event; but every event an actor handles
+// cost 15-45 µs in a sync round on a busy runtime (xstate's paths are shared by every machine
+// there), more than a step's own work on a fast link, so a round is now the SYNC that starts it and the
+// answer that ends it. The runner keeps the step data (the pulled answer, the push plan), so the
+// context holds only what the guards read plus the outcome. Receiving and joining are one step:
+// joining is synchronous, and as a step of its own it cost two more events per round than the join
+// itself. An answer that arrived but was refused (it failed validation) comes back as ERROR with
+// `rejected`: it is the peer's fault and will not improve by asking again. Backoff is an injected
+// timer actor (clock + random): the machine itself never touches time or randomness.
 
-import { assign, fromCallback, not, sendTo, setup } from 'xstate'
+import { assign, fromCallback, not, setup } from 'xstate'
 import { type RetryEvent } from './retry.js'
 import { defaultIsRetryable, errorInfo, type BackoffPolicy, type BackoffTimerInput, type ErrorInfo } from './kernel.js'
 
@@ -26,18 +31,12 @@ export interface CrdtSyncInput {
   peerId: string
 }
 
-export interface SyncWorkerInput {
-  peerId: string
-}
-
-/** What the machine asks its worker to do; one step at a time, each answered by DONE or ERROR. */
-export type SyncWorkerCommand = { type: 'EXCHANGE'; attempt: number } | { type: 'APPLY' } | { type: 'PUSH' }
-
 /**
- * A step's answer. After APPLY, `push` says the peer lacks something; the step that ends a round
- * (APPLY without a push, or PUSH) carries the round's `result`.
+ * A step's answer, sent by the runner. After `pull`, `push` says the peer lacks something; the step
+ * that ends a round (`pull` without a push, or `push`) carries the round's `result`. An ERROR with
+ * `rejected` is an answer that arrived and was refused (it failed validation): never retried.
  */
-export type SyncStepEvent = { type: 'DONE'; push?: boolean; result?: unknown } | { type: 'ERROR'; error: unknown }
+export type SyncStepEvent = { type: 'DONE'; push?: boolean; result?: unknown } | { type: 'ERROR'; error: unknown; rejected?: boolean }
 
 export type CrdtSyncEvent = { type: 'SYNC'; policy?: BackoffPolicy } | SyncStepEvent | RetryEvent
 
@@ -65,8 +64,6 @@ export interface CrdtSyncContext {
 /** A round without a retry policy makes one attempt. */
 const attemptsAllowed = (context: CrdtSyncContext): number => context.policy?.maxAttempts ?? 1
 
-const WORKER = 'worker'
-
 export const crdtSyncMachine = setup({
   types: {
     input: {} as CrdtSyncInput,
@@ -74,15 +71,13 @@ export const crdtSyncMachine = setup({
     events: {} as CrdtSyncEvent,
   },
   actors: {
-    syncWorker: fromCallback<SyncWorkerCommand, SyncWorkerInput>(({ sendBack, receive }) => {
-      receive(() => sendBack({ type: 'ERROR', error: new Error('sync worker not provided') }))
-    }),
     backoffTimer: fromCallback<RetryEvent, BackoffTimerInput>(({ sendBack }) => {
       sendBack({ type: 'RETRY' })
     }),
   },
   guards: {
     isRetryable: ({ event }) => defaultIsRetryable((event as { error?: unknown }).error),
+    rejected: ({ event }) => (event as { rejected?: boolean }).rejected === true,
     canRetry: ({ context }) => context.attempt < attemptsAllowed(context) && context.policy !== null,
     queued: ({ context }) => context.queued,
     needsPush: ({ event }) => (event as { push?: boolean }).push === true,
@@ -116,9 +111,10 @@ export const crdtSyncMachine = setup({
         attempts: context.attempt,
       },
     })),
-    exchange: sendTo(WORKER, ({ context }) => ({ type: 'EXCHANGE', attempt: context.attempt })),
-    apply: sendTo(WORKER, { type: 'APPLY' }),
-    push: sendTo(WORKER, { type: 'PUSH' }),
+    // The steps' effects, provided by the runner; each is answered with DONE or ERROR. Inert here:
+    // a machine nobody runs waits in its step.
+    pull: () => undefined,
+    push: () => undefined,
   },
 }).createMachine({
   id: 'crdtSync',
@@ -133,37 +129,25 @@ export const crdtSyncMachine = setup({
     syncCount: 0,
     errorCount: 0,
   }),
-  invoke: {
-    id: WORKER,
-    src: 'syncWorker',
-    input: ({ context }) => ({ peerId: context.peerId }),
-  },
   initial: 'idle',
   states: {
     idle: {
-      always: { guard: 'queued', target: 'requesting', actions: 'startRound' },
-      on: { SYNC: { target: 'requesting', actions: 'startRound' } },
+      always: { guard: 'queued', target: 'pulling', actions: 'startRound' },
+      on: { SYNC: { target: 'pulling', actions: 'startRound' } },
     },
-    requesting: {
-      entry: 'exchange',
-      on: {
-        DONE: { target: 'applying' },
-        ERROR: [
-          { guard: not('isRetryable'), target: 'idle', actions: 'fail' },
-          { guard: 'canRetry', target: 'backoff' },
-          { target: 'idle', actions: 'fail' },
-        ],
-      },
-    },
-    applying: {
-      entry: 'apply',
+    pulling: {
+      entry: 'pull',
       on: {
         DONE: [
           { guard: 'needsPush', target: 'pushing' },
           { target: 'idle', actions: 'succeed' },
         ],
-        // A response that fails validation is the peer's fault and will not improve by asking again.
-        ERROR: { target: 'idle', actions: 'fail' },
+        ERROR: [
+          { guard: 'rejected', target: 'idle', actions: 'fail' },
+          { guard: not('isRetryable'), target: 'idle', actions: 'fail' },
+          { guard: 'canRetry', target: 'backoff' },
+          { target: 'idle', actions: 'fail' },
+        ],
       },
     },
     pushing: {
@@ -184,7 +168,7 @@ export const crdtSyncMachine = setup({
         input: ({ context }) => ({ attempt: context.attempt, policy: context.policy! }),
       },
       on: {
-        RETRY: { target: 'requesting', actions: assign({ attempt: ({ context }) => context.attempt + 1 }) },
+        RETRY: { target: 'pulling', actions: assign({ attempt: ({ context }) => context.attempt + 1 }) },
         DEADLINE: { target: 'idle', actions: 'fail' },
       },
     },

@@ -22,7 +22,7 @@
 
 import { Packr } from 'msgpackr'
 import { Subject, filter, type Observable } from 'rxjs'
-import { createActor, fromCallback, type Actor } from 'xstate'
+import { createActor, type Actor } from 'xstate'
 import * as Y from 'yjs'
 import { z } from 'zod'
 import { AuraError, Cancelled, DeadlineExceeded, InvalidInput, NotFound, PermissionDenied, errorFromReport, isAuraError } from '../../effects/errors.js'
@@ -45,7 +45,7 @@ import type { Storage } from '../../effects/storage/index.js'
 import type { Clock } from '../../effects/time/index.js'
 import type { Random } from '../../effects/random/index.js'
 import { backoffPolicySchema, type BackoffPolicy } from '../../machines/kernel.js'
-import { crdtSyncMachine, type SyncOutcome, type SyncStepEvent, type SyncWorkerCommand, type SyncWorkerInput } from '../../machines/crdt-sync.js'
+import { crdtSyncMachine, type SyncOutcome, type SyncStepEvent } from '../../machines/crdt-sync.js'
 import { NAMESPACE_NAME } from '../../effects/storage/index.js'
 import {
   constrainDocument,
@@ -153,6 +153,8 @@ interface PullResult {
 }
 
 const peerIdSchema = z.string().min(1).max(256)
+/** peerIdSchema's test without zod, for the per-sync check (the schema decides what this does not accept). */
+const isPeerId = (value: unknown): boolean => (typeof value === 'string' && value.length >= 1 && value.length <= 256) || peerIdSchema.safeParse(value).success
 const persistedSchema = z.object({ kind: z.enum(['cv', 'delta', 'cm', 'mv']), type: z.string().min(1).max(300), payload: z.unknown() })
 const sizer = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: true })
 const DEFAULT_NAMESPACE = 'crdt.default'
@@ -388,9 +390,14 @@ export class CrdtCoordinator {
   /** What this peer presents to `peer`: a token that peer issued, else any given one, else its own. */
   credentialFor(peer: string): Promise<CapabilityToken> {
     const now = this.now()
-    const live = this.credentials.filter((t) => t.expiresAt > now)
-    const chosen = live.find((t) => rootIssuer(t) === peer) ?? live[0]
-    if (chosen) return Promise.resolve(chosen)
+    // One pass, no arrays: every request of every sync asks this.
+    let fallback: CapabilityToken | undefined
+    for (const token of this.credentials) {
+      if (token.expiresAt <= now) continue
+      if (rootIssuer(token) === peer) return Promise.resolve(token)
+      fallback ??= token
+    }
+    if (fallback) return Promise.resolve(fallback)
     const grant = this.deps?.grant
     if (!grant)
       return Promise.reject(new PermissionDenied('no capability to present for this collection', { reason: 'no-credential', collection: this.namespace }))
@@ -697,28 +704,28 @@ export class CrdtCoordinator {
   /** Answers a peer's versions with what it lacks. Read-only; throws InvalidInput for a bad request. */
   handleSyncRequest(request: unknown, from?: string): SyncResponse {
     const parsed = parseSyncRequest(request)
-    const entries = uniqueByName(parsed.docs).map((entry) => ({ entry, version: VectorClock.decode(entry.version) }))
+    const listed = distinctNames(parsed.docs)
     const out: DocStateWire[] = []
-    for (const { entry, version } of entries) {
+    // What the requester holds, learnt as we go (it is also what we answer from).
+    const learnt: Array<[string, DocumentView]> = []
+    for (const entry of parsed.docs) {
+      const view: DocumentView = { version: VectorClock.decode(entry.version), mark: entry.mark ?? '' }
+      learnt.push([entry.name, view])
       const doc = this.docs.get(entry.name)
       if (!doc) continue
       if ((entry.kind !== undefined && entry.kind !== doc.kind) || (entry.type !== undefined && entry.type !== doc.typeName)) {
         throw new InvalidInput(`document ${entry.name} is ${doc.kind}/${doc.typeName} here`, { doc: entry.name, kind: entry.kind, type: entry.type })
       }
-      out.push(this.stateWire(doc, doc.missingFor(version, entry.mark ?? '')))
+      out.push(this.stateWire(doc, doc.missingFor(view.version, view.mark)))
     }
     if (parsed.all) {
-      const listed = new Set(entries.map((e) => e.entry.name))
-      for (const doc of this.docs.values()) if (!listed.has(doc.name)) out.push(this.stateWire(doc, doc.missingFor(VectorClock.empty, '')))
-    }
-    if (from !== undefined) {
-      const learnt: Array<[string, DocumentView]> = entries.map(({ entry, version }) => [entry.name, { version, mark: entry.mark ?? '' }])
-      if (parsed.all) {
-        const listed = new Set(learnt.map(([n]) => n))
-        for (const name of this.docs.keys()) if (!listed.has(name)) learnt.push([name, { version: VectorClock.empty, mark: '' }])
+      for (const doc of this.docs.values()) {
+        if (listed.has(doc.name)) continue
+        out.push(this.stateWire(doc, doc.missingFor(VectorClock.empty, '')))
+        learnt.push([doc.name, { version: VectorClock.empty, mark: '' }])
       }
-      this.views.learn(from, learnt, this.now())
     }
+    if (from !== undefined) this.views.learn(from, learnt, this.now())
     const response = { docs: out }
     this.countBytes(request, response)
     return response
@@ -878,7 +885,7 @@ export class CrdtCoordinator {
 
   /** Pull, apply, push with `peerId` for the named documents (all when omitted); no retry. */
   async exchange(peerId: string, names?: readonly string[], hooks: { onPush?: (docs: number) => void } = {}): Promise<ExchangeResult> {
-    peerIdSchema.parse(peerId)
+    if (!isPeerId(peerId)) peerIdSchema.parse(peerId)
     const before = { sent: this.counters.bytesSent, received: this.counters.bytesReceived }
     this.measuring += 1
     try {
@@ -915,8 +922,7 @@ export class CrdtCoordinator {
   }
 
   private runSync(peerId: string, policy: BackoffPolicy | undefined): Promise<SyncResult> {
-    const checked = peerIdSchema.safeParse(peerId)
-    if (!checked.success) return Promise.reject(new InvalidInput('invalid peer id', { peerId: String(peerId).slice(0, 64) }))
+    if (!isPeerId(peerId)) return Promise.reject(new InvalidInput('invalid peer id', { peerId: String(peerId).slice(0, 64) }))
     let actor: SyncActor
     try {
       actor = this.syncActor(peerId)
@@ -988,11 +994,13 @@ export class CrdtCoordinator {
     let actor = this.actors.get(peerId)
     if (actor) return actor
     const deps = this.attached
+    const steps = this.syncSteps(peerId, (event) => {
+      // An answer to a stopped machine (the coordinator detached mid-round) has no one to tell.
+      if (actor!.getSnapshot().status === 'active') actor!.send(event)
+    })
     const machine = crdtSyncMachine.provide({
-      actors: {
-        syncWorker: fromCallback<SyncWorkerCommand, SyncWorkerInput>(({ input, sendBack, receive }) => this.syncWorker(input.peerId, sendBack, receive)),
-        backoffTimer: backoffTimerActor(deps.clock, deps.random),
-      },
+      actors: { backoffTimer: backoffTimerActor(deps.clock, deps.random) },
+      actions: steps,
       guards: { isRetryable: ({ event }) => isTransient((event as { error?: unknown }).error) },
     })
     actor = createActor(machine, { input: { peerId }, clock: deps.clock, ...(deps.inspect ? { inspect: deps.inspect } : {}) })
@@ -1050,37 +1058,32 @@ export class CrdtCoordinator {
   }
 
   /**
-   * The effects of one peer's sync machine, one step at a time. What a step produces for the next
-   * (the pulled answer, the push plan) stays here rather than in the machine's context.
+   * The sync machine's steps for one peer: `pull` starts a round (see syncRound), receives the
+   * peer's answer and joins it in; `push` sends what the peer lacks. Each answers with `send`
+   * (DONE or ERROR); an answer that arrived but was refused is reported `rejected`.
    */
-  /**
-   * The sync machine's worker: runs the steps of one round (see syncRound) as the machine
-   * commands them, a new round at every EXCHANGE.
-   */
-  private syncWorker(peerId: string, sendBack: (event: SyncStepEvent) => void, receive: (listener: (command: SyncWorkerCommand) => void) => void): void {
+  private syncSteps(peerId: string, send: (event: SyncStepEvent) => void): { pull: () => void; push: () => void } {
     let round = this.syncRound(peerId, undefined)
-    const fail = (error: unknown) => sendBack({ type: 'ERROR', error })
-    receive((command) => {
-      switch (command.type) {
-        case 'EXCHANGE':
-          round = this.syncRound(peerId, undefined)
-          round.pull().then(() => sendBack({ type: 'DONE' }), fail)
-          return
-        case 'APPLY': {
-          let outcome: SyncStepEvent
-          try {
-            outcome = round.apply() ? { type: 'DONE', push: true } : { type: 'DONE', result: round.result() }
-          } catch (error) {
-            outcome = { type: 'ERROR', error }
-          }
-          sendBack(outcome)
-          return
-        }
-        case 'PUSH':
-          round.push().then(() => sendBack({ type: 'DONE', result: round.result() }), fail)
-          return
+    const fail = (error: unknown) => send({ type: 'ERROR', error })
+    const applied = () => {
+      let outcome: SyncStepEvent
+      try {
+        outcome = round.apply() ? { type: 'DONE', push: true } : { type: 'DONE', result: round.result() }
+      } catch (error) {
+        outcome = { type: 'ERROR', error, rejected: true }
       }
-    })
+      send(outcome)
+    }
+    const pushed = () => send({ type: 'DONE', result: round.result() })
+    return {
+      pull: () => {
+        round = this.syncRound(peerId, undefined)
+        round.pull().then(applied, fail)
+      },
+      push: () => {
+        round.push().then(pushed, fail)
+      },
+    }
   }
 
   /**
@@ -1089,29 +1092,14 @@ export class CrdtCoordinator {
    * what the peer lacks), push (send that). syncWithPeer's machine and exchange() both drive it.
    */
   private syncRound(peerId: string, names: readonly string[] | undefined): SyncRound {
-    let pulled: PullResult | undefined
-    let plan: DocStateWire[] = []
-    let result: ApplyResult = { changed: [], pushed: [], skipped: [] }
-    return {
-      pull: async () => {
-        pulled = await this.pull(peerId, names)
-      },
-      apply: () => {
-        const taken = pulled
-        pulled = undefined
-        if (!taken) throw new InvalidInput('apply before pull')
-        const { changed, push, skipped } = this.applyPull(peerId, taken)
-        plan = push
-        result = { changed, pushed: push.map((d) => d.name), skipped }
-        return push.length > 0
-      },
-      pushing: () => plan.length,
-      push: async () => {
-        await this.pushTo(peerId, plan)
-        plan = []
-      },
-      result: () => result,
-    }
+    return new SyncRound(this.roundSteps, peerId, names)
+  }
+
+  /** What a SyncRound calls here, bound once rather than per round. */
+  private readonly roundSteps: RoundSteps = {
+    pull: (peerId, names) => this.pull(peerId, names),
+    apply: (peerId, pulled) => this.applyPull(peerId, pulled),
+    push: (peerId, docs) => this.pushTo(peerId, docs),
   }
 
   /** Pushes buffered deltas of delta documents that `peerId` has not acknowledged. */
@@ -1210,14 +1198,54 @@ interface ApplyResult {
   skipped: string[]
 }
 
-/** The steps of one sync round, in order: pull, apply (true: the peer lacks something), push. */
-interface SyncRound {
-  pull(): Promise<void>
-  apply(): boolean
+interface RoundSteps {
+  pull(peerId: string, names: readonly string[] | undefined): Promise<PullResult>
+  apply(peerId: string, pulled: PullResult): { changed: string[]; push: DocStateWire[]; skipped: string[] }
+  push(peerId: string, docs: DocStateWire[]): Promise<number>
+}
+
+/**
+ * The steps of one sync round, in order: pull, apply (true: the peer lacks something), push.
+ * A class, not a bundle of closures: the sync actor makes one per round.
+ */
+class SyncRound {
+  private pulled: PullResult | undefined
+  private plan: DocStateWire[] = []
+  private outcome: ApplyResult = { changed: [], pushed: [], skipped: [] }
+
+  constructor(
+    private readonly steps: RoundSteps,
+    private readonly peerId: string,
+    private readonly names: readonly string[] | undefined,
+  ) {}
+
+  async pull(): Promise<void> {
+    this.pulled = await this.steps.pull(this.peerId, this.names)
+  }
+
+  apply(): boolean {
+    const taken = this.pulled
+    this.pulled = undefined
+    if (!taken) throw new InvalidInput('apply before pull')
+    const { changed, push, skipped } = this.steps.apply(this.peerId, taken)
+    this.plan = push
+    this.outcome = { changed, pushed: push.map((d) => d.name), skipped }
+    return push.length > 0
+  }
+
   /** documents the push will send */
-  pushing(): number
-  push(): Promise<void>
-  result(): ApplyResult
+  pushing(): number {
+    return this.plan.length
+  }
+
+  async push(): Promise<void> {
+    await this.steps.push(this.peerId, this.plan)
+    this.plan = []
+  }
+
+  result(): ApplyResult {
+    return this.outcome
+  }
 }
 
 interface SyncWaiter {
@@ -1228,11 +1256,17 @@ interface SyncWaiter {
   reject: (error: unknown) => void
 }
 
-function uniqueByName<T extends { name: string }>(entries: readonly T[]): T[] {
+/** The names of a message's entries; InvalidInput if one is listed twice. */
+function distinctNames(entries: readonly { name: string }[]): Set<string> {
   const seen = new Set<string>()
   for (const e of entries) {
     if (seen.has(e.name)) throw new InvalidInput('document listed twice in one message', { doc: e.name })
     seen.add(e.name)
   }
+  return seen
+}
+
+function uniqueByName<T extends { name: string }>(entries: readonly T[]): T[] {
+  distinctNames(entries)
   return entries as T[]
 }

@@ -142,13 +142,22 @@ class StateDocument extends BaseDocument implements CrdtDocument {
   }
 
   prepare(payload: unknown): PreparedApply {
-    const state = this.handler.type.decode(payload)
+    return new PreparedState(this.handler, this.handler.type.decode(payload))
+  }
+}
+
+/** A decoded state or delta, joined on apply (a class: a sync prepares one per document). */
+class PreparedState implements PreparedApply {
+  constructor(
+    private readonly handler: CvHandler<any> | DeltaHandler<any>,
+    private readonly state: unknown,
+  ) {}
+
+  apply(): boolean {
     const handler = this.handler
-    // A Yjs update was checked whole by decode just now: join it without checking it again.
-    if (handler instanceof YjsDocHandler) return { apply: () => handler.joinChecked(state) }
-    return {
-      apply: () => ('receive' in handler ? handler.receive(state) : handler.join(state)),
-    }
+    // A Yjs update was checked whole by decode already: join it without checking it again.
+    if (handler instanceof YjsDocHandler) return handler.joinChecked(this.state as Uint8Array)
+    return 'receive' in handler ? handler.receive(this.state) : handler.join(this.state)
   }
 }
 

@@ -1,46 +1,41 @@
-// The per-peer CRDT sync statechart with a stub sync worker: transitions, queued rounds, retries
-// with backoff, failures that must not retry, and one worker for the actor's whole life.
+// The per-peer CRDT sync statechart with stub step effects: transitions, queued rounds, retries
+// with backoff, failures that must not retry, and one effect run per step.
 import { createActor, fromCallback, waitFor } from 'xstate'
 import { describe, expect, it } from 'vitest'
-import { crdtSyncMachine, type SyncWorkerCommand, type SyncWorkerInput } from '../../machines/crdt-sync.js'
+import { crdtSyncMachine } from '../../machines/crdt-sync.js'
 import type { RetryEvent } from '../../machines/retry.js'
 import type { BackoffTimerInput } from '../../machines/kernel.js'
-import { InvalidInput, NetworkError } from '../../effects/errors.js'
+import { DecodeError, InvalidInput, NetworkError } from '../../effects/errors.js'
 
 const policy = { maxAttempts: 3, initialDelayMs: 1, maxDelayMs: 1, multiplier: 1, jitter: 'none' as const }
 
-function harness(options: { exchangeFailures?: unknown[]; applyError?: unknown; push?: boolean } = {}) {
-  const failures = [...(options.exchangeFailures ?? [])]
+function harness(options: { pullFailures?: unknown[]; applyError?: unknown; push?: boolean } = {}) {
+  const failures = [...(options.pullFailures ?? [])]
   const calls: string[] = []
-  const workers: string[] = []
   let release: (() => void) | undefined
+  let plan: unknown
   const machine = crdtSyncMachine.provide({
-    actors: {
-      // Answers synchronously where it can (failures, apply, push), as the runtime's worker does for apply.
-      syncWorker: fromCallback<SyncWorkerCommand, SyncWorkerInput>(({ input, sendBack, receive }) => {
-        workers.push(input.peerId)
-        let response: unknown
-        let plan: unknown
-        receive((command) => {
-          if (command.type === 'EXCHANGE') {
-            calls.push(`exchange#${command.attempt}`)
-            const failure = failures.shift()
-            if (failure !== undefined) return sendBack({ type: 'ERROR', error: failure })
-            void new Promise<void>((resolve) => (release = resolve)).then(() => {
-              response = { versions: 'theirs' }
-              sendBack({ type: 'DONE' })
-            })
-          } else if (command.type === 'APPLY') {
-            calls.push(`apply:${JSON.stringify(response)}`)
-            if (options.applyError) return sendBack({ type: 'ERROR', error: options.applyError })
-            plan = options.push ? ['doc'] : undefined
-            sendBack(options.push ? { type: 'DONE', push: true } : { type: 'DONE', result: { changed: ['doc'] } })
-          } else {
-            calls.push(`push:${JSON.stringify(plan)}`)
-            sendBack({ type: 'DONE', result: { changed: ['doc'] } })
-          }
+    // Answer at once where they can (failures, push); a pull's answer comes when the test releases it.
+    actions: {
+      pull: ({ context, self }) => {
+        calls.push(`pull#${context.attempt}`)
+        const failure = failures.shift()
+        if (failure !== undefined) return self.send({ type: 'ERROR', error: failure })
+        void new Promise<void>((resolve) => (release = resolve)).then(() => {
+          // the answer arrived: joined in the same step, as the coordinator does
+          const response = { versions: 'theirs' }
+          calls.push(`apply:${JSON.stringify(response)}`)
+          if (options.applyError) return self.send({ type: 'ERROR', error: options.applyError, rejected: true })
+          plan = options.push ? ['doc'] : undefined
+          self.send(options.push ? { type: 'DONE', push: true } : { type: 'DONE', result: { changed: ['doc'] } })
         })
-      }),
+      },
+      push: ({ self }) => {
+        calls.push(`push:${JSON.stringify(plan)}`)
+        self.send({ type: 'DONE', result: { changed: ['doc'] } })
+      },
+    },
+    actors: {
       backoffTimer: fromCallback<RetryEvent, BackoffTimerInput>(({ input, sendBack }) => {
         calls.push(`backoff#${input.attempt}`)
         sendBack({ type: 'RETRY' })
@@ -59,18 +54,18 @@ function harness(options: { exchangeFailures?: unknown[]; applyError?: unknown; 
     release = undefined
     r()
   }
-  return { actor, calls, states, answer, workers }
+  return { actor, calls, states, answer }
 }
 
 describe('crdt sync machine', () => {
-  it('idle → requesting → applying → pushing → idle, counting the round', async () => {
+  it('idle → pulling → pushing → idle, counting the round', async () => {
     const { actor, calls, states, answer } = harness({ push: true })
     expect(actor.getSnapshot().value).toBe('idle')
     actor.send({ type: 'SYNC' })
     await answer()
     const done = await waitFor(actor, (s) => s.context.lastOutcome !== null)
-    expect(states).toEqual(['requesting', 'applying', 'pushing', 'idle'])
-    expect(calls).toEqual(['exchange#1', 'apply:{"versions":"theirs"}', 'push:["doc"]'])
+    expect(states).toEqual(['pulling', 'pushing', 'idle'])
+    expect(calls).toEqual(['pull#1', 'apply:{"versions":"theirs"}', 'push:["doc"]'])
     expect(done.context.lastOutcome).toMatchObject({ round: 1, ok: true, result: { changed: ['doc'] }, attempts: 1 })
     expect(done.context.syncCount).toBe(1)
   })
@@ -80,7 +75,7 @@ describe('crdt sync machine', () => {
     actor.send({ type: 'SYNC' })
     await answer()
     await waitFor(actor, (s) => s.context.lastOutcome !== null)
-    expect(states).toEqual(['requesting', 'applying', 'idle'])
+    expect(states).toEqual(['pulling', 'idle'])
   })
 
   it('a SYNC during a round is queued and coalesced into one more round', async () => {
@@ -94,18 +89,18 @@ describe('crdt sync machine', () => {
     await answer()
     const done = await waitFor(actor, (s) => s.context.lastOutcome?.round === 2)
     expect(done.value).toBe('idle')
-    expect(calls.filter((c) => c.startsWith('exchange'))).toHaveLength(2)
+    expect(calls.filter((c) => c.startsWith('pull'))).toHaveLength(2)
     expect(done.context.syncCount).toBe(2)
   })
 
-  it('one sync worker serves every round, started with the actor', async () => {
-    const { actor, workers, answer } = harness({ push: true })
+  it('each step runs its effect once: a pull per attempt, a push per round that needs one', async () => {
+    const { actor, calls, answer } = harness({ push: true })
     for (const round of [1, 2, 3]) {
       actor.send({ type: 'SYNC' })
       await answer()
       await waitFor(actor, (s) => s.context.lastOutcome?.round === round)
     }
-    expect(workers).toEqual(['peer-b'])
+    expect(calls).toEqual(Array.from({ length: 3 }, () => ['pull#1', 'apply:{"versions":"theirs"}', 'push:["doc"]']).flat())
     expect(actor.getSnapshot().context.syncCount).toBe(3)
   })
 
@@ -119,26 +114,26 @@ describe('crdt sync machine', () => {
   })
 
   it('transient failures back off and retry within the policy', async () => {
-    const { actor, calls, answer } = harness({ exchangeFailures: [new NetworkError('down'), new NetworkError('down')] })
+    const { actor, calls, answer } = harness({ pullFailures: [new NetworkError('down'), new NetworkError('down')] })
     actor.send({ type: 'SYNC', policy })
     await answer()
     const done = await waitFor(actor, (s) => s.context.lastOutcome !== null)
-    expect(calls.slice(0, 5)).toEqual(['exchange#1', 'backoff#1', 'exchange#2', 'backoff#2', 'exchange#3'])
+    expect(calls.slice(0, 5)).toEqual(['pull#1', 'backoff#1', 'pull#2', 'backoff#2', 'pull#3'])
     expect(done.context.lastOutcome).toMatchObject({ ok: true, attempts: 3 })
   })
 
   it('gives up when attempts run out, and without a policy makes one attempt', async () => {
-    const withPolicy = harness({ exchangeFailures: [1, 2, 3].map(() => new NetworkError('down')) })
+    const withPolicy = harness({ pullFailures: [1, 2, 3].map(() => new NetworkError('down')) })
     withPolicy.actor.send({ type: 'SYNC', policy })
     const failed = await waitFor(withPolicy.actor, (s) => s.context.lastOutcome !== null)
     expect(failed.context.lastOutcome).toMatchObject({ ok: false, attempts: 3, error: { code: 'NETWORK' } })
     expect(failed.context.errorCount).toBe(1)
 
-    const once = harness({ exchangeFailures: [new NetworkError('down')] })
+    const once = harness({ pullFailures: [new NetworkError('down')] })
     once.actor.send({ type: 'SYNC' })
     const single = await waitFor(once.actor, (s) => s.context.lastOutcome !== null)
     expect(single.context.lastOutcome).toMatchObject({ ok: false, attempts: 1 })
-    expect(once.calls).toEqual(['exchange#1'])
+    expect(once.calls).toEqual(['pull#1'])
   })
 
   it('a bad answer (invalid input) fails the round at once, with no retry', async () => {
@@ -151,11 +146,20 @@ describe('crdt sync machine', () => {
     expect(calls.filter((c) => c.startsWith('backoff'))).toEqual([])
   })
 
+  it('a refused answer is not retried even when its error alone would be (a bad update is a DecodeError)', async () => {
+    const { actor, calls, answer } = harness({ applyError: new DecodeError('bad update') })
+    actor.send({ type: 'SYNC', policy })
+    await answer()
+    const done = await waitFor(actor, (s) => s.context.lastOutcome !== null)
+    expect(done.context.lastOutcome).toMatchObject({ ok: false, attempts: 1, error: { code: 'DECODE' } })
+    expect(calls.filter((c) => c.startsWith('backoff') || c.startsWith('pull'))).toEqual(['pull#1'])
+  })
+
   it('non-retryable request errors do not back off either', async () => {
-    const { actor, calls } = harness({ exchangeFailures: [new InvalidInput('nope')] })
+    const { actor, calls } = harness({ pullFailures: [new InvalidInput('nope')] })
     actor.send({ type: 'SYNC', policy })
     const done = await waitFor(actor, (s) => s.context.lastOutcome !== null)
     expect(done.context.lastOutcome).toMatchObject({ ok: false, error: { code: 'INVALID_INPUT' } })
-    expect(calls).toEqual(['exchange#1'])
+    expect(calls).toEqual(['pull#1'])
   })
 })

@@ -200,11 +200,12 @@ const specs: PathSpec[] = [
     events: [
       { type: 'SYNC' },
       { type: 'SYNC', policy },
-      // The sync worker's answers to each step (the machine sends it EXCHANGE / APPLY / PUSH).
+      // The sync worker's answers to each step (the machine sends it PULL / PUSH).
       { type: 'DONE' },
       { type: 'DONE', push: true },
       { type: 'ERROR', error: { code: 'NETWORK', message: 'down' } },
       { type: 'ERROR', error: NON_RETRYABLE },
+      { type: 'ERROR', error: { code: 'DECODE', message: 'bad update' }, rejected: true },
       { type: 'RETRY' },
       { type: 'DEADLINE' },
     ],

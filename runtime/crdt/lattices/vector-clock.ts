@@ -16,6 +16,8 @@ export const vectorClockSchema = z.record(replicaIdSchema, counterSchema).refine
 export class VectorClock {
   static readonly empty = new VectorClock(new Map())
 
+  private wire: VectorClockWire | undefined
+
   private constructor(private readonly counts: ReadonlyMap<string, number>) {}
 
   /** From trusted entries (zeros dropped); use `decode` for anything from the wire. */
@@ -119,10 +121,17 @@ export class VectorClock {
     return counts.size === 0 ? VectorClock.empty : new VectorClock(counts)
   }
 
+  /**
+   * The wire form. A clock never changes, so it is built once: a sync sends and reports the same
+   * version several times (request, answer, status). Frozen, as every caller shares it.
+   */
   encode(): VectorClockWire {
-    const out: VectorClockWire = {}
-    for (const replica of [...this.counts.keys()].sort()) out[replica] = this.counts.get(replica)!
-    return out
+    if (this.wire === undefined) {
+      const out: VectorClockWire = {}
+      for (const replica of [...this.counts.keys()].sort()) out[replica] = this.counts.get(replica)!
+      this.wire = Object.freeze(out)
+    }
+    return this.wire
   }
 
   toJSON(): VectorClockWire {

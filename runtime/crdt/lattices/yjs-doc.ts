@@ -83,6 +83,12 @@ export const SYNC_ORIGIN = Symbol('aura-sync')
 
 export class YjsDocHandler implements CvHandler<Uint8Array> {
   readonly type = yjsDoc
+  /** Set by the update a join emits (Yjs emits one only when something was new). */
+  private joined = false
+  /** One listener for every join, not a closure per join. */
+  private readonly onJoined = (): void => {
+    this.joined = true
+  }
 
   constructor(readonly doc: Y.Doc = new Y.Doc()) {}
 
@@ -90,8 +96,14 @@ export class YjsDocHandler implements CvHandler<Uint8Array> {
     return Y.encodeStateAsUpdate(this.doc)
   }
 
+  /** The state vector read off the struct store (what Y.encodeStateVector writes), with no encode and decode. */
   version(): VectorClock {
-    return stateVectorToClock(Y.decodeStateVector(Y.encodeStateVector(this.doc)))
+    const entries: Array<[string, number]> = []
+    for (const [client, structs] of this.doc.store.clients) {
+      const last = structs[structs.length - 1]
+      if (last !== undefined) entries.push([String(client), last.id.clock + last.length])
+    }
+    return VectorClock.of(entries)
   }
 
   missing(since: VectorClock): Uint8Array {
@@ -128,18 +140,15 @@ export class YjsDocHandler implements CvHandler<Uint8Array> {
    * update from the wire): decoding it a second time cost as much as applying it.
    */
   joinChecked(update: Uint8Array): boolean {
-    let changed = false
-    const onUpdate = () => {
-      changed = true
-    }
-    this.doc.on('update', onUpdate)
+    this.joined = false
+    this.doc.on('update', this.onJoined)
     try {
       Y.applyUpdate(this.doc, update, SYNC_ORIGIN)
     } catch (cause) {
       throw new DecodeError('yjs update failed to apply', { bytes: update.byteLength }, { cause })
     } finally {
-      this.doc.off('update', onUpdate)
+      this.doc.off('update', this.onJoined)
     }
-    return changed
+    return this.joined
   }
 }

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { firstValueFrom } from 'rxjs'
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import {
   capabilitySet,
   createCmHandler,
@@ -530,6 +530,23 @@ describe('retry and delta propagation (simulated network, virtual clock)', () =>
       expect(outcome.error).toMatchObject({ code: 'DEADLINE_EXCEEDED' })
       expect(outcome.at - startedAt).toBeLessThan(400)
     } finally {
+      await sim.stop()
+    }
+  })
+
+  it('an answer arriving after the coordinator detached is not sent to its stopped sync machine', async () => {
+    const { sim, a, peer } = await counterPeers()
+    const warn = vi.spyOn(console, 'warn')
+    try {
+      void a.syncWithPeer(peer)
+      // the round has started and its request is on the way
+      await sim.run(0)
+      await a.detach()
+      await sim.run(50)
+      expect(warn).not.toHaveBeenCalled()
+      expect(a.metrics()).toMatchObject({ syncCount: 0, errorCount: 0 })
+    } finally {
+      warn.mockRestore()
       await sim.stop()
     }
   })

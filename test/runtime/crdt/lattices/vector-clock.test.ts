@@ -42,6 +42,18 @@ describe('VectorClock', () => {
     )
   })
 
+  it('the wire form is built once and frozen: callers share it and cannot change the clock through it', () => {
+    const a = VectorClock.of({ b: 2, a: 1 })
+    const wire = a.encode()
+    expect(Object.keys(wire)).toEqual(['a', 'b'])
+    expect(a.encode()).toBe(wire)
+    expect(Object.isFrozen(wire)).toBe(true)
+    expect(() => {
+      ;(wire as Record<string, number>).a = 5
+    }).toThrow(TypeError)
+    expect(a.get('a')).toBe(1)
+  })
+
   it('zero entries are dropped so equal clocks encode alike', () => {
     expect(VectorClock.of({ a: 0, b: 2 }).encode()).toEqual({ b: 2 })
     expect(VectorClock.decode({ b: 2, a: 0 }).equals(VectorClock.of({ b: 2 }))).toBe(true)
