@@ -4,7 +4,8 @@
 //       request/reply (what every sync rides on); then the same exchange without the per-peer
 //       sync actor, and throughput with several syncs in flight;
 //   (b) a Yjs sync through the coordinator against y-protocols sync step 1/2 over that transport,
-//       each applied update logged to LMDB unawaited as the coordinator's write is.
+//       each peer logging what its document took (b its edit, a the pulled update) to LMDB
+//       unawaited, as the coordinator's writes are.
 // Anti-entropy has its own bench (anti-entropy.bench.ts).
 
 import { mkdtempSync, rmSync } from 'node:fs'
@@ -67,19 +68,23 @@ interface YjsSyncer {
 
 /**
  * y-protocols over the same transport: step 1 (state vector) → step 2 (missing update), applied,
- * and the applied update appended to an LMDB log without waiting (as y-leveldb stores updates):
- * the same durability as the coordinator's sync, whose write is queued, not awaited.
+ * and every update a document takes appended to its own peer's LMDB log without waiting (as
+ * y-leveldb stores updates): b logs its local edit, a the update it pulled. That is the
+ * coordinator's durability: each runtime queues (does not await) a write of what its document
+ * took, b's own edit included, inside the same timed round.
  */
 async function yProtocolsSyncer(): Promise<YjsSyncer> {
   const [a, b] = await Promise.all([Libp2pNetwork.create({ transport: 'tcp' }), Libp2pNetwork.create({ transport: 'tcp' })])
   await Promise.all([a.start(), b.start()])
-  const dir = mkdtempSync(join(tmpdir(), 'aura-bench-yjs-'))
-  const db = open({ path: dir })
+  const dirs = [mkdtempSync(join(tmpdir(), 'aura-bench-yjs-a-')), mkdtempSync(join(tmpdir(), 'aura-bench-yjs-b-'))]
+  const [dbA, dbB] = dirs.map((path) => open({ path }))
   const proto = '/bench/y-sync/1.0.0'
   const docA = new Y.Doc()
   const docB = new Y.Doc()
   let logged = 0
-  docA.on('update', (update: Uint8Array) => void db.put(['doc', logged++], update))
+  let loggedB = 0
+  docA.on('update', (update: Uint8Array) => void dbA!.put(['doc', logged++], update))
+  docB.on('update', (update: Uint8Array) => void dbB!.put(['doc', loggedB++], update))
   await b.handle(proto, (frame) => {
     const encoder = encoding.createEncoder()
     syncProtocol.readSyncMessage(decoding.createDecoder(frame.bytes), encoder, docB, 'remote')
@@ -104,13 +109,13 @@ async function yProtocolsSyncer(): Promise<YjsSyncer> {
     },
     check: () => {
       if (docA.getArray('items').length !== docB.getArray('items').length) throw new Error('y-protocols baseline did not sync')
-      if (logged !== n) throw new Error(`y-protocols baseline logged ${logged} of ${n} updates`)
+      if (logged !== n || loggedB !== n) throw new Error(`y-protocols baseline logged ${logged} and ${loggedB} of ${n} updates`)
     },
     stop: async () => {
       await a.stop()
       await b.stop()
-      await db.close()
-      rmSync(dir, { recursive: true, force: true })
+      await Promise.all([dbA!.close(), dbB!.close()])
+      for (const dir of dirs) rmSync(dir, { recursive: true, force: true })
     },
   }
 }
