@@ -685,14 +685,16 @@ export class SessionManager {
    * session. (A machine made per session rebuilt and re-indexed every state node each time.)
    */
   private sessionMachineWithEffects(): typeof sessionMachine {
-    return sessionMachine.provide({
-      actors: {
-        deadlineTimer: deadlineTimerActor(this.deps.clock),
-        sendStep: fromPromise(async ({ input: stepInput, signal }) => this.sendStep(stepInput, signal)),
-        reportToLeader: fromPromise(async ({ input: reportInput, signal }) => this.reportToLeader(reportInput, signal)),
-        release: fromPromise(async ({ input: releaseInput }) => this.release(releaseInput.sessionId, releaseInput.outcome, releaseInput.announce)),
-      },
-    })
+    return noteEvents(
+      sessionMachine.provide({
+        actors: {
+          deadlineTimer: deadlineTimerActor(this.deps.clock),
+          sendStep: fromPromise(async ({ input: stepInput, signal }) => this.sendStep(stepInput, signal)),
+          reportToLeader: fromPromise(async ({ input: reportInput, signal }) => this.reportToLeader(reportInput, signal)),
+          release: fromPromise(async ({ input: releaseInput }) => this.release(releaseInput.sessionId, releaseInput.outcome, releaseInput.announce)),
+        },
+      }),
+    )
   }
 
   private spawn(input: SessionInput | undefined, snapshot: unknown, protocol?: string): SessionActor {
@@ -700,26 +702,23 @@ export class SessionManager {
     const restored = snapshot as SessionSnapshot | undefined
     // On restore XState takes the context from the snapshot; the input is only there for its type.
     const sessionId = restored ? restored.context.sessionId : input!.sessionId
-    let previous = ''
     const actor: SessionActor = createActor(machine, {
       input: input ?? inputOf(restored!.context),
       ...(restored ? { snapshot: restored } : {}),
       clock: this.deps.clock,
-      // Transitions go on the event stream with the event that caused them.
-      inspect: (inspection) => {
-        this.deps.inspect?.(inspection)
-        if (inspection.type !== '@xstate.snapshot' || inspection.actorRef !== actor) return
-        const value = (inspection.snapshot as SessionSnapshot).value
-        const text = JSON.stringify(value)
-        if (text === previous) return
-        previous = text
-        this.deps.bus.emit({ type: 'transition', actorId: sessionId, machine: 'session', state: value, event: inspection.event.type })
-      },
+      ...(this.deps.inspect ? { inspect: this.deps.inspect } : {}),
     })
     this.actors.set(sessionId, actor)
     if (protocol) this.inviteProtocols.set(sessionId, protocol)
+    // Transitions go on the event stream with the event that caused them.
+    let previous = ''
     actor.subscribe({
       next: (state) => {
+        const text = JSON.stringify(state.value)
+        if (text !== previous) {
+          previous = text
+          this.deps.bus.emit({ type: 'transition', actorId: sessionId, machine: 'session', state: state.value, event: lastEventOf.get(actor) ?? 'xstate.init' })
+        }
         if (state.status === 'done' && !this.retention.has(sessionId)) {
           this.retain(sessionId, this.deps.clock.now())
           this.deps.bus.emit({ type: 'latency', name: 'session.duration', ms: this.deps.clock.now() - state.context.createdAt })
@@ -1044,6 +1043,24 @@ export class SessionManager {
       message: error instanceof Error ? error.message : String(error),
     })
   }
+}
+
+/** Per session actor: the type of the event its latest transition took. */
+const lastEventOf = new WeakMap<object, string>()
+
+/**
+ * The machine, noting on each actor the event each transition takes, so the bus's transition
+ * events can name it. (XState's inspection would tell too, but it builds an object for every
+ * delivery, microstep and action of every actor, children included, at every session: it is
+ * there only when an inspector is attached.)
+ */
+function noteEvents(machine: typeof sessionMachine): typeof sessionMachine {
+  const noting: typeof sessionMachine = Object.create(machine)
+  noting.transition = (snapshot, event, scope) => {
+    lastEventOf.set(scope.self, event.type)
+    return machine.transition(snapshot, event, scope)
+  }
+  return noting
 }
 
 function roleOf(participants: readonly SessionParticipant[], peerId: string): string {
