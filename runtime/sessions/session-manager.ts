@@ -53,6 +53,7 @@ import {
   type Verdict,
 } from '../../machines/session.js'
 import type { Choreography, StepContext } from './choreography.js'
+import { decodeSessionRecord, encodeSessionRecord, type SessionRecord } from './session-record.js'
 import { deadlineTimerActor } from '../core/effect-actors.js'
 import type { EventBus } from '../core/events.js'
 import type { InboundMessage, Router } from '../core/router.js'
@@ -105,13 +106,6 @@ export interface Invitation {
 
 type SessionActor = Actor<typeof sessionMachine>
 type SessionSnapshot = SnapshotFrom<typeof sessionMachine>
-
-interface StoredSession {
-  snapshot: unknown
-  protocol?: string
-  /** when the session reached a final state (this peer's clock); its retention counts from here */
-  finishedAt?: number
-}
 
 const SESSIONS_NAMESPACE = 'aura.sessions'
 /** verdicts of sessions this peer led and already forgot, kept until participants stop asking */
@@ -784,13 +778,13 @@ export class SessionManager {
     if (!actor) return
     const protocol = this.inviteProtocols.get(sessionId)
     const finishedAt = this.retention.get(sessionId)?.finishedAt
-    const record: StoredSession = {
+    const record: SessionRecord = {
       snapshot: actor.getPersistedSnapshot(),
       ...(protocol ? { protocol } : {}),
       ...(finishedAt !== undefined ? { finishedAt } : {}),
     }
     try {
-      await this.store.put(sessionId, record)
+      await this.store.put(sessionId, encodeSessionRecord(record))
       if ((record.snapshot as SessionSnapshot).context.outcome) this.durableOutcomes.add(sessionId)
     } catch (error) {
       this.report(error, 'session/persist')
@@ -799,9 +793,10 @@ export class SessionManager {
 
   /** Restores every stored session; finished ones only until their retention runs out. */
   private resume(): void {
-    for (const { key, value } of this.store.range<StoredSession>()) {
-      const snapshot = value.snapshot as SessionSnapshot
-      if (!snapshot || typeof snapshot !== 'object') continue
+    for (const { key, value: stored } of this.store.range()) {
+      const value = decodeSessionRecord(stored)
+      const snapshot = value?.snapshot as SessionSnapshot | undefined
+      if (!value || !snapshot || typeof snapshot !== 'object') continue
       try {
         // a finished one keeps the time it finished (none recorded: its retention starts now)
         if (snapshot.status === 'done') this.retain(snapshot.context.sessionId, value.finishedAt ?? this.deps.clock.now())

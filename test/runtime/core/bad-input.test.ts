@@ -16,6 +16,7 @@ import { thresholdCeremony } from '../../../runtime/sessions/protocols/threshold
 import { encodeEnvelope } from '../../../runtime/core/wire.js'
 import { ConfigInvalid, AuraError } from '../../../effects/errors.js'
 import { componentsOf } from '../../../runtime/core/components.js'
+import { decodeSessionRecord } from '../../../runtime/sessions/session-record.js'
 
 const cleanups: Array<() => Promise<void> | void> = []
 afterEach(async () => {
@@ -59,7 +60,8 @@ async function until(predicate: () => boolean, ms = 5_000): Promise<void> {
   }
 }
 
-const storedSessions = (rt: Runtime) => JSON.stringify([...componentsOf(rt).storage.namespace('aura.sessions').range()])
+const storedSessions = (rt: Runtime) =>
+  JSON.stringify([...componentsOf(rt).storage.namespace('aura.sessions').range()].map(({ key, value }) => ({ key, record: decodeSessionRecord(value) })))
 
 describe('bad input', () => {
   it('a config that fails zod is ConfigInvalid, listing the issue', async () => {

@@ -8,6 +8,7 @@ import { defineChoreography } from '../../../runtime/sessions/choreography.js'
 import { createRuntime, type Runtime } from '../../../runtime/core/runtime.js'
 import { drive } from '../../fixtures/simulation-drive.js'
 import { componentsOf } from '../../../runtime/core/components.js'
+import { decodeSessionRecord } from '../../../runtime/sessions/session-record.js'
 
 const sims: Simulation[] = []
 const runtimes: Runtime[] = []
@@ -26,8 +27,9 @@ const pingPong = defineChoreography({
 })
 
 /** The stored snapshot's state value of a session on this peer, or undefined. */
-const storedValue = (rt: Runtime, sessionId: string) =>
-  (componentsOf(rt).storage.namespace('aura.sessions').get(sessionId) as { snapshot: { value: unknown } } | undefined)?.snapshot.value
+const storedSnapshot = (stored: unknown) =>
+  decodeSessionRecord(stored)?.snapshot as { value: unknown; context: { outcome: { kind: string } | null } } | undefined
+const storedValue = (rt: Runtime, sessionId: string) => storedSnapshot(componentsOf(rt).storage.namespace('aura.sessions').get(sessionId))?.value
 
 describe('session checkpoints', () => {
   it('a finished session reaches storage on both peers within the checkpoint interval, with the wire as short as it gets', async () => {
@@ -75,12 +77,11 @@ describe('session checkpoints', () => {
     const put = store.put.bind(store)
     const writes: Array<{ value: unknown; decided: boolean }> = []
     store.put = (key, value) => {
-      const { snapshot } = value as { snapshot: { value: unknown; context: { outcome: unknown } } }
+      const snapshot = storedSnapshot(value)!
       writes.push({ value: snapshot.value, decided: snapshot.context.outcome !== null })
       return put(key, value)
     }
-    const storedOutcome = (sessionId: string) =>
-      (store.get(sessionId) as { snapshot: { context: { outcome: { kind: string } | null } } } | undefined)?.snapshot.context.outcome?.kind
+    const storedOutcome = (sessionId: string) => storedSnapshot(store.get(sessionId))?.context.outcome?.kind
     // the moment the participant has the verdict (its report's answer), what the leader holds on disk
     const onDiskWhenAnswered: Array<string | undefined> = []
     b!.events$.subscribe((e) => {
