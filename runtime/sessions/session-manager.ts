@@ -303,9 +303,11 @@ export class SessionManager {
       limits: { maxParticipants: this.deps.limits.maxParticipants, maxMessageBytes: this.deps.limits.maxMessageBytes },
     })
     const actor = this.spawn(input, undefined, options.protocol)
-    // Written now, beside the invites rather than before them (no commit on the session's path):
-    // the invitees will wait on this peer's verdict, so it should know the session after a crash.
-    void this.persist(input.sessionId)
+    // Nothing is acknowledged yet, so the new session goes to disk with the checkpoint (spawn
+    // asked for it), or sooner with the first write an answer waits on: a session that runs
+    // shorter than the checkpoint interval is written once before its end, not also here. A crash
+    // inside that interval loses a session nobody was answered about: its invitees, asking for a
+    // verdict this peer cannot give, time out, as they would with this peer gone.
     this.cancelWhileRunning(actor, currentSignal())
     const others = input.participants.filter((p) => p.peerId !== this.self)
     try {
