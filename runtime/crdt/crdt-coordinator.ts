@@ -134,6 +134,7 @@ export interface SyncResult {
   /** documents the peer sent whose type this peer does not know (left out, reported) */
   skipped: string[]
   attempts: number
+  /** how this peer compares with the peer, made when first read (see its comparedAt) */
   status: SyncStatusReport
 }
 
@@ -1031,8 +1032,11 @@ export class CrdtCoordinator {
       peerId,
       waiting.filter((w) => w.round > outcome.round),
     )
-    // Callers answered by one round share its status report (computing it reads every document).
-    let status: SyncStatusReport | undefined
+    // Callers answered by one round share its status report, which reads every document's
+    // version: it is made when a caller first reads it (its comparedAt says when), or at once
+    // for status$ listeners.
+    let status = this.statusSubject.observed ? this.publishStatus(peerId) : undefined
+    const statusOnce = () => (status ??= this.syncStatus(peerId))
     for (const waiter of due) {
       const ms = this.now() - waiter.startedAt
       if (outcome.ok) {
@@ -1040,14 +1044,8 @@ export class CrdtCoordinator {
         this.counters.syncCount += 1
         this.counters.latencyTotal += ms
         this.deps?.emit?.({ type: 'latency', name: 'crdt.sync', ms })
-        waiter.resolve({
-          peerId,
-          pulled: result.changed,
-          pushed: result.pushed,
-          skipped: result.skipped,
-          attempts: outcome.attempts,
-          status: (status ??= this.publishStatus(peerId)),
-        })
+        const answer = { peerId, pulled: result.changed, pushed: result.pushed, skipped: result.skipped, attempts: outcome.attempts } as SyncResult
+        waiter.resolve(Object.defineProperty(answer, 'status', { get: statusOnce, enumerable: true }))
       } else {
         this.counters.errorCount += 1
         const error = errorFromReport(outcome.error, 'NETWORK', 'sync failed', { keep: 'any' })
