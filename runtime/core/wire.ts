@@ -42,8 +42,9 @@ export const envelopeSchema = z
 export type Envelope = z.infer<typeof envelopeSchema>
 
 // structuredClone-like plain data only: no records/structures extension, so any
-// MessagePack implementation can read our frames.
-const packr = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: true })
+// MessagePack implementation can read our frames. Shared with what keeps wire data on disk.
+export const plainMessagePack = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: true })
+const packr = plainMessagePack
 
 // msgpackr leaves one byte free in front of the body for the version, so the frame is packed in
 // place: no second allocation and copy per message. The frame is a view into msgpackr's output

@@ -1035,7 +1035,7 @@ export class CrdtCoordinator {
     // Callers answered by one round share its status report, which reads every document's
     // version: it is made when a caller first reads it (its comparedAt says when), or at once
     // for status$ listeners.
-    let status = this.statusSubject.observed ? this.publishStatus(peerId) : undefined
+    let status = this.publishStatusIfObserved(peerId)
     const statusOnce = () => (status ??= this.syncStatus(peerId))
     for (const waiter of due) {
       const ms = this.now() - waiter.startedAt
@@ -1135,18 +1135,15 @@ export class CrdtCoordinator {
     return out
   }
 
-  private publishStatus(peerId: string): SyncStatusReport {
-    const report = this.syncStatus(peerId)
-    if (this.statusSubject.observed) this.statusSubject.next(report)
-    return report
-  }
-
   /**
-   * A status report reads every document's version (O(collection)): exchanges and pushes, which
-   * only anti-entropy and peers drive, publish one only when someone listens to status$.
+   * A status report reads every document's version (O(collection)): one is made and published
+   * only when someone listens to status$ (exchanges, pushes and rounds alike). Returns it, if made.
    */
-  private publishStatusIfObserved(peerId: string): void {
-    if (this.statusSubject.observed) this.statusSubject.next(this.syncStatus(peerId))
+  private publishStatusIfObserved(peerId: string): SyncStatusReport | undefined {
+    if (!this.statusSubject.observed) return undefined
+    const report = this.syncStatus(peerId)
+    this.statusSubject.next(report)
+    return report
   }
 
   metrics(): CrdtMetrics {

@@ -797,8 +797,8 @@ export class SessionManager {
   private resume(): void {
     for (const { key, value: stored } of this.store.range()) {
       const value = decodeSessionRecord(stored)
-      const snapshot = value?.snapshot as SessionSnapshot | undefined
-      if (!value || !snapshot || typeof snapshot !== 'object') continue
+      if (!value) continue
+      const snapshot = value.snapshot as SessionSnapshot
       try {
         // a finished one keeps the time it finished (none recorded: its retention starts now)
         if (snapshot.status === 'done') this.retain(snapshot.context.sessionId, value.finishedAt ?? this.deps.clock.now())

@@ -7,9 +7,7 @@
 // The packing is the wire's (plain MessagePack): whatever a step's payload may carry on the wire,
 // its snapshot keeps.
 
-import { Packr } from 'msgpackr'
-
-const packr = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: true })
+import { plainMessagePack as packr } from '../core/wire.js'
 
 export interface SessionRecord {
   snapshot: unknown
