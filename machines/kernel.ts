@@ -46,9 +46,15 @@ export function scaleTimeout(ms: number, profile: TimeoutProfile): number {
 // ---------------------------------------------------------------------------------------------
 // Deadlines and errors
 
-/** Input of every `deadlineTimer` actor: it sends `{ type: 'DEADLINE' }` once the clock reaches deadlineAt. */
-export type DeadlineTimerInput = { deadlineAt: number }
+/**
+ * Input of every `deadlineTimer` actor: it sends `{ type: 'DEADLINE' }` once the clock reaches
+ * deadlineAt, or the event `says` names, for a machine that runs a second timer beside its
+ * deadline and must tell the two apart.
+ */
+export type DeadlineTimerInput = { deadlineAt: number; says?: GraceOverEvent['type'] }
 export type DeadlineEvent = { type: 'DEADLINE' }
+/** A grace period past the deadline has ended (a deadlineTimer told to say so). */
+export type GraceOverEvent = { type: 'GRACE_OVER' }
 
 /** What a machine keeps of an error: a stable code, a message, and the original for callers to rethrow. */
 export type ErrorInfo = { code: string; message: string; cause?: unknown }

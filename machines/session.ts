@@ -15,7 +15,7 @@
 // unreachable for `verdictGraceMs` past the deadline makes a participant time out alone.
 import { and, assign, fromCallback, fromPromise, setup } from 'xstate'
 import { z } from 'zod'
-import { errorInfo, type DeadlineEvent, type DeadlineTimerInput } from './kernel.js'
+import { errorInfo, type DeadlineEvent, type DeadlineTimerInput, type GraceOverEvent } from './kernel.js'
 
 // ---------------------------------------------------------------------------------------------
 // Input and protocol schemas
@@ -139,8 +139,13 @@ export type SessionEvent =
   /** participant: the leader's verdict (the runtime has checked it comes from the leader) */
   | ({ type: 'VERDICT' } & Verdict)
   | DeadlineEvent
+  /** participant, asking the leader past its deadline: the grace for an answer is over */
+  | GraceOverEvent
 
 export type SessionOutput = { sessionId: string; outcome: SessionOutcome }
+
+/** What the session's `deadlineTimer` actors say: the deadline, or (asking the leader) the grace's end. */
+export type SessionTimerEvent = DeadlineEvent | GraceOverEvent
 
 /**
  * `reportsDone`: this send is the participant's last act in its projection and the leader is a
@@ -268,7 +273,7 @@ export const sessionMachine = setup({
   actors: {
     // Placeholders: the runtime provides real ones. Without a clock a deadline cannot fire;
     // without a network a step cannot be sent, so that fails the session visibly.
-    deadlineTimer: fromCallback<DeadlineEvent, DeadlineTimerInput>(() => undefined),
+    deadlineTimer: fromCallback<SessionTimerEvent, DeadlineTimerInput>(() => undefined),
     sendStep: fromPromise<Verdict | null, SendStepInput>(async () => {
       throw new Error('sendStep actor not provided')
     }),
@@ -443,10 +448,12 @@ export const sessionMachine = setup({
       error: null,
     }
   },
+  // One deadline timer for the whole session, not one per state: each state that cares handles
+  // DEADLINE (it comes once). Timers made per state cost an actor each time a session moved on.
+  invoke: { id: 'deadline', src: 'deadlineTimer', input: ({ context }) => ({ deadlineAt: context.deadlineAt }) },
   initial: 'created',
   states: {
     created: {
-      invoke: { id: 'deadline', src: 'deadlineTimer', input: ({ context }) => ({ deadlineAt: context.deadlineAt }) },
       on: {
         JOIN: { guard: 'isRosterJoin', actions: 'recordJoin' },
         LEAVE: { guard: 'canUnjoin', actions: 'recordLeave' },
@@ -456,7 +463,6 @@ export const sessionMachine = setup({
       },
     },
     active: {
-      invoke: { id: 'deadline', src: 'deadlineTimer', input: ({ context }) => ({ deadlineAt: context.deadlineAt }) },
       initial: 'waitingForParticipants',
       on: {
         RECEIVE: { guard: 'fitsProtocol', actions: 'recordMessage' },
@@ -550,40 +556,42 @@ export const sessionMachine = setup({
         },
         // Leader: its projection is done; success once every participant has reported done.
         collecting: {
-          invoke: { id: 'deadline', src: 'deadlineTimer', input: ({ context }) => ({ deadlineAt: context.deadlineAt }) },
           always: { guard: 'allReportedDone', target: '#session.terminating', actions: 'succeed' },
           on: { DEADLINE: { target: '#session.terminating', actions: 'timeOut' } },
         },
         // Participant: tells the leader (retried until acknowledged); the answer may be the verdict.
         reporting: {
-          invoke: [
-            { id: 'deadline', src: 'deadlineTimer', input: ({ context }) => ({ deadlineAt: context.deadlineAt }) },
-            {
-              id: 'reportToLeader',
-              src: 'reportToLeader',
-              input: ({ context }) => ({
-                sessionId: context.sessionId,
-                leaderPeerId: context.leaderPeerId,
-                proposal: context.proposal ?? { kind: 'done' as const },
-                untilVerdict: false,
-                deadlineAt: context.deadlineAt,
-              }),
-              onDone: [{ guard: 'answeredVerdict', target: '#session.terminating', actions: 'adoptVerdict' }, { target: 'awaitingVerdict' }],
-              onError: { target: 'awaitingVerdict' },
-            },
-          ],
+          invoke: {
+            id: 'reportToLeader',
+            src: 'reportToLeader',
+            input: ({ context }) => ({
+              sessionId: context.sessionId,
+              leaderPeerId: context.leaderPeerId,
+              proposal: context.proposal ?? { kind: 'done' as const },
+              untilVerdict: false,
+              deadlineAt: context.deadlineAt,
+            }),
+            onDone: [{ guard: 'answeredVerdict', target: '#session.terminating', actions: 'adoptVerdict' }, { target: 'awaitingVerdict' }],
+            onError: { target: 'awaitingVerdict' },
+          },
           on: { DEADLINE: { target: 'askingLeader' } },
         },
         // Participant: reported; the leader announces its verdict when it decides.
         awaitingVerdict: {
-          invoke: { id: 'deadline', src: 'deadlineTimer', input: ({ context }) => ({ deadlineAt: context.deadlineAt }) },
           on: { DEADLINE: { target: 'askingLeader' } },
         },
         // Participant, past its deadline: asks the leader (with backoff) instead of deciding timeout
-        // alone. This state's DEADLINE is the end of the grace: then, and only then, it does.
+        // alone, which it does when the grace is over (GRACE_OVER), and only then. Entered once
+        // the deadline has come (or a send ran out of time at it), so a change of mind (CANCEL,
+        // FAIL) asks again from here with the new proposal: reporting would wait for a DEADLINE
+        // that has already come.
         askingLeader: {
           invoke: [
-            { id: 'grace', src: 'deadlineTimer', input: ({ context }) => ({ deadlineAt: context.deadlineAt + context.verdictGraceMs }) },
+            {
+              id: 'grace',
+              src: 'deadlineTimer',
+              input: ({ context }) => ({ deadlineAt: context.deadlineAt + context.verdictGraceMs, says: 'GRACE_OVER' as const }),
+            },
             {
               id: 'askLeader',
               src: 'reportToLeader',
@@ -598,7 +606,11 @@ export const sessionMachine = setup({
               // gave up early (the leader refused, say): the grace timer still ends the wait
             },
           ],
-          on: { DEADLINE: { target: '#session.terminating', actions: 'timeOutAlone' } },
+          on: {
+            GRACE_OVER: { target: '#session.terminating', actions: 'timeOutAlone' },
+            CANCEL: { target: 'askingLeader', reenter: true, actions: 'proposeCancel' },
+            FAIL: { target: 'askingLeader', reenter: true, actions: 'proposeFailure' },
+          },
         },
       },
     },

@@ -53,6 +53,10 @@ export const timeoutMachine = setup({
   states: {
     running: {
       invoke: [
+        // Armed before the operation starts: a timer the operation arms for the same deadline
+        // (a session it creates inherits it) fires after this one, so the operation expires
+        // rather than ending with its own timeout first.
+        { id: 'deadline', src: 'deadlineTimer', input: ({ context }) => ({ deadlineAt: context.deadlineAt }) },
         {
           id: 'operation',
           src: 'operation',
@@ -60,7 +64,6 @@ export const timeoutMachine = setup({
           onDone: { target: 'succeeded', actions: assign({ status: 'succeeded', value: ({ event }) => event.output }) },
           onError: { target: 'failed', actions: assign({ status: 'failed', error: ({ event }) => errorInfo(event.error) }) },
         },
-        { id: 'deadline', src: 'deadlineTimer', input: ({ context }) => ({ deadlineAt: context.deadlineAt }) },
       ],
       on: {
         DEADLINE: {

@@ -6,12 +6,13 @@ import { fromCallback } from 'xstate'
 import type { Clock } from '../../effects/time/index.js'
 import type { Random } from '../../effects/random/index.js'
 import { type RetryEvent } from '../../machines/retry.js'
-import { backoffDelay, type BackoffTimerInput, type DeadlineEvent, type DeadlineTimerInput } from '../../machines/kernel.js'
+import { backoffDelay, type BackoffTimerInput, type DeadlineEvent, type DeadlineTimerInput, type GraceOverEvent } from '../../machines/kernel.js'
 
-/** Sends DEADLINE when the clock reaches `deadlineAt` (at once if it already has). Re-armed on restore. */
-export function deadlineTimerActor(clock: Clock) {
-  return fromCallback<DeadlineEvent, DeadlineTimerInput>(({ input, sendBack }) => {
-    const handle = clock.setTimeout(() => sendBack({ type: 'DEADLINE' }), Math.max(0, input.deadlineAt - clock.now()))
+/** Sends DEADLINE (or what `says` names) when the clock reaches `deadlineAt` (at once if it already has). Re-armed on restore. */
+export function deadlineTimerActor<Says extends DeadlineEvent | GraceOverEvent = DeadlineEvent>(clock: Clock) {
+  return fromCallback<Says, DeadlineTimerInput>(({ input, sendBack }) => {
+    const event = { type: input.says ?? 'DEADLINE' } as Says
+    const handle = clock.setTimeout(() => sendBack(event), Math.max(0, input.deadlineAt - clock.now()))
     return () => clock.clearTimeout(handle)
   })
 }

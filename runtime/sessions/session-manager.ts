@@ -50,6 +50,7 @@ import {
   type SessionEvent,
   type SessionInput,
   type SessionOutcome,
+  type SessionTimerEvent,
   type Verdict,
 } from '../../machines/session.js'
 import type { Choreography, StepContext } from './choreography.js'
@@ -684,7 +685,7 @@ export class SessionManager {
     return noteEvents(
       sessionMachine.provide({
         actors: {
-          deadlineTimer: deadlineTimerActor(this.deps.clock),
+          deadlineTimer: deadlineTimerActor<SessionTimerEvent>(this.deps.clock),
           sendStep: fromPromise(async ({ input: stepInput, signal }) => this.sendStep(stepInput, signal)),
           reportToLeader: fromPromise(async ({ input: reportInput, signal }) => this.reportToLeader(reportInput, signal)),
           release: fromPromise(async ({ input: releaseInput }) => this.release(releaseInput.sessionId, releaseInput.outcome, releaseInput.announce)),

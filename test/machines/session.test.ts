@@ -14,7 +14,7 @@ import {
   type SessionProtocol,
   type Verdict,
 } from '../../machines/session.js'
-import type { DeadlineEvent, DeadlineTimerInput } from '../../machines/kernel.js'
+import type { DeadlineEvent, DeadlineTimerInput, GraceOverEvent } from '../../machines/kernel.js'
 
 const START = 1_700_000_000_000
 const DEADLINE_IN = 60_000
@@ -49,14 +49,15 @@ function inputFor(selfPeerId: string, over: Partial<SessionInput> = {}): Session
 }
 
 function deadlineTimerOn(clock: VirtualClock, armed?: number[]) {
-  return fromCallback<DeadlineEvent, DeadlineTimerInput>(({ input, sendBack }) => {
+  return fromCallback<DeadlineEvent | GraceOverEvent, DeadlineTimerInput>(({ input, sendBack }) => {
     armed?.push(input.deadlineAt)
     const delay = input.deadlineAt - clock.now()
+    const event = { type: input.says ?? 'DEADLINE' } as const
     if (delay <= 0) {
-      sendBack({ type: 'DEADLINE' })
+      sendBack(event)
       return
     }
-    const handle = clock.setTimeout(() => sendBack({ type: 'DEADLINE' }), delay)
+    const handle = clock.setTimeout(() => sendBack(event), delay)
     return () => clock.clearTimeout(handle)
   })
 }
@@ -609,11 +610,12 @@ describe('sessionMachine: durable deadline', () => {
     await clock.advance(10_000)
     const persisted = JSON.parse(JSON.stringify(actor.getPersistedSnapshot()))
     actor.stop()
-    expect(armed).toEqual([START + DEADLINE_IN, START + DEADLINE_IN])
+    // one timer for the whole session, not one per state it went through
+    expect(armed).toEqual([START + DEADLINE_IN])
 
     const restored = createActor(machine, { snapshot: persisted, input, clock }).start()
     expect(restored.getSnapshot().matches({ active: { running: 'awaiting' } })).toBe(true)
-    expect(armed).toHaveLength(3)
+    expect(armed).toHaveLength(2)
     await clock.advance(DEADLINE_IN - 10_000 - 1)
     expect(restored.getSnapshot().status).toBe('active')
     await clock.advance(1)
@@ -885,6 +887,27 @@ describe('sessionMachine: agreeing (the leader decides, participants adopt)', ()
     running.actor.send({ type: 'VERDICT', kind: 'timeout' })
     await flush()
     expect(running.actor.getSnapshot().output?.outcome).toEqual({ kind: 'timeout', lastKnownState: { cursor: 1, step: 'c1' } })
+  })
+
+  it('participant asking past its deadline: CANCEL or FAIL asks again with the new proposal, and the grace still ends it', async () => {
+    const { actor, clock, reports } = await doneParticipant({ answer: (input) => (input.untilVerdict ? new Promise(() => undefined) : Promise.resolve(null)) })
+    await clock.advance(DEADLINE_IN)
+    await flush()
+    expect(actor.getSnapshot().value).toEqual({ agreeing: 'askingLeader' })
+    actor.send({ type: 'CANCEL', reason: 'changed my mind' })
+    await flush()
+    expect(actor.getSnapshot().value).toEqual({ agreeing: 'askingLeader' })
+    expect(reports.at(-1)).toMatchObject({ proposal: { kind: 'cancelled', reason: 'changed my mind' }, untilVerdict: true })
+    actor.send({ type: 'FAIL', reason: 'worse' })
+    await flush()
+    expect(reports.at(-1)).toMatchObject({ proposal: { kind: 'failure', reason: 'worse' }, untilVerdict: true })
+    // a DEADLINE now (a timer re-armed on restore, say) is not the end of the grace
+    actor.send({ type: 'DEADLINE' })
+    expect(actor.getSnapshot().value).toEqual({ agreeing: 'askingLeader' })
+    await clock.advance(GRACE)
+    await flush()
+    expect(actor.getSnapshot().value).toBe('failed')
+    expect(actor.getSnapshot().context.error?.code).toBe('VERDICT_UNAVAILABLE')
   })
 
   it('participant restored while asking re-arms the grace from the snapshot', async () => {
