@@ -257,7 +257,7 @@ const endingCalledFor = {
     { target: '#session.agreeing.askingLeader', actions: 'proposeTimeout' },
   ],
   REPORT: leaderHearsReport,
-  VERDICT: { guard: 'fromParticipantsSide', target: '#session.terminating', actions: 'adoptVerdict' },
+  VERDICT: { guard: 'fromParticipantsSide', target: '#session.ending', actions: 'adoptVerdict' },
 } as const
 
 // ---------------------------------------------------------------------------------------------
@@ -514,7 +514,7 @@ export const sessionMachine = setup({
                 },
                 onDone: [
                   // the step carried our done report: the leader's answer may be the verdict
-                  { guard: 'stepAnsweredVerdict', target: '#session.terminating', actions: ['markSent', 'proposeDone', 'adoptVerdict'] },
+                  { guard: 'stepAnsweredVerdict', target: '#session.ending', actions: ['markSent', 'proposeDone', 'adoptVerdict'] },
                   { guard: 'stepCarriedReport', target: '#session.agreeing.awaitingVerdict', actions: ['markSent', 'proposeDone'] },
                   { target: 'advancing', actions: 'markSent' },
                 ],
@@ -538,7 +538,7 @@ export const sessionMachine = setup({
       initial: 'choosingSide',
       on: {
         REPORT: leaderHearsReport,
-        VERDICT: { guard: 'fromParticipantsSide', target: 'terminating', actions: 'adoptVerdict' },
+        VERDICT: { guard: 'fromParticipantsSide', target: 'ending', actions: 'adoptVerdict' },
         // A participant changing its mind (the application cancels, say) reports that instead.
         CANCEL: [
           { guard: 'isLeader', target: 'terminating', actions: 'cancel' },
@@ -571,7 +571,7 @@ export const sessionMachine = setup({
               untilVerdict: false,
               deadlineAt: context.deadlineAt,
             }),
-            onDone: [{ guard: 'answeredVerdict', target: '#session.terminating', actions: 'adoptVerdict' }, { target: 'awaitingVerdict' }],
+            onDone: [{ guard: 'answeredVerdict', target: '#session.ending', actions: 'adoptVerdict' }, { target: 'awaitingVerdict' }],
             onError: { target: 'awaitingVerdict' },
           },
           on: { DEADLINE: { target: 'askingLeader' } },
@@ -602,18 +602,24 @@ export const sessionMachine = setup({
                 untilVerdict: true,
                 deadlineAt: context.deadlineAt + context.verdictGraceMs,
               }),
-              onDone: { guard: 'answeredVerdict', target: '#session.terminating', actions: 'adoptVerdict' },
+              onDone: { guard: 'answeredVerdict', target: '#session.ending', actions: 'adoptVerdict' },
               // gave up early (the leader refused, say): the grace timer still ends the wait
             },
           ],
           on: {
-            GRACE_OVER: { target: '#session.terminating', actions: 'timeOutAlone' },
+            GRACE_OVER: { target: '#session.ending', actions: 'timeOutAlone' },
             CANCEL: { target: 'askingLeader', reenter: true, actions: 'proposeCancel' },
             FAIL: { target: 'askingLeader', reenter: true, actions: 'proposeFailure' },
           },
         },
       },
     },
+    // Participant: it has its outcome (the leader's verdict, or it timed out alone); it has
+    // nothing to release, so it ends at once in the final state the outcome calls for.
+    ending: {
+      always: [{ guard: 'outcomeSuccess', target: 'completed' }, { guard: 'outcomeCancelled', target: 'cancelled' }, { target: 'failed' }],
+    },
+    // Leader: its verdict goes to disk, then to the participants (release), before it ends.
     terminating: {
       invoke: {
         id: 'release',

@@ -12,20 +12,42 @@ type NodeLike = {
 }
 
 /**
- * Top-level state → the top-level states a single transition (from anywhere inside it) can reach.
+ * Top-level state → the top-level states one step (from anywhere inside it) can end in. A step
+ * passes through states its eventless (`always`) transitions leave at once, which a trace of
+ * snapshots never shows: those states' `always` targets are reachable in the same step.
  * @example
  * topLevelTransitions(sessionMachine).get('active') // Set { 'agreeing', 'failed', ... }
  */
 export function topLevelTransitions(machine: AnyStateMachine): Map<string, Set<string>> {
   const edges = new Map<string, Set<string>>()
+  const onwards = new Map<string, Set<string>>()
   const visit = (node: NodeLike, top: string) => {
     const targets = edges.get(top) ?? new Set<string>([top])
     edges.set(top, targets)
-    const definitions = [...node.transitions.values()].flat().concat(node.always ?? [])
-    for (const definition of definitions) for (const target of definition.target ?? []) if (target.path[0]) targets.add(target.path[0])
+    const always = onwards.get(top) ?? new Set<string>()
+    onwards.set(top, always)
+    for (const definition of [...node.transitions.values()].flat())
+      for (const target of definition.target ?? []) if (target.path[0]) targets.add(target.path[0])
+    for (const definition of node.always ?? []) {
+      for (const target of definition.target ?? []) {
+        if (!target.path[0]) continue
+        targets.add(target.path[0])
+        always.add(target.path[0])
+      }
+    }
     for (const child of Object.values(node.states)) visit(child, top)
   }
   for (const [name, node] of Object.entries((machine.root as unknown as NodeLike).states)) visit(node, name)
+  for (const targets of edges.values()) {
+    const pending = [...targets]
+    while (pending.length > 0) {
+      for (const next of onwards.get(pending.pop()!) ?? []) {
+        if (targets.has(next)) continue
+        targets.add(next)
+        pending.push(next)
+      }
+    }
+  }
   return edges
 }
 

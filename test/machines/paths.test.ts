@@ -107,6 +107,7 @@ const specs: PathSpec[] = [
       { type: 'REPORT', from: 'C', kind: 'failure', reason: 'test' },
       { type: 'REPORT', from: 'C', kind: 'cancelled', reason: 'test' },
       { type: 'VERDICT', kind: 'success' },
+      { type: 'VERDICT', kind: 'cancelled' },
       done('reportToLeader', null),
       done('reportToLeader', { kind: 'failure', reason: 'test' }),
       error('reportToLeader'),

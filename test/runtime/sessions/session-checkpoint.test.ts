@@ -85,7 +85,8 @@ describe('session checkpoints', () => {
     // the moment the participant has the verdict (its report's answer), what the leader holds on disk
     const onDiskWhenAnswered: Array<string | undefined> = []
     b!.events$.subscribe((e) => {
-      if (e.type === 'transition' && e.machine === 'session' && e.state === 'terminating') onDiskWhenAnswered.push(storedOutcome(e.actorId))
+      // a participant ends as soon as it has the verdict (it has nothing to release)
+      if (e.type === 'transition' && e.machine === 'session' && e.state === 'completed') onDiskWhenAnswered.push(storedOutcome(e.actorId))
     })
     const roster = [
       { peerId: a!.peerId, role: 'a' },
