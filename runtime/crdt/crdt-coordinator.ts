@@ -695,9 +695,9 @@ export class CrdtCoordinator {
       all: names === undefined,
       docs: list.map((name): DocVersionWire => {
         const doc = this.docs.get(name)
-        if (!doc) return { name, version: {} }
+        if (!doc) return { name, version: [] }
         const mark = doc.mark()
-        return { name, kind: doc.kind, type: doc.typeName, version: doc.version().encode(), ...(mark ? { mark } : {}) }
+        return { name, kind: doc.kind, type: doc.typeName, version: doc.version().pairs(), ...(mark ? { mark } : {}) }
       }),
     }
   }
@@ -769,7 +769,7 @@ export class CrdtCoordinator {
       const doc = this.docs.get(name)
       if (!doc) continue
       const mark = doc.mark()
-      docs.push({ name, kind: doc.kind, type: doc.typeName, version: doc.version().encode(), ...(mark ? { mark } : {}) })
+      docs.push({ name, kind: doc.kind, type: doc.typeName, version: doc.version().pairs(), ...(mark ? { mark } : {}) })
       // The pusher now holds at least what it sent and what we had told it before.
       this.views.learn(from, [[name, { version: remote.get(name)!.version, mark: remote.get(name)!.mark }]], this.now())
     }
@@ -840,7 +840,7 @@ export class CrdtCoordinator {
       name: doc.name,
       kind: doc.kind,
       type: doc.typeName,
-      version: doc.version().encode(),
+      version: doc.version().pairs(),
       ...(mark ? { mark } : {}),
       ...(payload !== undefined ? { payload } : {}),
     }

@@ -1,5 +1,6 @@
 // Messages of the 'crdt' family (router kinds 'sync', 'push', 'delta'), validated with zod on
-// receipt. Versions are vector clock wires, decoded (and so checked) per document.
+// receipt. Versions are vector clocks as [replica, count] pairs (VectorClockPairs; a record is
+// read too), decoded (and so checked) per document.
 //
 //   sync   request  { all, docs: DocVersion[] }   the requester's versions; `all` asks for
 //                                                 every document, listed or not

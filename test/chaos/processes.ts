@@ -162,10 +162,11 @@ export async function processCampaign(options: ProcessCampaignOptions = {}): Pro
       }
     })
 
-    // Killer: seeded SIGKILLs of one peer at a time, each brought back from its folder.
-    while (acked.size < target) {
+    // Killer: seeded SIGKILLs of one peer at a time, each brought back from its folder; at least
+    // one, however fast the workload reaches its target (the writes keep going until then).
+    while (acked.size < target || kills === 0) {
       await sleep(800 + random.int(1_200))
-      if (acked.size >= target) break
+      if (acked.size >= target && kills > 0) break
       const victim = peers[random.int(n)]!
       if (!victim.child) continue
       victim.child.kill('SIGKILL')

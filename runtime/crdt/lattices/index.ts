@@ -3,7 +3,7 @@
 
 export type { JsonValue, WireValue } from './lattice-wire.js'
 export { canonicalJson, parseWire, WIRE_LIMITS } from './lattice-wire.js'
-export { VectorClock, vectorClockSchema, type ClockOrder, type VectorClockWire } from './vector-clock.js'
+export { VectorClock, vectorClockPairsSchema, vectorClockSchema, type ClockOrder, type VectorClockPairs, type VectorClockWire } from './vector-clock.js'
 export { CausalContext, causalContextSchema, dotKey, dotSchema, type CausalContextWire, type Dot } from './causal-context.js'
 export type {
   CausalOp,

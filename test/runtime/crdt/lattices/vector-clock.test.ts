@@ -1,6 +1,7 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { CausalContext, VectorClock } from '../../../../runtime/crdt/lattices/index.js'
+import { CausalContext, VectorClock, vectorClockPairsSchema } from '../../../../runtime/crdt/lattices/index.js'
+import { isVectorClockPairs } from '../../../../runtime/crdt/lattices/vector-clock.js'
 
 const clock = fc.dictionary(fc.constantFrom('a', 'b', 'c'), fc.nat(4)).map((r) => VectorClock.of(r))
 
@@ -63,6 +64,66 @@ describe('VectorClock', () => {
     for (const bad of [{ a: -1 }, { a: 0.5 }, { a: '1' }, null, 'x', { '': 1 }, { a: Number.MAX_SAFE_INTEGER + 2 }]) {
       expect(() => VectorClock.decode(bad)).toThrow(expect.objectContaining({ code: 'INVALID_INPUT' }))
     }
+  })
+
+  it('the pairs form is sorted, built once, frozen, and decodes to the same clock as the record', () => {
+    fc.assert(
+      fc.property(clock, (a) => {
+        const pairs = a.pairs()
+        expect(pairs).toEqual(Object.entries(a.encode()))
+        expect(a.pairs()).toBe(pairs)
+        expect(Object.isFrozen(pairs) && pairs.every((p) => Object.isFrozen(p))).toBe(true)
+        expect(VectorClock.decode(pairs).equals(a)).toBe(true)
+        expect(VectorClock.decode(structuredClone(pairs)).equals(VectorClock.decode(a.encode()))).toBe(true)
+      }),
+    )
+    // Yjs client ids as replicas: integer keys, the case the pairs form is for
+    const yjs = VectorClock.of([
+      ['2224249343', 10],
+      ['17', 3],
+    ])
+    expect(yjs.pairs()).toEqual([
+      ['17', 3],
+      ['2224249343', 10],
+    ])
+  })
+
+  it('malformed pairs are InvalidInput, a replica listed twice included', () => {
+    const bad: unknown[] = [
+      [['a', -1]],
+      [['a', 0.5]],
+      [['a']],
+      [['a', 1, 2]],
+      [[1, 1]],
+      [['', 1]],
+      ['a', 1],
+      [
+        ['a', 1],
+        ['a', 2],
+      ],
+      [
+        ['a', 1],
+        ['b', 1],
+        ['c', 1],
+        ['d', 1],
+        ['e', 1],
+        ['f', 1],
+        ['g', 1],
+        ['h', 1],
+        ['i', 1],
+        ['a', 1],
+      ],
+    ]
+    for (const wire of bad) expect(() => VectorClock.decode(wire), JSON.stringify(wire)).toThrow(expect.objectContaining({ code: 'INVALID_INPUT' }))
+  })
+
+  it('the fast check of pairs accepts nothing the schema refuses', () => {
+    const entry = fc.tuple(fc.oneof(fc.constantFrom('a', 'b', '', 'x'.repeat(257)), fc.anything()), fc.oneof(fc.nat(), fc.double(), fc.anything()))
+    fc.assert(
+      fc.property(fc.array(fc.oneof(entry, fc.anything()), { maxLength: 12 }), (wire) => {
+        if (isVectorClockPairs(wire)) expect(vectorClockPairsSchema.safeParse(wire).success).toBe(true)
+      }),
+    )
   })
 })
 
