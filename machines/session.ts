@@ -229,6 +229,17 @@ function stepCarriesReport(ctx: Ctx): boolean {
   for (let i = ctx.cursor + 1; i < steps.length; i++) if (steps[i]!.from === ctx.selfRole || steps[i]!.to.includes(ctx.selfRole)) return false
   return true
 }
+/**
+ * What a participant reports: before its deadline (done, unless it proposed otherwise), or past
+ * it asking for the verdict (timeout, unless it proposed otherwise) until the grace ends.
+ */
+const reportInput = (ctx: Ctx, untilVerdict: boolean): ReportInput => ({
+  sessionId: ctx.sessionId,
+  leaderPeerId: ctx.leaderPeerId,
+  proposal: ctx.proposal ?? { kind: untilVerdict ? 'timeout' : 'done' },
+  untilVerdict,
+  deadlineAt: untilVerdict ? ctx.deadlineAt + ctx.verdictGraceMs : ctx.deadlineAt,
+})
 const reportFrom = (ctx: Ctx, event: SessionEvent, kind: Proposal['kind']): boolean =>
   event.type === 'REPORT' && isLeader(ctx) && event.kind === kind && event.from !== ctx.selfPeerId && roleOf(ctx, event.from) !== undefined
 
@@ -564,13 +575,7 @@ export const sessionMachine = setup({
           invoke: {
             id: 'reportToLeader',
             src: 'reportToLeader',
-            input: ({ context }) => ({
-              sessionId: context.sessionId,
-              leaderPeerId: context.leaderPeerId,
-              proposal: context.proposal ?? { kind: 'done' as const },
-              untilVerdict: false,
-              deadlineAt: context.deadlineAt,
-            }),
+            input: ({ context }) => reportInput(context, false),
             onDone: [{ guard: 'answeredVerdict', target: '#session.ending', actions: 'adoptVerdict' }, { target: 'awaitingVerdict' }],
             onError: { target: 'awaitingVerdict' },
           },
@@ -595,13 +600,7 @@ export const sessionMachine = setup({
             {
               id: 'askLeader',
               src: 'reportToLeader',
-              input: ({ context }) => ({
-                sessionId: context.sessionId,
-                leaderPeerId: context.leaderPeerId,
-                proposal: context.proposal ?? { kind: 'timeout' as const },
-                untilVerdict: true,
-                deadlineAt: context.deadlineAt + context.verdictGraceMs,
-              }),
+              input: ({ context }) => reportInput(context, true),
               onDone: { guard: 'answeredVerdict', target: '#session.ending', actions: 'adoptVerdict' },
               // gave up early (the leader refused, say): the grace timer still ends the wait
             },

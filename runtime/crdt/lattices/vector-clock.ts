@@ -144,7 +144,7 @@ export class VectorClock {
   encode(): VectorClockWire {
     if (this.wire === undefined) {
       const out: VectorClockWire = {}
-      for (const replica of [...this.counts.keys()].sort()) out[replica] = this.counts.get(replica)!
+      for (const [replica, n] of this.pairs()) out[replica] = n
       this.wire = Object.freeze(out)
     }
     return this.wire
