@@ -742,10 +742,15 @@ export class SessionManager {
     this.unsaved.add(sessionId)
     this.checkpointTimer ??= this.deps.clock.setTimeout(() => {
       this.checkpointTimer = undefined
-      const due = [...this.unsaved]
-      this.unsaved.clear()
-      for (const id of due) void this.persist(id)
+      this.writeUnsaved()
     }, CHECKPOINT_MS)
+  }
+
+  /** Takes a write for every session with transitions off disk (they land in one commit). */
+  private writeUnsaved(): void {
+    const due = [...this.unsaved]
+    this.unsaved.clear()
+    for (const id of due) void this.persist(id, false)
   }
 
   /**
@@ -755,8 +760,16 @@ export class SessionManager {
    * change made meanwhile, by any number of transitions, shares it. Without a write in flight
    * this costs no latency; with one, a second write could not commit before it anyway.
    */
-  private persist(sessionId: string): Promise<void> {
+  private persist(sessionId: string, awaited = true): Promise<void> {
     if (this.stopped) return Promise.resolve()
+    // Group commit: transitions waiting for their checkpoint ride in this write's commit. Their
+    // own commit, made later by the timer, would be in flight when some awaited write comes,
+    // which then waits for it to land before its own can start (a commit's time on the path).
+    if (awaited && this.unsaved.size > (this.unsaved.has(sessionId) ? 1 : 0)) {
+      if (this.checkpointTimer !== undefined) this.deps.clock.clearTimeout(this.checkpointTimer)
+      this.checkpointTimer = undefined
+      this.writeUnsaved()
+    }
     const waiting = this.scheduledWrites.get(sessionId)
     if (waiting) return waiting
     const write: Promise<void> = (this.writesInFlight.get(sessionId) ?? Promise.resolve())

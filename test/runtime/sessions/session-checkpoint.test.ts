@@ -65,6 +65,45 @@ describe('session checkpoints', () => {
     expect(kinds.filter((k) => k === 'reply')).toHaveLength(3)
   })
 
+  it('a transition waiting for its checkpoint rides in the next awaited write, before the checkpoint is due', async () => {
+    const sim = await Simulation.create({
+      seed: 'group-commit',
+      peers: 2,
+      faults: { minDelayMs: 2, maxDelayMs: 2 },
+      runtime: { protocols: [pingPong], sessions: { autoJoin: true } },
+    })
+    sims.push(sim)
+    const [a, b] = sim.runtimes as [Runtime, Runtime]
+    const invited: string[] = []
+    b.sessions.invitations$.subscribe((invite) => {
+      invited.push(invite.sessionId)
+      void b.sessions.executeProtocol(invite.sessionId, invite.protocol)
+    })
+    const roster = [
+      { peerId: a.peerId, role: 'a' },
+      { peerId: b.peerId, role: 'b' },
+    ]
+    // in steps of 1 ms, so the session ends well before the checkpoint its first transition armed
+    const settle = async <T>(promise: Promise<T>): Promise<T> => {
+      let value: { v: T } | undefined
+      void promise.then((v) => (value = { v }))
+      await sim.runUntil(() => value !== undefined, 1_000, 1)
+      return value!.v
+    }
+    const first = await settle(a.sessions.createSession('ping-pong', roster, { timeoutMs: 60_000, protocol: 'ping-pong' }))
+    expect((await settle(first.executeProtocol())).status).toBe('completed')
+    expect(await sim.runUntil(() => b.sessions.get(first.id)?.state().status === 'completed', 1_000, 1)).toBe(true)
+    const finishedAt = sim.clock.now()
+    // the participant's end is no acknowledgement's business: it waits for the checkpoint
+    expect(storedValue(b, first.id)).not.toBe('completed')
+    // the next invite's answer waits for a write, and the finished session goes with it
+    const second = a.sessions.createSession('ping-pong', roster, { timeoutMs: 60_000, protocol: 'ping-pong' })
+    expect(await sim.runUntil(() => invited.length === 2, 1_000, 1)).toBe(true)
+    expect(sim.clock.now() - finishedAt).toBeLessThan(20)
+    expect(storedValue(b, first.id)).toBe('completed')
+    await drive(sim, second, 1_000)
+  })
+
   // Over libp2p (the memory transport) the participant's ack of the leader's step and its own
   // step carrying the report arrive together, as over TCP; the simulated network spaces them out.
   it('the leader answers the done report with its verdict only once the outcome is on disk, one write holding report and outcome', async () => {
