@@ -175,11 +175,37 @@ function fitsProtocol(ctx: Ctx, protocol: SessionProtocol, msg: { step: number; 
   return roleOf(ctx, msg.from) === step.from && step.to.includes(ctx.selfRole) && !hasPayload(ctx, msg.step, msg.from)
 }
 
-function protocolFitsRoster(ctx: Ctx, protocol: unknown): protocol is SessionProtocol {
+/**
+ * Protocols already checked against the schema, by the object given: a runtime executes the same
+ * choreography for session after session, and the guard and the action that starts it each
+ * checked it again. What is kept is the parsed copy, frozen, so no session can change another's.
+ */
+const checkedProtocols = new WeakMap<object, SessionProtocol>()
+
+function checkedProtocol(protocol: unknown): SessionProtocol | undefined {
+  if (typeof protocol !== 'object' || protocol === null) return undefined
+  let checked = checkedProtocols.get(protocol)
+  if (checked) return checked
   const parsed = sessionProtocolSchema.safeParse(protocol)
-  if (!parsed.success) return false
+  if (!parsed.success) return undefined
+  checked = deepFreeze(parsed.data)
+  checkedProtocols.set(protocol, checked)
+  return checked
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value)
+    for (const inner of Object.values(value)) deepFreeze(inner)
+  }
+  return value
+}
+
+function protocolFitsRoster(ctx: Ctx, protocol: unknown): boolean {
+  const checked = checkedProtocol(protocol)
+  if (!checked) return false
   const roles = new Set(ctx.participants.map((p) => p.role))
-  return parsed.data.steps.every((s) => roles.has(s.from) && s.to.every((r) => roles.has(r)))
+  return checked.steps.every((s) => roles.has(s.from) && s.to.every((r) => roles.has(r)))
 }
 
 // Payloads are stored as JSON-safe values so a persisted snapshot restores what was received.
@@ -349,7 +375,8 @@ export const sessionMachine = setup({
     // Messages buffered before the protocol was known are checked against it now; misfits are dropped.
     startProtocol: assign(({ context, event }) => {
       if (event.type !== 'EXECUTE') return {}
-      const protocol = sessionProtocolSchema.parse(event.protocol)
+      const protocol = checkedProtocol(event.protocol)
+      if (!protocol) return {}
       let ctx: Ctx = { ...context, protocol, cursor: 0 }
       for (const msg of context.pending) {
         if (fitsProtocol(ctx, protocol, msg)) ctx = { ...ctx, received: record(ctx.received, msg.step, msg.from, msg.payload) }

@@ -711,7 +711,8 @@ export class SessionManager {
     let previous = ''
     actor.subscribe({
       next: (state) => {
-        const text = JSON.stringify(state.value)
+        // most states are a plain string; only nested ones need a text form to compare
+        const text = typeof state.value === 'string' ? state.value : JSON.stringify(state.value)
         if (text !== previous) {
           previous = text
           this.deps.bus.emit({ type: 'transition', actorId: sessionId, machine: 'session', state: state.value, event: lastEventOf.get(actor) ?? 'xstate.init' })
