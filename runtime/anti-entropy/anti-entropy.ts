@@ -5,7 +5,6 @@
 // a peer is answered only if its capability grants 'read' on the collection. Progress events are an rxjs stream; each finished round is
 // summarised on `rounds$`.
 
-import { Packr } from 'msgpackr'
 import { Subject, filter, firstValueFrom, type Observable } from 'rxjs'
 import { createActor, fromCallback, fromPromise, type Actor } from 'xstate'
 import { ConfigInvalid } from '../../effects/errors.js'
@@ -31,6 +30,7 @@ import type { RuntimeEventInput } from '../core/events.js'
 import type { Router } from '../core/router.js'
 import type { Runtime } from '../core/runtime.js'
 import type { Components, Service } from '../core/components.js'
+import { plainMessagePack } from '../core/wire.js'
 
 export type { AntiEntropyConfig, AntiEntropyConfigInput, AntiEntropyProgress } from '../../machines/anti-entropy.js'
 
@@ -70,7 +70,7 @@ interface PeerScore {
   latencyMs: number
 }
 
-const sizer = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: true })
+const sizer = plainMessagePack
 const sizeOf = (value: unknown): number => (value === undefined ? 0 : sizer.pack(value).length)
 
 export class AntiEntropy {

@@ -20,7 +20,6 @@
 // after changing a handler directly; Yjs documents are observed by themselves), so the
 // coordinator can persist them and keep its digests current.
 
-import { Packr } from 'msgpackr'
 import { Subject, filter, type Observable } from 'rxjs'
 import { createActor, type Actor } from 'xstate'
 import * as Y from 'yjs'
@@ -79,6 +78,7 @@ import type { PatternFamily, Router } from '../core/router.js'
 import type { Runtime } from '../core/runtime.js'
 import type { Components, Service } from '../core/components.js'
 import type { StorageCoordinator } from '../storage/storage-coordinator.js'
+import { plainMessagePack } from '../core/wire.js'
 
 export type { SyncStatus, SyncStatusReport } from './status.js'
 export type { SyncRequest, SyncResponse } from './sync-wire.js'
@@ -157,7 +157,7 @@ const peerIdSchema = z.string().min(1).max(256)
 /** peerIdSchema's test without zod, for the per-sync check (the schema decides what this does not accept). */
 const isPeerId = (value: unknown): boolean => (typeof value === 'string' && value.length >= 1 && value.length <= 256) || peerIdSchema.safeParse(value).success
 const persistedSchema = z.object({ kind: z.enum(['cv', 'delta', 'cm', 'mv']), type: z.string().min(1).max(300), payload: z.unknown() })
-const sizer = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: true })
+const sizer = plainMessagePack
 const DEFAULT_NAMESPACE = 'crdt.default'
 /** Capabilities this peer was given for its collections: [collection, token id] → token. */
 const CREDENTIALS_NAMESPACE = 'aura.crdt.credentials'

@@ -15,15 +15,15 @@
 //
 // `body` is the application's payload as MessagePack: its length is what the flow budget charges,
 // and the receiver refuses a body that does not decode (INVALID_INPUT) rather than deliver it.
-import { Packr } from 'msgpackr'
 import { z } from 'zod'
 import { MalformedFrame } from '../../effects/errors.js'
 import type { PatternFamily } from '../core/router.js'
+import { plainMessagePack } from '../core/wire.js'
 
 export const TRANSPORT_FAMILY: PatternFamily = 'transport'
 
 /** The application payload codec (plain MessagePack: binary stays binary). */
-export const bodyCodec = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: true })
+export const bodyCodec = plainMessagePack
 
 /** channel ids, context ids, idempotency keys */
 export const transportIdSchema = z.string().min(1).max(256)
