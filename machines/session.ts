@@ -495,7 +495,11 @@ export const sessionMachine = setup({
       on: {
         JOIN: { guard: 'isRosterJoin', actions: 'recordJoin' },
         LEAVE: { guard: 'canUnjoin', actions: 'recordLeave' },
-        EXECUTE: { guard: 'isRunnableProtocol', target: 'active', actions: 'startProtocol' },
+        // everyone joined already (the usual case): straight to running, one step fewer
+        EXECUTE: [
+          { guard: and(['isRunnableProtocol', 'allJoined']), target: 'active.running', actions: 'startProtocol' },
+          { guard: 'isRunnableProtocol', target: 'active', actions: 'startProtocol' },
+        ],
         RECEIVE: { guard: 'canBuffer', actions: 'bufferMessage' },
         ...endingCalledFor,
       },
