@@ -70,8 +70,7 @@ interface PeerScore {
   latencyMs: number
 }
 
-const sizer = plainMessagePack
-const sizeOf = (value: unknown): number => (value === undefined ? 0 : sizer.pack(value).length)
+const sizeOf = (value: unknown): number => (value === undefined ? 0 : plainMessagePack.pack(value).length)
 
 export class AntiEntropy {
   readonly config: AntiEntropyConfig

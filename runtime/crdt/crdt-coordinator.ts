@@ -157,7 +157,6 @@ const peerIdSchema = z.string().min(1).max(256)
 /** peerIdSchema's test without zod, for the per-sync check (the schema decides what this does not accept). */
 const isPeerId = (value: unknown): boolean => (typeof value === 'string' && value.length >= 1 && value.length <= 256) || peerIdSchema.safeParse(value).success
 const persistedSchema = z.object({ kind: z.enum(['cv', 'delta', 'cm', 'mv']), type: z.string().min(1).max(300), payload: z.unknown() })
-const sizer = plainMessagePack
 const DEFAULT_NAMESPACE = 'crdt.default'
 /** Capabilities this peer was given for its collections: [collection, token id] → token. */
 const CREDENTIALS_NAMESPACE = 'aura.crdt.credentials'
@@ -1161,9 +1160,9 @@ export class CrdtCoordinator {
   /** Counts payload bytes (when measuring); returns the bytes received. */
   private countBytes(received: unknown, sent: unknown): number {
     if (!this.metricsEnabled && this.measuring === 0) return 0
-    const inBytes = received === undefined ? 0 : sizer.pack(received).length
+    const inBytes = received === undefined ? 0 : plainMessagePack.pack(received).length
     this.counters.bytesReceived += inBytes
-    if (sent !== undefined) this.counters.bytesSent += sizer.pack(sent).length
+    if (sent !== undefined) this.counters.bytesSent += plainMessagePack.pack(sent).length
     return inBytes
   }
 

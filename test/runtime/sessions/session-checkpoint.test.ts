@@ -31,16 +31,26 @@ const storedSnapshot = (stored: unknown) =>
   decodeSessionRecord(stored)?.snapshot as { value: unknown; context: { outcome: { kind: string } | null } } | undefined
 const storedValue = (rt: Runtime, sessionId: string) => storedSnapshot(componentsOf(rt).storage.namespace('aura.sessions').get(sessionId))?.value
 
+/** Two simulated peers running ping-pong (autoJoin), `delayMs` apart on the network. */
+async function simulatedPair(seed: string, delayMs: number) {
+  const sim = await Simulation.create({
+    seed,
+    peers: 2,
+    faults: { minDelayMs: delayMs, maxDelayMs: delayMs },
+    runtime: { protocols: [pingPong], sessions: { autoJoin: true } },
+  })
+  sims.push(sim)
+  const [a, b] = sim.runtimes as [Runtime, Runtime]
+  const roster = [
+    { peerId: a.peerId, role: 'a' },
+    { peerId: b.peerId, role: 'b' },
+  ]
+  return { sim, a, b, roster }
+}
+
 describe('session checkpoints', () => {
   it('a finished session reaches storage on both peers within the checkpoint interval, with the wire as short as it gets', async () => {
-    const sim = await Simulation.create({
-      seed: 'checkpoint',
-      peers: 2,
-      faults: { minDelayMs: 1, maxDelayMs: 1 },
-      runtime: { protocols: [pingPong], sessions: { autoJoin: true } },
-    })
-    sims.push(sim)
-    const [a, b] = sim.runtimes as [Runtime, Runtime]
+    const { sim, a, b, roster } = await simulatedPair('checkpoint', 1)
     b.sessions.invitations$.subscribe((invite) => void b.sessions.executeProtocol(invite.sessionId, invite.protocol))
     const kinds: string[] = []
     a.events$.subscribe((e) => {
@@ -49,10 +59,6 @@ describe('session checkpoints', () => {
     b.events$.subscribe((e) => {
       if (e.type === 'wire' && e.direction === 'out') kinds.push(e.kind)
     })
-    const roster = [
-      { peerId: a.peerId, role: 'a' },
-      { peerId: b.peerId, role: 'b' },
-    ]
     const session = (await drive(sim, a.sessions.createSession('ping-pong', roster, { timeoutMs: 60_000, protocol: 'ping-pong' }), 1_000)).value!
     expect((await drive(sim, session.executeProtocol(), 1_000)).value?.status).toBe('completed')
     expect(await sim.runUntil(() => b.sessions.get(session.id)?.state().status === 'completed', 1_000)).toBe(true)
@@ -66,30 +72,14 @@ describe('session checkpoints', () => {
   })
 
   it('a transition waiting for its checkpoint rides in the next awaited write, before the checkpoint is due', async () => {
-    const sim = await Simulation.create({
-      seed: 'group-commit',
-      peers: 2,
-      faults: { minDelayMs: 2, maxDelayMs: 2 },
-      runtime: { protocols: [pingPong], sessions: { autoJoin: true } },
-    })
-    sims.push(sim)
-    const [a, b] = sim.runtimes as [Runtime, Runtime]
+    const { sim, a, b, roster } = await simulatedPair('group-commit', 2)
     const invited: string[] = []
     b.sessions.invitations$.subscribe((invite) => {
       invited.push(invite.sessionId)
       void b.sessions.executeProtocol(invite.sessionId, invite.protocol)
     })
-    const roster = [
-      { peerId: a.peerId, role: 'a' },
-      { peerId: b.peerId, role: 'b' },
-    ]
     // in steps of 1 ms, so the session ends well before the checkpoint its first transition armed
-    const settle = async <T>(promise: Promise<T>): Promise<T> => {
-      let value: { v: T } | undefined
-      void promise.then((v) => (value = { v }))
-      await sim.runUntil(() => value !== undefined, 1_000, 1)
-      return value!.v
-    }
+    const settle = async <T>(promise: Promise<T>): Promise<T> => (await drive(sim, promise, 1_000, 1)).value!
     const first = await settle(a.sessions.createSession('ping-pong', roster, { timeoutMs: 60_000, protocol: 'ping-pong' }))
     expect((await settle(first.executeProtocol())).status).toBe('completed')
     expect(await sim.runUntil(() => b.sessions.get(first.id)?.state().status === 'completed', 1_000, 1)).toBe(true)
