@@ -1025,12 +1025,11 @@ export class CrdtCoordinator {
 
   private settleWaiters(peerId: string, outcome: SyncOutcome): void {
     const waiting = this.waiters.get(peerId)!
-    const due = waiting.filter((w) => w.round <= outcome.round)
-    if (due.length === 0) return
-    this.waiters.set(
-      peerId,
-      waiting.filter((w) => w.round > outcome.round),
-    )
+    // Waiters are in call order, so rounds only grow along the list: the due ones lead it.
+    let dueCount = 0
+    while (dueCount < waiting.length && waiting[dueCount]!.round <= outcome.round) dueCount++
+    if (dueCount === 0) return
+    const due = waiting.splice(0, dueCount)
     // Callers answered by one round share its status report, which reads every document's
     // version: it is made when a caller first reads it (its comparedAt says when), or at once
     // for status$ listeners.
@@ -1043,8 +1042,17 @@ export class CrdtCoordinator {
         this.counters.syncCount += 1
         this.counters.latencyTotal += ms
         this.deps?.emit?.({ type: 'latency', name: 'crdt.sync', ms })
-        const answer = { peerId, pulled: result.changed, pushed: result.pushed, skipped: result.skipped, attempts: outcome.attempts } as SyncResult
-        waiter.resolve(Object.defineProperty(answer, 'status', { get: statusOnce, enumerable: true }))
+        // a getter in the literal: defineProperty on a made object would turn it into a slow dictionary
+        waiter.resolve({
+          peerId,
+          pulled: result.changed,
+          pushed: result.pushed,
+          skipped: result.skipped,
+          attempts: outcome.attempts,
+          get status() {
+            return statusOnce()
+          },
+        })
       } else {
         this.counters.errorCount += 1
         const error = errorFromReport(outcome.error, 'NETWORK', 'sync failed', { keep: 'any' })
