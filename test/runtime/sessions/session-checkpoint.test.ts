@@ -71,8 +71,8 @@ describe('session checkpoints', () => {
     expect(kinds.filter((k) => k === 'reply')).toHaveLength(3)
   })
 
-  it('a transition waiting for its checkpoint rides in the next awaited write, before the checkpoint is due', async () => {
-    const { sim, a, b, roster } = await simulatedPair('group-commit', 2)
+  it('an awaited write carries only its own session: a finished one still waits for its checkpoint', async () => {
+    const { sim, a, b, roster } = await simulatedPair('own-commit', 2)
     const invited: string[] = []
     b.sessions.invitations$.subscribe((invite) => {
       invited.push(invite.sessionId)
@@ -86,11 +86,14 @@ describe('session checkpoints', () => {
     const finishedAt = sim.clock.now()
     // the participant's end is no acknowledgement's business: it waits for the checkpoint
     expect(storedValue(b, first.id)).not.toBe('completed')
-    // the next invite's answer waits for a write, and the finished session goes with it
+    // the next invite's answer waits for a write of that session alone
     const second = a.sessions.createSession('ping-pong', roster, { timeoutMs: 60_000, protocol: 'ping-pong' })
     expect(await sim.runUntil(() => invited.length === 2, 1_000, 1)).toBe(true)
     expect(sim.clock.now() - finishedAt).toBeLessThan(20)
-    expect(storedValue(b, first.id)).toBe('completed')
+    expect(storedValue(b, invited[1]!)).toBeDefined()
+    expect(storedValue(b, first.id)).not.toBe('completed')
+    // and the checkpoint, once due, writes the finished one
+    expect(await sim.runUntil(() => storedValue(b, first.id) === 'completed', 1_000, 1)).toBe(true)
     await drive(sim, second, 1_000)
   })
 
