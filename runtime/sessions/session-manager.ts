@@ -508,8 +508,8 @@ export class SessionManager {
     const inviterJoin: SessionEvent = { type: 'JOIN', peerId: from, role: roleOf(input.participants, from) }
     if (actor.getSnapshot().can(inviterJoin)) actor.send(inviterJoin)
     // With autoJoin we join now, before the invite is on disk: the answer is our join to the
-    // leader (one round trip less), and the other participants hear it from us below.
-    if (this.deps.autoJoin) this.sendTo(actor, { type: 'JOIN', peerId: this.self, role })
+    // leader (one round trip less), and the other participants hear it from us below. The
+    // machine counts this peer joined from its start, so it needs no JOIN of our own.
     await this.persist(input.sessionId)
     const invitation: Invitation = {
       sessionId: input.sessionId,
