@@ -743,15 +743,10 @@ export class SessionManager {
     this.unsaved.add(sessionId)
     this.checkpointTimer ??= this.deps.clock.setTimeout(() => {
       this.checkpointTimer = undefined
-      this.writeUnsaved()
+      const due = [...this.unsaved]
+      this.unsaved.clear()
+      for (const id of due) void this.persist(id)
     }, CHECKPOINT_MS)
-  }
-
-  /** Takes a write for every session with transitions off disk (they land in one commit). */
-  private writeUnsaved(): void {
-    const due = [...this.unsaved]
-    this.unsaved.clear()
-    for (const id of due) void this.persist(id)
   }
 
   /**

@@ -16,9 +16,9 @@ import { mkdtempSync, rmSync, symlinkSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { z } from 'zod'
 import type { Runtime } from '../../runtime/core/runtime.js'
 import { quantile } from './report.js'
+import { pingPongDefinition } from './session.bench.js'
 
 type Round = () => Promise<number>
 interface Contender {
@@ -32,14 +32,7 @@ const here = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 async function sessionContender(root: string): Promise<Contender> {
   const { createRuntime } = await import(join(root, 'runtime/core/runtime.ts'))
   const { defineChoreography } = await import(join(root, 'runtime/sessions/choreography.ts'))
-  const pingPong = defineChoreography({
-    name: 'bench-ping-pong',
-    roles: ['client', 'server'],
-    steps: [
-      { label: 'ping', from: 'client', to: ['server'], payload: z.object({ n: z.number() }), produce: () => ({ n: 1 }) },
-      { label: 'pong', from: 'server', to: ['client'], payload: z.object({ n: z.number() }), produce: () => ({ n: 2 }) },
-    ],
-  })
+  const pingPong = defineChoreography(pingPongDefinition)
   const dirs = [0, 1].map(() => mkdtempSync(join(tmpdir(), 'aura-ab-')))
   const runtimes: Runtime[] = []
   for (const dataDir of dirs) runtimes.push(await createRuntime({ dataDir, protocols: [pingPong], sessions: { autoJoin: true } }))

@@ -13,7 +13,7 @@ import { open } from 'lmdb'
 import { assign, createActor, setup } from 'xstate'
 import { z } from 'zod'
 import { createRuntime, type Runtime } from '../../runtime/core/runtime.js'
-import { defineChoreography } from '../../runtime/sessions/choreography.js'
+import { defineChoreography, type ChoreographyDefinition } from '../../runtime/sessions/choreography.js'
 import { quantile, sample, type BenchReport } from './report.js'
 import { componentsOf } from '../../runtime/core/components.js'
 
@@ -54,31 +54,66 @@ interface RawSession {
   stop: () => Promise<void>
 }
 
-type Lp = ReturnType<typeof lpStream>
 type Db = ReturnType<typeof open>
 
+/** Where a hand-written session may write its state: before it answers, or in the background. */
+type FloorPoint = 'created' | 'invited' | 'joined' | 'pinged' | 'done' | 'ponged' | 'completed'
+interface Durability {
+  awaited: ReadonlySet<FloorPoint>
+  clientCreated: 'awaited' | 'queued'
+  serverCompleted: 'awaited' | 'queued'
+}
+
+const floorMessage = (label: string, n: number) => new TextEncoder().encode(JSON.stringify({ label, n, session: 'x'.repeat(32) }))
+
 /**
- * Two libp2p nodes with one raw TCP stream (noise, yamux) between them and an LMDB environment
- * each: `serve` answers on the server's side, `once` runs one session from the client's side.
+ * A 2-party session written by hand: two libp2p nodes with one raw TCP stream (noise, yamux)
+ * between them and an LMDB environment each. The frames are invite, join, ping, two answers
+ * (`answers`: the server's second and third frame) and the verdict; `durability` says at which
+ * points a put is awaited, and whether the client's first and the server's last state are
+ * written awaited or in the background. No envelopes, no validation, no actors.
  */
-async function rawPair(
-  protocol: string,
-  serve: (lp: Lp, db: Db, n: number) => Promise<boolean>,
-  once: (lp: Lp, db: Db, n: number) => Promise<void>,
-): Promise<RawSession> {
+async function handWrittenSession(protocol: string, answers: readonly [string, string], durability: Durability): Promise<RawSession> {
   const make = () =>
     createLibp2p({ addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] }, transports: [tcp()], connectionEncrypters: [noise()], streamMuxers: [yamux()] })
   const [a, b] = await Promise.all([make(), make()])
   const dirs = [mkdtempSync(join(tmpdir(), 'aura-floor-')), mkdtempSync(join(tmpdir(), 'aura-floor-'))]
   const [clientDb, serverDb] = dirs.map((path) => open({ path })) as [Db, Db]
+  const put = (db: Db, key: string, point: FloorPoint) => (durability.awaited.has(point) ? db.put(key, point) : undefined)
+  const write = (db: Db, key: string, point: FloorPoint, how: 'awaited' | 'queued') =>
+    how === 'awaited' ? db.put(key, point) : void db.put(key, point).catch(() => undefined)
   await b.handle(protocol, async (stream) => {
     const lp = lpStream(stream)
-    for (let n = 0; await serve(lp, serverDb, n).catch(() => false); n++);
+    for (let n = 0; ; n++) {
+      if (!(await lp.read().catch(() => undefined))) return // invite (none: the client is gone)
+      const key = `s${n}`
+      await put(serverDb, key, 'invited')
+      await lp.write(floorMessage('join', n))
+      await lp.read() // ping
+      await put(serverDb, key, 'pinged')
+      await lp.write(floorMessage(answers[0], n))
+      await put(serverDb, key, 'done')
+      await lp.write(floorMessage(answers[1], n))
+      await lp.read() // verdict
+      await write(serverDb, key, 'completed', durability.serverCompleted)
+    }
   })
   const lp = lpStream(await a.dialProtocol(b.getMultiaddrs()[0]!, protocol))
   let n = 0
   return {
-    once: () => once(lp, clientDb, ++n),
+    once: async () => {
+      const key = `c${++n}`
+      await write(clientDb, key, 'created', durability.clientCreated)
+      await lp.write(floorMessage('invite', n))
+      await lp.read() // join
+      await put(clientDb, key, 'joined')
+      await lp.write(floorMessage('ping', n))
+      await lp.read() // the server's first answer
+      await put(clientDb, key, 'ponged')
+      await lp.read() // its second
+      await clientDb.put(key, 'completed') // the verdict is durable before it is given
+      await lp.write(floorMessage('verdict', n))
+    },
     stop: async () => {
       await a.stop()
       await b.stop()
@@ -88,89 +123,39 @@ async function rawPair(
   }
 }
 
-const floorMessage = (label: string, n: number) => new TextEncoder().encode(JSON.stringify({ label, n, session: 'x'.repeat(32) }))
+/**
+ * The floor under a 2-party session: the frames the runtime exchanges for one (the server's
+ * answers to the ping are its ack and the pong carrying its done report), with the runtime's
+ * durability: an awaited put wherever the runtime must be durable before it acknowledges (the
+ * invitee before its join, the receiver of the ping before its ack, the leader's verdict before
+ * it is given), and a put nobody awaits for each state the runtime writes later (the leader's
+ * new session, the participant's end).
+ */
+const sessionFloor = () =>
+  handWrittenSession('/bench/floor/1.0.0', ['ack', 'pong'], { awaited: new Set(['invited', 'pinged']), clientCreated: 'queued', serverCompleted: 'queued' })
 
 /**
- * The floor under a 2-party session: the frames the runtime exchanges for one (invite, join,
- * ping, its ack, pong carrying the participant's done report, the leader's verdict), written by
- * hand on one raw libp2p stream, with the runtime's durability: an awaited LMDB put wherever the
- * runtime must be durable before it acknowledges (the invitee before its join, the receiver of
- * the ping before its ack, the leader's verdict before it is given), and a put nobody awaits for
- * each state the runtime writes later (the leader's new session, the participant's end). No
- * envelopes, no validation, no actors.
+ * The same exchange (the answers being pong and report) with an awaited put at every step on
+ * both sides, a hand-written protocol that makes each state durable before it moves on: more
+ * durability than the runtime needs, shown for comparison with earlier runs, whose goal it was.
  */
-function sessionFloor(): Promise<RawSession> {
-  return rawPair(
-    '/bench/floor/1.0.0',
-    async (lp, db, n) => {
-      if (!(await lp.read())) return false // invite
-      await db.put(`s${n}`, 'invited')
-      await lp.write(floorMessage('join', n))
-      await lp.read() // ping
-      await db.put(`s${n}`, 'pinged')
-      await lp.write(floorMessage('ack', n))
-      await lp.write(floorMessage('pong', n)) // carries the done report
-      await lp.read() // verdict
-      void db.put(`s${n}`, 'completed').catch(() => undefined)
-      return true
-    },
-    async (lp, db, n) => {
-      void db.put(`c${n}`, 'created').catch(() => undefined)
-      await lp.write(floorMessage('invite', n))
-      await lp.read() // join
-      await lp.write(floorMessage('ping', n))
-      await lp.read() // ack
-      await lp.read() // pong and report
-      await db.put(`c${n}`, 'completed') // the verdict is durable before it is given
-      await lp.write(floorMessage('verdict', n))
-    },
-  )
-}
+const sessionFloorPutPerStep = () =>
+  handWrittenSession('/bench/floor-per-step/1.0.0', ['pong', 'report'], {
+    awaited: new Set(['invited', 'pinged', 'done', 'joined', 'ponged']),
+    clientCreated: 'awaited',
+    serverCompleted: 'awaited',
+  })
 
-/**
- * The same exchange with an awaited put at every step on both sides (a hand-written protocol
- * that makes each state durable before it moves on): more durability than the runtime needs,
- * shown for comparison with earlier runs, whose goal it was.
- */
-function sessionFloorPutPerStep(): Promise<RawSession> {
-  return rawPair(
-    '/bench/floor-per-step/1.0.0',
-    async (lp, db, n) => {
-      if (!(await lp.read())) return false // invite
-      await db.put(`s${n}`, 'invited')
-      await lp.write(floorMessage('join', n))
-      await lp.read() // ping
-      await db.put(`s${n}`, 'pinged')
-      await lp.write(floorMessage('pong', n))
-      await db.put(`s${n}`, 'done')
-      await lp.write(floorMessage('report', n))
-      await lp.read() // verdict
-      await db.put(`s${n}`, 'completed')
-      return true
-    },
-    async (lp, db, n) => {
-      await db.put(`c${n}`, 'created')
-      await lp.write(floorMessage('invite', n))
-      await lp.read() // join
-      await db.put(`c${n}`, 'joined')
-      await lp.write(floorMessage('ping', n))
-      await lp.read() // pong
-      await db.put(`c${n}`, 'ponged')
-      await lp.read() // report
-      await db.put(`c${n}`, 'completed')
-      await lp.write(floorMessage('verdict', n))
-    },
-  )
-}
-
-const pingPong = defineChoreography({
+/** The 2-party session the session figures run (`npm run bench:ab` runs it on another tree's runtime too). */
+export const pingPongDefinition: ChoreographyDefinition = {
   name: 'bench-ping-pong',
   roles: ['client', 'server'],
   steps: [
     { label: 'ping', from: 'client', to: ['server'], payload: z.object({ n: z.number() }), produce: () => ({ n: 1 }) },
     { label: 'pong', from: 'server', to: ['client'], payload: z.object({ n: z.number() }), produce: () => ({ n: 2 }) },
   ],
-})
+}
+const pingPong = defineChoreography(pingPongDefinition)
 
 async function sessionRoundTrip(): Promise<{
   p50: number
