@@ -1,8 +1,8 @@
 // Where a CRDT collection lives on disk: one storage namespace, one record per document
 // (key = document name, value = { kind, type, payload }, the payload being what a peer at the
 // empty version lacks). Yjs documents also keep a log: each flush appends the updates since
-// the last one under key [name, seq], and only every LOG_LIMIT entries (or LOG_BYTES) is the
-// whole document rewritten. Rewriting a whole Yjs document on every keystroke or every sync
+// the last one under key [name, seq] (one update, or the list of them in order), and only every
+// LOG_LIMIT entries (or LOG_BYTES) is the whole document rewritten. Rewriting a whole Yjs document on every keystroke or every sync
 // costs O(document) per change; appending costs O(change).
 //
 // Writes are plain puts issued in one event turn (lmdb-js commits a turn's writes as one
@@ -13,7 +13,6 @@
 // snapshot is durable. A crash in between leaves entries that are replayed over a snapshot
 // already containing them; Yjs updates are idempotent, so that is harmless.
 
-import * as Y from 'yjs'
 import type { Namespace } from '../../effects/storage/index.js'
 import { VectorClock } from './lattices/index.js'
 import type { CrdtDocument } from './document.js'
@@ -86,10 +85,11 @@ export class CrdtStore {
     for (const { key, value } of namespace.range()) {
       if (Array.isArray(key)) {
         const [name, seq] = key as [unknown, unknown]
-        if (key.length !== 2 || typeof name !== 'string' || typeof seq !== 'number' || !(value instanceof Uint8Array)) continue
+        const updates = value instanceof Uint8Array ? [value] : Array.isArray(value) && value.every((u) => u instanceof Uint8Array) ? value : undefined
+        if (key.length !== 2 || typeof name !== 'string' || typeof seq !== 'number' || updates === undefined) continue
         let list = entries.get(name)
         if (!list) entries.set(name, (list = []))
-        list.push([seq, value])
+        for (const update of updates) list.push([seq, update])
       } else {
         records.set(String(key), value)
       }
@@ -150,11 +150,13 @@ export class CrdtStore {
       if (log?.base) {
         if (log.pending.length === 0) continue
         if (log.next - log.first < LOG_LIMIT && log.bytes < LOG_BYTES) {
-          const update = log.pending.length === 1 ? log.pending[0]! : Y.mergeUpdates(log.pending)
+          // Several updates (syncs that came in while the last write committed) go as their list:
+          // Y.mergeUpdates decodes and re-encodes them all, which cost more than the write.
+          const pending = log.pending
           log.pending = []
-          writes.push(namespace.put([name, log.next], update))
+          writes.push(namespace.put([name, log.next], pending.length === 1 ? pending[0]! : pending))
           log.next += 1
-          log.bytes += update.byteLength
+          for (const update of pending) log.bytes += update.byteLength
           continue
         }
       }

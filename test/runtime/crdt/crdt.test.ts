@@ -404,6 +404,27 @@ describe('over libp2p TCP', () => {
     expect(restored.yjs('doc').doc.getText('t').toString()).toBe(`!${text}`)
   })
 
+  it('Yjs updates that arrive between two writes go to the log as one entry holding them in order, and are restored', async () => {
+    const { runtime, dataDir } = await tcpRuntime()
+    const c = await CrdtCoordinator.attach(runtime)
+    const entries = () => [...componentsOf(runtime).storage.namespace('crdt.default').range()].filter((e) => Array.isArray(e.key))
+    await c.edit('doc', (d) => d.getText('t').insert(0, 'a'))
+    const text = () => c.yjs('doc').doc.getText('t')
+    // three transactions of their own, then an edit: four updates before the next write starts
+    for (const ch of 'bcd') text().insert(text().length, ch)
+    await c.edit('doc', (d) => d.getText('t').insert(d.getText('t').length, 'e'))
+    const log = entries()
+    expect(log).toHaveLength(1)
+    expect(Array.isArray(log[0]!.value) && (log[0]!.value as unknown[]).length).toBe(4)
+    await c.detach()
+    await runtime.stop()
+    runtimes.splice(runtimes.indexOf(runtime), 1)
+
+    const again = await tcpRuntime(dataDir)
+    const restored = await CrdtCoordinator.attach(again.runtime)
+    expect(restored.yjs('doc').doc.getText('t').toString()).toBe('abcde')
+  })
+
   it('what a sync pulled is persisted without the sync waiting for it, and survives a restart', async () => {
     const [a, b] = await Promise.all([tcpRuntime(), tcpRuntime()])
     await a!.runtime.connect(b!.runtime.addresses()[0]!)
