@@ -41,10 +41,8 @@ import type { Random } from '../../effects/random/index.js'
 import type { Crypto } from '../../effects/crypto/index.js'
 import type { Namespace, Storage } from '../../effects/storage/index.js'
 import {
-  proposalSchema,
   sessionMachine,
   sessionInputSchema,
-  verdictSchema,
   type ReportInput,
   type SendStepInput,
   type SessionEvent,
@@ -55,6 +53,19 @@ import {
 } from '../../machines/session.js'
 import type { Choreography, StepContext } from './choreography.js'
 import { decodeSessionRecord, encodeSessionRecord, type SessionRecord } from './session-record.js'
+import {
+  createOptionsSchema,
+  invitePayloadSchema,
+  inviteReplySchema,
+  joinPayloadSchema,
+  parseWire,
+  reportPayloadSchema,
+  reportReplySchema,
+  rosterSizeSchema,
+  stepPayloadSchema,
+  verdictPayloadSchema,
+} from './session-wire.js'
+import { isCreateOptions, isInvitePayload, isInviteReply, isReportReply, isSessionInput, isStepPayload } from './session-wire-fast.js'
 import { deadlineTimerActor } from '../core/effect-actors.js'
 import type { EventBus } from '../core/events.js'
 import type { InboundMessage, Router } from '../core/router.js'
@@ -118,36 +129,6 @@ interface StoredVerdict {
   keepUntil: number
 }
 
-const invitePayload = z.object({ input: z.unknown(), protocol: z.string().max(64).optional() }).strict()
-const roleField = z.string().min(1).max(64)
-/** The invitee's answer: with autoJoin it has joined, in this role (the leader records the join). */
-const inviteReply = z.object({ joined: roleField }).strict().optional()
-const joinPayload = z.object({ sessionId: z.string().min(1).max(128), role: roleField }).strict()
-const stepPayload = z
-  .object({
-    sessionId: z.string().min(1).max(128),
-    protocol: z.string().min(1).max(64),
-    step: z.number().int().nonnegative(),
-    payload: z.unknown(),
-    reportsDone: z.literal(true).optional(),
-  })
-  .strict()
-const sessionIdField = { sessionId: z.string().min(1).max(128) }
-const reportPayload = proposalSchema.extend(sessionIdField).strict()
-const reportReply = z.object({ verdict: verdictSchema.nullable() }).strict()
-const createOptions = z
-  .object({
-    timeoutMs: z
-      .number()
-      .positive()
-      .finite()
-      .max(7 * 24 * 3600_000)
-      .optional(),
-    protocol: z.string().min(1).max(64).optional(),
-  })
-  .strict()
-const verdictPayload = verdictSchema.extend(sessionIdField).strict()
-
 /** The leader's outcome as the verdict it announces: the kind, and a reason where there is one. */
 function verdictOf(outcome: SessionOutcome): Verdict {
   return outcome.kind === 'failure' || outcome.kind === 'cancelled' ? { kind: outcome.kind, reason: outcome.reason.slice(0, 1024) } : { kind: outcome.kind }
@@ -170,18 +151,10 @@ const CHECKPOINT_MS = 20
 /** Asked for a verdict the leader has not decided yet: ask again later. */
 class VerdictPending extends Error {}
 
-const rosterSize = z.object({ participants: z.array(z.unknown()), limits: z.object({ maxParticipants: z.number() }).partial().optional() })
-
 /** A step payload's size as it is carried (JSON), against a limit in bytes. */
 function checkMessageSize(label: string, payload: unknown, maxBytes: number): void {
   const size = Buffer.byteLength(JSON.stringify(payload) ?? '')
   if (size > maxBytes) throw new LimitExceeded(`step ${label} payload is ${size} bytes, over ${maxBytes}`, { step: label, bytes: size, max: maxBytes })
-}
-
-function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
-  const parsed = schema.safeParse(value)
-  if (!parsed.success) throw new InvalidInput(`invalid ${what}`, { issues: parsed.error.issues })
-  return parsed.data
 }
 
 export interface SessionManagerDeps {
@@ -287,7 +260,7 @@ export class SessionManager {
    * and the operation's end cancels it (see timeout-context.ts).
    */
   async createSession(sessionType: string, participants: SessionParticipant[], config: CreateSessionConfig = {}): Promise<Session> {
-    const options = parse(createOptions, config, 'session config')
+    const options = parseWire(createOptionsSchema, config, 'session config', isCreateOptions)
     if (options.protocol !== undefined && !this.protocols.has(options.protocol)) throw new UnknownProtocol(`no choreography named ${options.protocol}`)
     this.ensureCapacity()
     const now = this.deps.clock.now()
@@ -324,7 +297,7 @@ export class SessionManager {
             input.deadlineAt,
           )
           // an invitee that joined says so in its answer: that is its join to us
-          const joined = parse(inviteReply, answer, 'invite reply')?.joined
+          const joined = parseWire(inviteReplySchema, answer, 'invite reply', isInviteReply)?.joined
           const join: SessionEvent = { type: 'JOIN', peerId: p.peerId, role: joined ?? '' }
           if (joined !== undefined && actor.getSnapshot().can(join)) actor.send(join)
         }),
@@ -341,7 +314,7 @@ export class SessionManager {
 
   /** Joins a session we were invited to, in the role the roster gives us. */
   async joinSession(sessionId: string, role: string): Promise<Session> {
-    parse(joinPayload, { sessionId, role }, 'join')
+    parseWire(joinPayloadSchema, { sessionId, role }, 'join')
     this.sendTo(this.actor(sessionId), { type: 'JOIN', peerId: this.self, role })
     await this.tellJoined(sessionId, role)
     return new Session(this, sessionId)
@@ -487,9 +460,9 @@ export class SessionManager {
 
   // ---- inbound ----------------------------------------------------------------------------
 
-  private async onInvite(inbound: InboundMessage): Promise<z.infer<typeof inviteReply>> {
+  private async onInvite(inbound: InboundMessage): Promise<z.infer<typeof inviteReplySchema>> {
     const { envelope, from, deadlineAt } = inbound
-    const { input: raw, protocol } = parse(invitePayload, envelope.payload, 'invite')
+    const { input: raw, protocol } = parseWire(invitePayloadSchema, envelope.payload, 'invite', isInvitePayload)
     // The grace is this peer's own patience with the leader, not the inviter's.
     const input = { ...onLocalClock(this.validateInput(raw), deadlineAt), verdictGraceMs: this.verdictGraceMs() }
     if (input.selfPeerId !== this.self) throw new PermissionDenied('invite addressed to another peer')
@@ -530,7 +503,7 @@ export class SessionManager {
   }
 
   private async onJoin({ envelope, from }: InboundMessage): Promise<void> {
-    const { sessionId, role } = parse(joinPayload, envelope.payload, 'join')
+    const { sessionId, role } = parseWire(joinPayloadSchema, envelope.payload, 'join')
     const actor = this.actor(sessionId)
     const member = actor.getSnapshot().context.participants.find((p) => p.peerId === from)
     if (!member) throw new PermissionDenied('peer is not a participant of the session', { sessionId, from })
@@ -540,9 +513,9 @@ export class SessionManager {
     await this.persist(sessionId)
   }
 
-  private async onStep(inbound: InboundMessage): Promise<z.infer<typeof reportReply> | undefined> {
+  private async onStep(inbound: InboundMessage): Promise<z.infer<typeof reportReplySchema> | undefined> {
     const { envelope, from } = inbound
-    const message = parse(stepPayload, envelope.payload, 'step')
+    const message = parseWire(stepPayloadSchema, envelope.payload, 'step', isStepPayload)
     const actor = this.actor(message.sessionId)
     const { context } = actor.getSnapshot()
     const choreography = this.protocols.get(message.protocol)
@@ -610,7 +583,7 @@ export class SessionManager {
   }
 
   /** Leader: a report's answer once it is on disk, with the verdict (on disk too) if decided. */
-  private async durableVerdictReply(actor: SessionActor, peer: string): Promise<z.infer<typeof reportReply>> {
+  private async durableVerdictReply(actor: SessionActor, peer: string): Promise<z.infer<typeof reportReplySchema>> {
     const { sessionId } = actor.getSnapshot().context
     await this.persist(sessionId)
     // decided while that write was in flight: a verdict is answered only once a restart keeps it
@@ -631,7 +604,7 @@ export class SessionManager {
    * Leader: a report's answer, the verdict once decided. A peer answered the verdict needs no
    * announcement (should the answer be lost, its retried report is answered the same way).
    */
-  private verdictReply(actor: SessionActor, peer: string): z.infer<typeof reportReply> {
+  private verdictReply(actor: SessionActor, peer: string): z.infer<typeof reportReplySchema> {
     const outcome = actor.getSnapshot().context.outcome
     if (!outcome) return { verdict: null }
     this.markAnswered(actor, peer)
@@ -649,8 +622,8 @@ export class SessionManager {
    * Leader: a participant reports. Recorded (on disk) before the reply, which carries the verdict
    * once decided, so a participant asking after its deadline gets it here.
    */
-  private async onReport({ envelope, from }: InboundMessage): Promise<z.infer<typeof reportReply>> {
-    const { sessionId, ...proposal } = parse(reportPayload, envelope.payload, 'report')
+  private async onReport({ envelope, from }: InboundMessage): Promise<z.infer<typeof reportReplySchema>> {
+    const { sessionId, ...proposal } = parseWire(reportPayloadSchema, envelope.payload, 'report')
     const actor = this.actors.get(sessionId)
     if (!actor) {
       const kept = this.keptVerdict(sessionId)
@@ -666,7 +639,7 @@ export class SessionManager {
 
   /** Participant: the leader's verdict. Adopted (and on disk) before it is acknowledged. */
   private async onVerdict({ envelope, from }: InboundMessage): Promise<void> {
-    const { sessionId, ...verdict } = parse(verdictPayload, envelope.payload, 'verdict')
+    const { sessionId, ...verdict } = parseWire(verdictPayloadSchema, envelope.payload, 'verdict')
     const actor = this.actor(sessionId)
     const { context } = actor.getSnapshot()
     if (context.leaderPeerId !== from || from === this.self) throw new PermissionDenied('only the leader gives the verdict', { from })
@@ -847,7 +820,7 @@ export class SessionManager {
         const reports = input.reportsDone && peer === context.leaderPeerId
         const message = { kind: 'step', session: input.sessionId, payload: reports ? { ...stepMessage, reportsDone: true as const } : stepMessage }
         const answer = await this.deliver(peer, message, context.deadlineAt, signal)
-        if (reports) verdict = parse(reportReply, answer, 'step reply').verdict
+        if (reports) verdict = parseWire(reportReplySchema, answer, 'step reply', isReportReply).verdict
       }),
     )
     return verdict
@@ -899,7 +872,7 @@ export class SessionManager {
     return withRetry(
       async () => {
         const answer = await this.deps.router.request(input.leaderPeerId, 'session', message, this.attemptMs(input.deadlineAt))
-        const reply = parse(reportReply, answer, 'report reply')
+        const reply = parseWire(reportReplySchema, answer, 'report reply', isReportReply)
         if (input.untilVerdict && reply.verdict === null) throw new VerdictPending('the leader has not decided yet')
         return reply.verdict
       },
@@ -981,14 +954,23 @@ export class SessionManager {
   // ---- helpers ----------------------------------------------------------------------------
 
   private validateInput(raw: unknown): SessionInput {
+    // The common shape passes its fast check, which holds the roster to the input's own limit;
+    // only this peer's limit is left to count.
+    if (isSessionInput(raw)) {
+      const input = raw as SessionInput
+      this.checkRosterSize(input.participants.length, input.limits.maxParticipants)
+      return input
+    }
     // Counted before the schema: the schema also refuses a roster over the input's own limit, and
     // that is the same limit broken, so it must not come out as INVALID_INPUT.
-    const roster = rosterSize.safeParse(raw)
-    const max = Math.min(this.deps.limits.maxParticipants, roster.success ? (roster.data.limits?.maxParticipants ?? Infinity) : Infinity)
-    if (roster.success && roster.data.participants.length > max) {
-      throw new LimitExceeded(`a session has at most ${max} participants`, { participants: roster.data.participants.length, max })
-    }
-    return parse(sessionInputSchema, raw, 'session input')
+    const roster = rosterSizeSchema.safeParse(raw)
+    if (roster.success) this.checkRosterSize(roster.data.participants.length, roster.data.limits?.maxParticipants ?? Infinity)
+    return parseWire(sessionInputSchema, raw, 'session input')
+  }
+
+  private checkRosterSize(participants: number, inputMax: number): void {
+    const max = Math.min(this.deps.limits.maxParticipants, inputMax)
+    if (participants > max) throw new LimitExceeded(`a session has at most ${max} participants`, { participants, max })
   }
 
   private ensureCapacity(): void {
