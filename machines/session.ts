@@ -1,9 +1,14 @@
 // Session management (pattern 4). Each peer runs its own projection of a choreography: an ordered
-// list of role → roles messages. At each step a peer either sends (the injected `sendStep`),
+// list of role → roles messages. At each step a peer either sends (the injected action `sendStep`,
+// answered by STEP_SENT or STEP_FAILED),
 // waits for the one message addressed to it, or has nothing to do. Messages that arrive early are
 // kept (before the protocol is known in `pending`, afterwards in `received` under a later step)
 // and consumed when the cursor reaches them, so delivery order does not matter and duplicates
 // are dropped. The deadline is absolute and re-armed on restore by the invoked `deadlineTimer`.
+// Sending a step and the leader's release are injected actions (the entry of `sending` and of
+// `terminating`), answered by events: each was a promise actor once, a child actor created and
+// stopped at every step. Entry actions do not run again when a snapshot is restored, so a runner
+// that restores one in `sending` or `terminating` starts that effect again itself.
 //
 // Agreement: the outcome is the leader's (the session's creator) to decide, so every participant
 // ends the same way. A participant whose projection is done, or that wants to fail or cancel,
@@ -141,6 +146,12 @@ export type SessionEvent =
   | DeadlineEvent
   /** participant, asking the leader past its deadline: the grace for an answer is over */
   | GraceOverEvent
+  /** the runner's answer to `sendStep`: the step was acknowledged (by the leader, maybe with its verdict) */
+  | { type: 'STEP_SENT'; step: number; verdict: Verdict | null }
+  /** the runner's answer to `sendStep`: the step could not be delivered */
+  | { type: 'STEP_FAILED'; step: number; error: unknown }
+  /** the runner's answer to `release` (done or failed alike: the outcome stands either way) */
+  | { type: 'RELEASED' }
 
 export type SessionOutput = { sessionId: string; outcome: SessionOutcome }
 
@@ -150,7 +161,7 @@ export type SessionTimerEvent = DeadlineEvent | GraceOverEvent
 /**
  * `reportsDone`: this send is the participant's last act in its projection and the leader is a
  * recipient, so the step carries its done report; the leader's acknowledgement then answers the
- * verdict if decided (the actor's output), and the participant goes straight to waiting for it.
+ * verdict if decided (STEP_SENT's `verdict`), and the participant goes straight to waiting for it.
  */
 export type SendStepInput = { sessionId: string; stepIndex: number; step: SessionStep; toPeerIds: string[]; reportsDone: boolean }
 /** `announce`: this peer is the leader, and its verdict goes to every participant once durable. */
@@ -269,6 +280,21 @@ const reportInput = (ctx: Ctx, untilVerdict: boolean): ReportInput => ({
 const reportFrom = (ctx: Ctx, event: SessionEvent, kind: Proposal['kind']): boolean =>
   event.type === 'REPORT' && isLeader(ctx) && event.kind === kind && event.from !== ctx.selfPeerId && roleOf(ctx, event.from) !== undefined
 
+/** What the `sendStep` action is to deliver for this context (the machine is in `sending`). */
+export function sendStepInput(ctx: SessionContext): SendStepInput {
+  const step = currentStep(ctx)!
+  return {
+    sessionId: ctx.sessionId,
+    stepIndex: ctx.cursor,
+    step,
+    toPeerIds: step.to.map((role) => peerOf(ctx, role)!),
+    reportsDone: stepCarriesReport(ctx),
+  }
+}
+
+/** What the `release` action is to release for this context (the machine is in `terminating`). */
+export const releaseInput = (ctx: SessionContext): ReleaseInput => ({ sessionId: ctx.sessionId, outcome: ctx.outcome!, announce: isLeader(ctx) })
+
 // ---------------------------------------------------------------------------------------------
 // Transitions shared by several states
 
@@ -311,13 +337,9 @@ export const sessionMachine = setup({
     // Placeholders: the runtime provides real ones. Without a clock a deadline cannot fire;
     // without a network a step cannot be sent, so that fails the session visibly.
     deadlineTimer: fromCallback<SessionTimerEvent, DeadlineTimerInput>(() => undefined),
-    sendStep: fromPromise<Verdict | null, SendStepInput>(async () => {
-      throw new Error('sendStep actor not provided')
-    }),
     reportToLeader: fromPromise<Verdict | null, ReportInput>(async () => {
       throw new Error('reportToLeader actor not provided')
     }),
-    release: fromPromise<void, ReleaseInput>(async () => undefined),
   },
   guards: {
     isLeader: ({ context }) => isLeader(context),
@@ -329,7 +351,9 @@ export const sessionMachine = setup({
     allReportedDone: ({ context }) => context.participants.every((p) => context.reportedDone.includes(p.peerId)),
     answeredVerdict: ({ event }) => (event as { output?: unknown }).output != null,
     stepCarriedReport: ({ context }) => stepCarriesReport(context),
-    stepAnsweredVerdict: ({ context, event }) => stepCarriesReport(context) && (event as { output?: unknown }).output != null,
+    stepAnsweredVerdict: ({ context, event }) => stepCarriesReport(context) && event.type === 'STEP_SENT' && event.verdict !== null,
+    /** an answer to the step being sent now (one for an earlier step, abandoned, comes too late) */
+    currentStepAnswer: ({ context, event }) => (event.type === 'STEP_SENT' || event.type === 'STEP_FAILED') && event.step === context.cursor,
     isRosterJoin: ({ context, event }) => event.type === 'JOIN' && context.participants.some((p) => p.peerId === event.peerId && p.role === event.role),
     canUnjoin: ({ context, event }) => event.type === 'LEAVE' && event.peerId !== context.selfPeerId && context.joined.includes(event.peerId),
     isOtherParticipant: ({ context, event }) => event.type === 'LEAVE' && event.peerId !== context.selfPeerId && roleOf(context, event.peerId) !== undefined,
@@ -451,9 +475,17 @@ export const sessionMachine = setup({
     adoptVerdict: assign({
       outcome: ({ context, event }) => {
         if (event.type === 'VERDICT') return outcomeFor(context, { kind: event.kind, ...(event.reason !== undefined ? { reason: event.reason } : {}) })
+        if (event.type === 'STEP_SENT') return outcomeFor(context, event.verdict!)
         return outcomeFor(context, (event as unknown as { output: Verdict }).output)
       },
     }),
+    // The effects the runner provides. Inert here: a machine nobody runs waits in its state.
+    /** entry of `sending`: deliver the current step (sendStepInput) and answer STEP_SENT or STEP_FAILED */
+    sendStep: () => undefined,
+    /** exit of `sending`: the step's delivery, if still going, is no longer wanted */
+    abandonStep: () => undefined,
+    /** entry of `terminating`: make the outcome durable and announce it (releaseInput), then answer RELEASED */
+    release: () => undefined,
     timeOutAlone: assign(({ context }) => ({
       outcome: timeoutOf(context),
       error: { code: 'VERDICT_UNAVAILABLE', message: `no verdict from leader ${context.leaderPeerId} within the grace of ${context.verdictGraceMs} ms` },
@@ -541,32 +573,22 @@ export const sessionMachine = setup({
               always: { guard: 'currentReceived', target: 'advancing', actions: 'advance' },
             },
             sending: {
-              invoke: {
-                id: 'sendStep',
-                src: 'sendStep',
-                input: ({ context }) => {
-                  const step = currentStep(context)!
-                  return {
-                    sessionId: context.sessionId,
-                    stepIndex: context.cursor,
-                    step,
-                    toPeerIds: step.to.map((role) => peerOf(context, role)!),
-                    reportsDone: stepCarriesReport(context),
-                  }
-                },
-                onDone: [
+              entry: 'sendStep',
+              exit: 'abandonStep',
+              on: {
+                STEP_SENT: [
                   // the step carried our done report: the leader's answer may be the verdict
-                  { guard: 'stepAnsweredVerdict', target: '#session.ending', actions: ['markSent', 'proposeDone', 'adoptVerdict'] },
-                  { guard: 'stepCarriedReport', target: '#session.agreeing.awaitingVerdict', actions: ['markSent', 'proposeDone'] },
-                  { target: 'advancing', actions: 'markSent' },
+                  { guard: and(['currentStepAnswer', 'stepAnsweredVerdict']), target: '#session.ending', actions: ['markSent', 'proposeDone', 'adoptVerdict'] },
+                  { guard: and(['currentStepAnswer', 'stepCarriedReport']), target: '#session.agreeing.awaitingVerdict', actions: ['markSent', 'proposeDone'] },
+                  { guard: 'currentStepAnswer', target: 'advancing', actions: 'markSent' },
                 ],
-                onError: [
+                STEP_FAILED: [
                   // Could not deliver before the deadline: that is the session timing out,
                   // whichever of the two timers noticed first.
-                  { guard: and(['sendTimedOut', 'isLeader']), target: '#session.terminating', actions: 'timeOut' },
-                  { guard: 'sendTimedOut', target: '#session.agreeing.askingLeader', actions: 'proposeTimeout' },
-                  { guard: 'isLeader', target: '#session.terminating', actions: 'failSend' },
-                  { target: '#session.agreeing', actions: 'proposeSendFailure' },
+                  { guard: and(['currentStepAnswer', 'sendTimedOut', 'isLeader']), target: '#session.terminating', actions: 'timeOut' },
+                  { guard: and(['currentStepAnswer', 'sendTimedOut']), target: '#session.agreeing.askingLeader', actions: 'proposeTimeout' },
+                  { guard: and(['currentStepAnswer', 'isLeader']), target: '#session.terminating', actions: 'failSend' },
+                  { guard: 'currentStepAnswer', target: '#session.agreeing', actions: 'proposeSendFailure' },
                 ],
               },
             },
@@ -651,12 +673,9 @@ export const sessionMachine = setup({
     },
     // Leader: its verdict goes to disk, then to the participants (release), before it ends.
     terminating: {
-      invoke: {
-        id: 'release',
-        src: 'release',
-        input: ({ context }) => ({ sessionId: context.sessionId, outcome: context.outcome!, announce: isLeader(context) }),
-        onDone: [{ guard: 'outcomeSuccess', target: 'completed' }, { guard: 'outcomeCancelled', target: 'cancelled' }, { target: 'failed' }],
-        onError: [{ guard: 'outcomeSuccess', target: 'completed' }, { guard: 'outcomeCancelled', target: 'cancelled' }, { target: 'failed' }],
+      entry: 'release',
+      on: {
+        RELEASED: [{ guard: 'outcomeSuccess', target: 'completed' }, { guard: 'outcomeCancelled', target: 'cancelled' }, { target: 'failed' }],
       },
     },
     completed: { type: 'final' },

@@ -43,6 +43,9 @@ import type { Namespace, Storage } from '../../effects/storage/index.js'
 import {
   sessionMachine,
   sessionInputSchema,
+  releaseInput,
+  sendStepInput,
+  type ReleaseInput,
   type ReportInput,
   type SendStepInput,
   type SessionEvent,
@@ -117,6 +120,10 @@ export interface Invitation {
 }
 
 type SessionActor = Actor<typeof sessionMachine>
+interface StepInFlight {
+  input: SendStepInput
+  controller: AbortController
+}
 type SessionSnapshot = SnapshotFrom<typeof sessionMachine>
 
 const SESSIONS_NAMESPACE = 'aura.sessions'
@@ -215,6 +222,8 @@ export class SessionManager {
   /** sessions with transitions not on disk yet, and the one timer that writes them (see persistSoon) */
   private readonly unsaved = new Set<string>()
   private checkpointTimer: unknown
+  /** per session: the step `sendStep` is delivering, until the machine takes its answer or abandons it */
+  private readonly stepsInFlight = new Map<string, StepInFlight>()
   /** per session: opens once the steps received so far are on disk and acknowledged (a send waits for it) */
   private readonly receipts = new Map<string, Promise<void>>()
   /** sessions whose outcome is on disk (a write holding it landed): releasing need not write it again */
@@ -417,6 +426,7 @@ export class SessionManager {
   private async forget(sessionId: string): Promise<void> {
     const actor = this.actors.get(sessionId)
     if (!actor) return
+    this.abandonStep(sessionId)
     actor.stop()
     this.actors.delete(sessionId)
     this.inviteProtocols.delete(sessionId)
@@ -452,6 +462,8 @@ export class SessionManager {
     this.retention.clear()
     for (const announcement of this.announcements) announcement.abort()
     this.announcements.clear()
+    // a stopped actor runs no exit actions: its deliveries stop here
+    for (const sessionId of [...this.stepsInFlight.keys()]) this.abandonStep(sessionId)
     for (const actor of this.actors.values()) actor.stop()
     this.actors.clear()
     this.invitationsSubject.complete()
@@ -567,9 +579,9 @@ export class SessionManager {
    * the step to its retries, and the report is then recorded without waiting for them.
    */
   private ownStepSettled(actor: SessionActor, peer: string): Promise<void> {
-    const step = actor.getSnapshot().children.sendStep
-    const input = (step?.getSnapshot() as { input?: SendStepInput } | undefined)?.input
-    if (!step || !input || input.toPeerIds.some((p) => p !== peer)) return Promise.resolve()
+    const { sessionId } = actor.getSnapshot().context
+    const flight = this.stepsInFlight.get(sessionId)
+    if (!flight || flight.input.toPeerIds.some((p) => p !== peer)) return Promise.resolve()
     return new Promise<void>((resolve) => {
       let timer: unknown
       const done = () => {
@@ -577,7 +589,7 @@ export class SessionManager {
         subscription.unsubscribe()
         resolve()
       }
-      const subscription = actor.subscribe({ next: (snapshot) => snapshot.children.sendStep !== step && done(), error: done, complete: done })
+      const subscription = actor.subscribe({ next: () => this.stepsInFlight.get(sessionId) !== flight && done(), error: done, complete: done })
       timer = this.deps.clock.setTimeout(done, STEP_SETTLE_MS)
     })
   }
@@ -659,9 +671,12 @@ export class SessionManager {
       sessionMachine.provide({
         actors: {
           deadlineTimer: deadlineTimerActor<SessionTimerEvent>(this.deps.clock),
-          sendStep: fromPromise(async ({ input: stepInput, signal }) => this.sendStep(stepInput, signal)),
           reportToLeader: fromPromise(async ({ input: reportInput, signal }) => this.reportToLeader(reportInput, signal)),
-          release: fromPromise(async ({ input: releaseInput }) => this.release(releaseInput.sessionId, releaseInput.outcome, releaseInput.announce)),
+        },
+        actions: {
+          sendStep: ({ context }) => this.startStep(sendStepInput(context)),
+          abandonStep: ({ context }) => this.abandonStep(context.sessionId),
+          release: ({ context }) => this.startRelease(releaseInput(context)),
         },
       }),
     )
@@ -699,8 +714,57 @@ export class SessionManager {
       error: (error) => this.report(error, 'session/actor'),
     })
     actor.start()
+    if (restored) this.resumeEffects(actor)
     this.persistSoon(sessionId)
     return actor
+  }
+
+  /**
+   * A restored session in `sending` or `terminating` starts that state's effect again: entry
+   * actions do not run on restore (a step is resent, and its receiver drops the duplicate).
+   */
+  private resumeEffects(actor: SessionActor): void {
+    const snapshot = actor.getSnapshot()
+    if (snapshot.status !== 'active') return
+    if (snapshot.matches({ active: { running: 'sending' } })) this.startStep(sendStepInput(snapshot.context))
+    else if (snapshot.matches('terminating')) this.startRelease(releaseInput(snapshot.context))
+  }
+
+  /** `sendStep`: delivers the step, then answers the machine with STEP_SENT or STEP_FAILED. */
+  private startStep(input: SendStepInput): void {
+    const flight: StepInFlight = { input, controller: new AbortController() }
+    this.stepsInFlight.set(input.sessionId, flight)
+    const answer = (event: SessionEvent) => {
+      // abandoned (the machine left `sending` meanwhile): nobody waits for this answer
+      if (this.stepsInFlight.get(input.sessionId) !== flight) return
+      this.stepsInFlight.delete(input.sessionId)
+      const actor = this.actors.get(input.sessionId)
+      if (actor?.getSnapshot().status === 'active') actor.send(event)
+    }
+    this.sendStep(input, flight.controller.signal).then(
+      (verdict) => answer({ type: 'STEP_SENT', step: input.stepIndex, verdict }),
+      (error: unknown) => answer({ type: 'STEP_FAILED', step: input.stepIndex, error }),
+    )
+  }
+
+  /** `abandonStep`: the machine left `sending`; a delivery still going stops. */
+  private abandonStep(sessionId: string): void {
+    const flight = this.stepsInFlight.get(sessionId)
+    if (!flight) return
+    this.stepsInFlight.delete(sessionId)
+    flight.controller.abort()
+  }
+
+  /** `release`: the leader's release, then RELEASED (after a failure too: the outcome stands). */
+  private startRelease(input: ReleaseInput): void {
+    const released = () => {
+      const actor = this.actors.get(input.sessionId)
+      if (actor?.getSnapshot().matches('terminating')) actor.send({ type: 'RELEASED' })
+    }
+    // after the transition that entered `terminating`, which this action runs inside of
+    void Promise.resolve()
+      .then(() => this.release(input.sessionId, input.outcome, input.announce))
+      .then(released, released)
   }
 
   /**
@@ -778,6 +842,10 @@ export class SessionManager {
       const value = decodeSessionRecord(stored)
       if (!value) continue
       const snapshot = value.snapshot as SessionSnapshot
+      // Written before sending a step and the release were actions: their actors are not part of
+      // the machine any more (resumeEffects starts the effect of the state instead).
+      const children = snapshot.children as Record<string, unknown> | undefined
+      if (children) for (const legacy of ['sendStep', 'release']) delete children[legacy]
       try {
         // a finished one keeps the time it finished (none recorded: its retention starts now)
         if (snapshot.status === 'done') this.retain(snapshot.context.sessionId, value.finishedAt ?? this.deps.clock.now())

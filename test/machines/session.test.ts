@@ -1,14 +1,17 @@
 import { describe, expect, it } from 'vitest'
-import { createActor, fromCallback, fromPromise, type ActorRefFrom, type SnapshotFrom } from 'xstate'
+import { createActor, fromCallback, fromPromise, type ActorRefFrom, type AnyActorRef, type SnapshotFrom } from 'xstate'
 import { VirtualClock } from '../../effects/time/virtual.js'
 import {
   MAX_PENDING_MESSAGES,
+  releaseInput,
+  sendStepInput,
   sessionInputSchema,
   sessionMachine,
   sessionProtocolSchema,
   type ReleaseInput,
   type ReportInput,
   type SendStepInput,
+  type SessionContext,
   type SessionEvent,
   type SessionInput,
   type SessionProtocol,
@@ -67,6 +70,34 @@ const flush = async (times = 3) => {
 }
 
 type SessionActor = ActorRefFrom<typeof sessionMachine>
+
+/**
+ * The runner's side of the machine's injected effects, as the runtime does it: `send` delivers a
+ * step (its result or failure answers STEP_SENT or STEP_FAILED), `release` releases (RELEASED after
+ * it, failed or not). Both start after the transition that asked for them.
+ */
+function effects(send: (input: SendStepInput) => Promise<Verdict | null>, release: (input: ReleaseInput) => Promise<void>) {
+  const answer = (self: AnyActorRef, event: SessionEvent) => {
+    if (self.getSnapshot().status === 'active') self.send(event)
+  }
+  return {
+    sendStep: ({ context, self }: { context: SessionContext; self: AnyActorRef }) => {
+      const input = sendStepInput(context)
+      void Promise.resolve()
+        .then(() => send(input))
+        .then(
+          (verdict) => answer(self, { type: 'STEP_SENT', step: input.stepIndex, verdict }),
+          (error: unknown) => answer(self, { type: 'STEP_FAILED', step: input.stepIndex, error }),
+        )
+    },
+    release: ({ context, self }: { context: SessionContext; self: AnyActorRef }) => {
+      const released = () => answer(self, { type: 'RELEASED' })
+      void Promise.resolve()
+        .then(() => release(releaseInput(context)))
+        .then(released, released)
+    },
+  }
+}
 type Receive = Extract<SessionEvent, { type: 'RECEIVE' }>
 type Mail = { to: string; event: SessionEvent }
 
@@ -86,34 +117,49 @@ class Mesh {
   rejected = 0
 
   machineFor(peerId: string) {
-    return sessionMachine.provide({
-      actors: {
-        deadlineTimer: deadlineTimerOn(this.clock),
-        sendStep: fromPromise<Verdict | null, SendStepInput>(async ({ input }) => {
-          this.sends.push({ from: peerId, input })
-          for (const to of input.toPeerIds) {
-            this.inflight.push({
-              to,
-              event: { type: 'RECEIVE', step: input.stepIndex, from: peerId, payload: { label: input.step.label, by: peerId } },
-            })
-          }
-          // a last step to the leader carries the done report (acknowledged, no verdict in the answer)
-          if (input.reportsDone) this.inflight.push({ to: 'peer-a', event: { type: 'REPORT', from: peerId, kind: 'done' } })
-          return null
-        }),
-        reportToLeader: fromPromise<Verdict | null, ReportInput>(async ({ input }) => {
-          this.inflight.push({ to: input.leaderPeerId, event: { type: 'REPORT', from: peerId, ...input.proposal } })
-          return null
-        }),
-        release: fromPromise<void, ReleaseInput>(async ({ input }) => {
-          this.released.push(input)
-          if (!input.announce) return
-          const { kind } = input.outcome
-          const reason = input.outcome.kind === 'failure' || input.outcome.kind === 'cancelled' ? { reason: input.outcome.reason } : {}
-          for (const p of PEERS) if (p.peerId !== peerId) this.inflight.push({ to: p.peerId, event: { type: 'VERDICT', kind, ...reason } })
-        }),
+    return sessionMachine.provide({ actors: this.actorsFor(peerId), actions: this.effectsFor(peerId) })
+  }
+
+  /** A restored actor starts the effect of the state it is in again, as the runtime does. */
+  resume(peerId: string, actor: SessionActor): void {
+    const snapshot = actor.getSnapshot()
+    const args = { context: snapshot.context, self: actor as AnyActorRef }
+    if (snapshot.matches({ active: { running: 'sending' } })) this.effectsFor(peerId).sendStep(args)
+    else if (snapshot.matches('terminating')) this.effectsFor(peerId).release(args)
+  }
+
+  private actorsFor(peerId: string) {
+    return {
+      deadlineTimer: deadlineTimerOn(this.clock),
+      reportToLeader: fromPromise<Verdict | null, ReportInput>(async ({ input }) => {
+        this.inflight.push({ to: input.leaderPeerId, event: { type: 'REPORT', from: peerId, ...input.proposal } })
+        return null
+      }),
+    }
+  }
+
+  private effectsFor(peerId: string) {
+    return effects(
+      async (input) => {
+        this.sends.push({ from: peerId, input })
+        for (const to of input.toPeerIds) {
+          this.inflight.push({
+            to,
+            event: { type: 'RECEIVE', step: input.stepIndex, from: peerId, payload: { label: input.step.label, by: peerId } },
+          })
+        }
+        // a last step to the leader carries the done report (acknowledged, no verdict in the answer)
+        if (input.reportsDone) this.inflight.push({ to: 'peer-a', event: { type: 'REPORT', from: peerId, kind: 'done' } })
+        return null
       },
-    })
+      async (input) => {
+        this.released.push(input)
+        if (!input.announce) return
+        const { kind } = input.outcome
+        const reason = input.outcome.kind === 'failure' || input.outcome.kind === 'cancelled' ? { reason: input.outcome.reason } : {}
+        for (const p of PEERS) if (p.peerId !== peerId) this.inflight.push({ to: p.peerId, event: { type: 'VERDICT', kind, ...reason } })
+      },
+    )
   }
 
   start(peerId: string, snapshot?: ReturnType<SessionActor['getPersistedSnapshot']>): SessionActor {
@@ -122,6 +168,7 @@ class Mesh {
       ? createActor(machine, { snapshot, input: inputFor(peerId), clock: this.clock })
       : createActor(machine, { input: inputFor(peerId), clock: this.clock })
     this.actors.set(peerId, actor.start())
+    if (snapshot) this.resume(peerId, actor)
     return actor
   }
 
@@ -188,21 +235,23 @@ function lone(
   const machine = sessionMachine.provide({
     actors: {
       deadlineTimer: deadlineTimerOn(clock, armed),
-      sendStep: fromPromise<Verdict | null, SendStepInput>(async ({ input }) => {
-        sends.push(input)
-        if (opts.sendFails) throw Object.assign(new Error('peer unreachable'), { code: 'PEER_UNREACHABLE' })
-        return opts.stepAnswer ? opts.stepAnswer(input) : null
-      }),
-      release: fromPromise<void, ReleaseInput>(async ({ input }) => {
-        released.push(input)
-        if (opts.holdRelease) await new Promise(() => undefined)
-        if (opts.releaseFails) throw new Error('storage down')
-      }),
       reportToLeader: fromPromise<Verdict | null, ReportInput>(async ({ input }) => {
         reports.push(input)
         return opts.answer ? opts.answer(input) : null
       }),
     },
+    actions: effects(
+      async (input) => {
+        sends.push(input)
+        if (opts.sendFails) throw Object.assign(new Error('peer unreachable'), { code: 'PEER_UNREACHABLE' })
+        return opts.stepAnswer ? opts.stepAnswer(input) : null
+      },
+      async (input) => {
+        released.push(input)
+        if (opts.holdRelease) await new Promise(() => undefined)
+        if (opts.releaseFails) throw new Error('storage down')
+      },
+    ),
   })
   const input = inputFor(opts.self ?? 'peer-a', opts.input)
   const actor = createActor(machine, { input, clock }).start()
