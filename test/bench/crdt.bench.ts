@@ -145,12 +145,14 @@ async function coordinatorYjsSyncer(how: 'sync' | 'exchange'): Promise<YjsSyncer
 /**
  * p50 of each syncer, interleaved one sync each in turn after a warm-up of each: whatever else the
  * machine does in a stretch of the run weighs on all alike. Each leaves a queued LMDB write
- * behind, which commits during the next one's sample.
+ * behind, which commits during the next one's sample; the order rotates every round (as the
+ * session bench's does), so no syncer always runs after the same one and takes its leftovers.
  */
 async function p50Each(syncers: YjsSyncer[], iterations: number, warmup: number): Promise<number[]> {
   const samples = syncers.map((): number[] => [])
   for (let i = -warmup; i < iterations; i++) {
-    for (let k = 0; k < syncers.length; k++) {
+    for (let j = 0; j < syncers.length; j++) {
+      const k = (i + warmup + j) % syncers.length
       const t0 = performance.now()
       await syncers[k]!.once()
       if (i >= 0) samples[k]!.push(performance.now() - t0)
