@@ -1,6 +1,8 @@
 // Typed errors shared by every layer. Each has a stable `code` so callers (and metrics) can
 // branch on it without string matching, and a `details` object safe to log.
 
+import type { ZodType } from 'zod'
+
 /**
  * Every error code, and whether retrying the same operation can help. This table is the one
  * answer to "retry this?" for every pattern (the retry machine's default predicate, withRetry,
@@ -180,4 +182,17 @@ export const isAuraError = (e: unknown): e is AuraError => e instanceof AuraErro
  */
 export function invalidInput(what: string, issues: unknown): AuraError {
   return new InvalidInput(`invalid ${what}`, { issues })
+}
+
+/**
+ * `value` as `schema` gives it, or InvalidInput "invalid <what>" with the schema's issues: how wire
+ * messages and API arguments are validated (configs use ConfigInvalid, runtime/core/service-init.ts).
+ * With `fast`, a value it accepts is taken as it is: a fast check must accept only values the
+ * schema passes unchanged (runtime/sessions/session-wire-fast.ts, runtime/crdt/sync-wire-fast.ts).
+ */
+export function parseInput<T>(schema: ZodType<T>, value: unknown, what: string, fast?: (value: unknown) => boolean): T {
+  if (fast?.(value)) return value as T
+  const parsed = schema.safeParse(value)
+  if (!parsed.success) throw invalidInput(what, parsed.error.issues)
+  return parsed.data
 }

@@ -17,7 +17,7 @@
 import type { Crypto } from '../../effects/crypto/index.js'
 import { publicKeyOfPeerId } from '../../effects/crypto/ed25519.js'
 import type { Clock } from '../../effects/time/index.js'
-import { InvalidInput, LimitExceeded, PermissionDenied, type AuraError } from '../../effects/errors.js'
+import { InvalidInput, LimitExceeded, PermissionDenied, parseInput, type AuraError } from '../../effects/errors.js'
 import {
   MAX_CHAIN_DEPTH,
   RIGHTS,
@@ -180,12 +180,6 @@ const delegateSchema = z.object({
   id: capabilityIdSchema.optional(),
 })
 
-function parseOr<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
-  const result = schema.safeParse(value)
-  if (!result.success) throw new InvalidInput(`invalid ${what}`, { issues: result.error.issues })
-  return result.data
-}
-
 function randomId(): string {
   return toHex(globalThis.crypto.getRandomValues(new Uint8Array(16)))
 }
@@ -223,7 +217,7 @@ async function sign(crypto: Crypto, fields: Omit<CapabilityToken, 'signature' | 
 
 /** A root token: `crypto.peerId` grants `audience` the rights on the namespace for the window. */
 export async function issueRoot(crypto: Crypto, options: IssueRootOptions): Promise<CapabilityToken> {
-  const o = parseOr(issueRootSchema, options, 'root capability options')
+  const o = parseInput(issueRootSchema, options, 'root capability options')
   return sign(
     crypto,
     {
@@ -251,8 +245,8 @@ export async function delegate(crypto: Crypto, parent: CapabilityToken, options:
   if (depth >= MAX_CHAIN_DEPTH) {
     throw new LimitExceeded(`capability chain already has ${depth} links (max ${MAX_CHAIN_DEPTH})`, { depth, max: MAX_CHAIN_DEPTH })
   }
-  const p = parseOr(capabilityTokenSchema, parent, 'parent capability')
-  const o = parseOr(delegateSchema, options, 'delegation options')
+  const p = parseInput(capabilityTokenSchema, parent, 'parent capability')
+  const o = parseInput(delegateSchema, options, 'delegation options')
   if (crypto.peerId !== p.audience) {
     throw deny('not-audience', 'only the audience of a capability may delegate it', { peer: crypto.peerId, audience: p.audience })
   }

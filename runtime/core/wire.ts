@@ -22,6 +22,7 @@
 import { Packr, RESERVE_START_SPACE } from 'msgpackr'
 import { z } from 'zod'
 import { FrameTooLarge, MalformedFrame } from '../../effects/errors.js'
+import { isPlainObject, isText } from './plain-values.js'
 
 export const WIRE_FORMAT_VERSION = 1
 
@@ -82,8 +83,6 @@ export function decodeEnvelope(frame: Uint8Array, maxFrameBytes: number): Envelo
   return parsed.data
 }
 
-const isText = (value: unknown, min: number, max: number): boolean => typeof value === 'string' && value.length >= min && value.length <= max
-
 /**
  * The fast check of a decoded envelope, for the common shape: a plain object with the schema's
  * fields only, each as envelopeSchema requires it (optional ones absent rather than undefined).
@@ -91,9 +90,8 @@ const isText = (value: unknown, min: number, max: number): boolean => typeof val
  * which stays the authority (and gives the issues). Parsing with zod cost more per message than
  * the rest of the router's receive path.
  */
-function isPlainEnvelope(value: unknown): value is Envelope {
-  if (typeof value !== 'object' || value === null || Object.getPrototypeOf(value) !== Object.prototype) return false
-  const e = value as Record<string, unknown>
+function isPlainEnvelope(e: unknown): e is Envelope {
+  if (!isPlainObject(e)) return false
   let fields = 5 // v, kind, from, to, payload
   if (e.v !== 1 || !isText(e.kind, 1, 64) || !isText(e.from, 1, 128) || !isText(e.to, 1, 256) || !Object.hasOwn(e, 'payload')) return false
   if (e.id !== undefined) {

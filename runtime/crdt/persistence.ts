@@ -2,8 +2,8 @@
 // (key = document name, value = { kind, type, payload }, the payload being what a peer at the
 // empty version lacks). Yjs documents also keep a log: each flush appends the updates since
 // the last one under key [name, seq] (one update, or the list of them in order), and only every
-// LOG_LIMIT entries (or LOG_BYTES) is the whole document rewritten. Rewriting a whole Yjs document on every keystroke or every sync
-// costs O(document) per change; appending costs O(change).
+// LOG_LIMIT entries (or LOG_BYTES) is the whole document rewritten. Rewriting a whole Yjs
+// document on every keystroke or every sync costs O(document) per change; appending costs O(change).
 //
 // Writes are plain puts issued in one event turn (lmdb-js commits a turn's writes as one
 // transaction, off the main thread) rather than a synchronous batch, which would commit and

@@ -7,14 +7,11 @@
 // (Vector clocks have theirs in lattices/vector-clock.ts.) test/runtime/crdt/sync-wire-fast.test.ts checks, with fast-check, that each accepts nothing
 // its schema refuses.
 
+import { isPlainObject, isText } from '../core/plain-values.js'
+
 const DOCUMENT_KINDS = new Set(['cv', 'delta', 'cm', 'mv'])
 /** MAX_DOCS_PER_MESSAGE in sync-wire.ts */
 const MAX_DOCS = 100_000
-
-const isPlainObject = (value: unknown): value is Record<string, unknown> =>
-  typeof value === 'object' && value !== null && Object.getPrototypeOf(value) === Object.prototype
-
-const isText = (value: unknown, min: number, max: number): boolean => typeof value === 'string' && value.length >= min && value.length <= max
 
 /**
  * True when `value` has own keys only among `allowed`, each present key defined, and all of `required`

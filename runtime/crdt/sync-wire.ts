@@ -60,9 +60,7 @@ export type PushReply = z.infer<typeof pushReplySchema>
 export type DeltaMessage = z.infer<typeof deltaMessageSchema>
 
 // The common shapes pass a fast check (sync-wire-fast.ts); the rest is decided by the schemas.
-export const parseSyncRequest = (input: unknown): SyncRequest =>
-  isSyncRequest(input) ? (input as SyncRequest) : parseWire(syncRequestSchema, input, 'crdt sync request')
-export const parseSyncResponse = (input: unknown): SyncResponse =>
-  isSyncResponse(input) ? (input as SyncResponse) : parseWire(syncResponseSchema, input, 'crdt sync response')
-export const parsePushReply = (input: unknown): PushReply => (isPushReply(input) ? (input as PushReply) : parseWire(pushReplySchema, input, 'crdt push reply'))
+export const parseSyncRequest = (input: unknown): SyncRequest => parseWire(syncRequestSchema, input, 'crdt sync request', isSyncRequest)
+export const parseSyncResponse = (input: unknown): SyncResponse => parseWire(syncResponseSchema, input, 'crdt sync response', isSyncResponse)
+export const parsePushReply = (input: unknown): PushReply => parseWire(pushReplySchema, input, 'crdt push reply', isPushReply)
 export const parseDeltaMessage = (input: unknown): DeltaMessage => parseWire(deltaMessageSchema, input, 'crdt delta')

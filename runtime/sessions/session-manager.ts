@@ -35,6 +35,7 @@ import {
   UnknownRole,
   UnknownSession,
   isAuraError,
+  parseInput,
 } from '../../effects/errors.js'
 import type { Clock } from '../../effects/time/index.js'
 import type { Random } from '../../effects/random/index.js'
@@ -61,7 +62,6 @@ import {
   invitePayloadSchema,
   inviteReplySchema,
   joinPayloadSchema,
-  parseWire,
   reportPayloadSchema,
   reportReplySchema,
   rosterSizeSchema,
@@ -269,7 +269,7 @@ export class SessionManager {
    * and the operation's end cancels it (see timeout-context.ts).
    */
   async createSession(sessionType: string, participants: SessionParticipant[], config: CreateSessionConfig = {}): Promise<Session> {
-    const options = parseWire(createOptionsSchema, config, 'session config', isCreateOptions)
+    const options = parseInput(createOptionsSchema, config, 'session config', isCreateOptions)
     if (options.protocol !== undefined && !this.protocols.has(options.protocol)) throw new UnknownProtocol(`no choreography named ${options.protocol}`)
     this.ensureCapacity()
     const now = this.deps.clock.now()
@@ -306,7 +306,7 @@ export class SessionManager {
             input.deadlineAt,
           )
           // an invitee that joined says so in its answer: that is its join to us
-          const joined = parseWire(inviteReplySchema, answer, 'invite reply', isInviteReply)?.joined
+          const joined = parseInput(inviteReplySchema, answer, 'invite reply', isInviteReply)?.joined
           const join: SessionEvent = { type: 'JOIN', peerId: p.peerId, role: joined ?? '' }
           if (joined !== undefined && actor.getSnapshot().can(join)) actor.send(join)
         }),
@@ -323,7 +323,7 @@ export class SessionManager {
 
   /** Joins a session we were invited to, in the role the roster gives us. */
   async joinSession(sessionId: string, role: string): Promise<Session> {
-    parseWire(joinPayloadSchema, { sessionId, role }, 'join')
+    parseInput(joinPayloadSchema, { sessionId, role }, 'join')
     this.sendTo(this.actor(sessionId), { type: 'JOIN', peerId: this.self, role })
     await this.tellJoined(sessionId, role)
     return new Session(this, sessionId)
@@ -474,7 +474,7 @@ export class SessionManager {
 
   private async onInvite(inbound: InboundMessage): Promise<z.infer<typeof inviteReplySchema>> {
     const { envelope, from, deadlineAt } = inbound
-    const { input: raw, protocol } = parseWire(invitePayloadSchema, envelope.payload, 'invite', isInvitePayload)
+    const { input: raw, protocol } = parseInput(invitePayloadSchema, envelope.payload, 'invite', isInvitePayload)
     // The grace is this peer's own patience with the leader, not the inviter's.
     const input = { ...onLocalClock(this.validateInput(raw), deadlineAt), verdictGraceMs: this.verdictGraceMs() }
     if (input.selfPeerId !== this.self) throw new PermissionDenied('invite addressed to another peer')
@@ -515,7 +515,7 @@ export class SessionManager {
   }
 
   private async onJoin({ envelope, from }: InboundMessage): Promise<void> {
-    const { sessionId, role } = parseWire(joinPayloadSchema, envelope.payload, 'join')
+    const { sessionId, role } = parseInput(joinPayloadSchema, envelope.payload, 'join')
     const actor = this.actor(sessionId)
     const member = actor.getSnapshot().context.participants.find((p) => p.peerId === from)
     if (!member) throw new PermissionDenied('peer is not a participant of the session', { sessionId, from })
@@ -527,7 +527,7 @@ export class SessionManager {
 
   private async onStep(inbound: InboundMessage): Promise<z.infer<typeof reportReplySchema> | undefined> {
     const { envelope, from } = inbound
-    const message = parseWire(stepPayloadSchema, envelope.payload, 'step', isStepPayload)
+    const message = parseInput(stepPayloadSchema, envelope.payload, 'step', isStepPayload)
     const actor = this.actor(message.sessionId)
     const { context } = actor.getSnapshot()
     const choreography = this.protocols.get(message.protocol)
@@ -635,7 +635,7 @@ export class SessionManager {
    * once decided, so a participant asking after its deadline gets it here.
    */
   private async onReport({ envelope, from }: InboundMessage): Promise<z.infer<typeof reportReplySchema>> {
-    const { sessionId, ...proposal } = parseWire(reportPayloadSchema, envelope.payload, 'report')
+    const { sessionId, ...proposal } = parseInput(reportPayloadSchema, envelope.payload, 'report')
     const actor = this.actors.get(sessionId)
     if (!actor) {
       const kept = this.keptVerdict(sessionId)
@@ -651,7 +651,7 @@ export class SessionManager {
 
   /** Participant: the leader's verdict. Adopted (and on disk) before it is acknowledged. */
   private async onVerdict({ envelope, from }: InboundMessage): Promise<void> {
-    const { sessionId, ...verdict } = parseWire(verdictPayloadSchema, envelope.payload, 'verdict')
+    const { sessionId, ...verdict } = parseInput(verdictPayloadSchema, envelope.payload, 'verdict')
     const actor = this.actor(sessionId)
     const { context } = actor.getSnapshot()
     if (context.leaderPeerId !== from || from === this.self) throw new PermissionDenied('only the leader gives the verdict', { from })
@@ -888,7 +888,7 @@ export class SessionManager {
         const reports = input.reportsDone && peer === context.leaderPeerId
         const message = { kind: 'step', session: input.sessionId, payload: reports ? { ...stepMessage, reportsDone: true as const } : stepMessage }
         const answer = await this.deliver(peer, message, context.deadlineAt, signal)
-        if (reports) verdict = parseWire(reportReplySchema, answer, 'step reply', isReportReply).verdict
+        if (reports) verdict = parseInput(reportReplySchema, answer, 'step reply', isReportReply).verdict
       }),
     )
     return verdict
@@ -940,7 +940,7 @@ export class SessionManager {
     return withRetry(
       async () => {
         const answer = await this.deps.router.request(input.leaderPeerId, 'session', message, this.attemptMs(input.deadlineAt))
-        const reply = parseWire(reportReplySchema, answer, 'report reply', isReportReply)
+        const reply = parseInput(reportReplySchema, answer, 'report reply', isReportReply)
         if (input.untilVerdict && reply.verdict === null) throw new VerdictPending('the leader has not decided yet')
         return reply.verdict
       },
@@ -1033,7 +1033,7 @@ export class SessionManager {
     // that is the same limit broken, so it must not come out as INVALID_INPUT.
     const roster = rosterSizeSchema.safeParse(raw)
     if (roster.success) this.checkRosterSize(roster.data.participants.length, roster.data.limits?.maxParticipants ?? Infinity)
-    return parseWire(sessionInputSchema, raw, 'session input')
+    return parseInput(sessionInputSchema, raw, 'session input')
   }
 
   private checkRosterSize(participants: number, inputMax: number): void {

@@ -6,10 +6,7 @@
 // authority and gives the issues. test/runtime/sessions/session-wire-fast.test.ts checks, with
 // fast-check, that each accepts nothing its schema refuses or would change.
 
-const isPlainObject = (value: unknown): value is Record<string, unknown> =>
-  typeof value === 'object' && value !== null && Object.getPrototypeOf(value) === Object.prototype
-
-const isText = (value: unknown, min: number, max = Infinity): value is string => typeof value === 'string' && value.length >= min && value.length <= max
+import { isPlainObject, isText } from '../core/plain-values.js'
 
 const isCount = (value: unknown): value is number => Number.isSafeInteger(value) && (value as number) >= 1
 

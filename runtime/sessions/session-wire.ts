@@ -5,7 +5,6 @@
 // (shared code paths, megamorphic there), each parse cost 5-15 µs, about 3% of the session.
 
 import { z } from 'zod'
-import { InvalidInput } from '../../effects/errors.js'
 import { proposalSchema, verdictSchema } from '../../machines/session.js'
 
 const roleField = z.string().min(1).max(64)
@@ -40,14 +39,3 @@ export const createOptionsSchema = z
   .strict()
 /** Just enough of a session input to count its roster before the whole input is checked. */
 export const rosterSizeSchema = z.object({ participants: z.array(z.unknown()), limits: z.object({ maxParticipants: z.number() }).partial().optional() })
-
-/**
- * `value` as `schema` gives it, or InvalidInput naming `what`. With `fast`, a value it accepts is
- * taken as it is: a fast check accepts only values the schema passes unchanged.
- */
-export function parseWire<T>(schema: z.ZodType<T>, value: unknown, what: string, fast?: (value: unknown) => boolean): T {
-  if (fast?.(value)) return value as T
-  const parsed = schema.safeParse(value)
-  if (!parsed.success) throw new InvalidInput(`invalid ${what}`, { issues: parsed.error.issues })
-  return parsed.data
-}

@@ -11,7 +11,7 @@
 //   list     { namespace, prefix, limit?, capability }       → [{ key, value }]
 
 import { z } from 'zod'
-import { InvalidInput } from '../../effects/errors.js'
+import { InvalidInput, parseInput } from '../../effects/errors.js'
 
 /** User namespace names; stored as `ns.<name>`, apart from the runtime's own `aura.*` namespaces. */
 export const USER_NAMESPACE = /^[A-Za-z0-9_:-][A-Za-z0-9_.:-]{0,59}$/
@@ -40,7 +40,5 @@ export const remoteGetManySchema = z.object({ ...envelopeBase, keys: z.array(any
 export const remoteListSchema = z.object({ ...envelopeBase, prefix: z.string().max(MAX_PREFIX_LENGTH), limit: z.number().int().positive().optional() }).strict()
 
 export function parseRequest<T>(schema: z.ZodType<T>, payload: unknown, what: string): T {
-  const parsed = schema.safeParse(payload)
-  if (!parsed.success) throw new InvalidInput(`invalid ${what} request`, { issues: parsed.error.issues })
-  return parsed.data
+  return parseInput(schema, payload, `${what} request`)
 }

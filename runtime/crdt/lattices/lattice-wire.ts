@@ -1,10 +1,11 @@
 // Wire values for CRDT states: plain data that both JSON and the router's MessagePack codec
 // carry unchanged (Uint8Array is only for binary payloads such as Yjs updates, which
-// MessagePack keeps binary). Every decoder in this folder goes through `parseWire`, so a
-// malformed message becomes InvalidInput before any state is touched.
+// MessagePack keeps binary). Every decoder in this folder goes through `parseWire` (the shared
+// parseInput of effects/errors.ts), so a malformed message becomes InvalidInput before any state
+// is touched.
 
 import { z } from 'zod'
-import { invalidInput } from '../../../effects/errors.js'
+export { parseInput as parseWire } from '../../../effects/errors.js'
 
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue }
 
@@ -21,12 +22,6 @@ export const replicaIdSchema = z.string().min(1).max(WIRE_LIMITS.replicaIdLength
 export const counterSchema = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER)
 export const jsonValueSchema: z.ZodType<JsonValue> = z.json() as z.ZodType<JsonValue>
 export const bytesSchema = z.instanceof(Uint8Array)
-
-export function parseWire<T>(schema: z.ZodType<T>, input: unknown, what: string): T {
-  const parsed = schema.safeParse(input)
-  if (!parsed.success) throw invalidInput(what, parsed.error.issues)
-  return parsed.data
-}
 
 /**
  * JSON with object keys sorted, so equal values always give equal strings. Used where a

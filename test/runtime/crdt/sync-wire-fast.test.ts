@@ -7,24 +7,15 @@ import { isGateReply, isGateRequest, isPushReply, isSyncRequest, isSyncResponse 
 import { pushReplySchema, syncRequestSchema, syncResponseSchema } from '../../../runtime/crdt/sync-wire.js'
 import { gateReplySchema, gateRequestSchema } from '../../../runtime/crdt/collection-gate.js'
 import { isVectorClockWire, vectorClockSchema } from '../../../runtime/crdt/lattices/vector-clock.js'
+import { oddValue, withProto } from '../../fixtures/fast-check-shapes.js'
 
 const SEED = 20261202
 const text = (max: number) => fc.oneof(fc.string({ maxLength: 8 }), fc.constant(''), fc.constant('x'.repeat(max)), fc.constant('x'.repeat(max + 1)))
-const odd = fc.oneof(
-  fc.constant(undefined),
-  fc.constant(null),
-  fc.constant(1),
-  fc.constant(-1),
-  fc.constant(1.5),
-  fc.constant('1'),
-  fc.constant([]),
-  fc.constant({}),
-)
-const field = <T>(arb: fc.Arbitrary<T>) => fc.oneof({ weight: 3, arbitrary: arb }, { weight: 1, arbitrary: odd })
+const field = <T>(arb: fc.Arbitrary<T>) => fc.oneof({ weight: 3, arbitrary: arb }, { weight: 1, arbitrary: oddValue })
 const counter = fc.oneof(fc.nat(), fc.constant(-0), fc.constant(2 ** 53), fc.constant(Number.MAX_SAFE_INTEGER), fc.double(), fc.constant(-1))
 const clock = fc.oneof(
   fc.dictionary(fc.oneof(fc.string({ minLength: 1, maxLength: 4 }), fc.constant(''), fc.constant('r'.repeat(257))), counter, { maxKeys: 4 }),
-  odd,
+  oddValue,
 )
 const kind = fc.oneof(fc.constantFrom('cv', 'delta', 'cm', 'mv'), fc.constant('xx'))
 const docEntry = fc.record(
@@ -40,8 +31,6 @@ const docEntry = fc.record(
   { requiredKeys: [] },
 )
 const docs = field(fc.array(docEntry, { maxLength: 3 }))
-const withProto = <T>(arb: fc.Arbitrary<T>) =>
-  fc.oneof({ weight: 9, arbitrary: arb }, { weight: 1, arbitrary: arb.map((v) => Object.assign(Object.create({ inherited: 1 }), v)) })
 
 function agrees(check: (value: unknown) => boolean, schema: z.ZodType, arb: fc.Arbitrary<unknown>): void {
   fc.assert(

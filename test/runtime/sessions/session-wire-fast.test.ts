@@ -6,26 +6,12 @@ import fc from 'fast-check'
 import { z } from 'zod'
 import { sessionInputSchema } from '../../../machines/session.js'
 import { isCreateOptions, isInvitePayload, isInviteReply, isReportReply, isSessionInput, isStepPayload } from '../../../runtime/sessions/session-wire-fast.js'
+import { oddValue, withProto } from '../../fixtures/fast-check-shapes.js'
 import { createOptionsSchema, invitePayloadSchema, inviteReplySchema, reportReplySchema, stepPayloadSchema } from '../../../runtime/sessions/session-wire.js'
 
 const SEED = 20261203
-const odd = fc.oneof(
-  fc.constant(undefined),
-  fc.constant(null),
-  fc.constant(0),
-  fc.constant(-1),
-  fc.constant(1.5),
-  fc.constant(Number.NaN),
-  fc.constant(Number.POSITIVE_INFINITY),
-  fc.constant('1'),
-  fc.constant(''),
-  fc.constant([]),
-  fc.constant({}),
-)
-const field = <T>(arb: fc.Arbitrary<T>) => fc.oneof({ weight: 4, arbitrary: arb }, { weight: 1, arbitrary: odd })
+const field = <T>(arb: fc.Arbitrary<T>) => fc.oneof({ weight: 4, arbitrary: arb }, { weight: 1, arbitrary: oddValue })
 const text = (max: number) => fc.oneof(fc.string({ maxLength: 6 }), fc.constant('x'.repeat(max)), fc.constant('x'.repeat(max + 1)))
-const withProto = <T>(arb: fc.Arbitrary<T>) =>
-  fc.oneof({ weight: 9, arbitrary: arb }, { weight: 1, arbitrary: arb.map((v) => Object.assign(Object.create({ inherited: 1 }), v)) })
 /** A record whose keys may each be missing, plus an unknown key now and then. */
 const record = (fields: Record<string, fc.Arbitrary<unknown>>) => withProto(fc.record({ ...fields, extra: fc.constant(1) }, { requiredKeys: [] }))
 
@@ -67,7 +53,7 @@ const wellFormedInput = fc.record(
 
 const INPUT_KEYS = ['sessionId', 'sessionType', 'selfPeerId', 'participants', 'leaderPeerId', 'createdAt', 'deadlineAt', 'verdictGraceMs', 'limits']
 /** A well-formed input with one thing changed: a field odd or gone, a key too many, or a rule broken. */
-const brokenInput = fc.tuple(wellFormedInput, fc.nat(15), fc.constantFrom(...INPUT_KEYS), odd).map(([input, how, key, value]) => {
+const brokenInput = fc.tuple(wellFormedInput, fc.nat(15), fc.constantFrom(...INPUT_KEYS), oddValue).map(([input, how, key, value]) => {
   const broken: Record<string, unknown> = { ...input, participants: input.participants.map((p) => ({ ...p })), limits: { ...input.limits } }
   const participants = broken.participants as Array<Record<string, unknown>>
   switch (how) {
