@@ -506,7 +506,9 @@ export const sessionMachine = setup({
       deadlineAt: input.deadlineAt,
       verdictGraceMs: input.verdictGraceMs,
       limits: { ...input.limits },
-      joined: [input.selfPeerId],
+      // The leader created the session with itself in the roster: an invitee counts it joined
+      // from the start (its invite is the leader's join), as the leader counts itself.
+      joined: input.leaderPeerId === input.selfPeerId ? [input.selfPeerId] : [input.selfPeerId, input.leaderPeerId],
       protocol: null,
       cursor: 0,
       received: {},

@@ -56,7 +56,7 @@ import {
   type Verdict,
 } from '../../machines/session.js'
 import type { Choreography, StepContext } from './choreography.js'
-import { decodeSessionRecord, encodeSessionRecord, type SessionRecord } from './session-record.js'
+import { decodeSessionRecord, encodeSessionRecord, persistedSnapshotOf, type SessionRecord } from './session-record.js'
 import {
   createOptionsSchema,
   invitePayloadSchema,
@@ -488,10 +488,8 @@ export class SessionManager {
       return this.deps.autoJoin && existing.getSnapshot().context.joined.includes(this.self) ? { joined: role } : undefined
     }
     this.ensureCapacity()
-    const actor = this.spawn(input, undefined, protocol)
-    // The invite is the inviter's join: it created the session with itself in the roster.
-    const inviterJoin: SessionEvent = { type: 'JOIN', peerId: from, role: roleOf(input.participants, from) }
-    if (actor.getSnapshot().can(inviterJoin)) actor.send(inviterJoin)
+    // The inviter is the leader, whom the machine counts joined from its start (the invite is its join).
+    this.spawn(input, undefined, protocol)
     // With autoJoin we join now, before the invite is on disk: the answer is our join to the
     // leader (one round trip less), and the other participants hear it from us below. The
     // machine counts this peer joined from its start, so it needs no JOIN of our own.
@@ -824,7 +822,7 @@ export class SessionManager {
     const protocol = this.inviteProtocols.get(sessionId)
     const finishedAt = this.retention.get(sessionId)?.finishedAt
     const record: SessionRecord = {
-      snapshot: actor.getPersistedSnapshot(),
+      snapshot: persistedSnapshotOf(actor),
       ...(protocol ? { protocol } : {}),
       ...(finishedAt !== undefined ? { finishedAt } : {}),
     }

@@ -7,6 +7,7 @@
 // The packing is the wire's (plain MessagePack): whatever a step's payload may carry on the wire,
 // its snapshot keeps.
 
+import type { AnyActor, AnyMachineSnapshot } from 'xstate'
 import { plainMessagePack as packr } from '../core/wire.js'
 
 export interface SessionRecord {
@@ -48,4 +49,24 @@ function isSnapshotLike(value: unknown): boolean {
   if (typeof value !== 'object' || value === null || Object.getPrototypeOf(value) !== Object.prototype) return false
   const { status, context } = value as { status?: unknown; context?: unknown }
   return typeof status === 'string' && typeof context === 'object' && context !== null
+}
+
+/**
+ * The actor's persisted snapshot as XState's getPersistedSnapshot makes it (the same fields in
+ * the same order, so the same bytes), without its walk of the whole context looking for actor
+ * refs to replace, nor its rest-copy of the snapshot: the session machine's context is plain
+ * data, never an actor, and a session writes its snapshot five times. History values need
+ * XState's own form: the machine has no history states, and one that gets them takes that way.
+ */
+export function persistedSnapshotOf(actor: AnyActor): unknown {
+  const snapshot = actor.getSnapshot() as AnyMachineSnapshot
+  for (const _ in snapshot.historyValue) return actor.getPersistedSnapshot()
+  const children: Record<string, unknown> = {}
+  for (const [id, child] of Object.entries(snapshot.children as Record<string, AnyActor | undefined>)) {
+    if (!child) continue
+    // `syncSnapshot` is never asked for in this machine's invokes
+    children[id] = { snapshot: child.getPersistedSnapshot(), src: child.src, systemId: child.systemId, syncSnapshot: false }
+  }
+  const { status, output, error, value, context } = snapshot
+  return { status, output, error, value, historyValue: {}, context, children }
 }

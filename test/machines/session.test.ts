@@ -317,6 +317,13 @@ describe('sessionMachine: created', () => {
     expect(armed).toEqual([START + DEADLINE_IN])
   })
 
+  it("an invitee starts with the leader joined too: the invite is the leader's join", () => {
+    const { actor } = lone({ self: 'peer-b' })
+    expect(actor.getSnapshot().context.joined).toEqual(['peer-b', 'peer-a'])
+    actor.send({ type: 'JOIN', peerId: 'peer-a', role: 'alpha' })
+    expect(actor.getSnapshot().context.joined).toEqual(['peer-b', 'peer-a'])
+  })
+
   it('records a JOIN that matches the roster, and a repeated one is a no-op', () => {
     const { actor } = lone()
     actor.send({ type: 'JOIN', peerId: 'peer-b', role: 'beta' })
