@@ -308,7 +308,7 @@ export class SessionManager {
           // an invitee that joined says so in its answer: that is its join to us
           const joined = parseInput(inviteReplySchema, answer, 'invite reply', isInviteReply)?.joined
           const join: SessionEvent = { type: 'JOIN', peerId: p.peerId, role: joined ?? '' }
-          if (joined !== undefined && actor.getSnapshot().can(join)) actor.send(join)
+          if (joined !== undefined) this.offer(actor, join)
         }),
       )
     } catch (error) {
@@ -518,8 +518,7 @@ export class SessionManager {
     const member = actor.getSnapshot().context.participants.find((p) => p.peerId === from)
     if (!member) throw new PermissionDenied('peer is not a participant of the session', { sessionId, from })
     if (member.role !== role) throw new UnknownRole(`role ${role} is not the role of ${from} in this session`, { sessionId, role })
-    const event: SessionEvent = { type: 'JOIN', peerId: from, role }
-    if (actor.getSnapshot().can(event)) actor.send(event)
+    this.offer(actor, { type: 'JOIN', peerId: from, role })
     await this.persist(sessionId)
   }
 
@@ -558,7 +557,7 @@ export class SessionManager {
     }
     const event: SessionEvent = { type: 'RECEIVE', step: message.step, from, payload: payload.data }
     // A retried step we already have is acknowledged again, not an error.
-    if (actor.getSnapshot().can(event)) actor.send(event)
+    this.offer(actor, event)
     if (!message.reportsDone) {
       await this.persist(sessionId)
       return undefined
@@ -606,7 +605,7 @@ export class SessionManager {
    * will carry the verdict: the announcement, which may start before the answer goes, skips that peer.
    */
   private hearReport(actor: SessionActor, report: Extract<SessionEvent, { type: 'REPORT' }>): void {
-    if (actor.getSnapshot().can(report)) actor.send(report)
+    this.offer(actor, report)
     if (actor.getSnapshot().context.outcome) this.markAnswered(actor, report.from)
   }
 
@@ -653,8 +652,7 @@ export class SessionManager {
     const actor = this.actor(sessionId)
     const { context } = actor.getSnapshot()
     if (context.leaderPeerId !== from || from === this.self) throw new PermissionDenied('only the leader gives the verdict', { from })
-    const event: SessionEvent = { type: 'VERDICT', ...verdict }
-    if (actor.getSnapshot().can(event)) actor.send(event)
+    this.offer(actor, { type: 'VERDICT', ...verdict })
     await this.persist(sessionId)
   }
 
@@ -694,13 +692,11 @@ export class SessionManager {
     this.actors.set(sessionId, actor)
     if (protocol) this.inviteProtocols.set(sessionId, protocol)
     // Transitions go on the event stream with the event that caused them.
-    let previous = ''
+    let previous: unknown
     actor.subscribe({
       next: (state) => {
-        // most states are a plain string; only nested ones need a text form to compare
-        const text = typeof state.value === 'string' ? state.value : JSON.stringify(state.value)
-        if (text !== previous) {
-          previous = text
+        if (!sameStateValue(state.value, previous)) {
+          previous = state.value
           this.deps.bus.emit({ type: 'transition', actorId: sessionId, machine: 'session', state: state.value, event: lastEventOf.get(actor) ?? 'xstate.init' })
         }
         if (state.status === 'done' && !this.retention.has(sessionId)) {
@@ -1053,12 +1049,23 @@ export class SessionManager {
     return actor
   }
 
+  /**
+   * Sends an event the machine may not take (a duplicate, or one for a state it has left) without
+   * asking first: XState ignores an event that no transition takes, and asking (`can`) worked the
+   * whole transition out once more, for events that are taken nearly always. A finished actor is
+   * not sent to.
+   */
+  private offer(actor: SessionActor, event: SessionEvent): void {
+    if (actor.getSnapshot().status === 'active') actor.send(event)
+  }
+
+  /** Sends an event the caller asked for, which must be taken: one that is not (the snapshot stays the same one) throws. */
   private sendTo(actor: SessionActor, event: SessionEvent): void {
     const snapshot = actor.getSnapshot()
-    if (!snapshot.can(event)) {
+    this.offer(actor, event)
+    if (actor.getSnapshot() === snapshot) {
       throw new InvalidTransition(`${event.type} is not allowed in state ${JSON.stringify(snapshot.value)}`, { event: event.type, state: snapshot.value })
     }
-    actor.send(event)
   }
 
   private resolveProtocol(actor: SessionActor, protocol: Choreography | string | undefined): Choreography {
@@ -1112,6 +1119,15 @@ function noteEvents(machine: typeof sessionMachine): typeof sessionMachine {
     return machine.transition(snapshot, event, scope)
   }
   return noting
+}
+
+/** Whether two state values name the same states (a nested one is a new object at every transition). */
+function sameStateValue(a: unknown, b: unknown): boolean {
+  if (a === b) return true
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false
+  const keys = Object.keys(a)
+  if (keys.length !== Object.keys(b).length) return false
+  return keys.every((key) => sameStateValue((a as Record<string, unknown>)[key], (b as Record<string, unknown>)[key]))
 }
 
 function roleOf(participants: readonly SessionParticipant[], peerId: string): string {

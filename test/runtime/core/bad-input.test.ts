@@ -183,9 +183,14 @@ describe('bad input', () => {
     await expect(alice.timeouts.withTimeout(Number.NaN, async () => 1)).rejects.toMatchObject({ code: 'INVALID_INPUT' })
     await expect(alice.timeouts.withTimeout(-5, async () => 1)).rejects.toMatchObject({ code: 'INVALID_INPUT' })
 
-    // and the session still completes
+    // and the session still completes; running it again, while it runs or once it is done, is a
+    // transition it cannot take: typed, and nothing changes
     const result = bob.sessions.executeProtocol(session.id, ceremony.name)
-    expect((await session.executeProtocol()).status).toBe('completed')
+    const running = session.executeProtocol()
+    await expect(session.executeProtocol()).rejects.toMatchObject({ code: 'INVALID_TRANSITION' })
+    expect((await running).status).toBe('completed')
     expect((await result).status).toBe('completed')
+    await expect(session.executeProtocol()).rejects.toMatchObject({ code: 'INVALID_TRANSITION' })
+    expect(session.state().status).toBe('completed')
   })
 })

@@ -1,7 +1,7 @@
 // A session's stored record: its snapshot packed into bytes, read back as it was written.
 import { describe, expect, it } from 'vitest'
 import { createActor, fromCallback, fromPromise } from 'xstate'
-import { sessionMachine, type SessionInput } from '../../../machines/session.js'
+import { sessionMachine, type ReportInput, type SessionInput, type Verdict } from '../../../machines/session.js'
 import { plainMessagePack } from '../../../runtime/core/wire.js'
 import { decodeSessionRecord, encodeSessionRecord, persistedSnapshotOf } from '../../../runtime/sessions/session-record.js'
 
@@ -50,7 +50,7 @@ describe('persistedSnapshotOf', () => {
   const machine = sessionMachine.provide({
     actors: {
       deadlineTimer: fromCallback(() => undefined),
-      reportToLeader: fromPromise(() => new Promise<null>(() => undefined)),
+      reportToLeader: fromPromise<Verdict | null, ReportInput>(() => new Promise(() => undefined)),
     },
   })
 
