@@ -150,6 +150,8 @@ const AGREEMENT_ATTEMPT_MS = 1_000
 
 /** Retries of a session message until acknowledged; one object, so withRetry validates it once. */
 const DELIVERY_POLICY: RetryPolicy = { maxAttempts: 1_000, initialDelayMs: 25, maxDelayMs: 1_000, multiplier: 2, jitter: 'equal' }
+/** Retries of a verdict announcement and of a report, bounded by the deadline or grace, not by attempts. */
+const AGREEMENT_POLICY: RetryPolicy = { maxAttempts: 100_000, initialDelayMs: 25, maxDelayMs: 1_000, multiplier: 2, jitter: 'equal' }
 /** Longest a report waits for this peer's own answered step to settle (see ownStepSettled). */
 const STEP_SETTLE_MS = 20
 /** Longest a transition that no acknowledgement waits on stays off disk (see persistSoon). */
@@ -333,6 +335,7 @@ export class SessionManager {
   private async tellJoined(sessionId: string, role: string, except?: string): Promise<void> {
     const { context } = this.actor(sessionId).getSnapshot()
     const others = context.participants.filter((p) => p.peerId !== this.self && p.peerId !== except)
+    if (others.length === 0) return
     await Promise.all(others.map((p) => this.deliver(p.peerId, { kind: 'join', session: sessionId, payload: { sessionId, role } }, context.deadlineAt)))
   }
 
@@ -903,23 +906,24 @@ export class SessionManager {
   private announce(context: SessionSnapshot['context'], verdict: Verdict): void {
     const until = context.deadlineAt + context.verdictGraceMs
     if (this.stopped || this.deps.clock.now() >= until) return
+    const answered = this.answeredVerdict.get(context.sessionId)
+    const unanswered = context.participants.filter((p) => p.peerId !== this.self && !answered?.has(p.peerId))
+    // usually every participant had the verdict in its report's answer
+    if (unanswered.length === 0) return
     const controller = new AbortController()
     this.announcements.add(controller)
     const message = { kind: 'verdict', session: context.sessionId, payload: { sessionId: context.sessionId, ...verdict } }
-    const answered = this.answeredVerdict.get(context.sessionId)
-    const sends = context.participants
-      .filter((p) => p.peerId !== this.self && !answered?.has(p.peerId))
-      .map((p) =>
-        withRetry(async () => this.deps.router.request(p.peerId, 'session', message, this.attemptMs(until)), {
-          clock: this.deps.clock,
-          random: this.deps.random,
-          deadlineAt: until,
-          signal: controller.signal,
-          policy: { maxAttempts: 100_000, initialDelayMs: 25, maxDelayMs: 1_000, multiplier: 2, jitter: 'equal' },
-          // a participant that does not know the session (its invite never came) will not learn it
-          isRetryable: (error) => isTransient(error) && !(isAuraError(error) && error.code === 'UNKNOWN_SESSION'),
-        }).catch(() => undefined),
-      )
+    const sends = unanswered.map((p) =>
+      withRetry(async () => this.deps.router.request(p.peerId, 'session', message, this.attemptMs(until)), {
+        clock: this.deps.clock,
+        random: this.deps.random,
+        deadlineAt: until,
+        signal: controller.signal,
+        policy: AGREEMENT_POLICY,
+        // a participant that does not know the session (its invite never came) will not learn it
+        isRetryable: (error) => isTransient(error) && !(isAuraError(error) && error.code === 'UNKNOWN_SESSION'),
+      }).catch(() => undefined),
+    )
     void Promise.all(sends).finally(() => this.announcements.delete(controller))
   }
 
@@ -943,7 +947,7 @@ export class SessionManager {
         random: this.deps.random,
         deadlineAt: input.deadlineAt,
         signal,
-        policy: { maxAttempts: 100_000, initialDelayMs: 25, maxDelayMs: 1_000, multiplier: 2, jitter: 'equal' },
+        policy: AGREEMENT_POLICY,
         // Past the deadline every failure is worth another try: the grace bounds the asking.
         isRetryable: (error) => input.untilVerdict || isTransient(error),
       },
@@ -995,21 +999,22 @@ export class SessionManager {
 
   private stepContext(sessionId: string): StepContext {
     const { context } = this.actor(sessionId).getSnapshot()
-    const roleByPeer = new Map(context.participants.map((p) => [p.peerId, p.role]))
-    const received: Record<string, Record<string, unknown>> = {}
-    context.protocol?.steps.forEach((step, index) => {
-      for (const [peer, payload] of Object.entries(context.received[index] ?? {})) {
-        ;(received[step.label] ??= {})[roleByPeer.get(peer) ?? peer] = payload
-      }
-    })
+    const { crypto } = this.deps
+    // roster and received are made when a step first reads them: many steps read neither
+    let roster: StepContext['roster'] | undefined
+    let received: StepContext['received'] | undefined
     return {
       sessionId,
       selfPeerId: this.self,
       role: roleOf(context.participants, this.self),
-      roster: Object.fromEntries(context.participants.map((p) => [p.role, p.peerId])),
-      received,
-      sign: (data) => this.deps.crypto.sign(data),
-      hash: (data) => this.deps.crypto.hash(data),
+      get roster() {
+        return (roster ??= Object.fromEntries(context.participants.map((p) => [p.role, p.peerId])))
+      },
+      get received() {
+        return (received ??= receivedByLabel(context))
+      },
+      sign: (data) => crypto.sign(data),
+      hash: (data) => crypto.hash(data),
     }
   }
 
@@ -1119,6 +1124,18 @@ function noteEvents(machine: typeof sessionMachine): typeof sessionMachine {
     return machine.transition(snapshot, event, scope)
   }
   return noting
+}
+
+/** What a session received so far, as a step sees it: step label → sender role → payload. */
+function receivedByLabel(context: SessionSnapshot['context']): StepContext['received'] {
+  const roleByPeer = new Map(context.participants.map((p) => [p.peerId, p.role]))
+  const received: StepContext['received'] = {}
+  context.protocol?.steps.forEach((step, index) => {
+    for (const [peer, payload] of Object.entries(context.received[index] ?? {})) {
+      ;(received[step.label] ??= {})[roleByPeer.get(peer) ?? peer] = payload
+    }
+  })
+  return received
 }
 
 /** Whether two state values name the same states (a nested one is a new object at every transition). */
