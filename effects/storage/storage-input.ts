@@ -209,9 +209,12 @@ function estimateSize(root: unknown, maxBytes: number): number {
       for (const item of obj) stack.push(item)
     } else {
       total += 5
-      for (const [k, val] of Object.entries(obj)) {
+      // own enumerable string keys, as Object.entries lists them, without an array per entry
+      const record = obj as Record<string, unknown>
+      for (const k in record) {
+        if (!Object.hasOwn(record, k)) continue
         total += utf8Length(k) + 1
-        stack.push(val)
+        stack.push(record[k])
       }
     }
   }

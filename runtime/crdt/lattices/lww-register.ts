@@ -11,8 +11,19 @@
 import { z } from 'zod'
 import { InvalidInput } from '../../../effects/errors.js'
 import type { CvType } from './kinds.js'
-import { VectorClock, vectorClockSchema } from './vector-clock.js'
-import { canonicalJson, counterSchema, jsonValueSchema, parseWire, replicaIdSchema, type JsonValue } from './lattice-wire.js'
+import { isVectorClockWire, VectorClock, vectorClockSchema } from './vector-clock.js'
+import {
+  canonicalJson,
+  counterSchema,
+  hasExactly,
+  isCounter,
+  isJsonValue,
+  jsonValueSchema,
+  parseWire,
+  replicaIdSchema,
+  WIRE_LIMITS,
+  type JsonValue,
+} from './lattice-wire.js'
 
 export interface HybridTimestamp {
   readonly wall: number
@@ -31,12 +42,36 @@ export interface LWWRegisterState {
 }
 
 const timestampSchema = z.object({ wall: counterSchema, logical: counterSchema, replica: replicaIdSchema }).strict()
-const wireSchema = z
+export const lwwWireSchema = z
   .object({
     entry: z.object({ value: jsonValueSchema, ts: timestampSchema }).strict().nullable(),
     clock: vectorClockSchema,
   })
   .strict()
+
+type LWWWire = z.infer<typeof lwwWireSchema>
+
+const WIRE_KEYS = ['entry', 'clock'] as const
+const ENTRY_KEYS = ['value', 'ts'] as const
+const TS_KEYS = ['wall', 'logical', 'replica'] as const
+
+/** The fast check of the wire form: a subset of what wireSchema accepts, as it would return it (the schema decides the rest). */
+export function isLWWWire(wire: unknown): wire is LWWWire {
+  // isVectorClockWire holds a clock to far fewer replicas than the schema's limit
+  if (!hasExactly(wire, WIRE_KEYS) || !isVectorClockWire(wire.clock)) return false
+  const entry = wire.entry
+  if (entry === null) return true
+  if (!hasExactly(entry, ENTRY_KEYS) || !isJsonValue(entry.value)) return false
+  const ts = entry.ts
+  return (
+    hasExactly(ts, TS_KEYS) &&
+    isCounter(ts.wall) &&
+    isCounter(ts.logical) &&
+    typeof ts.replica === 'string' &&
+    ts.replica.length > 0 &&
+    ts.replica.length <= WIRE_LIMITS.replicaIdLength
+  )
+}
 
 /** Total order on entries: timestamp, then replica id, then value. */
 export function compareEntries(a: LWWEntry, b: LWWEntry): number {
@@ -63,7 +98,7 @@ export const lwwRegister = {
   isBottom: (s) => s.entry === null && s.clock.size === 0,
   encode: (s) => ({ entry: s.entry === null ? null : { value: s.entry.value, ts: { ...s.entry.ts } }, clock: s.clock.encode() }),
   decode(wire) {
-    const parsed = parseWire(wireSchema, wire, 'lww-register')
+    const parsed = parseWire(lwwWireSchema, wire, 'lww-register', isLWWWire)
     return { entry: parsed.entry, clock: VectorClock.of(Object.entries(parsed.clock)) }
   },
 
