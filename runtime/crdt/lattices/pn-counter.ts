@@ -6,15 +6,22 @@
 import { z } from 'zod'
 import { checkCounterAmount } from './g-counter.js'
 import type { CvType } from './kinds.js'
-import { VectorClock, vectorClockSchema } from './vector-clock.js'
-import { parseWire } from './lattice-wire.js'
+import { isVectorClockWire, VectorClock, vectorClockSchema } from './vector-clock.js'
+import { hasExactly, parseWire } from './lattice-wire.js'
 
 export interface PNCounterState {
   readonly p: VectorClock
   readonly n: VectorClock
 }
 
-const wireSchema = z.object({ p: vectorClockSchema, n: vectorClockSchema }).strict()
+export const pnCounterWireSchema = z.object({ p: vectorClockSchema, n: vectorClockSchema }).strict()
+
+const WIRE_KEYS = ['p', 'n'] as const
+
+/** The fast check of the wire form: a subset of what the schema accepts, as it would return it (the schema decides the rest). */
+export function isPNCounterWire(wire: unknown): wire is z.infer<typeof pnCounterWireSchema> {
+  return hasExactly(wire, WIRE_KEYS) && isVectorClockWire(wire.p) && isVectorClockWire(wire.n)
+}
 
 const bottom: PNCounterState = { p: VectorClock.empty, n: VectorClock.empty }
 
@@ -39,7 +46,7 @@ export const pnCounter = {
   isBottom: (s) => s.p.size === 0 && s.n.size === 0,
   encode: (s) => ({ p: s.p.encode(), n: s.n.encode() }),
   decode(wire) {
-    const parsed = parseWire(wireSchema, wire, 'pn-counter')
+    const parsed = parseWire(pnCounterWireSchema, wire, 'pn-counter', isPNCounterWire)
     return { p: VectorClock.of(Object.entries(parsed.p)), n: VectorClock.of(Object.entries(parsed.n)) }
   },
 

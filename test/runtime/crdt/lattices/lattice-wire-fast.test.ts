@@ -1,11 +1,12 @@
-// The fast checks in front of the LWW register's wire schema (and the JSON value schema inside
-// it) never accept what the schemas refuse, return what the schemas would (equal content), and
+// The fast checks in front of the LWW register's and the PN counter's wire schemas (and the JSON
+// value schema inside the register's) never accept what the schemas refuse, return what the schemas would (equal content), and
 // accept the states a pull actually carries, so the fast path is the one taken.
 import { describe, expect, it } from 'vitest'
 import fc from 'fast-check'
 import { z } from 'zod'
 import { isJsonValue, jsonValueSchema } from '../../../../runtime/crdt/lattices/lattice-wire.js'
 import { isLWWWire, lwwRegister, lwwWireSchema } from '../../../../runtime/crdt/lattices/lww-register.js'
+import { isPNCounterWire, pnCounter, pnCounterWireSchema } from '../../../../runtime/crdt/lattices/pn-counter.js'
 import { oddValue, withProto } from '../../../fixtures/fast-check-shapes.js'
 
 const SEED = 20261203
@@ -74,7 +75,31 @@ const wire = fc
   .tuple(validWire, fc.nat(breaks.length * 2 - 1), fc.oneof(oddValue, jsonish))
   .map(([w, which, odd]) => (which < breaks.length ? breaks[which]!(w as Wire, odd) : w))
 
-describe('fast checks of LWW register states accept a subset of their schemas', () => {
+const validCounter = fc
+  .record({ p: fc.dictionary(replica, fc.nat(), { maxKeys: 3 }), n: fc.dictionary(replica, fc.nat(), { maxKeys: 3 }) })
+  .map((w) => JSON.parse(JSON.stringify(w)) as { p: Record<string, unknown>; n: Record<string, unknown> })
+const counterBreaks: Array<(w: { p: Record<string, unknown>; n: Record<string, unknown> }, odd: unknown) => unknown> = [
+  (w, odd) => ({ ...w, p: odd }),
+  (w, odd) => ({ ...w, n: odd }),
+  (w) => ({ p: w.p }),
+  (w) => ({ ...w, extra: 1 }),
+  (w, odd) => ({ ...w, n: { ...w.n, r: odd } }),
+  (w) => ({ ...w, p: { ...w.p, ['r'.repeat(257)]: 1 } }),
+  (w) => Object.assign(Object.create({ inherited: 1 }), w),
+]
+const counterWire = fc
+  .tuple(validCounter, fc.nat(counterBreaks.length * 2 - 1), oddValue)
+  .map(([w, which, odd]) => (which < counterBreaks.length ? counterBreaks[which]!(w, odd) : w))
+
+describe('fast checks of LWW register and PN counter states accept a subset of their schemas', () => {
+  it('PN counter states on the wire', () => agrees(isPNCounterWire, pnCounterWireSchema, counterWire))
+
+  it('take the fast path for what a counter sends', () => {
+    const state = pnCounter.increment(pnCounter.bottom(), 'replica-a', 3)
+    expect(isPNCounterWire(pnCounter.encode(state))).toBe(true)
+    expect(pnCounter.equals(pnCounter.decode(pnCounter.encode(state)), state)).toBe(true)
+  })
+
   it('JSON values', () => agrees(isJsonValue, jsonValueSchema, jsonish))
 
   it('register states on the wire', () => agrees(isLWWWire, lwwWireSchema, wire))
