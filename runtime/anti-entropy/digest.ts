@@ -57,16 +57,20 @@ const bloomReplySchema = z
 const item = (salt: string, name: string, hash: string): string => `${salt}|${name}|${hash}`
 
 /**
- * Sends a digest request and resolves with the reply (the runtime binds it to the router).
- * `carriesStates`: the reply brings document states we join in, so the peer must hold 'replicate'.
+ * Sends a digest request and resolves with the reply (the runtime binds it to the router, which
+ * also counts the frames' bytes). `carriesStates`: the reply brings document states we join in,
+ * so the peer must hold 'replicate'.
  */
 export type DigestTransport = (request: DigestRequest, carriesStates: boolean) => Promise<unknown>
 
 /** Documents a merkle walk's last request may pull (more are left to reconcile's exchanges). */
 export const MAX_PULLED_WITH_DIGEST = 2_000
 
-/** A merkle outcome whose last step already brought (and joined) the peer's states of `pulled`. */
-export interface MerkleOutcome extends DigestOutcome {
+/** What a comparison found; its bytes are the transport's to count. */
+export type Comparison = Omit<DigestOutcome, 'bytes'>
+
+/** A merkle comparison whose last step already brought (and joined) the peer's states of `pulled`. */
+export interface MerkleOutcome extends Comparison {
   /** differing documents joined from the peer's answer that the peer needs nothing of back */
   settled: string[]
   /** joined documents that changed here */
@@ -167,17 +171,11 @@ export class CollectionDigest {
   }
 
   /** The initiator's side: which documents differ from the peer's (with merkle, some already pulled: see MerkleOutcome). */
-  async compare(
-    kind: 'bloom' | 'merkle',
-    salt: string,
-    send: DigestTransport,
-    sizeOf: (v: unknown) => number,
-    peer: string,
-  ): Promise<DigestOutcome | MerkleOutcome> {
-    return kind === 'bloom' ? this.compareBloom(salt, send, sizeOf) : this.compareMerkle(send, sizeOf, peer)
+  async compare(kind: 'bloom' | 'merkle', salt: string, send: DigestTransport, peer: string): Promise<Comparison | MerkleOutcome> {
+    return kind === 'bloom' ? this.compareBloom(salt, send) : this.compareMerkle(send, peer)
   }
 
-  private async compareBloom(salt: string, send: DigestTransport, sizeOf: (v: unknown) => number): Promise<DigestOutcome> {
+  private async compareBloom(salt: string, send: DigestTransport): Promise<Comparison> {
     const mine = this.bloom(salt)
     const request: DigestRequest = { digest: 'bloom', salt, filter: mine.serialize(), count: this.count() }
     const raw = await send(request, false)
@@ -185,17 +183,12 @@ export class CollectionDigest {
     const theirs = BloomFilter.deserialize(reply.filter, { maxBytes: this.sizes.maxDigestBytes })
     const remoteLacks: string[] = []
     for (const [name, hash] of this.coordinator.digestEntries()) if (!theirs.has(item(salt, name, hash))) remoteLacks.push(name)
-    return outcome(reply.lacking, remoteLacks, [], sizeOf(request) + sizeOf(raw))
+    return outcome(reply.lacking, remoteLacks, [])
   }
 
-  private async compareMerkle(send: DigestTransport, sizeOf: (v: unknown) => number, peer: string): Promise<MerkleOutcome> {
+  private async compareMerkle(send: DigestTransport, peer: string): Promise<MerkleOutcome> {
     const tree = this.tree(merkleDepthFor(Math.max(1, this.count())))
-    let bytes = 0
-    const ask = async (request: MerkleRequest): Promise<unknown> => {
-      const reply = await send(request, 'attach' in request)
-      bytes += sizeOf(request) + sizeOf(reply)
-      return reply
-    }
+    const ask = (request: MerkleRequest): Promise<unknown> => send(request, 'attach' in request)
     // Once the walk knows the differing buckets, its last request also pulls their documents.
     const attach = (buckets: readonly number[]) => {
       const names: string[] = []
@@ -203,7 +196,7 @@ export class CollectionDigest {
       return names.length > MAX_PULLED_WITH_DIGEST ? undefined : this.coordinator.createSyncRequest(peer, names)
     }
     const diff = await diffFromRoot(tree, ask, attach)
-    const found = outcome(diff.onlyRemote, diff.onlyLocal, diff.different, bytes)
+    const found = outcome(diff.onlyRemote, diff.onlyLocal, diff.different)
     const settled: string[] = []
     let pulled = 0
     for (const answer of diff.attached) {
@@ -218,11 +211,11 @@ export class CollectionDigest {
 }
 
 /** localLacks: the peer has them and we do not (or not that version); remoteLacks: the reverse. */
-function outcome(localLacks: string[], remoteLacks: string[], both: string[], bytes: number): DigestOutcome {
+function outcome(localLacks: string[], remoteLacks: string[], both: string[]): Comparison {
   const differing = [...new Set([...localLacks, ...remoteLacks, ...both])].sort()
   let status: DigestStatus
   if (differing.length === 0) status = 'equal'
   else if (both.length > 0 || (localLacks.length > 0 && remoteLacks.length > 0)) status = 'diverged'
   else status = localLacks.length > 0 ? 'local-behind' : 'remote-behind'
-  return { status, differing, bytes }
+  return { status, differing }
 }

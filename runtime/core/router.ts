@@ -78,6 +78,9 @@ interface Pending {
   envelope: Envelope
   signal: AbortSignal | undefined
   onAbort: (() => void) | undefined
+  /** the request's frame size once encoded, for onFrameBytes */
+  sentBytes: number
+  onFrameBytes: ((sent: number, received: number) => void) | undefined
 }
 
 export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000
@@ -87,6 +90,12 @@ export interface RequestOptions {
   timeoutMs?: number
   /** aborting rejects the request at once: with the signal's reason if it is a typed error, else Cancelled */
   signal?: AbortSignal
+  /**
+   * Told the size in bytes of the request's frame and of its reply's once the reply is in, before
+   * the caller sees it (not when the request fails): what the exchange cost on the wire, from the
+   * frames the router encodes and decodes anyway. Both are 0 for a request to this peer itself.
+   */
+  onFrameBytes?: (sent: number, received: number) => void
 }
 
 const abortError = (signal: AbortSignal, what: string): unknown => (isAuraError(signal.reason) ? signal.reason : new Cancelled(`${what} cancelled`))
@@ -170,7 +179,7 @@ export class Router {
     message: OutboundMessage,
     options: number | RequestOptions = DEFAULT_REQUEST_TIMEOUT_MS,
   ): Promise<T> {
-    const { timeoutMs = DEFAULT_REQUEST_TIMEOUT_MS, signal } = typeof options === 'number' ? { timeoutMs: options } : options
+    const { timeoutMs = DEFAULT_REQUEST_TIMEOUT_MS, signal, onFrameBytes } = typeof options === 'number' ? { timeoutMs: options } : options
     return new Promise<T>((resolve, reject) => {
       if (signal?.aborted) {
         reject(abortError(signal, `request ${message.kind}`))
@@ -188,6 +197,8 @@ export class Router {
         envelope,
         signal,
         onAbort: undefined,
+        sentBytes: 0,
+        onFrameBytes,
       }
       pending.timer = this.clock.setTimeout(() => {
         this.settle(
@@ -201,7 +212,7 @@ export class Router {
         signal.addEventListener('abort', pending.onAbort, { once: true })
       }
       this.pending.set(id, pending)
-      this.dispatchOut(peerId, family, envelope).catch((error: unknown) => this.settle(id, undefined, error))
+      this.dispatchOut(peerId, family, envelope, pending).catch((error: unknown) => this.settle(id, undefined, error))
     })
   }
 
@@ -222,10 +233,10 @@ export class Router {
   }
 
   /** Never throws: every failure is a rejected promise, as for an async function. */
-  private dispatchOut(peerId: string, family: PatternFamily, envelope: Envelope): Promise<void> {
+  private dispatchOut(peerId: string, family: PatternFamily, envelope: Envelope, request?: Pending): Promise<void> {
     // Replies and typed errors come back on the family's protocol: listen on it before sending,
     // even if this peer serves no kinds of that family itself.
-    if (!this.handlers.has(family)) return this.register(family, {}).then(() => this.dispatchOut(peerId, family, envelope))
+    if (!this.handlers.has(family)) return this.register(family, {}).then(() => this.dispatchOut(peerId, family, envelope, request))
     if (peerId === this.self) {
       // Local delivery: same validation and dispatch, no codec, no network.
       this.bus.emit({ type: 'wire', direction: 'out', kind: envelope.kind, remote: peerId, bytes: 0, session: envelope.session })
@@ -238,6 +249,7 @@ export class Router {
     } catch (error) {
       return Promise.reject(error)
     }
+    if (request !== undefined) request.sentBytes = frame.length
     return this.network.send(peerId, protocolFor(family), frame).then(() => {
       this.bus.emit({ type: 'wire', direction: 'out', kind: envelope.kind, remote: peerId, bytes: frame.length, session: envelope.session })
     })
@@ -267,7 +279,7 @@ export class Router {
       return
     }
     if (envelope.kind === REPLY || envelope.kind === ERROR) {
-      this.onAnswer(envelope, from)
+      this.onAnswer(envelope, from, bytes)
       return
     }
     // Answers above are to our own requests and never limited; everything else a peer sends is.
@@ -325,7 +337,7 @@ export class Router {
     if (after !== undefined) void answered.then(after)
   }
 
-  private onAnswer(envelope: Envelope, from: string): void {
+  private onAnswer(envelope: Envelope, from: string, bytes: number): void {
     const id = envelope.id
     const pending = id === undefined ? undefined : this.pending.get(id)
     if (id === undefined || pending === undefined || pending.peer !== from) {
@@ -335,8 +347,12 @@ export class Router {
       }
       return
     }
-    if (envelope.kind === REPLY) this.settle(id, envelope.payload)
-    else {
+    if (envelope.kind === REPLY) {
+      this.settle(id, envelope.payload)
+      // after settling (a throwing callback cannot leave the request hanging), and still before
+      // the requester's continuation runs, a microtask later
+      pending.onFrameBytes?.(pending.sentBytes, bytes)
+    } else {
       const payload = (envelope.payload ?? {}) as { code?: AuraErrorCode; message?: string; details?: Record<string, unknown> }
       this.settle(id, undefined, new AuraError(payload.code ?? 'NETWORK', payload.message ?? 'remote error', { ...(payload.details ?? {}), remote: from }))
     }

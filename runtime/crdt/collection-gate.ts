@@ -52,6 +52,8 @@ export interface GatedRequest {
   deadline?: number
   /** the right the responder must hold here for its reply to be used */
   replyRight?: Right
+  /** told the request's and the reply's frame sizes (see the router's RequestOptions) */
+  onFrameBytes?: (sent: number, received: number) => void
 }
 
 const collectionSchema = z.string().min(1).max(256)
@@ -169,7 +171,7 @@ export class CollectionGate {
     if (known !== undefined) payload.known = known
     payload.body = request.body
     const message = request.deadline === undefined ? { kind: request.kind, payload } : { kind: request.kind, payload, deadline: request.deadline }
-    const reply = await this.router.request(peer, family, message, request.timeoutMs)
+    const reply = await this.router.request(peer, family, message, { timeoutMs: request.timeoutMs, onFrameBytes: request.onFrameBytes })
     // A reply came: the peer authorized the token, and keeps it to be named by ref.
     session.accepted = request.credential
     const parsed = parseReply(reply)

@@ -143,6 +143,7 @@ export interface ExchangeResult {
   pulled: string[]
   pushed: string[]
   skipped: string[]
+  /** bytes of the frames this exchange sent and received (envelopes included, as on the wire) */
   bytesSent: number
   bytesReceived: number
 }
@@ -198,7 +199,6 @@ export class CrdtCoordinator {
   private deltaThreshold = 64
   private metricsEnabled = false
   /** exchanges in progress that report their bytes (anti-entropy), metrics enabled or not */
-  private measuring = 0
   private readonly counters = { syncCount: 0, errorCount: 0, latencyTotal: 0, bytesSent: 0, bytesReceived: 0, skipped: 0 }
   private readonly requestTimeoutMs: number
   private readonly acceptNewDocuments: boolean
@@ -416,7 +416,16 @@ export class CrdtCoordinator {
    * Inside a timeout scope (withTimeout) it waits no longer than the scope has left, and the
    * peer is told that budget.
    */
-  async request(peerId: string, family: PatternFamily, kind: string, body: unknown, replyRight?: Right, timeoutMs = this.requestTimeoutMs): Promise<unknown> {
+  async request(
+    peerId: string,
+    family: PatternFamily,
+    kind: string,
+    body: unknown,
+    replyRight?: Right,
+    timeoutMs = this.requestTimeoutMs,
+    /** told the request's and the reply's frame sizes once the reply is in (see the router) */
+    onFrameBytes?: (sent: number, received: number) => void,
+  ): Promise<unknown> {
     if (!this.gate) throw new InvalidInput('coordinator is not attached to a runtime')
     const deadline = currentDeadline()
     const wait = deadline === undefined ? timeoutMs : Math.min(timeoutMs, deadline - this.now())
@@ -430,6 +439,7 @@ export class CrdtCoordinator {
       timeoutMs: wait,
       ...(deadline !== undefined ? { deadline } : {}),
       ...(replyRight ? { replyRight } : {}),
+      ...(onFrameBytes ? { onFrameBytes } : {}),
     })
   }
 
@@ -847,10 +857,10 @@ export class CrdtCoordinator {
 
   // ── exchanges ───────────────────────────────────────────────────────────────────────────
 
-  private async pull(peerId: string, names: readonly string[] | undefined): Promise<PullResult> {
+  private async pull(peerId: string, names: readonly string[] | undefined, onFrameBytes?: FrameCounter): Promise<PullResult> {
     const request = this.createSyncRequest(peerId, names)
     // The answer is joined into our documents: only from a peer that may replicate into them.
-    const response = await this.request(peerId, 'crdt', 'sync', request, 'replicate')
+    const response = await this.request(peerId, 'crdt', 'sync', request, 'replicate', undefined, onFrameBytes)
     return { names, response, bytes: this.countBytes(response, request) }
   }
 
@@ -871,9 +881,9 @@ export class CrdtCoordinator {
     return { changed, push, skipped }
   }
 
-  private async pushTo(peerId: string, docs: DocStateWire[]): Promise<number> {
+  private async pushTo(peerId: string, docs: DocStateWire[], onFrameBytes?: FrameCounter): Promise<number> {
     const payload = { docs }
-    const reply = await this.request(peerId, 'crdt', 'push', payload)
+    const reply = await this.request(peerId, 'crdt', 'push', payload, undefined, undefined, onFrameBytes)
     const parsed = parsePushReply(reply)
     this.views.learn(
       peerId,
@@ -886,27 +896,21 @@ export class CrdtCoordinator {
   /** Pull, apply, push with `peerId` for the named documents (all when omitted); no retry. */
   async exchange(peerId: string, names?: readonly string[], hooks: { onPush?: (docs: number) => void } = {}): Promise<ExchangeResult> {
     if (!isPeerId(peerId)) peerIdSchema.parse(peerId)
-    const before = { sent: this.counters.bytesSent, received: this.counters.bytesReceived }
-    this.measuring += 1
-    try {
-      const round = this.syncRound(peerId, names)
-      await round.pull()
-      if (round.apply()) {
-        hooks.onPush?.(round.pushing())
-        await round.push()
-      }
-      this.publishStatusIfObserved(peerId)
-      const { changed, pushed, skipped } = round.result()
-      return {
-        pulled: changed,
-        pushed,
-        skipped,
-        bytesSent: this.counters.bytesSent - before.sent,
-        bytesReceived: this.counters.bytesReceived - before.received,
-      }
-    } finally {
-      this.measuring -= 1
+    // the frames' sizes as the router sent and received them (no packing again to size them)
+    const frames = { sent: 0, received: 0 }
+    const count: FrameCounter = (sent, received) => {
+      frames.sent += sent
+      frames.received += received
     }
+    const round = this.syncRound(peerId, names, count)
+    await round.pull()
+    if (round.apply()) {
+      hooks.onPush?.(round.pushing())
+      await round.push()
+    }
+    this.publishStatusIfObserved(peerId)
+    const { changed, pushed, skipped } = round.result()
+    return { pulled: changed, pushed, skipped, bytesSent: frames.sent, bytesReceived: frames.received }
   }
 
   /** One sync round with a peer through its sync actor (pull, apply, push). */
@@ -1096,15 +1100,15 @@ export class CrdtCoordinator {
    * `names`, or of every document, and receive what we lack), apply (join it in, and work out
    * what the peer lacks), push (send that). syncWithPeer's machine and exchange() both drive it.
    */
-  private syncRound(peerId: string, names: readonly string[] | undefined): SyncRound {
-    return new SyncRound(this.roundSteps, peerId, names)
+  private syncRound(peerId: string, names: readonly string[] | undefined, onFrameBytes?: FrameCounter): SyncRound {
+    return new SyncRound(this.roundSteps, peerId, names, onFrameBytes)
   }
 
   /** What a SyncRound calls here, bound once rather than per round. */
   private readonly roundSteps: RoundSteps = {
-    pull: (peerId, names) => this.pull(peerId, names),
+    pull: (peerId, names, onFrameBytes) => this.pull(peerId, names, onFrameBytes),
     apply: (peerId, pulled) => this.applyPull(peerId, pulled),
-    push: (peerId, docs) => this.pushTo(peerId, docs),
+    push: (peerId, docs, onFrameBytes) => this.pushTo(peerId, docs, onFrameBytes),
   }
 
   /** Pushes buffered deltas of delta documents that `peerId` has not acknowledged. */
@@ -1165,9 +1169,9 @@ export class CrdtCoordinator {
     }
   }
 
-  /** Counts payload bytes (when measuring); returns the bytes received. */
+  /** Counts payload bytes for metrics (when enabled); returns the bytes received. */
   private countBytes(received: unknown, sent: unknown): number {
-    if (!this.metricsEnabled && this.measuring === 0) return 0
+    if (!this.metricsEnabled) return 0
     const inBytes = received === undefined ? 0 : plainMessagePack.pack(received).length
     this.counters.bytesReceived += inBytes
     if (sent !== undefined) this.counters.bytesSent += plainMessagePack.pack(sent).length
@@ -1200,10 +1204,13 @@ interface ApplyResult {
   skipped: string[]
 }
 
+/** Told a request's and its reply's frame sizes (see the router's RequestOptions). */
+type FrameCounter = (sent: number, received: number) => void
+
 interface RoundSteps {
-  pull(peerId: string, names: readonly string[] | undefined): Promise<PullResult>
+  pull(peerId: string, names: readonly string[] | undefined, onFrameBytes?: FrameCounter): Promise<PullResult>
   apply(peerId: string, pulled: PullResult): { changed: string[]; push: DocStateWire[]; skipped: string[] }
-  push(peerId: string, docs: DocStateWire[]): Promise<number>
+  push(peerId: string, docs: DocStateWire[], onFrameBytes?: FrameCounter): Promise<number>
 }
 
 /**
@@ -1219,10 +1226,12 @@ class SyncRound {
     private readonly steps: RoundSteps,
     private readonly peerId: string,
     private readonly names: readonly string[] | undefined,
+    /** exchange() counts the round's frames; the sync actor's rounds count nothing */
+    private readonly onFrameBytes?: FrameCounter,
   ) {}
 
   async pull(): Promise<void> {
-    this.pulled = await this.steps.pull(this.peerId, this.names)
+    this.pulled = await this.steps.pull(this.peerId, this.names, this.onFrameBytes)
   }
 
   apply(): boolean {
@@ -1241,7 +1250,7 @@ class SyncRound {
   }
 
   async push(): Promise<void> {
-    await this.steps.push(this.peerId, this.plan)
+    await this.steps.push(this.peerId, this.plan, this.onFrameBytes)
     this.plan = []
   }
 

@@ -133,7 +133,12 @@ async function hundredThousand(report: BenchReport): Promise<void> {
     'ms',
     `default digest (${digest}), 2 runtimes over TCP, median of ${ROUNDS} rounds after an idle one`,
   )
-  report.add('antientropy.100k_diff100.bytes_pct', (round.bytes / p.fullBytes) * 100, '%', `${round.bytes} of ${p.fullBytes} bytes (full state)`)
+  report.add(
+    'antientropy.100k_diff100.bytes_pct',
+    (round.bytes / p.fullBytes) * 100,
+    '%',
+    `${round.bytes} bytes of frames (envelopes included) of ${p.fullBytes} bytes (the full state's payload)`,
+  )
   report.add(
     'antientropy.100k_diff100.ratio_vs_exchange',
     round.ms / floor,

@@ -12,17 +12,19 @@ import { Router } from '../../../runtime/core/router.js'
 function pair() {
   const clock = new VirtualClock(0)
   const hub = new SimulatedNetworkHub({ clock, random: new SeededRandom(1) })
+  const buses = new Map<string, EventBus>()
   const router = (name: string) => {
     const network = hub.createNetwork(name)
     const bus = new EventBus(
       () => name,
       () => clock.now(),
     )
+    buses.set(name, bus)
     return new Router({ network, bus, clock, random: new SeededRandom(name.length), maxFrameBytes: network.maxFrameBytes })
   }
   const a = router('a')
   const b = router('b')
-  return { clock, hub, a, b }
+  return { clock, hub, a, b, busOf: (name: string) => buses.get(name)! }
 }
 
 const outcome = (p: Promise<unknown>) =>
@@ -69,6 +71,36 @@ describe('Router requests', () => {
     await clock.advance(10)
     await answered
     expect(order).toEqual(['after', 'reply answer'])
+  })
+
+  it('onFrameBytes is told the request frame and the reply frame, as they went on the wire, before the caller sees the reply', async () => {
+    const { clock, a, b, busOf } = pair()
+    const wire: { direction: string; bytes: number }[] = []
+    busOf('a').addSink((event) => {
+      if (event.type === 'wire') wire.push({ direction: event.direction, bytes: event.bytes })
+    })
+    await b.register('timeout', { run: ({ envelope }) => 'x'.repeat(Number(envelope.payload)) })
+    const told: Array<[number, number]> = []
+    const reply = a.request('b', 'timeout', { kind: 'run', payload: 300 }, { onFrameBytes: (sent, received) => told.push([sent, received]) }).then((value) => {
+      expect(told).toHaveLength(1) // counted by the time the caller reads the reply
+      return value
+    })
+    await clock.advance(10)
+    expect(await reply).toBe('x'.repeat(300))
+    const out = wire.find((w) => w.direction === 'out')!
+    const back = wire.find((w) => w.direction === 'in')!
+    expect(told).toEqual([[out.bytes, back.bytes]])
+    expect(back.bytes).toBeGreaterThan(300)
+    // a request that fails is not counted
+    await b.register('timeout', {
+      fail: () => {
+        throw new Cancelled('no')
+      },
+    })
+    const failed = outcome(a.request('b', 'timeout', { kind: 'fail', payload: null }, { onFrameBytes: (sent, received) => told.push([sent, received]) }))
+    await clock.advance(10)
+    expect(await failed).toMatchObject({ code: 'CANCELLED' })
+    expect(told).toHaveLength(1)
   })
 
   it('a per-call timeout rejects with DeadlineExceeded once it passes on the clock, not before', async () => {
