@@ -80,8 +80,11 @@ interface Pending {
   onAbort: (() => void) | undefined
   /** the request's frame size once encoded, for onFrameBytes */
   sentBytes: number
-  onFrameBytes: ((sent: number, received: number) => void) | undefined
+  onFrameBytes: FrameBytesListener | undefined
 }
+
+/** Told a request's frame size and its reply's, in bytes (RequestOptions.onFrameBytes). */
+export type FrameBytesListener = (sent: number, received: number) => void
 
 export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000
 
@@ -95,7 +98,7 @@ export interface RequestOptions {
    * the caller sees it (not when the request fails): what the exchange cost on the wire, from the
    * frames the router encodes and decodes anyway. Both are 0 for a request to this peer itself.
    */
-  onFrameBytes?: (sent: number, received: number) => void
+  onFrameBytes?: FrameBytesListener
 }
 
 const abortError = (signal: AbortSignal, what: string): unknown => (isAuraError(signal.reason) ? signal.reason : new Cancelled(`${what} cancelled`))

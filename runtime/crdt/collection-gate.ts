@@ -26,7 +26,7 @@ import { Conflict, NotFound, PermissionDenied, UnknownProtocol, invalidInput, is
 import type { CapabilityToken, Right } from '../core/capability.js'
 import { isGateReply, isGateRequest } from './sync-wire-fast.js'
 import { HeldSessions, PresentedTokens, UNKNOWN_CREDENTIAL, newestVerified, rememberVerified, type HeldSession } from './credential-sessions.js'
-import type { PatternFamily, Router } from '../core/router.js'
+import type { FrameBytesListener, PatternFamily, Router } from '../core/router.js'
 
 /** Resolves when `holder` may exercise `right` on `namespace` with `capability`; PermissionDenied otherwise. */
 export type Authorizer = (holder: string, namespace: string, right: Right, capability: unknown) => Promise<void>
@@ -53,7 +53,7 @@ export interface GatedRequest {
   /** the right the responder must hold here for its reply to be used */
   replyRight?: Right
   /** told the request's and the reply's frame sizes (see the router's RequestOptions) */
-  onFrameBytes?: (sent: number, received: number) => void
+  onFrameBytes?: FrameBytesListener
 }
 
 const collectionSchema = z.string().min(1).max(256)

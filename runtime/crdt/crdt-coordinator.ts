@@ -74,7 +74,7 @@ import { backoffTimerActor } from '../core/effect-actors.js'
 import { currentDeadline, currentSignal } from '../timeouts/timeout-context.js'
 import type { RuntimeEventInput } from '../core/events.js'
 import { isTransient } from '../timeouts/with-retry.js'
-import type { PatternFamily, Router } from '../core/router.js'
+import type { FrameBytesListener, PatternFamily, Router } from '../core/router.js'
 import type { Runtime } from '../core/runtime.js'
 import type { Components, Service } from '../core/components.js'
 import type { StorageCoordinator } from '../storage/storage-coordinator.js'
@@ -198,7 +198,6 @@ export class CrdtCoordinator {
   private deps: CrdtDeps | undefined
   private deltaThreshold = 64
   private metricsEnabled = false
-  /** exchanges in progress that report their bytes (anti-entropy), metrics enabled or not */
   private readonly counters = { syncCount: 0, errorCount: 0, latencyTotal: 0, bytesSent: 0, bytesReceived: 0, skipped: 0 }
   private readonly requestTimeoutMs: number
   private readonly acceptNewDocuments: boolean
@@ -424,7 +423,7 @@ export class CrdtCoordinator {
     replyRight?: Right,
     timeoutMs = this.requestTimeoutMs,
     /** told the request's and the reply's frame sizes once the reply is in (see the router) */
-    onFrameBytes?: (sent: number, received: number) => void,
+    onFrameBytes?: FrameBytesListener,
   ): Promise<unknown> {
     if (!this.gate) throw new InvalidInput('coordinator is not attached to a runtime')
     const deadline = currentDeadline()
@@ -857,7 +856,7 @@ export class CrdtCoordinator {
 
   // ── exchanges ───────────────────────────────────────────────────────────────────────────
 
-  private async pull(peerId: string, names: readonly string[] | undefined, onFrameBytes?: FrameCounter): Promise<PullResult> {
+  private async pull(peerId: string, names: readonly string[] | undefined, onFrameBytes?: FrameBytesListener): Promise<PullResult> {
     const request = this.createSyncRequest(peerId, names)
     // The answer is joined into our documents: only from a peer that may replicate into them.
     const response = await this.request(peerId, 'crdt', 'sync', request, 'replicate', undefined, onFrameBytes)
@@ -881,7 +880,7 @@ export class CrdtCoordinator {
     return { changed, push, skipped }
   }
 
-  private async pushTo(peerId: string, docs: DocStateWire[], onFrameBytes?: FrameCounter): Promise<number> {
+  private async pushTo(peerId: string, docs: DocStateWire[], onFrameBytes?: FrameBytesListener): Promise<number> {
     const payload = { docs }
     const reply = await this.request(peerId, 'crdt', 'push', payload, undefined, undefined, onFrameBytes)
     const parsed = parsePushReply(reply)
@@ -898,7 +897,7 @@ export class CrdtCoordinator {
     if (!isPeerId(peerId)) peerIdSchema.parse(peerId)
     // the frames' sizes as the router sent and received them (no packing again to size them)
     const frames = { sent: 0, received: 0 }
-    const count: FrameCounter = (sent, received) => {
+    const count: FrameBytesListener = (sent, received) => {
       frames.sent += sent
       frames.received += received
     }
@@ -1100,7 +1099,7 @@ export class CrdtCoordinator {
    * `names`, or of every document, and receive what we lack), apply (join it in, and work out
    * what the peer lacks), push (send that). syncWithPeer's machine and exchange() both drive it.
    */
-  private syncRound(peerId: string, names: readonly string[] | undefined, onFrameBytes?: FrameCounter): SyncRound {
+  private syncRound(peerId: string, names: readonly string[] | undefined, onFrameBytes?: FrameBytesListener): SyncRound {
     return new SyncRound(this.roundSteps, peerId, names, onFrameBytes)
   }
 
@@ -1204,13 +1203,10 @@ interface ApplyResult {
   skipped: string[]
 }
 
-/** Told a request's and its reply's frame sizes (see the router's RequestOptions). */
-type FrameCounter = (sent: number, received: number) => void
-
 interface RoundSteps {
-  pull(peerId: string, names: readonly string[] | undefined, onFrameBytes?: FrameCounter): Promise<PullResult>
+  pull(peerId: string, names: readonly string[] | undefined, onFrameBytes?: FrameBytesListener): Promise<PullResult>
   apply(peerId: string, pulled: PullResult): { changed: string[]; push: DocStateWire[]; skipped: string[] }
-  push(peerId: string, docs: DocStateWire[], onFrameBytes?: FrameCounter): Promise<number>
+  push(peerId: string, docs: DocStateWire[], onFrameBytes?: FrameBytesListener): Promise<number>
 }
 
 /**
@@ -1227,7 +1223,7 @@ class SyncRound {
     private readonly peerId: string,
     private readonly names: readonly string[] | undefined,
     /** exchange() counts the round's frames; the sync actor's rounds count nothing */
-    private readonly onFrameBytes?: FrameCounter,
+    private readonly onFrameBytes?: FrameBytesListener,
   ) {}
 
   async pull(): Promise<void> {

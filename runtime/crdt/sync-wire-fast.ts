@@ -7,48 +7,34 @@
 // (Vector clocks have theirs in lattices/vector-clock.ts.) test/runtime/crdt/sync-wire-fast.test.ts checks, with fast-check, that each accepts nothing
 // its schema refuses.
 
-import { isPlainObject, isText } from '../core/plain-values.js'
+import { hasKeys, isPlainObject, isText } from '../core/plain-values.js'
 
 const DOCUMENT_KINDS = new Set(['cv', 'delta', 'cm', 'mv'])
 /** MAX_DOCS_PER_MESSAGE in sync-wire.ts */
 const MAX_DOCS = 100_000
 
-/**
- * True when `value` has own keys only among `allowed`, each present key defined, and all of `required`
- * (which may hold undefined: the schemas' z.unknown() fields accept it when the key is there).
- */
-function hasOnlyKeys(value: Record<string, unknown>, allowed: ReadonlySet<string>, required: readonly string[]): boolean {
-  for (const key of required) if (!Object.hasOwn(value, key)) return false
-  for (const key in value) {
-    if (!Object.hasOwn(value, key)) continue
-    if (!allowed.has(key)) return false
-    if (value[key] === undefined && !required.includes(key)) return false
-  }
-  return true
-}
-
-const GATE_REQUEST_KEYS = new Set(['collection', 'capability', 'ref', 'known', 'body'])
-const GATE_REPLY_KEYS = new Set(['capability', 'ref', 'body'])
 const REQUIRED_BODY = ['body'] as const
+const GATE_REQUEST_OPTIONAL = ['collection', 'capability', 'ref', 'known'] as const
+const GATE_REPLY_OPTIONAL = ['capability', 'ref'] as const
 
 /** collection-gate's requestSchema: { collection, capability?, ref?, known?, body }. */
 export function isGateRequest(value: unknown): boolean {
-  if (!isPlainObject(value) || !hasOnlyKeys(value, GATE_REQUEST_KEYS, REQUIRED_BODY) || !isText(value.collection, 1, 256)) return false
+  if (!isPlainObject(value) || !hasKeys(value, REQUIRED_BODY, GATE_REQUEST_OPTIONAL) || !isText(value.collection, 1, 256)) return false
   return (value.ref === undefined || isText(value.ref, 1, 128)) && (value.known === undefined || isText(value.known, 1, 128))
 }
 
 /** collection-gate's replySchema: { capability?, ref?, body }. */
 export function isGateReply(value: unknown): boolean {
-  return isPlainObject(value) && hasOnlyKeys(value, GATE_REPLY_KEYS, REQUIRED_BODY) && (value.ref === undefined || isText(value.ref, 1, 128))
+  return isPlainObject(value) && hasKeys(value, REQUIRED_BODY, GATE_REPLY_OPTIONAL) && (value.ref === undefined || isText(value.ref, 1, 128))
 }
 
-const VERSION_KEYS = new Set(['name', 'kind', 'type', 'version', 'mark'])
-const STATE_KEYS = new Set(['name', 'kind', 'type', 'version', 'mark', 'payload'])
 const REQUIRED_VERSION = ['version'] as const
+const VERSION_OPTIONAL = ['name', 'kind', 'type', 'mark'] as const
+const STATE_OPTIONAL = ['name', 'kind', 'type', 'mark', 'payload'] as const
 
 /** docVersionSchema: { name, kind?, type?, version, mark? }. */
 function isDocVersion(value: unknown): boolean {
-  if (!isPlainObject(value) || !hasOnlyKeys(value, VERSION_KEYS, REQUIRED_VERSION) || !isText(value.name, 1, 256)) return false
+  if (!isPlainObject(value) || !hasKeys(value, REQUIRED_VERSION, VERSION_OPTIONAL) || !isText(value.name, 1, 256)) return false
   return (
     (value.kind === undefined || DOCUMENT_KINDS.has(value.kind as string)) &&
     (value.type === undefined || isText(value.type, 1, 300)) &&
@@ -58,7 +44,7 @@ function isDocVersion(value: unknown): boolean {
 
 /** docStateSchema: { name, kind, type, version, mark?, payload? }. */
 function isDocState(value: unknown): boolean {
-  if (!isPlainObject(value) || !hasOnlyKeys(value, STATE_KEYS, REQUIRED_VERSION) || !isText(value.name, 1, 256)) return false
+  if (!isPlainObject(value) || !hasKeys(value, REQUIRED_VERSION, STATE_OPTIONAL) || !isText(value.name, 1, 256)) return false
   return DOCUMENT_KINDS.has(value.kind as string) && isText(value.type, 1, 300) && (value.mark === undefined || isText(value.mark, 0, 64))
 }
 
@@ -68,21 +54,20 @@ function isListOf(value: unknown, item: (entry: unknown) => boolean): boolean {
   return true
 }
 
-const SYNC_REQUEST_KEYS = new Set(['all', 'docs'])
-const DOCS_KEYS = new Set(['docs'])
 const REQUIRED_DOCS = ['docs'] as const
+const SYNC_REQUEST_OPTIONAL = ['all'] as const
 
 /** syncRequestSchema: { all, docs: DocVersion[] }. */
 export function isSyncRequest(value: unknown): boolean {
-  return isPlainObject(value) && hasOnlyKeys(value, SYNC_REQUEST_KEYS, REQUIRED_DOCS) && typeof value.all === 'boolean' && isListOf(value.docs, isDocVersion)
+  return isPlainObject(value) && hasKeys(value, REQUIRED_DOCS, SYNC_REQUEST_OPTIONAL) && typeof value.all === 'boolean' && isListOf(value.docs, isDocVersion)
 }
 
 /** syncResponseSchema: { docs: DocState[] }. */
 export function isSyncResponse(value: unknown): boolean {
-  return isPlainObject(value) && hasOnlyKeys(value, DOCS_KEYS, REQUIRED_DOCS) && isListOf(value.docs, isDocState)
+  return isPlainObject(value) && hasKeys(value, REQUIRED_DOCS) && isListOf(value.docs, isDocState)
 }
 
 /** pushReplySchema: { docs: DocVersion[] }. */
 export function isPushReply(value: unknown): boolean {
-  return isPlainObject(value) && hasOnlyKeys(value, DOCS_KEYS, REQUIRED_DOCS) && isListOf(value.docs, isDocVersion)
+  return isPlainObject(value) && hasKeys(value, REQUIRED_DOCS) && isListOf(value.docs, isDocVersion)
 }

@@ -6,20 +6,9 @@
 // authority and gives the issues. test/runtime/sessions/session-wire-fast.test.ts checks, with
 // fast-check, that each accepts nothing its schema refuses or would change.
 
-import { isPlainObject, isText } from '../core/plain-values.js'
+import { hasKeys, isPlainObject, isText } from '../core/plain-values.js'
 
 const isCount = (value: unknown): value is number => Number.isSafeInteger(value) && (value as number) >= 1
-
-/** Own keys: exactly `required`, plus any of `optional` that are defined. */
-function hasKeys(value: Record<string, unknown>, required: readonly string[], optional: readonly string[] = []): boolean {
-  for (const key in value) {
-    if (!Object.hasOwn(value, key)) continue
-    if (required.includes(key)) continue
-    if (!optional.includes(key) || value[key] === undefined) return false
-  }
-  for (const key of required) if (!Object.hasOwn(value, key)) return false
-  return true
-}
 
 const INPUT_KEYS = ['sessionId', 'sessionType', 'selfPeerId', 'participants', 'leaderPeerId', 'createdAt', 'deadlineAt', 'verdictGraceMs', 'limits'] as const
 const PARTICIPANT_KEYS = ['peerId', 'role'] as const

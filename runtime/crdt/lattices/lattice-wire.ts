@@ -67,6 +67,9 @@ function isJsonObject(value: object, depth: number): boolean {
 /** A non-negative safe integer: what counterSchema accepts. */
 export const isCounter = (value: unknown): value is number => Number.isSafeInteger(value) && (value as number) >= 0
 
+/** A string of 1 to replicaIdLength code units: what replicaIdSchema accepts. */
+export const isReplicaId = (value: unknown): value is string => typeof value === 'string' && value.length > 0 && value.length <= WIRE_LIMITS.replicaIdLength
+
 /** Whether `value` is a plain object whose own keys are exactly `keys` (none undefined). */
 export function hasExactly(value: unknown, keys: readonly string[]): value is Record<string, unknown> {
   if (typeof value !== 'object' || value === null || Object.getPrototypeOf(value) !== Object.prototype) return false

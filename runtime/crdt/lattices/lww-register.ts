@@ -18,10 +18,10 @@ import {
   hasExactly,
   isCounter,
   isJsonValue,
+  isReplicaId,
   jsonValueSchema,
   parseWire,
   replicaIdSchema,
-  WIRE_LIMITS,
   type JsonValue,
 } from './lattice-wire.js'
 
@@ -63,14 +63,7 @@ export function isLWWWire(wire: unknown): wire is LWWWire {
   if (entry === null) return true
   if (!hasExactly(entry, ENTRY_KEYS) || !isJsonValue(entry.value)) return false
   const ts = entry.ts
-  return (
-    hasExactly(ts, TS_KEYS) &&
-    isCounter(ts.wall) &&
-    isCounter(ts.logical) &&
-    typeof ts.replica === 'string' &&
-    ts.replica.length > 0 &&
-    ts.replica.length <= WIRE_LIMITS.replicaIdLength
-  )
+  return hasExactly(ts, TS_KEYS) && isCounter(ts.wall) && isCounter(ts.logical) && isReplicaId(ts.replica)
 }
 
 /** Total order on entries: timestamp, then replica id, then value. */

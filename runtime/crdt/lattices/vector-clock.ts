@@ -4,7 +4,7 @@
 
 import { z } from 'zod'
 import { InvalidInput } from '../../../effects/errors.js'
-import { counterSchema, parseWire, replicaIdSchema, WIRE_LIMITS } from './lattice-wire.js'
+import { counterSchema, isCounter, isReplicaId, parseWire, replicaIdSchema, WIRE_LIMITS } from './lattice-wire.js'
 
 export type ClockOrder = 'equal' | 'before' | 'after' | 'concurrent'
 
@@ -179,9 +179,7 @@ export function isVectorClockWire(value: unknown): value is Record<string, numbe
   let n = 0
   for (const key in value) {
     if (!Object.hasOwn(value, key)) continue
-    if (++n > FAST_REPLICAS || key.length > 256 || key.length === 0) return false
-    const count = entries[key]
-    if (typeof count !== 'number' || !Number.isSafeInteger(count) || count < 0) return false
+    if (++n > FAST_REPLICAS || !isReplicaId(key) || !isCounter(entries[key])) return false
   }
   return true
 }
@@ -193,8 +191,7 @@ export function isVectorClockPairs(value: readonly unknown[]): value is Array<[s
     const pair = value[i]
     if (!Array.isArray(pair) || pair.length !== 2) return false
     const [replica, count] = pair as [unknown, unknown]
-    if (typeof replica !== 'string' || replica.length === 0 || replica.length > 256) return false
-    if (typeof count !== 'number' || !Number.isSafeInteger(count) || count < 0) return false
+    if (!isReplicaId(replica) || !isCounter(count)) return false
   }
   return value.length <= 8 ? distinctFew(value as Array<[string, number]>) : new Set(value.map((pair) => (pair as [string])[0])).size === value.length
 }
