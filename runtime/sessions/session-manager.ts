@@ -736,7 +736,7 @@ export class SessionManager {
       if (this.stepsInFlight.get(input.sessionId) !== flight) return
       this.stepsInFlight.delete(input.sessionId)
       const actor = this.actors.get(input.sessionId)
-      if (actor?.getSnapshot().status === 'active') actor.send(event)
+      if (actor) this.offer(actor, event)
     }
     this.sendStep(input, flight.controller.signal).then(
       (verdict) => answer({ type: 'STEP_SENT', step: input.stepIndex, verdict }),
